@@ -1,0 +1,257 @@
+"""What every generative agent shares (control side): the `Context` it is queried with, the
+per-bar `BarInfo` snapshot of that context, and the `Agent` base class.
+
+How an agent stays pure and cheap:
+
+* ``agent.query(begin, end, ctx)`` renders whole bars through a `BarPattern` and returns the
+  notes with onsets in ``[begin, end)``.
+* A bar is rendered from a `BarInfo` only: the agent's seed, the bar index, the meter, the
+  style, the intensity at the bar's downbeat (quantised to 0.05), the chord in force on each beat
+  (and the next downbeat, for approach notes), and the cues. `BarInfo` is hashable and is the
+  cache key, so a rendered bar is reused until something it depends on changes (e.g. the player
+  puts down a new chord that takes effect inside that bar) and then re-rendered.
+* Randomness comes from `engine.patterns.rand` keyed by (seed, agent name, bar, ...), never from
+  a generator carried between queries.
+
+The harmonic resolution is one beat: a chord change that takes effect between beats is heard
+from the next beat on (the conductor's `LiveHarmony` quantises changes to beats anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Protocol, runtime_checkable
+
+from engine.harmony import DEFAULT_PROGRESSION, Chord, LiveHarmony, Progression
+from engine.parts import PARTS
+from engine.patterns.event import Note
+from engine.patterns.pattern import BarPattern
+
+__all__ = [
+    "STYLES",
+    "STYLE_TEMPO_BPM",
+    "CUES",
+    "Context",
+    "StaticContext",
+    "LiveContext",
+    "BarInfo",
+    "Agent",
+    "cues_at",
+    "quantise_intensity",
+]
+
+STYLES = ("rock", "house", "funk", "hiphop", "bossa", "breakbeat")
+#: A tempo each style sounds right at (the conductor or the demo may use it).
+STYLE_TEMPO_BPM = {"rock": 120, "house": 122, "funk": 104, "hiphop": 90, "bossa": 128,
+                   "breakbeat": 132}
+
+#: Performance cues a context may give for a bar (``ctx.cues_at(bar)``, optional):
+#:   'fill'   drum fill over the last two beats (the phrase rules add fills on their own too)
+#:   'build'  a whole-bar snare build-up; bass pedals eighths on the root
+#:   'crash'  a crash (open hat + kick) on the downbeat
+#:   'ending' the final chord: one hit on the downbeat, left to ring
+CUES = frozenset({"fill", "build", "crash", "ending"})
+_NO_CUES: frozenset[str] = frozenset()
+
+
+@runtime_checkable
+class Context(Protocol):
+    """What agents read at query time (the conductor implements it; see `LiveContext`).
+
+    ``seed``: the session's seed. ``beats_per_bar``: the meter's numerator (quarter-note beats per
+    bar). ``style``: one of `STYLES`. ``chord_at(beat)``: the harmony in force at that beat.
+    ``intensity_at(beat)``: 0..1, how busy and loud the band plays.
+
+    Optionally ``cues_at(bar) -> frozenset[str]`` (see `CUES`); a context without it has none.
+    All must be pure for times already queried: the answer for a beat must not change once the
+    scheduler has queried past it.
+    """
+
+    seed: int
+    beats_per_bar: int
+    style: str
+
+    def chord_at(self, beat: Fraction) -> Chord: ...
+
+    def intensity_at(self, beat: Fraction) -> float: ...
+
+
+def cues_at(ctx: Any, bar: int) -> frozenset[str]:
+    f = getattr(ctx, "cues_at", None)
+    return frozenset(f(bar)) if f is not None else _NO_CUES
+
+
+def quantise_intensity(x: float) -> float:
+    """Intensity clamped to 0..1 and rounded to 0.05 (so small wobbles do not re-render)."""
+    return round(min(1.0, max(0.0, float(x))) * 20) / 20
+
+
+@dataclass
+class StaticContext:
+    """A context for tests and offline rendering: a fixed ``chord`` if given, else the
+    ``progression``; ``intensity`` a number or a function of the bar index; ``cues`` by bar."""
+
+    seed: int = 0
+    beats_per_bar: int = 4
+    style: str = "rock"
+    progression: Progression = DEFAULT_PROGRESSION
+    chord: Chord | None = None
+    intensity: float | Callable[[int], float] = 0.7
+    cues: Mapping[int, frozenset[str] | set[str] | str] = field(default_factory=dict)
+
+    def chord_at(self, beat: Fraction) -> Chord:
+        if self.chord is not None:
+            return self.chord
+        return self.progression.chord_at(int(beat // self.beats_per_bar))
+
+    def intensity_at(self, beat: Fraction) -> float:
+        if callable(self.intensity):
+            return float(self.intensity(int(beat // self.beats_per_bar)))
+        return float(self.intensity)
+
+    def cues_at(self, bar: int) -> frozenset[str]:
+        c = self.cues.get(bar)
+        if c is None:
+            return _NO_CUES
+        return frozenset({c}) if isinstance(c, str) else frozenset(c)
+
+
+@dataclass
+class LiveContext:
+    """The context a conductor keeps for live play.
+
+    * ``harmony``: a `LiveHarmony`; feed it with ``harmony.update(held_notes, horizon)`` on every
+      note-on/off of the player's chord hand and ``harmony.release(horizon)`` when all keys are
+      up, where ``horizon`` is the end (beats) of the last window the scheduler has queried.
+    * ``intensity``: set it from the player's playing (e.g. smoothed velocity and note density);
+      it is read at each bar's downbeat when the bar is rendered.
+    * ``cue(bar, name)``: ask for a fill/build/crash/ending in a bar not yet queried.
+    """
+
+    seed: int = 0
+    beats_per_bar: int = 4
+    style: str = "rock"
+    harmony: LiveHarmony = field(default_factory=LiveHarmony)
+    intensity: float = 0.6
+    cues: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.harmony.beats_per_bar != self.beats_per_bar:
+            raise ValueError("harmony.beats_per_bar must equal beats_per_bar")
+
+    def chord_at(self, beat: Fraction) -> Chord:
+        return self.harmony.chord_at(beat)
+
+    def intensity_at(self, beat: Fraction) -> float:
+        return self.intensity
+
+    def cues_at(self, bar: int) -> frozenset[str]:
+        return self.cues.get(bar, _NO_CUES)
+
+    def cue(self, bar: int, name: str) -> None:
+        if name not in CUES:
+            raise ValueError(f"unknown cue {name!r}; one of {sorted(CUES)}")
+        self.cues[bar] = self.cues.get(bar, _NO_CUES) | {name}
+        for old in [b for b in self.cues if b < bar - 16]:
+            del self.cues[old]
+
+
+@dataclass(frozen=True, slots=True)
+class BarInfo:
+    """Everything a bar's rendering may depend on (hashable: it is the bar's cache key)."""
+
+    seed: int
+    bar: int
+    beats_per_bar: int
+    style: str
+    intensity: float
+    chords: tuple[Chord, ...]  # chord on each beat of the bar, then on the next bar's downbeat
+    cues: frozenset[str] = _NO_CUES
+    prev_cues: frozenset[str] = _NO_CUES
+    lookback: tuple[Chord, ...] = ()  # agent-specific: chords on earlier beats (chord agent)
+
+    @property
+    def start(self) -> Fraction:
+        """The bar's first beat."""
+        return Fraction(self.bar * self.beats_per_bar)
+
+    @property
+    def steps(self) -> int:
+        """Sixteenth-note steps in the bar."""
+        return 4 * self.beats_per_bar
+
+    def at(self, step: int | Fraction) -> Fraction:
+        """The beat of sixteenth ``step`` of this bar (steps may be fractions)."""
+        return self.start + Fraction(step) / 4
+
+    def chord_at_step(self, step: int) -> Chord:
+        return self.chords[min(int(step) // 4, len(self.chords) - 1)]
+
+    @property
+    def next_chord(self) -> Chord:
+        return self.chords[-1]
+
+
+class Agent:
+    """Base class: subclasses set ``name`` and ``part`` and implement ``render(info)``.
+
+    ``seed`` salts every random choice (None: follow ``ctx.seed``); ``style`` None follows
+    ``ctx.style``. `render` reads both from its `BarInfo`, never from ``self``.
+    """
+
+    name = "agent"
+    part = "keys"
+
+    def __init__(self, seed: int | None = 0, style: str | None = None, cache_bars: int = 48):
+        if style is not None and style not in STYLES:
+            raise ValueError(f"unknown style {style!r}; one of {STYLES}")
+        if self.part not in PARTS:
+            raise ValueError(f"{type(self).__name__}.part {self.part!r} is not a part")
+        self.seed = None if seed is None else int(seed)
+        self.style = style
+        self.pattern = BarPattern(self._render_bar, self.bar_info, cache_size=cache_bars)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seed={self.seed}, style={self.style!r})"
+
+    def query(self, begin: Fraction, end: Fraction, ctx: Context) -> list[Note]:
+        """Notes with onsets in ``[begin, end)`` (beats), sorted by (begin, part, note)."""
+        return self.pattern.query(begin, end, ctx)
+
+    def bar(self, bar: int, ctx: Context) -> list[Note]:
+        """All notes with onsets in ``bar``."""
+        return self.pattern.bar(bar, ctx)
+
+    def bar_info(self, bar: int, ctx: Context) -> BarInfo:
+        bpb = int(ctx.beats_per_bar)
+        start = bar * bpb
+        style = self.style or ctx.style
+        if style not in STYLES:
+            raise ValueError(f"unknown style {style!r}; one of {STYLES}")
+        chords = tuple(ctx.chord_at(Fraction(start + i)) for i in range(bpb + 1))
+        first = max(0, self.lookback_from(bar, bpb))
+        lookback = tuple(ctx.chord_at(Fraction(b)) for b in range(first, start))
+        return BarInfo(
+            seed=int(ctx.seed) if self.seed is None else self.seed,
+            bar=bar,
+            beats_per_bar=bpb,
+            style=style,
+            intensity=quantise_intensity(ctx.intensity_at(Fraction(start))),
+            chords=chords,
+            cues=cues_at(ctx, bar),
+            prev_cues=cues_at(ctx, bar - 1) if bar > 0 else _NO_CUES,
+            lookback=lookback,
+        )
+
+    def lookback_from(self, bar: int, beats_per_bar: int) -> int:
+        """The first beat of earlier harmony that `render` needs (in `BarInfo.lookback`, one
+        chord per beat up to the bar); the default, the bar's own first beat, needs none."""
+        return bar * beats_per_bar
+
+    def _render_bar(self, bar: int, ctx: Context) -> list[Note]:
+        return self.render(self.bar_info(bar, ctx))
+
+    def render(self, info: BarInfo) -> list[Note]:
+        raise NotImplementedError

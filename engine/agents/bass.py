@@ -1,0 +1,198 @@
+"""The bass player (control side): roots, fifths, octaves and sevenths of the chord in force
+(``ctx.chord_at``), with an approach note (chromatic from below or above, a scale step, or the
+fifth below) on the last eighth (sixteenth in funk and breakbeat) before every chord change,
+played legato into the new root. Register E1..G3 (MIDI 28..55); roots sit in E1..D#2.
+
+Rhythm by style: 'rock' plays eighths locked to the kick (kick steps always, the others as
+intensity rises); 'house' plays the kick's quarters with offbeat octaves; 'funk' plays
+syncopated sixteenth figures; 'hiphop', 'bossa' and 'breakbeat' have their own figures.
+Notes leave small gaps (a 32nd or a 16th) except approach notes, which tie into the
+change.
+
+In a band, give the bass the drummer's seed so it locks to the same kick variations.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from engine.harmony import Chord, chord_scale
+from engine.patterns.event import Note
+from engine.patterns.rand import unit
+
+from .base import Agent, BarInfo
+from .drums import fit_meter, kick_steps
+
+__all__ = ["BassAgent", "BASS_LOW", "BASS_HIGH", "root_pitch"]
+
+BASS_LOW, BASS_HIGH = 28, 55  # E1 .. G3
+
+# Figures, one character per sixteenth (4/4). Always played: R root, 5 fifth, 8 octave,
+# 7 seventh (octave if the chord has none), 3 third (fifth if none). Played as intensity rises:
+# r root, o octave, f fifth. '.' rest. The first figure is the main one; odd bars of a 4-bar
+# phrase use one of the others.
+_FIGURES: dict[str, tuple[str, ...]] = {
+    "funk": ("R..R..8.5..7R.8.", "R.8..R.R..5.7..8", "R..5.8..R..7.58."),
+    "hiphop": ("R......fR.r.....", "R.....R...R..5..", "R..r....R.r....."),
+    "bossa": ("R.....5.5.....r.", "R.....5.5.....8."),
+    "breakbeat": ("R.r.......R8..5.", "R.R...r...R8....", "R.r.......R..7.."),
+}
+# (gap before the next onset, longest note), beats: a note lasts min(longest, time to the next
+# onset - gap), and at least a 64th
+_SHAPE = {
+    "rock": (Fraction(1, 8), Fraction(1)),
+    "house": (Fraction(1, 8), Fraction(3, 8)),
+    "funk": (Fraction(1, 8), Fraction(1, 2)),
+    "hiphop": (Fraction(1, 16), Fraction(2)),
+    "bossa": (Fraction(1, 16), Fraction(3, 2)),
+    "breakbeat": (Fraction(1, 8), Fraction(3, 4)),
+}
+_APPROACH_16TH = {"funk", "breakbeat"}
+
+
+def root_pitch(pc: int) -> int:
+    """The bass's home octave for a root pitch class: E1 (28) .. D#2 (39)."""
+    return BASS_LOW + (pc - BASS_LOW) % 12
+
+
+def _fold(p: int) -> int:
+    while p < BASS_LOW:
+        p += 12
+    while p > BASS_HIGH:
+        p -= 12
+    return p
+
+
+def _role_pitch(role: str, chord: Chord) -> int:
+    r = root_pitch(chord.root)
+    if role in "Rr":
+        return r
+    if role in "8o":
+        return r + 12
+    if role in "5f":
+        return r + (chord.fifth - chord.root) % 12
+    if role == "7":
+        return r + ((chord.tones[3] - chord.root) % 12 if len(chord.tones) > 3 else 12)
+    if role == "3":
+        t = chord.third
+        return r + ((t - chord.root) % 12 if t is not None else (chord.fifth - chord.root) % 12)
+    raise ValueError(f"unknown bass role {role!r}")
+
+
+class BassAgent(Agent):
+    """``BassAgent(seed, style=None)``: None follows ``ctx.seed`` / ``ctx.style``."""
+
+    name = "bass"
+    part = "bass"
+
+    def figure(self, info: BarInfo) -> str:
+        """The bar's rhythm/role figure (before approach notes), fitted to the meter."""
+        style, bar, n = info.style, info.bar, info.steps
+        if style in ("rock", "house"):
+            kicks = set(kick_steps(style, bar, info.beats_per_bar, info.seed))
+            fig = []
+            for s in range(n):
+                if s in kicks:
+                    fig.append("R")
+                elif style == "rock" and s % 2 == 0:
+                    fig.append("r")
+                elif style == "house" and s % 4 == 2:
+                    fig.append("o")
+                else:
+                    fig.append(".")
+            fig[0] = "R"
+            return "".join(fig)
+        figures = _FIGURES[style]
+        pick = 0
+        if bar % 2 == 1:
+            pick = int(unit(info.seed, "bass", "figure", bar // 4) * len(figures))
+        return fit_meter(figures[pick], info.beats_per_bar)
+
+    def render(self, info: BarInfo) -> list[Note]:
+        seed, bar, i, n = info.seed, info.bar, info.intensity, info.steps
+        level = 0.74 + 0.28 * i
+
+        if "ending" in info.cues:
+            c = info.chords[0]
+            return [Note(info.start, Fraction(info.beats_per_bar), "bass",
+                         root_pitch(c.root), round(min(1.0, 0.9 * level + 0.1), 3))]
+
+        # onsets: step -> role
+        if "build" in info.cues:
+            onsets = {s: "R" for s in range(0, n, 2)}
+        else:
+            fig = self.figure(info)
+            # optional notes only from intensity 0.35 up (below it the bass is locked notes only)
+            p_opt = 0.0 if i < 0.35 else min(0.95, 0.2 + 1.4 * (i - 0.35))
+            onsets = {}
+            for s, ch in enumerate(fig):
+                if ch == ".":
+                    continue
+                if ch in "rof" and unit(seed, "bass", bar, "opt", s) >= p_opt:
+                    continue
+                onsets[s] = ch
+
+        # every chord change inside the bar starts with its root
+        changes = [j for j in range(1, info.beats_per_bar + 1) if info.chords[j] != info.chords[j - 1]]
+        for j in changes:
+            if j < info.beats_per_bar:
+                onsets[4 * j] = "R"
+        onsets.setdefault(0, "R")
+
+        # approach notes into each change (the next bar's downbeat included)
+        approach_gap = 1 if info.style in _APPROACH_16TH else 2
+        approaches: dict[int, int] = {}  # step -> pitch
+        p_app = 0.6 + 0.4 * i
+        for j in changes:
+            step = 4 * j - approach_gap
+            if step <= 0 or "build" in info.cues:
+                continue
+            if unit(seed, "bass", bar, "app?", j) >= p_app:
+                continue
+            for s in [s for s in onsets if step <= s < 4 * j]:
+                del onsets[s]
+            approaches[step] = self._approach(seed, info.chords[j - 1], info.chords[j], bar, j)
+
+        gap, max_dur = _SHAPE[info.style]
+        times = sorted(set(onsets) | set(approaches))
+        out = []
+        for k, s in enumerate(times):
+            nxt = times[k + 1] if k + 1 < len(times) else n
+            span = Fraction(nxt - s, 4)
+            chord = info.chord_at_step(s)
+            if s in approaches:
+                pitch, dur, v = approaches[s], span, 0.7
+            else:
+                role = onsets[s]
+                pitch = _fold(_role_pitch(role, chord))
+                dur = max(Fraction(1, 16), min(max_dur, span - gap))
+                strong = role.isupper() or role in "5873"
+                v = 0.86 if s % 4 == 0 else (0.76 if strong else 0.64)
+                if "build" in info.cues:
+                    v = 0.5 + 0.45 * s / n
+            v = v * level + (unit(seed, "bass-vel", bar, s) - 0.5) * 0.08
+            nudge = round((unit(seed, "bass-nudge", bar, s) - 0.5) * 0.005, 4) + 0.0
+            out.append(Note(info.at(s), dur, "bass", pitch, round(min(1.0, max(0.05, v)), 3), nudge))
+        return out
+
+    def _approach(self, seed: int, cur: Chord, nxt: Chord, bar: int, j: int) -> int:
+        """A note a step (or a fourth) from the next root, leading into it."""
+        target = root_pitch(nxt.root)
+        kind = unit(seed, "bass", bar, "app", j)
+        if kind < 0.35:
+            p = target - 1  # chromatic from below
+        elif kind < 0.55:
+            p = target + 1  # chromatic from above
+        elif kind < 0.85:
+            # the nearest scale tone of the current chord below the target (a diatonic step)
+            scale = chord_scale(cur)
+            p = target - 1
+            while p % 12 not in scale and p > target - 4:
+                p -= 1
+            if p % 12 not in scale:
+                p = target - 1
+        else:
+            p = target - 5  # the next chord's fifth, below (a dominant approach)
+        if p < BASS_LOW:
+            p = target + 1 if target + 1 <= BASS_HIGH else p + 12
+        return _fold(p)

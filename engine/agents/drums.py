@@ -1,0 +1,300 @@
+"""The drummer (control side): per-style step patterns with Euclidean and probabilistic layers,
+two-bar kick variations, ghost notes, fills at phrase ends, crashes after fills, humanised
+velocity and timing, and intensity that thins or thickens the groove.
+
+Patterns are written for 4/4 as 16 sixteenth steps. Step characters:
+
+    X  accent, always       x  hit, always       o  weak hit; sometimes dropped below 0.5
+    g  ghost (quiet); more likely as intensity rises   ?  optional hit; only at high intensity
+    .  rest
+
+Every probabilistic hit compares a fixed draw ``unit(seed, "drums", bar, instrument, layer,
+step)`` against a threshold that rises with intensity, so more intensity only ever adds hits
+(and a rendered bar never reshuffles when intensity moves).
+
+Other meters (beats_per_bar != 4) reuse the 4/4 beats: the first beat, then beats 2 and 3
+alternately, then the last beat (3/4 plays beats 1, 2, 4 of the 4/4 pattern).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from engine.parts import DRUM_NOTES
+from engine.patterns.event import Note
+from engine.patterns.pattern import euclid
+from engine.patterns.rand import unit
+
+from .base import Agent, BarInfo
+
+__all__ = ["DrumAgent", "DrumStyle", "DRUM_STYLES", "kick_steps", "fit_meter"]
+
+SIXTEENTH = Fraction(1, 4)
+
+
+def _e(k: int, n: int, rotation: int = 0, ch: str = "x") -> str:
+    """A Euclidean rhythm as a step string."""
+    return "".join(ch if b else "." for b in euclid(k, n, rotation))
+
+
+@dataclass(frozen=True)
+class DrumStyle:
+    """``layers``: (instrument, 16-step pattern, minimum intensity). The first kick layer is the
+    main kick; in odd bars it is replaced by one of ``kick_variants`` (chosen per 4-bar
+    phrase, sometimes the main pattern itself). ``gain`` scales velocities per instrument;
+    ``feel_ms`` pushes (-) or lays back (+) an instrument; ``jitter_ms`` is the random spread."""
+
+    layers: tuple[tuple[str, str, float], ...]
+    kick_variants: tuple[str, ...] = ()
+    gain: tuple[tuple[str, float], ...] = ()
+    feel_ms: tuple[tuple[str, float], ...] = ()
+    jitter_ms: float = 3.0
+
+
+DRUM_STYLES: dict[str, DrumStyle] = {
+    "rock": DrumStyle(
+        layers=(
+            ("kick", "x.......x.x.....", 0.0),
+            ("snare", "....X.......X...", 0.0),
+            ("snare", "...g.......g....", 0.3),
+            ("closed_hat", "x.o.x.o.x.o.x.o.", 0.0),
+            ("closed_hat", ".g.g.g.g.g.g.g.g", 0.8),
+            ("open_hat", "..............?.", 0.55),
+        ),
+        kick_variants=("x.......x.x..x..", "x......xx.x.....", "x.x.....x.x....."),
+        gain=(("closed_hat", 0.72), ("open_hat", 0.75)),
+        jitter_ms=3.5,
+    ),
+    "house": DrumStyle(
+        layers=(
+            ("kick", "X...X...X...X...", 0.0),
+            ("clap", "....x.......x...", 0.25),
+            ("open_hat", "..x...x...x...x.", 0.0),
+            ("closed_hat", "?g.g?g.g?g.g?g.g", 0.45),
+            ("rim", _e(3, 8, 1, "o") * 2, 0.6),
+        ),
+        kick_variants=("X...X...X...X..?",),
+        gain=(("open_hat", 0.7), ("closed_hat", 0.6), ("rim", 0.7), ("clap", 0.9)),
+        feel_ms=(("clap", 1.5),),
+        jitter_ms=1.5,
+    ),
+    "funk": DrumStyle(
+        layers=(
+            ("kick", "x.x.......x..x..", 0.0),
+            ("snare", "....X..g.g..X..g", 0.0),
+            ("closed_hat", "xgogxgogxgogxgog", 0.0),
+            ("open_hat", ".......?......?.", 0.5),
+            ("rim", ".............?..", 0.85),
+        ),
+        kick_variants=("x.x.......x..?.x", "x..x..x...x....."),
+        gain=(("closed_hat", 0.7), ("open_hat", 0.7), ("rim", 0.6)),
+        jitter_ms=3.0,
+    ),
+    "hiphop": DrumStyle(
+        layers=(
+            ("kick", "x......?x.x.....", 0.0),
+            ("snare", "....X.......X...", 0.0),
+            ("snare", "...............g", 0.4),
+            ("closed_hat", "x.o.x.o.x.o.x.o.", 0.0),
+            ("closed_hat", "...?.......?....", 0.6),
+            ("open_hat", "..............?.", 0.65),
+        ),
+        kick_variants=("x.....x...x..x..", "x..x....x.x....."),
+        gain=(("closed_hat", 0.65), ("open_hat", 0.65)),
+        feel_ms=(("snare", 7.0), ("closed_hat", 3.0)),
+        jitter_ms=4.0,
+    ),
+    "bossa": DrumStyle(
+        layers=(
+            ("kick", "x..ox..ox..ox..o", 0.0),
+            ("rim", "x..x..x...x..x..", 0.0),
+            ("closed_hat", "xgogxgogxgogxgog", 0.0),
+            ("tom_low", "..............?.", 0.75),
+        ),
+        gain=(("kick", 0.7), ("rim", 0.75), ("closed_hat", 0.5), ("tom_low", 0.55)),
+        jitter_ms=4.0,
+    ),
+    "breakbeat": DrumStyle(
+        layers=(
+            ("kick", "x.x.......xx....", 0.0),
+            ("snare", "....X..o.o..X..o", 0.0),
+            ("closed_hat", "x.x.x.x.x.x.x.x.", 0.0),
+            ("closed_hat", ".g.g.g.g.g.g.g.g", 0.75),
+            ("open_hat", "..........?.....", 0.6),
+        ),
+        kick_variants=("x.x.......x.....", "x.x...x...x....."),
+        gain=(("closed_hat", 0.68), ("open_hat", 0.7)),
+        jitter_ms=3.0,
+    ),
+}
+
+# step character -> (velocity, probability as a function of intensity i)
+_VEL = {"X": 1.0, "x": 0.86, "o": 0.68, "g": 0.32, "?": 0.74}
+
+
+def _prob(ch: str, i: float) -> float:
+    if ch in "Xx":
+        return 1.0
+    if ch == "o":
+        return min(1.0, 0.5 + i)
+    if ch == "g":
+        return max(0.0, min(0.95, 1.3 * i - 0.25))
+    if ch == "?":
+        return max(0.0, min(0.85, 1.5 * (i - 0.45)))
+    raise ValueError(f"unknown drum step {ch!r}")
+
+
+# Fills: one character per sixteenth. S snare, s ghost snare, H/M/L toms, K kick, . rest.
+# Velocities rise through the fill.
+FILLS_1 = ("SSSS", "S.SS", "HHML", "SSHM", "K.SS")
+FILLS_2 = ("SSSSHHML", "S.SSH.ML", "sSsSSSSS", "HHMMLLKK", "KSsSHMLL", "S.S.SSSS")
+_FILL_INST = {"S": "snare", "s": "snare", "H": "tom_high", "M": "tom_mid", "L": "tom_low",
+              "K": "kick"}
+
+
+def fit_meter(pattern16: str, beats_per_bar: int) -> str:
+    """The 4/4 step pattern adapted to ``beats_per_bar`` beats (see module doc)."""
+    if beats_per_bar == 4:
+        return pattern16
+    if beats_per_bar == 1:
+        beats = [0]
+    else:
+        middle = [1 + (j % 2) for j in range(beats_per_bar - 2)]
+        beats = [0] + middle + [3]
+    return "".join(pattern16[4 * b:4 * b + 4] for b in beats)
+
+
+def _kick_pattern(style: DrumStyle, seed: int, bar: int) -> str:
+    main = next(p for inst, p, _ in style.layers if inst == "kick")
+    if bar % 2 == 0 or not style.kick_variants:
+        return main
+    options = (main,) + style.kick_variants
+    return options[int(unit(seed, "drums", "kickvar", bar // 4) * len(options))]
+
+
+def kick_steps(style_name: str, bar: int, beats_per_bar: int = 4, seed: int = 0) -> tuple[int, ...]:
+    """The steps where the kick always plays ('X'/'x') in ``bar``: the bass locks to these."""
+    pat = fit_meter(_kick_pattern(DRUM_STYLES[style_name], seed, bar), beats_per_bar)
+    return tuple(s for s, ch in enumerate(pat) if ch in "Xx")
+
+
+class DrumAgent(Agent):
+    """``DrumAgent(style, seed)``: ``style`` None follows ``ctx.style``, ``seed`` None
+    follows ``ctx.seed``."""
+
+    name = "drums"
+    part = "drums"
+
+    def __init__(self, style: str | None = None, seed: int | None = 0, cache_bars: int = 48):
+        super().__init__(seed=seed, style=style, cache_bars=cache_bars)
+
+    # -- phrase structure -----------------------------------------------------------------------
+    def fill_for(self, info: BarInfo) -> str | None:
+        """The fill ending this bar ('build' for a whole-bar build-up), or None."""
+        if "build" in info.cues:
+            return "build"
+        bar, i = info.bar, info.intensity
+        if "fill" in info.cues or (bar % 8 == 7 and i >= 0.2):
+            return FILLS_2[int(unit(info.seed, "drums", "fill2", bar) * len(FILLS_2))]
+        if bar % 4 == 3 and i >= 0.3 and unit(info.seed, "drums", "fill?", bar) < 0.2 + 0.6 * i:
+            return FILLS_1[int(unit(info.seed, "drums", "fill1", bar) * len(FILLS_1))]
+        return None
+
+    def crash_for(self, info: BarInfo) -> bool:
+        return (
+            (info.bar % 8 == 0 and info.bar > 0)
+            or "crash" in info.cues
+            or bool(info.prev_cues & {"fill", "build"})
+        )
+
+    # -- rendering ------------------------------------------------------------------------------
+    def render(self, info: BarInfo) -> list[Note]:
+        style = DRUM_STYLES[info.style]
+        seed, bar, i = info.seed, info.bar, info.intensity
+        n_steps = info.steps
+        gain = dict(style.gain)
+        hits: dict[tuple[int, str], float] = {}  # (step, instrument) -> velocity
+
+        if "ending" in info.cues:
+            hits[(0, "kick")] = 1.0
+            hits[(0, "open_hat")] = 1.0
+            return self._notes(info, style, hits, ring={(0, "open_hat"): Fraction(4)})
+
+        fill = self.fill_for(info)
+        fill_from = n_steps
+        if fill == "build":
+            fill_from = 0
+        elif fill is not None:
+            fill = fill[-n_steps:]  # a bar of 1/4 is shorter than a 2-beat fill
+            fill_from = n_steps - len(fill)
+
+        kick_main = _kick_pattern(style, seed, bar)
+        first_kick = True
+        for li, (inst, pat, min_i) in enumerate(style.layers):
+            if i < min_i:
+                continue
+            if inst == "kick" and first_kick:
+                pat, first_kick = kick_main, False
+            pat = fit_meter(pat, info.beats_per_bar)
+            for s in range(min(fill_from, len(pat))):
+                ch = pat[s]
+                if ch == ".":
+                    continue
+                p = _prob(ch, i)
+                if p < 1.0 and unit(seed, "drums", bar, inst, li, s) >= p:
+                    continue
+                v = _VEL[ch] * gain.get(inst, 1.0)
+                if v > hits.get((s, inst), 0.0):
+                    hits[(s, inst)] = v
+
+        if fill == "build":
+            half = n_steps // 2
+            for s in range(n_steps):
+                if s < half and s % 2:
+                    continue
+                hits[(s, "snare")] = 0.3 + 0.7 * s / (n_steps - 1)
+                if s % 4 == 0:
+                    hits[(s, "kick")] = 0.6 + 0.4 * s / n_steps
+        elif fill is not None:
+            last = max(1, len(fill) - 1)
+            for j, ch in enumerate(fill):
+                if ch == ".":
+                    continue
+                v = 0.3 if ch == "s" else 0.62 + 0.38 * j / last
+                hits[(fill_from + j, _FILL_INST[ch])] = v
+
+        ring: dict[tuple[int, str], Fraction] = {}
+        if self.crash_for(info):
+            hits[(0, "open_hat")] = 1.0
+            hits[(0, "kick")] = 1.0
+            hits.pop((0, "closed_hat"), None)
+            ring[(0, "open_hat")] = Fraction(2)
+        # an open hat chokes the closed hat on the same step
+        for s, inst in list(hits):
+            if inst == "open_hat":
+                hits.pop((s, "closed_hat"), None)
+        return self._notes(info, style, hits, ring)
+
+    def _notes(
+        self,
+        info: BarInfo,
+        style: DrumStyle,
+        hits: dict[tuple[int, str], float],
+        ring: dict[tuple[int, str], Fraction],
+    ) -> list[Note]:
+        seed, bar, i = info.seed, info.bar, info.intensity
+        feel = dict(style.feel_ms)
+        level = 0.72 + 0.3 * i
+        out = []
+        for (s, inst), v in hits.items():
+            note = DRUM_NOTES[inst]
+            if s % 4 == 0 and v > 0.5:
+                v *= 1.04  # beats a touch stronger than the offbeats
+            v = v * level + (unit(seed, "drums-vel", bar, s, note) - 0.5) * 0.1
+            vel = round(min(1.0, max(0.05, v)), 3)
+            nudge_ms = feel.get(inst, 0.0) + (unit(seed, "drums-nudge", bar, s, note) - 0.5) * 2 * style.jitter_ms
+            nudge = round(max(-12.0, min(12.0, nudge_ms)) / 1000, 4) + 0.0  # no -0.0
+            dur = ring.get((s, inst), SIXTEENTH)
+            out.append(Note(info.at(s), dur, "drums", note, vel, nudge))
+        return out

@@ -1,0 +1,113 @@
+"""bandmate's configuration: `config.toml`, then environment variables, then CLI flags
+(control side). Every value is validated; errors name the file, line and key.
+
+Environment variables are `BANDMATE_<SECTION>_<KEY>`, e.g. `BANDMATE_AUDIO_DEVICE=system`,
+`BANDMATE_BAND_TEMPO_BPM=96`; their values are parsed as TOML values when they can be
+(numbers, booleans, lists) and taken as strings otherwise.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from engine.agents.base import STYLES
+from engine.tomldata import DataError, Field, Schema, load, validate
+
+SCHEMA: Schema = {
+    "audio": {
+        "driver": Field("portaudio", "portaudio (any sound card) or jack (JACK/PipeWire)",
+                        choices=("portaudio", "jack")),
+        "device": Field("default", "output device name (or a unique part of it)"),
+        "sample_rate": Field(0, "Hz; 0 = the device's own rate", lo=0, hi=192000),
+        "block_size": Field(64, "frames per callback (PortAudio)", lo=16, hi=4096),
+        "latency": Field("low", "PortAudio suggested latency: low, high, or seconds"),
+        "callback": Field("compiled", "compiled (GIL-free) or python (fallback)",
+                          choices=("compiled", "python")),
+        "connect": Field(["auto"], "JACK ports to connect the outputs to (auto: system)"),
+        "polyphony_keys": Field(64, "voices of the player's synth", lo=8, hi=512),
+    },
+    "midi": {
+        "api": Field("auto", "rtmidi API", choices=("auto", "alsa", "jack", "coremidi",
+                                                    "windows")),
+        "inputs": Field(["all"], "MIDI inputs to open: all, or names / parts of names"),
+        "latency_mode": Field("fixed", "asap: next block; fixed: constant delay, no jitter",
+                              choices=("asap", "fixed")),
+        "fixed_latency_ms": Field(5.0, "the constant delay of the fixed mode", lo=0.5, hi=100.0),
+        "virtual_port": Field(True, "open a 'bandmate in' port other programs can play"),
+        "computer_keyboard": Field(True, "play notes from the terminal when it is a TTY"),
+    },
+    "band": {
+        "tempo_bpm": Field(112.0, "tempo", lo=20.0, hi=400.0),
+        "beats_per_bar": Field(4, "meter numerator (quarter-note beats)", lo=2, hi=12),
+        "swing": Field(0.0, "0 straight .. 0.5 hard swing of the off-beat eighths",
+                       lo=0.0, hi=0.5),
+        "style": Field("rock", "drum and bass style", choices=tuple(STYLES)),
+        "seed": Field(1, "random seed: same seed, same music", lo=0, hi=2**31 - 1),
+        "lookahead_ms": Field(80.0, "how far ahead the band is scheduled", lo=10.0, hi=1000.0),
+        "drums": Field(True, "drum agent plays"),
+        "bass": Field(True, "bass agent plays"),
+        "chords": Field(False, "chord agent plays while jamming (the demo always has chords)"),
+        "lead": Field(False, "lead agent plays while jamming"),
+    },
+    "patches": {
+        "keys": Field("patches/keys.toml", "synth patch of the player's part"),
+        "bass": Field("patches/bass.toml", ""),
+        "chords": Field("patches/chords.toml", ""),
+        "lead": Field("patches/lead.toml", ""),
+    },
+    "mix": {
+        f"{part}_{what}": f
+        for part in ("keys", "bass", "chords", "lead", "drums")
+        for what, f in (("gain_db", Field(0.0, "", lo=-70.0, hi=12.0)),
+                        ("pan", Field(0.0, "", lo=-1.0, hi=1.0)),
+                        ("delay_send", Field(0.0, "", lo=0.0, hi=1.0)),
+                        ("reverb_send", Field(0.0, "", lo=0.0, hi=1.0)))
+    } | {
+        "delay_time_beats": Field(0.75, "", lo=1 / 64, hi=16.0),
+        "delay_feedback": Field(0.35, "", lo=0.0, hi=0.95),
+        "reverb_decay_s": Field(2.2, "", lo=0.1, hi=30.0),
+        "ceiling_db": Field(-1.0, "limiter ceiling, dBFS", lo=-24.0, hi=0.0),
+        "master_gain_db": Field(0.0, "", lo=-60.0, hi=24.0),
+    },
+    "render": {
+        "seconds": Field(60.0, "length of `bandmate render` / the offline demo", lo=0.1,
+                         hi=36000.0),
+        "block_size": Field(512, "offline block size (does not change the output)",
+                            lo=1, hi=4096),
+        "sample_rate": Field(48000, "offline sample rate", lo=8000, hi=192000),
+        "output": Field("out/bandmate.wav", "WAV path; a .mid of the notes is written beside"),
+    },
+}
+
+
+def _env_value(raw: str):
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def load_config(path: str | Path | None = "config.toml", overrides: dict | None = None,
+                environ: dict | None = None) -> dict:
+    """The configuration: defaults < file < environment < `overrides` ({section: {key: v}})."""
+    environ = os.environ if environ is None else environ
+    cfg = validate({}, SCHEMA)
+    if path is not None and Path(path).exists():
+        for section, values in load(path, SCHEMA, partial=True).items():
+            cfg[section].update(values)
+    env: dict = {}
+    for name, raw in environ.items():
+        if not name.startswith("BANDMATE_"):
+            continue
+        rest = name[len("BANDMATE_"):].lower()
+        section, _, key = rest.partition("_")
+        if section in SCHEMA and key in SCHEMA[section]:
+            env.setdefault(section, {})[key] = _env_value(raw)
+        else:
+            raise DataError(f"environment: {name}: no such setting")
+    for source, data in (("environment", env), ("command line", overrides or {})):
+        checked = validate(data, SCHEMA, where=source, partial=True)
+        for section, values in checked.items():
+            cfg[section].update(values)
+    return cfg

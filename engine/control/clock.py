@@ -1,0 +1,102 @@
+"""Musical time ↔ sample time, exactly (control side).
+
+Beats are `fractions.Fraction` quarter notes from the session start; sample times are
+integers. The tempo map is a list of segments, each starting at an exact beat and an exact
+(rational) sample position, so converting never accumulates float error: after an hour of
+music at any tempo the grid still lands on the same samples as a direct computation.
+A tempo change starts a new segment at a future beat (by default the next beat), so the past
+is never rescaled and no scheduled event moves.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    beat: Fraction      # first beat of the segment
+    sample: Fraction    # exact (rational) sample time of that beat
+    bpm: Fraction
+
+
+class Clock:
+    """Tempo map, meter and swing. Runs on the control side (asyncio thread / offline loop)."""
+
+    def __init__(self, sample_rate: int, bpm: float = 120.0, beats_per_bar: int = 4,
+                 swing: float = 0.0, swing_unit: Fraction = Fraction(1, 2)):
+        if sample_rate <= 0:
+            raise ValueError("sample_rate must be positive")
+        self.sample_rate = int(sample_rate)
+        self.beats_per_bar = int(beats_per_bar)
+        self.swing = float(swing)
+        self.swing_unit = Fraction(swing_unit)
+        self.segments: list[Segment] = [Segment(Fraction(0), Fraction(0), self._bpm(bpm))]
+
+    @staticmethod
+    def _bpm(bpm) -> Fraction:
+        value = Fraction(bpm).limit_denominator(1000)
+        if not 20 <= value <= 400:
+            raise ValueError(f"tempo {float(bpm)} BPM is outside 20..400")
+        return value
+
+    # ---- tempo ------------------------------------------------------------------------------
+    @property
+    def bpm(self) -> float:
+        return float(self.segments[-1].bpm)
+
+    def set_tempo(self, bpm: float, at_beat: Fraction) -> None:
+        """Change tempo from `at_beat` on (which must not precede the last change)."""
+        at_beat = Fraction(at_beat)
+        last = self.segments[-1]
+        if at_beat < last.beat:
+            raise ValueError("a tempo change cannot rewrite the past")
+        sample = self._sample_exact(at_beat)
+        if at_beat == last.beat:
+            self.segments[-1] = Segment(at_beat, sample, self._bpm(bpm))
+        else:
+            self.segments.append(Segment(at_beat, sample, self._bpm(bpm)))
+
+    def _segment_for_beat(self, beat: Fraction) -> Segment:
+        for seg in reversed(self.segments):
+            if beat >= seg.beat:
+                return seg
+        return self.segments[0]
+
+    def _sample_exact(self, beat: Fraction) -> Fraction:
+        seg = self._segment_for_beat(beat)
+        return seg.sample + (beat - seg.beat) * 60 * self.sample_rate / seg.bpm
+
+    # ---- conversions ------------------------------------------------------------------------
+    def sample_at(self, beat: Fraction) -> int:
+        """The sample on which `beat` falls (floor of the exact position)."""
+        return math.floor(self._sample_exact(Fraction(beat)))
+
+    def beat_at(self, sample: int) -> Fraction:
+        """The exact beat at integer sample time `sample`."""
+        sample = Fraction(sample)
+        seg = self.segments[0]
+        for s in reversed(self.segments):
+            if sample >= s.sample:
+                seg = s
+                break
+        return seg.beat + (sample - seg.sample) * seg.bpm / (60 * self.sample_rate)
+
+    def seconds_per_beat(self, beat: Fraction) -> float:
+        return 60.0 / float(self._segment_for_beat(Fraction(beat)).bpm)
+
+    def swung(self, beat: Fraction) -> Fraction:
+        """Apply swing: onsets on the off-beat of each swing unit (e.g. every second eighth)
+        are delayed by `swing` × half a unit (swing 0.33 ≈ triplet feel)."""
+        if self.swing == 0.0:
+            return beat
+        half = self.swing_unit / 2
+        pos = beat % self.swing_unit
+        if pos == half:
+            return beat + Fraction(self.swing).limit_denominator(1000) * half
+        return beat
+
+    def next_bar(self, beat: Fraction) -> Fraction:
+        bars = math.ceil(Fraction(beat) / self.beats_per_bar)
+        return Fraction(bars * self.beats_per_bar)

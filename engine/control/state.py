@@ -1,0 +1,146 @@
+"""Allocation of all audio-thread state, once, before a stream starts (control side).
+
+`EngineState` owns every array of `engine.rt.layout` and the pointer table whose address the
+callbacks receive. Nothing here is touched by the audio thread except through that table;
+the control side only writes to the audio thread through the queues (`push_*`), and reads
+counters and meters (single aligned int64/float64 words, written by the audio thread).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+import numpy as np
+
+from engine.parts import PARTS
+from engine.rt import drums, fx, master
+from engine.rt import layout as L
+from engine.rt.events import EVENT_WIDTH
+from engine.rt.params import MIX_SPECS, NPARAMS, SYNTH_SPECS
+from engine.rt.ringbuf import push, push_rows
+from engine.rt.voice import LANES
+
+DEFAULT_POLYPHONY = {"keys": 64, "bass": 8, "chords": 32, "lead": 16}
+
+
+class QueueFull(RuntimeError):
+    """The audio thread has not drained a queue: it is not running, or far behind."""
+
+
+class EngineState:
+    """Every preallocated array the render kernel uses, and the pointer table (`table`).
+
+    Runs on the control side at prepare time. `polyphony` maps synth part names to voice
+    counts (rounded up to multiples of 8)."""
+
+    def __init__(self, sample_rate: int, polyphony: dict[str, int] | None = None):
+        self.sample_rate = int(sample_rate)
+        poly = dict(DEFAULT_POLYPHONY, **(polyphony or {}))
+        ranges, lo = [], 0
+        for name in PARTS[: L.N_SYNTH_PARTS]:
+            n = -(-max(int(poly[name]), 1) // LANES) * LANES
+            ranges.append((lo, lo + n))
+            lo += n
+        if lo > L.NVMAX:
+            raise ValueError(f"polyphony {poly} needs {lo} voices; the engine has {L.NVMAX}")
+        self.nvoices = lo
+        self.voice_ranges = dict(zip(PARTS, ranges))
+        sr = self.sample_rate
+        a = self.arrays = {
+            L.S_CTL: np.zeros(L.CTL_SIZE, np.int64),
+            L.S_QSCHED: np.zeros((L.QCAP, EVENT_WIDTH)),
+            L.S_QSCHED_IDX: np.zeros(16, np.int64),
+            L.S_QMIDI: np.zeros((L.QCAP, EVENT_WIDTH)),
+            L.S_QMIDI_IDX: np.zeros(16, np.int64),
+            L.S_PENDING: np.zeros((L.PCAP, EVENT_WIDTH)),
+            L.S_VF: np.zeros(L.VF_ROWS * L.NVMAX, np.float32),
+            L.S_VMETA: np.zeros((L.VM_SIZE, L.NVMAX)),
+            L.S_PTARGET: np.zeros((L.NPARTS, NPARAMS)),
+            L.S_PCUR: np.zeros((L.NPARTS, NPARAMS)),
+            L.S_PART: np.zeros((L.NPARTS + 1, L.PS_SIZE)),
+            L.S_DRUM_STATE: drums.drum_alloc_state(sr),
+            L.S_DRUM_PARAMS: drums.drum_default_params(),
+            L.S_DELAY_STATE: fx.delay_alloc_state(sr),
+            L.S_DELAY_PARAMS: fx.delay_default_params(),
+            L.S_REVERB_STATE: fx.reverb_alloc_state(sr),
+            L.S_REVERB_PARAMS: fx.reverb_default_params(),
+            L.S_MASTER_STATE: master.master_alloc_state(sr),
+            L.S_MASTER_PARAMS: master.master_default_params(),
+            L.S_MIX_TARGET: np.zeros((L.NPARTS, 8)),
+            L.S_MIX_CUR: np.zeros((L.NPARTS, 8)),
+            L.S_BUS: np.zeros((L.BUS_ROWS, L.MAXBLOCK)),
+            L.S_METER: np.zeros(L.METER_SIZE),
+            L.S_CBTIME: np.zeros(L.CBTIME_CAP, np.int64),
+            L.S_QOUT: np.zeros((L.QCAP, EVENT_WIDTH)),
+            L.S_QOUT_IDX: np.zeros(16, np.int64),
+        }
+        assert set(a) == set(range(L.N_SLOTS))
+        for slot, arr in a.items():
+            assert arr.dtype == L.SLOT_DTYPES[slot], slot
+            assert arr.flags.c_contiguous, slot
+        self.ctl = a[L.S_CTL]
+        self.ctl[L.C_SAMPLE_RATE] = sr
+        self.ctl[L.C_CLOCK_FN] = _clock_gettime_address()
+        self.ctl[L.C_CHAN_PART:L.C_CHAN_PART + 16] = 0   # every MIDI channel plays `keys`
+        vm = a[L.S_VMETA]
+        vm[L.VM_PEND_NOTE, :] = -1.0
+        ps = a[L.S_PART]
+        for p, (lo, hi) in enumerate(ranges):
+            ps[p, L.PS_VLO], ps[p, L.PS_VHI] = lo, hi
+            ps[p, L.PS_COEF_DIRTY] = 1.0
+            ps[p, L.PS_SETTLING] = 1.0
+        ps[L.GLOBAL_ROW, L.GL_TEMPO_BPM] = 120.0
+        for spec in SYNTH_SPECS.values():
+            a[L.S_PTARGET][:, spec.index] = spec.default
+            a[L.S_PCUR][:, spec.index] = spec.default
+        for spec in MIX_SPECS.values():
+            a[L.S_MIX_TARGET][:, spec.index] = spec.default
+        self.table = np.zeros(L.N_SLOTS * L.TABLE_WIDTH, np.int64)
+        for slot, arr in a.items():
+            i = slot * L.TABLE_WIDTH
+            self.table[i] = arr.ctypes.data
+            self.table[i + 1] = arr.shape[0]
+            self.table[i + 2] = arr.shape[1] if arr.ndim == 2 else 0
+        self.address = int(self.table.ctypes.data)
+
+    # ---- producer side of the queues ----------------------------------------------------
+    def push_sched(self, time: int, kind: int, part: int, a=0.0, b=0.0, c=0.0, d=0.0) -> None:
+        """Scheduler thread only (the asyncio loop, or the offline driver)."""
+        if not push(self.arrays[L.S_QSCHED], self.arrays[L.S_QSCHED_IDX], float(time),
+                    float(kind), float(part), float(a), float(b), float(c), float(d)):
+            raise QueueFull("scheduler queue full")
+
+    def push_sched_rows(self, rows: np.ndarray) -> int:
+        """Scheduler thread only: push (n, EVENT_WIDTH) rows; returns how many fitted."""
+        return int(push_rows(self.arrays[L.S_QSCHED], self.arrays[L.S_QSCHED_IDX], rows))
+
+    def push_midi(self, time: int, kind: int, part: int, a=0.0, b=0.0, c=0.0, d=0.0) -> bool:
+        """MIDI input thread only. False (never blocks) when the queue is full."""
+        return bool(push(self.arrays[L.S_QMIDI], self.arrays[L.S_QMIDI_IDX], float(time),
+                         float(kind), float(part), float(a), float(b), float(c), float(d)))
+
+    # ---- reading what the audio thread publishes ---------------------------------------------
+    @property
+    def sample_time(self) -> int:
+        """Absolute sample time of the next block to be rendered."""
+        return int(self.ctl[L.C_SAMPLE_TIME])
+
+    def counters(self) -> dict[str, int]:
+        c = self.ctl
+        return {"blocks": int(c[L.C_BLOCKS]), "late_events": int(c[L.C_LATE]),
+                "dropped_events": int(c[L.C_DROPPED]), "nonfinite": int(c[L.C_NONFINITE]),
+                "xruns": int(c[L.C_XRUNS]), "voices": int(c[L.C_VOICES_ACTIVE]),
+                "steals": int(c[L.C_STEALS]), "midi_dropped": int(c[L.C_MIDI_DROPPED])}
+
+    def out(self, nframes: int) -> np.ndarray:
+        """The last rendered block's stereo output rows (views, valid until the next render)."""
+        return self.arrays[L.S_BUS][L.B_OUT_L:L.B_OUT_R + 1, :nframes]
+
+
+def _clock_gettime_address() -> int:
+    """Address of libc's clock_gettime, for timing callbacks (0 where there is none)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        return int(ctypes.cast(libc.clock_gettime, ctypes.c_void_p).value or 0)
+    except (OSError, AttributeError):
+        return 0

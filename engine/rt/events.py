@@ -1,0 +1,28 @@
+"""Event rows exchanged between the control side and the audio thread (AUDIO THREAD + control).
+
+An event is one row of a float64[EVENT_WIDTH] array. float64 holds integer sample times exactly
+up to 2**53 samples (thousands of years at 48 kHz), so the time of an event is exact data.
+
+Columns:
+    TIME   absolute sample time at which the event takes effect (its sample offset in the block
+           is TIME - block_start; a late event applies at offset 0 and is counted as late)
+    KIND   one of the K_* codes below
+    PART   part index (see engine.parts)
+    A, B, C, D   kind-specific arguments (documented per kind)
+"""
+
+EVENT_WIDTH = 8
+TIME, KIND, PART, A, B, C, D, SEQ = range(8)
+
+# KIND codes ---------------------------------------------------------------------------
+K_NOTE_ON = 1       # A=note (0..127, may be fractional for micro-tuning), B=velocity 0..1, C=source id
+K_NOTE_OFF = 2      # A=note, C=source id (a note-off releases the voice its source started)
+K_PARAM = 3         # A=param index (engine.rt.params), B=target value (smoothed in the kernel)
+K_PITCH_BEND = 4    # B=bend in semitones (already scaled by the part's bend range)
+K_MOD_WHEEL = 5     # B=0..1
+K_SUSTAIN = 6       # B=1 pedal down, 0 pedal up
+K_ALL_NOTES_OFF = 7 # release every voice of PART (PART=-1: all parts); sustain is lifted
+K_PANIC = 8         # hard stop: every voice fades out within a few ms, tails cleared
+K_TEMPO = 9         # B=beats per minute (tempo-synced effects follow it, smoothed)
+K_MIX = 10          # A=mixer param index (engine.rt.params MIX_*), B=target value
+K_SOURCE_GONE = 11  # C=source id: release every note that source started (unplugged device)

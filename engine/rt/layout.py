@@ -1,0 +1,128 @@
+"""The engine's memory layout, shared by the audio thread and the control side.
+
+All audio-thread state lives in a handful of preallocated numpy arrays. Their addresses and
+shapes are written into one int64 *pointer table* (`TABLE_WIDTH` entries per slot:
+address, dim0, dim1); the callbacks receive the table's address and rebuild each array with
+`carray` (see `engine.rt.render.unpack`). The control side allocates everything once
+(`engine.control.state.EngineState`) and never reallocates while a stream runs.
+"""
+import numpy as np
+
+# ---- pointer table slots (slot, dtype) ------------------------------------------------
+TABLE_WIDTH = 3
+S_CTL = 0          # int64[CTL_SIZE]             counters, clock, flags
+S_QSCHED = 1       # float64[QCAP, EVENT_WIDTH]   scheduler → audio queue slots
+S_QSCHED_IDX = 2   # int64[16]                    [0]=write index, [8]=read index (separate lines)
+S_QMIDI = 3        # float64[QCAP, EVENT_WIDTH]   MIDI thread → audio queue slots
+S_QMIDI_IDX = 4    # int64[16]
+S_PENDING = 5      # float64[PCAP, EVENT_WIDTH]   drained events not yet due
+S_VF = 6           # float32[VF_ROWS * NVMAX]     voice DSP state and scratch, flat SoA rows
+S_VMETA = 7        # float64[VM_SIZE, NVOICES]    voice bookkeeping (note, source, age...)
+S_PTARGET = 8      # float64[NPARTS, NPARAMS]     synth part parameter targets
+S_PCUR = 9         # float64[NPARTS, NPARAMS]     smoothed current values
+S_PART = 10        # float64[NPARTS + 1, PS_SIZE] per-part runtime (bend, lfo phase, ranges...)
+S_DRUM_STATE = 11  # float64 drum voices          (engine.rt.drums)
+S_DRUM_PARAMS = 12 # float64
+S_DELAY_STATE = 13
+S_DELAY_PARAMS = 14
+S_REVERB_STATE = 15
+S_REVERB_PARAMS = 16
+S_MASTER_STATE = 17
+S_MASTER_PARAMS = 18
+S_MIX_TARGET = 19  # float64[NPARTS, MIX_SIZE]
+S_MIX_CUR = 20     # float64[NPARTS, MIX_SIZE]
+S_BUS = 21         # float64[NPARTS + 4, MAXBLOCK] part buses, send buses, stereo out
+S_METER = 22       # float64[METER_SIZE]          levels and timings for the control side
+S_CBTIME = 23      # int64[CBTIME_CAP]            callback durations (ns), a ring
+S_QOUT = 24        # float64[QCAP, EVENT_WIDTH]   audio → control: MIDI read in the callback
+S_QOUT_IDX = 25    # int64[16]
+N_SLOTS = 26
+
+SLOT_DTYPES = {
+    S_CTL: np.int64, S_QSCHED: np.float64, S_QSCHED_IDX: np.int64, S_QMIDI: np.float64,
+    S_QMIDI_IDX: np.int64, S_PENDING: np.float64, S_VF: np.float32, S_VMETA: np.float64,
+    S_PTARGET: np.float64, S_PCUR: np.float64, S_PART: np.float64, S_DRUM_STATE: np.float64,
+    S_DRUM_PARAMS: np.float64, S_DELAY_STATE: np.float64, S_DELAY_PARAMS: np.float64,
+    S_REVERB_STATE: np.float64, S_REVERB_PARAMS: np.float64, S_MASTER_STATE: np.float64,
+    S_MASTER_PARAMS: np.float64, S_MIX_TARGET: np.float64, S_MIX_CUR: np.float64,
+    S_BUS: np.float64, S_METER: np.float64, S_CBTIME: np.int64, S_QOUT: np.float64,
+    S_QOUT_IDX: np.int64,
+}
+
+# ---- capacities -----------------------------------------------------------------------
+QCAP = 4096          # queue slots (power of two)
+PCAP = 4096          # pending events
+MAXBLOCK = 4096      # largest block a driver may ask for
+CBTIME_CAP = 8192    # callback timing ring
+
+# ---- ctl: int64 counters and clock ------------------------------------------------------
+C_SAMPLE_TIME = 0     # absolute sample time of the next block's first sample
+C_BLOCKS = 1          # blocks rendered
+C_LATE = 2            # events that arrived after their time (applied at offset 0)
+C_DROPPED = 3         # events dropped because the pending store was full
+C_PENDING = 4         # events in the pending store
+C_SEQ = 5             # arrival sequence counter (ties at equal times keep arrival order)
+C_SAMPLE_RATE = 6
+C_NONFINITE = 7       # non-finite samples caught by the master guard (mirrored from master)
+C_XRUNS = 8           # driver-reported under/overflows (PortAudio status flags, JACK)
+C_VOICES_ACTIVE = 9
+C_STEALS = 10
+C_LAST_NOTE_ON = 11   # sample time at which the last note-on was applied (latency tests)
+C_CBTIME_W = 12       # write index into the callback-time ring
+C_MIDI_DROPPED = 14   # malformed / unparseable JACK MIDI events skipped
+C_CLOCK_FN = 15       # address of clock_gettime (0: callbacks are not timed)
+C_MIDI_SOURCE = 16    # source id stamped on MIDI read inside the JACK callback
+C_CHAN_PART = 32      # 16 entries: part played by each MIDI channel read in the callback
+C_TIMESPEC = 48       # 2 entries: struct timespec scratch for clock_gettime
+CTL_SIZE = 64
+
+# ---- parts ------------------------------------------------------------------------------
+NPARTS = 5            # keys, bass, chords, lead, drums (engine.parts)
+DRUM_PART = 4
+N_SYNTH_PARTS = 4
+
+# ---- voice DSP state: one flat float32 array of rows, NVMAX voices per row -----------------
+# A compile-time row stride lets LLVM prove that rows never overlap, so the voice loops
+# vectorize without runtime alias checks.
+NVMAX = 1024
+(VF_PHASE1, VF_PHASE2, VF_INC, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE, VF_S1, VF_S2, VF_S3,
+ VF_S4, VF_VEL, VF_KEYOCT, VF_GAIN, VF_OSC, VF_G, VF_OUT) = range(17)
+VF_ROWS = 17
+# VF_INC: oscillator 1 phase increment at zero bend (cycles per sample)
+# VF_KEYOCT: (note - 60) / 12, for key tracking
+# VF_GAIN: velocity-scaled amplitude
+# VF_OSC, VF_G, VF_OUT: per-sample scratch (oscillator sum, filter coefficient, filter out)
+
+# stage codes (both envelopes)
+ST_IDLE, ST_ATTACK, ST_DECAY, ST_RELEASE, ST_STEAL = 0.0, 1.0, 2.0, 3.0, 4.0
+
+# ---- voice bookkeeping (float64) ------------------------------------------------------------
+(VM_NOTE, VM_SOURCE, VM_START, VM_HELD, VM_SUSTAINED, VM_PEND_NOTE, VM_PEND_VEL,
+ VM_PEND_SOURCE) = range(8)
+VM_SIZE = 8
+# VM_HELD: 1 while the key is down; VM_SUSTAINED: released by the key but held by the pedal
+# VM_PEND_*: the note a stolen voice will play once its fade-out is done (VM_PEND_NOTE<0: none)
+
+# ---- per-part runtime (float64) ---------------------------------------------------------
+(PS_VLO, PS_VHI, PS_NACTIVE, PS_SETTLING, PS_SUSTAIN, PS_LFO_PHASE, PS_A_COEF, PS_D_COEF,
+ PS_R_COEF, PS_FA_COEF, PS_FD_COEF, PS_FR_COEF, PS_COEF_DIRTY, PS_NSTEAL, PS_RATIO2,
+ PS_LOG2_CUTOFF, PS_GAIN) = range(17)
+PS_SIZE = 20
+# PS_VLO/PS_VHI: the part's voice range; PS_NACTIVE: 1 + highest active voice offset;
+# PS_NSTEAL: voices fading out for a thief (the per-sample steal check runs only then);
+# PS_SETTLING: 1 while smoothed parameters move toward new targets (0: all settled, so the
+#   per-sample smoothing and the values derived from parameters are skipped)
+# PS_RATIO2, PS_LOG2_CUTOFF, PS_GAIN: values derived from the smoothed parameters
+GLOBAL_ROW = NPARTS   # S_PART has one more row for engine-wide runtime values:
+GL_TEMPO_BPM = 0
+
+# ---- bus rows -----------------------------------------------------------------------------
+B_DELAY_SEND = NPARTS
+B_REVERB_SEND = NPARTS + 1
+B_OUT_L = NPARTS + 2
+B_OUT_R = NPARTS + 3
+BUS_ROWS = NPARTS + 4
+
+# ---- meters -----------------------------------------------------------------------------
+M_PEAK_L, M_PEAK_R, M_PART_PEAK = 0, 1, 2   # M_PART_PEAK + part: peak since last read
+METER_SIZE = 16

@@ -1,0 +1,343 @@
+"""The render kernel: one block of the whole band (AUDIO THREAD ONLY).
+
+`render_block(tab, nframes)` is the single entry point for every driver: the PortAudio and
+JACK callbacks (`engine.rt.callbacks`) and the offline driver call exactly this function, so an
+offline render and a live run of the same events are bit-identical.
+
+Per block: drain both input queues into the pending store, then walk the block from event to
+event. Each due event is applied at its exact sample offset; between events every part, the
+mixer, the send effects and the master render the segment. A late event (its time already
+past) applies at offset 0 and is counted.
+"""
+import math
+
+import numpy as np
+from numba import carray, njit
+
+from engine.rt import drums, fx, master, voice
+from engine.rt.dsp import JIT, db_to_gain
+from engine.rt.events import (
+    A, B, C, K_ALL_NOTES_OFF, K_MIX, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PARAM,
+    K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO, KIND, PART, SEQ, TIME,
+)
+from engine.rt.layout import (
+    B_DELAY_SEND, B_OUT_L, B_OUT_R, B_REVERB_SEND, C_BLOCKS, C_DROPPED, C_LAST_NOTE_ON, C_LATE,
+    C_NONFINITE, C_PENDING, C_SAMPLE_RATE, C_SAMPLE_TIME, C_SEQ, C_STEALS, C_VOICES_ACTIVE,
+    DRUM_PART, GL_TEMPO_BPM, GLOBAL_ROW, M_PART_PEAK, M_PEAK_L, M_PEAK_R, N_SYNTH_PARTS,
+    NPARTS, PS_COEF_DIRTY, PS_NACTIVE, PS_SETTLING, S_BUS, S_CTL, S_DELAY_PARAMS,
+    S_DELAY_STATE, S_DRUM_PARAMS, S_DRUM_STATE, S_MASTER_PARAMS, S_MASTER_STATE, S_METER,
+    S_MIX_CUR, S_MIX_TARGET, S_PART, S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX,
+    S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, S_REVERB_PARAMS, S_REVERB_STATE, S_VF, S_VMETA,
+    TABLE_WIDTH, C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP,
+)
+from engine.rt.params import (
+    MIX_DELAY_SEND, MIX_GAIN_DB, MIX_MUTE, MIX_PAN, MIX_REVERB_SEND, NPARAMS, P_BEND_ST, P_MOD,
+    SMOOTH_S,
+)
+from engine.rt.ptr import call_i32_i32_ptr, f32_ptr, f64_ptr, i64_ptr
+from engine.rt.ringbuf import pop, push
+
+# mixer runtime columns (S_MIX_CUR): smoothed linear gains
+MC_LEFT, MC_RIGHT, MC_DELAY, MC_REVERB = 0, 1, 2, 3
+
+
+# ---- the pointer table ---------------------------------------------------------------------
+
+@njit(inline="always", **JIT)
+def f64_2d(tab, slot):
+    i = slot * TABLE_WIDTH
+    if tab[i + 2] == 0:
+        return carray(f64_ptr(tab[i]), (tab[i + 1], 1))
+    return carray(f64_ptr(tab[i]), (tab[i + 1], tab[i + 2]))
+
+
+@njit(inline="always", **JIT)
+def f64_1d(tab, slot):
+    i = slot * TABLE_WIDTH
+    return carray(f64_ptr(tab[i]), tab[i + 1])
+
+
+@njit(inline="always", **JIT)
+def i64_1d(tab, slot):
+    i = slot * TABLE_WIDTH
+    return carray(i64_ptr(tab[i]), tab[i + 1])
+
+
+@njit(inline="always", **JIT)
+def f32_1d(tab, slot):
+    i = slot * TABLE_WIDTH
+    return carray(f32_ptr(tab[i]), tab[i + 1])
+
+
+@njit(inline="always", **JIT)
+def ctl_of(tab):
+    return i64_1d(tab, S_CTL)
+
+
+@njit(inline="always", **JIT)
+def bus_of(tab):
+    return f64_2d(tab, S_BUS)
+
+
+# ---- events ------------------------------------------------------------------------------------
+
+@njit(inline="always", **JIT)
+def _rank(kind):
+    """Order of kinds at one sample: controls first (a note starts with its new settings),
+    then note-offs and pedal/all-off, then note-ons."""
+    if kind == K_NOTE_ON:
+        return 2.0
+    if kind == K_NOTE_OFF or kind == K_SUSTAIN or kind == K_ALL_NOTES_OFF or \
+            kind == K_SOURCE_GONE or kind == K_PANIC:
+        return 1.0
+    return 0.0
+
+
+@njit(inline="always", **JIT)
+def _before(pending, i, j):
+    """Event i comes before event j: by time, rank, part, note, then arrival. Only the last
+    depends on arrival order, so events pushed in different batches still apply in one order."""
+    for key in (pending[i, TIME] - pending[j, TIME],
+                _rank(pending[i, KIND]) - _rank(pending[j, KIND]),
+                pending[i, PART] - pending[j, PART], pending[i, A] - pending[j, A]):
+        if key != 0.0:
+            return key < 0.0
+    return pending[i, SEQ] < pending[j, SEQ]
+
+
+@njit(**JIT)
+def _next_due(pending, count, end_time):
+    """Index of the first pending event due before end_time, or -1."""
+    best = -1
+    for i in range(count):
+        if pending[i, TIME] < end_time and (best < 0 or _before(pending, i, best)):
+            best = i
+    return best
+
+
+@njit(**JIT)
+def _apply(ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, now, sample_rate):
+    kind = int(ev[KIND])
+    p = int(ev[PART])
+    if kind == K_NOTE_ON:
+        if p == DRUM_PART:
+            drums.drum_trigger(dstate, dparams, ev[A], ev[B], sample_rate)
+        elif 0 <= p < N_SYNTH_PARTS:
+            ctl[C_STEALS] += voice.note_on(vf, vm, ps, pcur, p, ev[A], ev[B], ev[C], now,
+                                           sample_rate)
+        ctl[C_LAST_NOTE_ON] = now
+    elif kind == K_NOTE_OFF:
+        if 0 <= p < N_SYNTH_PARTS:
+            voice.note_off(vf, vm, ps, p, ev[A], ev[C])
+    elif kind == K_PARAM:
+        k = int(ev[A])
+        if 0 <= p < N_SYNTH_PARTS and 0 <= k < NPARAMS and math.isfinite(ev[B]):
+            ptarget[p, k] = ev[B]
+            ps[p, PS_COEF_DIRTY] = 1.0
+            ps[p, PS_SETTLING] = 1.0
+    elif kind == K_PITCH_BEND:
+        if 0 <= p < N_SYNTH_PARTS and math.isfinite(ev[B]):
+            ptarget[p, P_BEND_ST] = min(max(ev[B], -48.0), 48.0)
+            ps[p, PS_SETTLING] = 1.0
+    elif kind == K_MOD_WHEEL:
+        if 0 <= p < N_SYNTH_PARTS and math.isfinite(ev[B]):
+            ptarget[p, P_MOD] = min(max(ev[B], 0.0), 1.0)
+            ps[p, PS_SETTLING] = 1.0
+    elif kind == K_SUSTAIN:
+        if 0 <= p < N_SYNTH_PARTS:
+            voice.sustain(vf, vm, ps, p, ev[B] > 0.5)
+    elif kind == K_ALL_NOTES_OFF or kind == K_SOURCE_GONE:
+        src = ev[C] if kind == K_SOURCE_GONE else -1.0
+        for q in range(N_SYNTH_PARTS):
+            if p < 0 or p == q:
+                voice.release_all(vf, vm, ps, q, src)
+    elif kind == K_PANIC:
+        for q in range(N_SYNTH_PARTS):
+            voice.fade_all(vf, vm, ps, q)
+            ptarget[q, P_BEND_ST] = 0.0
+            ptarget[q, P_MOD] = 0.0
+            ps[q, PS_SETTLING] = 1.0
+        drums.drum_panic(dstate, sample_rate)
+    elif kind == K_TEMPO:
+        if math.isfinite(ev[B]):
+            ps[GLOBAL_ROW, GL_TEMPO_BPM] = min(max(ev[B], 20.0), 400.0)
+    elif kind == K_MIX:
+        k = int(ev[A])
+        if 0 <= p < NPARTS and 0 <= k < mix_t.shape[1] and math.isfinite(ev[B]):
+            mix_t[p, k] = ev[B]
+
+
+# ---- segments ----------------------------------------------------------------------------------
+
+@njit(**JIT)
+def _mix(bus, mix_t, mix_c, i0, i1, smooth):
+    """Parts → stereo out and the two mono send buses, with smoothed equal-power pan/gain."""
+    for s in range(i0, i1):
+        bus[B_OUT_L, s] = 0.0
+        bus[B_OUT_R, s] = 0.0
+        bus[B_DELAY_SEND, s] = 0.0
+        bus[B_REVERB_SEND, s] = 0.0
+    for p in range(NPARTS):
+        g = 0.0 if mix_t[p, MIX_MUTE] > 0.5 else db_to_gain(min(max(mix_t[p, MIX_GAIN_DB], -70.0),
+                                                                  12.0))
+        if mix_t[p, MIX_GAIN_DB] <= -70.0:
+            g = 0.0
+        angle = (min(max(mix_t[p, MIX_PAN], -1.0), 1.0) + 1.0) * (math.pi / 4.0)
+        tl = g * math.cos(angle) * math.sqrt(2.0)
+        tr = g * math.sin(angle) * math.sqrt(2.0)
+        td = g * min(max(mix_t[p, MIX_DELAY_SEND], 0.0), 1.0)
+        tv = g * min(max(mix_t[p, MIX_REVERB_SEND], 0.0), 1.0)
+        for s in range(i0, i1):
+            mix_c[p, MC_LEFT] += (tl - mix_c[p, MC_LEFT]) * smooth
+            mix_c[p, MC_RIGHT] += (tr - mix_c[p, MC_RIGHT]) * smooth
+            mix_c[p, MC_DELAY] += (td - mix_c[p, MC_DELAY]) * smooth
+            mix_c[p, MC_REVERB] += (tv - mix_c[p, MC_REVERB]) * smooth
+            x = bus[p, s]
+            bus[B_OUT_L, s] += x * mix_c[p, MC_LEFT]
+            bus[B_OUT_R, s] += x * mix_c[p, MC_RIGHT]
+            bus[B_DELAY_SEND, s] += x * mix_c[p, MC_DELAY]
+            bus[B_REVERB_SEND, s] += x * mix_c[p, MC_REVERB]
+
+
+@njit(**JIT)
+def _segment(tab, i0, i1, now0, sample_rate):
+    """Render [i0, i1) of the block: parts, mixer, sends, master."""
+    if i1 <= i0:
+        return
+    vf = f32_1d(tab, S_VF)
+    vm = f64_2d(tab, S_VMETA)
+    ptarget = f64_2d(tab, S_PTARGET)
+    pcur = f64_2d(tab, S_PCUR)
+    ps = f64_2d(tab, S_PART)
+    bus = f64_2d(tab, S_BUS)
+    for p in range(N_SYNTH_PARTS):
+        voice.render_part(vf, vm, ptarget, pcur, ps, p, bus[p], i0, i1, now0, sample_rate)
+    for s in range(i0, i1):
+        bus[DRUM_PART, s] = 0.0
+    drums.drum_render(f64_2d(tab, S_DRUM_STATE), f64_1d(tab, S_DRUM_PARAMS), bus[DRUM_PART], i0,
+                      i1, sample_rate)
+    smooth = 1.0 - math.exp(-1.0 / (SMOOTH_S * sample_rate))
+    _mix(bus, f64_2d(tab, S_MIX_TARGET), f64_2d(tab, S_MIX_CUR), i0, i1, smooth)
+    tempo = ps[GLOBAL_ROW, GL_TEMPO_BPM]
+    fx.delay_process(f64_1d(tab, S_DELAY_STATE), f64_1d(tab, S_DELAY_PARAMS), bus[B_DELAY_SEND],
+                     bus[B_DELAY_SEND], bus[B_OUT_L], bus[B_OUT_R], i0, i1, tempo, sample_rate)
+    fx.reverb_process(f64_1d(tab, S_REVERB_STATE), f64_1d(tab, S_REVERB_PARAMS),
+                      bus[B_REVERB_SEND], bus[B_REVERB_SEND], bus[B_OUT_L], bus[B_OUT_R], i0, i1,
+                      sample_rate)
+    master.master_process(f64_1d(tab, S_MASTER_STATE), f64_1d(tab, S_MASTER_PARAMS),
+                          bus[B_OUT_L], bus[B_OUT_R], i0, i1, sample_rate)
+
+
+@njit(**JIT)
+def render_block(tab, nframes):
+    """AUDIO THREAD. Render `nframes` samples of the band into the S_BUS out rows
+    (B_OUT_L, B_OUT_R) starting at column 0, and advance the sample clock."""
+    ctl = i64_1d(tab, S_CTL)
+    pending = f64_2d(tab, S_PENDING)
+    vf = f32_1d(tab, S_VF)
+    vm = f64_2d(tab, S_VMETA)
+    ptarget = f64_2d(tab, S_PTARGET)
+    pcur = f64_2d(tab, S_PCUR)
+    ps = f64_2d(tab, S_PART)
+    dstate = f64_2d(tab, S_DRUM_STATE)
+    dparams = f64_1d(tab, S_DRUM_PARAMS)
+    mix_t = f64_2d(tab, S_MIX_TARGET)
+    sample_rate = float(ctl[C_SAMPLE_RATE])
+    count = ctl[C_PENDING]
+    seq = ctl[C_SEQ]
+    count, seq, d1 = pop(f64_2d(tab, S_QSCHED), i64_1d(tab, S_QSCHED_IDX), pending, count, seq)
+    count, seq, d2 = pop(f64_2d(tab, S_QMIDI), i64_1d(tab, S_QMIDI_IDX), pending, count, seq)
+    ctl[C_DROPPED] += d1 + d2
+    ctl[C_SEQ] = seq
+    start = ctl[C_SAMPLE_TIME]
+    end = start + nframes
+    i = 0
+    while True:
+        k = _next_due(pending, count, float(end))
+        if k < 0:
+            break
+        t = pending[k, TIME]
+        off = int(t - start)
+        if t < start:
+            off = 0
+            ctl[C_LATE] += 1
+        if off > i:
+            _segment(tab, i, off, start, sample_rate)
+            i = off
+        _apply(pending[k], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, start + i,
+               sample_rate)
+        count -= 1
+        if k != count:
+            for j in range(pending.shape[1]):
+                pending[k, j] = pending[count, j]
+    _segment(tab, i, nframes, start, sample_rate)
+    ctl[C_PENDING] = count
+    ctl[C_SAMPLE_TIME] = end
+    ctl[C_BLOCKS] += 1
+    # meters for the control side
+    meter = f64_1d(tab, S_METER)
+    bus = f64_2d(tab, S_BUS)
+    for s in range(nframes):
+        meter[M_PEAK_L] = max(meter[M_PEAK_L], abs(bus[B_OUT_L, s]))
+        meter[M_PEAK_R] = max(meter[M_PEAK_R], abs(bus[B_OUT_R, s]))
+    for p in range(NPARTS):
+        for s in range(nframes):
+            meter[M_PART_PEAK + p] = max(meter[M_PART_PEAK + p], abs(bus[p, s]))
+    active = 0
+    for p in range(N_SYNTH_PARTS):
+        active += int(ps[p, PS_NACTIVE])
+    ctl[C_VOICES_ACTIVE] = active
+    ctl[C_NONFINITE] = int(f64_1d(tab, S_MASTER_STATE)[master.M_NONFINITE])
+
+
+# ---- entry points for the drivers ----------------------------------------------------------
+
+@njit(**JIT)
+def add_event(tab, time, kind, part, a, b, c):
+    """AUDIO THREAD. Add an event straight to the pending store (MIDI read in the callback)."""
+    ctl = ctl_of(tab)
+    pending = f64_2d(tab, S_PENDING)
+    n = ctl[C_PENDING]
+    if n >= pending.shape[0]:
+        ctl[C_DROPPED] += 1
+        return
+    pending[n, TIME] = time
+    pending[n, KIND] = kind
+    pending[n, PART] = part
+    pending[n, A] = a
+    pending[n, B] = b
+    pending[n, C] = c
+    pending[n, SEQ] = ctl[C_SEQ]
+    ctl[C_SEQ] += 1
+    ctl[C_PENDING] = n + 1
+
+
+@njit(**JIT)
+def report_event(tab, time, kind, part, a, b, c):
+    """AUDIO THREAD. Tell the control side about an input event (held notes, recording)."""
+    if not push(f64_2d(tab, S_QOUT), i64_1d(tab, S_QOUT_IDX), time, kind, part, a, b, c, 0.0):
+        ctl_of(tab)[C_DROPPED] += 1
+
+
+CLOCK_MONOTONIC = 1
+
+
+@njit(inline="always", **JIT)
+def _now_ns(tab, ctl):
+    addr = tab[S_CTL * TABLE_WIDTH] + C_TIMESPEC * 8
+    call_i32_i32_ptr(ctl[C_CLOCK_FN], np.int32(CLOCK_MONOTONIC), addr)
+    return ctl[C_TIMESPEC] * 1000000000 + ctl[C_TIMESPEC + 1]
+
+
+@njit(**JIT)
+def run_block(tab, nframes):
+    """AUDIO THREAD. `render_block`, timed into the S_CBTIME ring when a clock is set."""
+    ctl = ctl_of(tab)
+    if ctl[C_CLOCK_FN] == 0:
+        render_block(tab, nframes)
+        return
+    t0 = _now_ns(tab, ctl)
+    render_block(tab, nframes)
+    ring = i64_1d(tab, S_CBTIME)
+    ring[ctl[C_CBTIME_W] % CBTIME_CAP] = _now_ns(tab, ctl) - t0
+    ctl[C_CBTIME_W] += 1

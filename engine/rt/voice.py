@@ -1,0 +1,499 @@
+"""Polyphonic subtractive synth voices (AUDIO THREAD ONLY).
+
+Voice state is one flat float32 array of rows (`engine.rt.layout` VF_*), NVMAX columns per row,
+and each part owns a contiguous voice range whose length is a multiple of LANES. For each
+output sample every stage (envelopes, oscillators, cutoff, filter, amplifier) is one loop over
+the part's active voices, in float32 with unsigned indices and compile-time row offsets, so
+LLVM vectorizes each loop across voices (AVX2/AVX-512) with no alias checks. Choices made per
+part (waveform, filter type) are branches outside those loops.
+
+Voice stealing never clicks: a stolen voice first fades out over ~2 ms (ST_STEAL), then
+starts the note that stole it.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from engine.rt.dsp import JIT, db_to_gain
+from engine.rt.layout import (
+    NVMAX, PS_A_COEF, PS_COEF_DIRTY, PS_D_COEF, PS_FA_COEF, PS_FD_COEF, PS_FR_COEF, PS_GAIN,
+    PS_LFO_PHASE, PS_LOG2_CUTOFF, PS_NACTIVE, PS_NSTEAL, PS_R_COEF, PS_RATIO2, PS_SETTLING,
+    PS_SUSTAIN, PS_VHI, PS_VLO,
+    ST_ATTACK, ST_DECAY, ST_IDLE, ST_RELEASE, ST_STEAL, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE,
+    VF_G, VF_GAIN, VF_INC, VF_KEYOCT, VF_OSC, VF_OUT, VF_PHASE1, VF_PHASE2, VF_S1,
+    VF_S2, VF_S3, VF_S4, VF_VEL, VM_HELD, VM_NOTE, VM_PEND_NOTE, VM_PEND_SOURCE, VM_PEND_VEL,
+    VM_SOURCE, VM_START, VM_SUSTAINED,
+)
+from engine.rt.osc import (
+    ONE, ZERO, exp2_fast, pulse, saw, sine, tan_fraction, tanh_fast, triangle, wrap,
+)
+from engine.rt.params import (
+    NPARAMS, P_AMP_A, P_AMP_D, P_AMP_R, P_AMP_S, P_CUTOFF_HZ, P_DETUNE_CENTS, P_DRIVE,
+    P_FENV_OCT, P_FILTER_TYPE, P_FLT_A, P_FLT_D, P_FLT_R, P_FLT_S, P_GAIN_DB, P_KEY_TRACKING,
+    P_LFO_CUTOFF, P_LFO_PITCH, P_LFO_RATE, P_LFO_SHAPE, P_MOD_VIBRATO, P_NOISE, P_OSC1_WAVE,
+    P_OSC2_LEVEL, P_OSC2_SEMI, P_OSC2_WAVE, P_PULSE_WIDTH, P_RESONANCE, P_VEL_CUTOFF_OCT,
+    P_VEL_SENS, P_BEND_ST, P_MOD, SMOOTH_S, STEPPED,
+)
+
+LANES = 8
+"""Voice ranges and active counts are padded to multiples of LANES and each voice always adds
+into the same accumulator lane, so the sum over voices is bit-identical whatever the count."""
+
+VFAST = dict(JIT, fastmath={"reassoc", "contract", "arcp", "nsz"})
+"""Voice loops may reassociate and fuse (no 'nnan'/'ninf': NaN checks stay meaningful)."""
+
+f32 = np.float32
+u64 = np.uint64
+
+# row offsets: unsigned compile-time constants for the vector loops ...
+_PH1, _PH2, _INC = u64(VF_PHASE1 * NVMAX), u64(VF_PHASE2 * NVMAX), u64(VF_INC * NVMAX)
+_AENV, _ASTG = u64(VF_AENV * NVMAX), u64(VF_ASTAGE * NVMAX)
+_FENV, _FSTG = u64(VF_FENV * NVMAX), u64(VF_FSTAGE * NVMAX)
+_S1, _S2, _S3, _S4 = (u64(r * NVMAX) for r in (VF_S1, VF_S2, VF_S3, VF_S4))
+_VEL, _KEY, _GAIN = u64(VF_VEL * NVMAX), u64(VF_KEYOCT * NVMAX), u64(VF_GAIN * NVMAX)
+_OSC, _G, _OUT = (u64(r * NVMAX) for r in (VF_OSC, VF_G, VF_OUT))
+_ULANES = u64(LANES)
+
+# stage codes and constants in float32
+_IDLE, _ATT, _DEC, _REL, _STL = f32(ST_IDLE), f32(ST_ATTACK), f32(ST_DECAY), f32(ST_RELEASE), \
+    f32(ST_STEAL)
+ATTACK_TARGET = f32(1.3)  # attack aims past 1.0 for a rounded, punchy curve; clipped at 1.0
+IDLE_LEVEL = 1e-4         # release ends (and the voice is freed) below -80 dB
+_IDLE_LEVEL = f32(IDLE_LEVEL)
+STEAL_TIME_S = 0.002
+_M14, _P15 = f32(-14.0), f32(15.0)
+
+_SMOOTHED = np.array([k not in STEPPED for k in range(NPARAMS)], dtype=np.bool_)
+
+
+# ---- events (scalar code, int64 indices) ---------------------------------------------------------
+
+@njit(inline="always", **JIT)
+def _at(row, v):
+    return row * NVMAX + v
+
+
+@njit(**JIT)
+def _start(vf, vm, ps, pcur, p, v, note, vel, src, now, sample_rate):
+    for row in (VF_PHASE1, VF_AENV, VF_FENV, VF_S1, VF_S2, VF_S3, VF_S4):
+        vf[_at(row, v)] = 0.0
+    vf[_at(VF_PHASE2, v)] = 0.25
+    vf[_at(VF_INC, v)] = 440.0 * 2.0 ** ((note - 69.0) / 12.0) / sample_rate
+    vf[_at(VF_ASTAGE, v)] = ST_ATTACK
+    vf[_at(VF_FSTAGE, v)] = ST_ATTACK
+    vf[_at(VF_VEL, v)] = vel
+    vf[_at(VF_KEYOCT, v)] = (note - 60.0) / 12.0
+    sens = min(max(pcur[p, P_VEL_SENS], 0.0), 1.0)
+    vf[_at(VF_GAIN, v)] = (1.0 - sens) + sens * vel * vel
+    vm[VM_NOTE, v] = note
+    vm[VM_SOURCE, v] = src
+    vm[VM_START, v] = now
+    vm[VM_HELD, v] = 1.0
+    vm[VM_SUSTAINED, v] = 0.0
+    vm[VM_PEND_NOTE, v] = -1.0
+    n = v - int(ps[p, PS_VLO]) + 1
+    if n > ps[p, PS_NACTIVE]:
+        ps[p, PS_NACTIVE] = n
+
+
+@njit(**JIT)
+def _steal(vf, ps, p, v):
+    if vf[_at(VF_ASTAGE, v)] != ST_STEAL:
+        vf[_at(VF_ASTAGE, v)] = ST_STEAL
+        vf[_at(VF_FSTAGE, v)] = ST_STEAL
+        ps[p, PS_NSTEAL] += 1.0
+
+
+@njit(**JIT)
+def note_on(vf, vm, ps, pcur, p, note, vel, src, now, sample_rate):
+    """Start `note` on part p: the lowest idle voice, else steal one (fading it out first).
+    Returns 1 if a voice was stolen."""
+    lo = int(ps[p, PS_VLO])
+    hi = int(ps[p, PS_VHI])
+    vel = min(max(vel, 0.0), 1.0)
+    for v in range(lo, hi):
+        if vf[_at(VF_ASTAGE, v)] == ST_IDLE and vm[VM_PEND_NOTE, v] < 0.0:
+            _start(vf, vm, ps, pcur, p, v, note, vel, src, now, sample_rate)
+            return 0
+    # steal: prefer released voices, then the oldest; a voice already fading is last resort
+    best = lo
+    best_key = 1e300
+    for v in range(lo, hi):
+        stage = vf[_at(VF_ASTAGE, v)]
+        key = vm[VM_START, v] - (1e200 if stage == ST_RELEASE else 0.0) + \
+            (1e250 if stage == ST_STEAL else 0.0)
+        if key < best_key:
+            best_key = key
+            best = v
+    _steal(vf, ps, p, best)
+    vm[VM_HELD, best] = 0.0
+    vm[VM_SUSTAINED, best] = 0.0
+    vm[VM_PEND_NOTE, best] = note
+    vm[VM_PEND_VEL, best] = vel
+    vm[VM_PEND_SOURCE, best] = src
+    return 1
+
+
+@njit(**JIT)
+def _release(vf, vm, v):
+    vm[VM_HELD, v] = 0.0
+    vm[VM_SUSTAINED, v] = 0.0
+    stage = vf[_at(VF_ASTAGE, v)]
+    if stage != ST_IDLE and stage != ST_STEAL:
+        vf[_at(VF_ASTAGE, v)] = ST_RELEASE
+        vf[_at(VF_FSTAGE, v)] = ST_RELEASE
+
+
+@njit(**JIT)
+def note_off(vf, vm, ps, p, note, src):
+    """Release the voices of part p that `src` started on `note` (sustain pedal permitting)."""
+    for v in range(int(ps[p, PS_VLO]), int(ps[p, PS_VHI])):
+        if vm[VM_PEND_NOTE, v] == note and vm[VM_PEND_SOURCE, v] == src:
+            vm[VM_PEND_NOTE, v] = -1.0   # released before its stolen voice was free
+        if vm[VM_HELD, v] == 1.0 and vm[VM_NOTE, v] == note and vm[VM_SOURCE, v] == src:
+            if ps[p, PS_SUSTAIN] > 0.5:
+                vm[VM_HELD, v] = 0.0
+                vm[VM_SUSTAINED, v] = 1.0
+            else:
+                _release(vf, vm, v)
+
+
+@njit(**JIT)
+def sustain(vf, vm, ps, p, down):
+    """Sustain pedal of part p; lifting it releases every voice it was holding."""
+    ps[p, PS_SUSTAIN] = 1.0 if down else 0.0
+    if not down:
+        for v in range(int(ps[p, PS_VLO]), int(ps[p, PS_VHI])):
+            if vm[VM_SUSTAINED, v] == 1.0:
+                _release(vf, vm, v)
+
+
+@njit(**JIT)
+def release_all(vf, vm, ps, p, src):
+    """Release every voice of part p (src < 0), or only the notes `src` started; lifts the
+    pedal's hold on them."""
+    if src < 0.0:
+        ps[p, PS_SUSTAIN] = 0.0
+    for v in range(int(ps[p, PS_VLO]), int(ps[p, PS_VHI])):
+        if src < 0.0 or vm[VM_PEND_SOURCE, v] == src:
+            vm[VM_PEND_NOTE, v] = -1.0
+        if src < 0.0 or vm[VM_SOURCE, v] == src:
+            _release(vf, vm, v)
+
+
+@njit(**JIT)
+def fade_all(vf, vm, ps, p):
+    """Panic: every voice of part p fades out within ~2 ms and nothing restarts."""
+    ps[p, PS_SUSTAIN] = 0.0
+    for v in range(int(ps[p, PS_VLO]), int(ps[p, PS_VHI])):
+        vm[VM_PEND_NOTE, v] = -1.0
+        vm[VM_HELD, v] = 0.0
+        vm[VM_SUSTAINED, v] = 0.0
+        if vf[_at(VF_ASTAGE, v)] != ST_IDLE:
+            _steal(vf, ps, p, v)
+
+
+@njit(**JIT)
+def _coef(time_s, floor_s, sample_rate, span):
+    """Exponential-segment coefficient: `span` time constants in `time_s` seconds."""
+    return 1.0 - math.exp(-span / (max(time_s, floor_s) * sample_rate))
+
+
+@njit(**JIT)
+def env_coefs(ptarget, ps, p, sample_rate):
+    """Envelope rate coefficients from the part's stage times (which apply at once: a time
+    changes a slope, never a level, so it cannot click)."""
+    t = ptarget[p]
+    ps[p, PS_A_COEF] = _coef(t[P_AMP_A], 5e-4, sample_rate, 1.4)
+    ps[p, PS_D_COEF] = _coef(t[P_AMP_D], 1e-3, sample_rate, 4.6)
+    ps[p, PS_R_COEF] = _coef(t[P_AMP_R], 2e-3, sample_rate, 4.6)
+    ps[p, PS_FA_COEF] = _coef(t[P_FLT_A], 5e-4, sample_rate, 1.4)
+    ps[p, PS_FD_COEF] = _coef(t[P_FLT_D], 1e-3, sample_rate, 4.6)
+    ps[p, PS_FR_COEF] = _coef(t[P_FLT_R], 2e-3, sample_rate, 4.6)
+    ps[p, PS_COEF_DIRTY] = 0.0
+
+
+# ---- the per-sample voice stages (float32, vectorized across voices) ------------------------------
+
+@njit(inline="always", **VFAST)
+def _env_step(env, stage, a_coef, d_coef, r_coef, sus, steal_coef):
+    """One sample of an exponential ADSR for one voice, branch-free. Returns (env, stage)."""
+    att = stage == _ATT
+    dec = stage == _DEC
+    target = ATTACK_TARGET if att else (sus if dec else ZERO)
+    coef = a_coef if att else (d_coef if dec else (r_coef if stage == _REL else (
+        steal_coef if stage == _STL else ZERO)))
+    env = env + (target - env) * coef
+    peaked = att and env >= ONE
+    env = min(env, ONE)
+    stage = _DEC if peaked else stage
+    done = stage == _REL and env < _IDLE_LEVEL
+    return (ZERO if done else env), (_IDLE if done else stage)
+
+
+@njit(**VFAST)
+def _envelopes(vf, lo, hi, ac, dc, rc, sus, fac, fdc, frc, fsus, steal_coef):
+    for v in range(lo, hi):
+        e, st = _env_step(vf[_AENV + v], vf[_ASTG + v], ac, dc, rc, sus, steal_coef)
+        vf[_AENV + v] = e
+        vf[_ASTG + v] = st
+        fe, fst = _env_step(vf[_FENV + v], vf[_FSTG + v], fac, fdc, frc, fsus, steal_coef)
+        vf[_FENV + v] = fe
+        vf[_FSTG + v] = fst
+
+
+@njit(inline="always", **VFAST)
+def _phase_step(phase, inc, mul):
+    """Advance one phase: returns (new phase, increment). Inline helpers take scalars, never
+    arrays: an array argument brings reference-count calls that stop vectorization."""
+    dt = min(inc * mul, f32(0.45))
+    return wrap(phase + dt), dt
+
+
+def _make_osc(row):
+    """Build the oscillator stage for phase row `row` (a compile-time constant, so LLVM sees
+    fixed distances between rows and vectorizes without alias checks)."""
+
+    @njit(**VFAST)
+    def osc(vf, lo, hi, wave, mul, level, pw, keep):
+        """Advance the phase row by VF_INC*mul for every voice and set
+        VF_OSC = keep*VF_OSC + level*wave. The waveform branch is outside the loops."""
+        if wave == 0:
+            for v in range(lo, hi):
+                t, dt = _phase_step(vf[row + v], vf[_INC + v], mul)
+                vf[row + v] = t
+                vf[_OSC + v] = vf[_OSC + v] * keep + level * saw(t, dt)
+        elif wave == 1:
+            for v in range(lo, hi):
+                t, dt = _phase_step(vf[row + v], vf[_INC + v], mul)
+                vf[row + v] = t
+                vf[_OSC + v] = vf[_OSC + v] * keep + level * pulse(t, dt, pw)
+        elif wave == 2:
+            for v in range(lo, hi):
+                t, dt = _phase_step(vf[row + v], vf[_INC + v], mul)
+                vf[row + v] = t
+                vf[_OSC + v] = vf[_OSC + v] * keep + level * triangle(t, dt)
+        else:
+            for v in range(lo, hi):
+                t, dt = _phase_step(vf[row + v], vf[_INC + v], mul)
+                vf[row + v] = t
+                vf[_OSC + v] = vf[_OSC + v] * keep + level * sine(t)
+
+    return osc
+
+
+_osc1 = _make_osc(_PH1)
+_osc2 = _make_osc(_PH2)
+
+
+@njit(**VFAST)
+def _cutoff(vf, lo, hi, log2_base, kt, fenv_oct, vel_oct, wmax, one_pole):
+    """Per-voice filter coefficient into VF_G from the prewarped g = tan(pi fc / fs): g itself
+    (SVF), or the TPT one-pole gain G = g / (1 + g) when `one_pole` (ladder; one division)."""
+    for v in range(lo, hi):
+        octs = log2_base + kt * vf[_KEY + v] + fenv_oct * vf[_FENV + v] \
+            + vel_oct * (vf[_VEL + v] - ONE)
+        w = min(exp2_fast(min(max(octs, _M14), _P15)), wmax)   # = pi * fc / fs
+        num, den = tan_fraction(w)
+        vf[_G + v] = num / (den + num * one_pole)
+
+
+@njit(**VFAST)
+def _ladder(vf, lo, hi, k, drive, comp):
+    """Zero-delay-feedback 4-pole ladder (Zavalishin's TPT form) with a saturated input and
+    feedback path: linear response G^4 / (1 + k G^4) per TPT one-pole G = g / (1 + g), which
+    VF_G holds."""
+    for v in range(lo, hi):
+        G = vf[_G + v]
+        b = ONE - G
+        s1 = vf[_S1 + v]
+        s2 = vf[_S2 + v]
+        s3 = vf[_S3 + v]
+        s4 = vf[_S4 + v]
+        S = b * (G * (G * (G * s1 + s2) + s3) + s4)
+        G4 = G * G * G * G
+        x = tanh_fast(vf[_OSC + v] * drive) * comp
+        u = tanh_fast((x - k * S) / (ONE + k * G4))
+        v1 = G * (u - s1)
+        y1 = v1 + s1
+        v2 = G * (y1 - s2)
+        y2 = v2 + s2
+        v3 = G * (y2 - s3)
+        y3 = v3 + s3
+        v4 = G * (y3 - s4)
+        y4 = v4 + s4
+        vf[_S1 + v] = y1 + v1
+        vf[_S2 + v] = y2 + v2
+        vf[_S3 + v] = y3 + v3
+        vf[_S4 + v] = y4 + v4
+        vf[_OUT + v] = y4
+
+
+@njit(inline="always", **VFAST)
+def _svf_tick(g, ic1, ic2, xin, damp, drive):
+    """One SVF sample: returns (new ic1, new ic2, x, band, low)."""
+    a1 = ONE / (ONE + g * (g + damp))
+    a2 = g * a1
+    a3 = g * a2
+    x = tanh_fast(xin * drive)
+    v3 = x - ic2
+    v1 = a1 * ic1 + a2 * v3
+    v2 = ic2 + a2 * ic1 + a3 * v3
+    return v1 + v1 - ic1, v2 + v2 - ic2, x, v1, v2
+
+
+@njit(**VFAST)
+def _svf(vf, lo, hi, damp, drive, mode):
+    """Zero-delay-feedback state-variable filter (Simper/Cytomic): mode 1 lowpass, 2 bandpass
+    (unity gain at the centre), 3 highpass."""
+    if mode == 1:
+        for v in range(lo, hi):
+            vf[_S1 + v], vf[_S2 + v], x, band, low = _svf_tick(
+                vf[_G + v], vf[_S1 + v], vf[_S2 + v], vf[_OSC + v], damp, drive)
+            vf[_OUT + v] = low
+    elif mode == 2:
+        for v in range(lo, hi):
+            vf[_S1 + v], vf[_S2 + v], x, band, low = _svf_tick(
+                vf[_G + v], vf[_S1 + v], vf[_S2 + v], vf[_OSC + v], damp, drive)
+            vf[_OUT + v] = band * damp
+    else:
+        for v in range(lo, hi):
+            vf[_S1 + v], vf[_S2 + v], x, band, low = _svf_tick(
+                vf[_G + v], vf[_S1 + v], vf[_S2 + v], vf[_OSC + v], damp, drive)
+            vf[_OUT + v] = x - damp * band - low
+
+
+@njit(**VFAST)
+def _amp_sum(vf, lo, hi):
+    """Amplifier, and the sum over voices into LANES fixed accumulators (voice v always adds
+    into lane (v - lo) % 8, so the result does not depend on how many voices are active)."""
+    for v in range(lo, hi):
+        vf[_OUT + v] *= vf[_AENV + v] * vf[_GAIN + v]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = ZERO
+    for b in range(lo, hi, _ULANES):
+        a0 += vf[_OUT + b]
+        a1 += vf[_OUT + b + u64(1)]
+        a2 += vf[_OUT + b + u64(2)]
+        a3 += vf[_OUT + b + u64(3)]
+        a4 += vf[_OUT + b + u64(4)]
+        a5 += vf[_OUT + b + u64(5)]
+        a6 += vf[_OUT + b + u64(6)]
+        a7 += vf[_OUT + b + u64(7)]
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+
+
+@njit(**JIT)
+def _finish_steals(vf, vm, ps, pcur, p, now, sample_rate):
+    """Voices whose steal fade is done start the note that stole them (or go idle)."""
+    for v in range(int(ps[p, PS_VLO]), int(ps[p, PS_VHI])):
+        if vf[_at(VF_ASTAGE, v)] == ST_STEAL and vf[_at(VF_AENV, v)] < IDLE_LEVEL:
+            ps[p, PS_NSTEAL] -= 1.0
+            pend = vm[VM_PEND_NOTE, v]
+            if pend >= 0.0:
+                _start(vf, vm, ps, pcur, p, v, pend, vm[VM_PEND_VEL, v], vm[VM_PEND_SOURCE, v],
+                       now, sample_rate)
+            else:
+                vf[_at(VF_ASTAGE, v)] = ST_IDLE
+                vf[_at(VF_FSTAGE, v)] = ST_IDLE
+                vf[_at(VF_AENV, v)] = 0.0
+                vf[_at(VF_FENV, v)] = 0.0
+
+
+@njit(**JIT)
+def _settle(ptarget, pcur, ps, p, smooth, log2_pi_over_fs):
+    """One sample of parameter smoothing while PS_SETTLING; recomputes the values derived from
+    the parameters, and clears PS_SETTLING once every parameter has reached its target."""
+    moving = False
+    for k in range(NPARAMS):
+        t = ptarget[p, k]
+        if not _SMOOTHED[k]:
+            pcur[p, k] = t
+            continue
+        c = pcur[p, k] + (t - pcur[p, k]) * smooth
+        if abs(t - c) <= 1e-6 * (abs(t) + 1e-3):
+            c = t
+        else:
+            moving = True
+        pcur[p, k] = c
+    c = pcur[p]
+    ps[p, PS_RATIO2] = 2.0 ** ((c[P_OSC2_SEMI] + c[P_DETUNE_CENTS] * 0.01) / 12.0)
+    ps[p, PS_LOG2_CUTOFF] = log2_pi_over_fs + math.log2(min(max(c[P_CUTOFF_HZ], 20.0), 20000.0))
+    ps[p, PS_GAIN] = db_to_gain(min(max(c[P_GAIN_DB], -60.0), 12.0))
+    ps[p, PS_SETTLING] = 1.0 if moving else 0.0
+
+
+@njit(inline="always", **JIT)
+def _noise(t, p):
+    """White noise in -1..1 as a pure function of (sample time, part): splitmix64."""
+    z = np.uint64(t) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(p + 1) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return float(z >> np.uint64(11)) * (2.0 / 9007199254740992.0) - 1.0
+
+
+@njit(**JIT)
+def render_part(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rate):
+    """Render synth part p into out[i0:i1] (overwrites). `now0` is the absolute sample time of
+    out[0]. Everything is per sample and a function of the sample clock (LFO phase, noise,
+    smoothing), so any split of a block renders identically."""
+    lo = u64(ps[p, PS_VLO])
+    if ps[p, PS_COEF_DIRTY] != 0.0:
+        env_coefs(ptarget, ps, p, sample_rate)
+    smooth = 1.0 - math.exp(-1.0 / (SMOOTH_S * sample_rate))
+    steal_coef = f32(_coef(STEAL_TIME_S, STEAL_TIME_S, sample_rate, 4.6))
+    log2_pi_over_fs = math.log2(math.pi / sample_rate)
+    wmax = f32(math.pi * min(18000.0, 0.45 * sample_rate) / sample_rate)
+    c = pcur[p]
+    for s in range(i0, i1):
+        if ps[p, PS_SETTLING] != 0.0:
+            _settle(ptarget, pcur, ps, p, smooth, log2_pi_over_fs)
+        # the LFO phase runs whether or not a voice sounds
+        ph = ps[p, PS_LFO_PHASE]
+        ph += min(max(c[P_LFO_RATE], 0.0), 40.0) / sample_rate
+        ps[p, PS_LFO_PHASE] = ph - math.floor(ph)
+        n = int(ps[p, PS_NACTIVE])
+        if n == 0:
+            out[s] = 0.0
+            continue
+        hi = lo + u64(((n + LANES - 1) // LANES) * LANES)
+        vib = c[P_LFO_PITCH] + c[P_MOD] * c[P_MOD_VIBRATO]
+        lfo_cut = c[P_LFO_CUTOFF]
+        lfo = 0.0
+        if vib != 0.0 or lfo_cut != 0.0:
+            lfo = math.sin(2.0 * math.pi * ph) if c[P_LFO_SHAPE] < 0.5 else 1.0 - 4.0 * abs(ph - 0.5)
+        pitch_st = c[P_BEND_ST] + lfo * vib
+        mul1 = 2.0 ** (pitch_st / 12.0) if pitch_st != 0.0 else 1.0
+        pw = f32(min(max(c[P_PULSE_WIDTH], 0.05), 0.95))
+        _envelopes(vf, lo, hi, f32(ps[p, PS_A_COEF]), f32(ps[p, PS_D_COEF]),
+                   f32(ps[p, PS_R_COEF]), f32(min(max(c[P_AMP_S], 0.0), 1.0)),
+                   f32(ps[p, PS_FA_COEF]), f32(ps[p, PS_FD_COEF]), f32(ps[p, PS_FR_COEF]),
+                   f32(min(max(c[P_FLT_S], 0.0), 1.0)), steal_coef)
+        _osc1(vf, lo, hi, int(c[P_OSC1_WAVE]), f32(mul1), ONE, pw, ZERO)
+        _osc2(vf, lo, hi, int(c[P_OSC2_WAVE]), f32(mul1 * ps[p, PS_RATIO2]),
+              f32(min(max(c[P_OSC2_LEVEL], 0.0), 1.0)), pw, ONE)
+        if c[P_NOISE] > 0.0:
+            nl = f32(min(c[P_NOISE], 1.0) * _noise(now0 + s, p))
+            for v in range(lo, hi):
+                vf[_OSC + v] += nl
+        ftype = int(c[P_FILTER_TYPE])
+        _cutoff(vf, lo, hi, f32(ps[p, PS_LOG2_CUTOFF] + lfo * lfo_cut), f32(c[P_KEY_TRACKING]),
+                f32(c[P_FENV_OCT]), f32(c[P_VEL_CUTOFF_OCT]), wmax, ONE if ftype == 0 else ZERO)
+        res = min(max(c[P_RESONANCE], 0.0), 1.0)
+        drive = min(max(c[P_DRIVE], 0.1), 10.0)
+        if ftype == 0:
+            k = 3.9 * res
+            _ladder(vf, lo, hi, f32(k), f32(drive), f32((1.0 + 0.5 * k) / max(drive, 1.0)))
+        else:
+            _svf(vf, lo, hi, f32(2.0 - 1.96 * res), f32(drive), ftype)
+        out[s] = ps[p, PS_GAIN] * _amp_sum(vf, lo, hi)
+        if ps[p, PS_NSTEAL] > 0.0:
+            _finish_steals(vf, vm, ps, pcur, p, now0 + s + 1, sample_rate)
+    # shrink the active range past voices that went idle (their output is exactly 0)
+    n = int(ps[p, PS_NACTIVE])
+    top = int(lo) + n - 1
+    while n > 0 and vf[_at(VF_ASTAGE, top)] == ST_IDLE and vm[VM_PEND_NOTE, top] < 0.0:
+        n -= 1
+        top -= 1
+    ps[p, PS_NACTIVE] = n

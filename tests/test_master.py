@@ -1,0 +1,227 @@
+"""engine.rt.master: DC blocker, non-finite guard and look-ahead limiter, checked on the signal."""
+import numpy as np
+import pytest
+
+from engine.rt import master as m
+
+SR = 48000
+LA = m.lookahead_samples(SR)
+
+
+def run(l, r, params=None, cuts=(), state=None):
+    """Master bus over copies of l, r (in place on the copies), split at `cuts`."""
+    l, r = np.array(l, dtype=np.float64), np.array(r, dtype=np.float64)
+    state = m.master_alloc_state(SR) if state is None else state
+    params = m.master_default_params() if params is None else params
+    points = sorted(set([0, len(l)] + list(cuts)))
+    for a, b in zip(points[:-1], points[1:]):
+        m.master_process(state, params, l, r, a, b, SR)
+    return l, r, state
+
+
+def params(**kw):
+    p = m.master_default_params()
+    for k, v in kw.items():
+        p[m.MASTER_PARAM_NAMES[k]] = v
+    return p
+
+
+def ceiling(db):
+    return 10.0 ** (db / 20.0)
+
+
+def loud_signals(n=SR):
+    rng = np.random.default_rng(7)
+    t = np.arange(n) / SR
+    square = 10.0 * np.sign(np.sin(2 * np.pi * 110 * t))   # +20 dB square
+    noise = 8.0 * rng.standard_normal(n)
+    spikes = np.zeros(n)
+    spikes[rng.integers(0, n, 60)] = rng.choice([-100.0, 100.0], 60)
+    spikes[1000:1003] = [50.0, -50.0, 50.0]                   # adjacent impulses
+    bursts = np.sin(2 * np.pi * 3000 * t) * np.where((t % 0.25) < 0.02, 30.0, 0.3)
+    return {"square": square, "noise": noise, "spikes": spikes, "bursts": bursts,
+            "mixed": 0.3 * square + noise * (t > 0.5) + spikes}
+
+
+def test_latency_is_the_lookahead():
+    assert LA == round(0.0015 * SR) == 72
+    x = np.zeros(2000)
+    x[500] = 0.25
+    l, r, _ = run(x, -x)
+    assert np.argmax(np.abs(l)) == 500 + LA
+    assert l[500 + LA] == 0.25 and r[500 + LA] == -0.25  # below the ceiling: untouched
+    assert np.all(l[:500 + LA] == 0.0)
+
+
+@pytest.mark.parametrize("ceiling_db", [-1.0, -6.0, 0.0])
+@pytest.mark.parametrize("name", ["square", "noise", "spikes", "bursts", "mixed"])
+def test_limiter_never_exceeds_the_ceiling(name, ceiling_db):
+    x = loud_signals()[name]
+    y = np.roll(x, 37) * -0.7  # a different right channel
+    l, r, st = run(x, y, params(ceiling_db=ceiling_db))
+    c = ceiling(ceiling_db)
+    assert np.max(np.abs(l)) <= c and np.max(np.abs(r)) <= c
+    assert m.master_counters(st)["clamped"] == 0  # the limiter alone did it
+    assert np.max(np.abs(l)) > 0.9 * c  # ... without crushing everything
+
+
+def test_limiter_holds_a_loud_square_at_the_ceiling():
+    t = np.arange(SR) / SR
+    x = 10.0 * np.sign(np.sin(2 * np.pi * 100 * t + 0.1))
+    l, _, st = run(x, x)
+    c = ceiling(-1.0)
+    periods = np.abs(l[SR // 2:]).reshape(-1, SR // 100)
+    # every period's peak sits right at the ceiling (the DC blocker makes the tops droop)
+    assert np.all(periods.max(axis=1) <= c) and np.all(periods.max(axis=1) > 0.999 * c)
+    assert 0.5 * c / 10.0 < m.master_counters(st)["limit_gain"] < c / 10.0
+
+
+def test_quiet_signal_passes_untouched():
+    t = np.arange(SR) / SR
+    x = 0.5 * np.sin(2 * np.pi * 1000 * t)
+    l, r, st = run(x, x)
+    assert m.master_counters(st)["limit_gain"] == 1.0
+    # only the DC blocker is in the way: the output is the blocked input, delayed by LA
+    coef = 1.0 - 2.0 * np.pi * m.DC_HZ / SR
+    blocked, x1, y1 = np.zeros(SR), 0.0, 0.0
+    for k in range(SR):
+        y1 = x[k] - x1 + coef * y1
+        x1 = x[k]
+        blocked[k] = y1
+    assert np.allclose(l[LA:], blocked[:SR - LA], rtol=0, atol=1e-12)
+    assert np.all(l[:LA] == 0.0)
+
+
+def test_release_recovers_gain():
+    t = np.arange(2 * SR) / SR
+    x = np.sin(2 * np.pi * 200 * t) * np.where(t < 0.5, 10.0, 0.5)
+    p = params(release_ms=50.0)
+    l, _, st = run(x, x, p)
+    after = lambda s: np.max(np.abs(l[int(s * SR):int(s * SR) + 480]))
+    assert after(0.502) < 0.2          # just after the loud part, gain is still low
+    assert after(0.8) > 0.98 * 0.5      # 300 ms = 6 release times later it is back to unity
+    assert 0.2 < after(0.55) < 0.49     # and it got there gradually, not in one step
+
+
+def test_release_ms_changes_recovery_speed():
+    t = np.arange(SR) / SR
+    x = np.sin(2 * np.pi * 200 * t) * np.where(t < 0.3, 10.0, 0.5)
+    fast = run(x, x, params(release_ms=20.0))[0]
+    slow = run(x, x, params(release_ms=300.0))[0]
+    w = slice(int(0.4 * SR), int(0.41 * SR))
+    assert np.max(np.abs(fast[w])) > 1.5 * np.max(np.abs(slow[w]))
+
+
+def test_nonfinite_input_becomes_zero_is_counted_and_does_not_stick():
+    t = np.arange(SR) / SR
+    x = 0.5 * np.sin(2 * np.pi * 300 * t)
+    bad_l, bad_r = x.copy(), x.copy()
+    bad_l[1000], bad_r[1000] = np.nan, np.nan
+    bad_l[5000], bad_r[7000] = np.inf, -np.inf
+    bad_l[9000] = 1e300
+    clean_l, clean_r = x.copy(), x.copy()
+    for arr, k in ((clean_l, 1000), (clean_r, 1000), (clean_l, 5000), (clean_r, 7000),
+                   (clean_l, 9000)):
+        arr[k] = 0.0
+    l, r, st = run(bad_l, bad_r)
+    want_l, want_r, _ = run(clean_l, clean_r)
+    assert np.all(np.isfinite(l)) and np.all(np.isfinite(r))
+    assert np.array_equal(l, want_l) and np.array_equal(r, want_r)  # exactly a 0 sample
+    assert m.master_counters(st)["nonfinite"] == 5
+    assert m.master_counters(st)["resets"] == 0
+
+
+def test_a_block_of_nan_then_music_recovers():
+    n = 20000
+    x = 0.5 * np.sin(2 * np.pi * 300 * np.arange(n) / SR)
+    x[:5000] = np.nan
+    l, r, st = run(x, x)
+    assert np.all(l[:5000 + LA] == 0.0)
+    assert np.max(np.abs(l[12000:])) > 0.45  # the music after it is back, unharmed
+    assert m.master_counters(st)["nonfinite"] == 10000
+
+
+def test_dc_is_removed():
+    t = np.arange(2 * SR) / SR
+    x = 0.4 + 0.2 * np.sin(2 * np.pi * 220 * t)
+    l, r, _ = run(x, -x)
+    tail = l[SR:]
+    assert abs(tail.mean()) < 1e-3 and abs(r[SR:].mean()) < 1e-3
+    assert np.max(np.abs(tail)) == pytest.approx(0.2, rel=0.01)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_block_size_invariance(seed):
+    sig = loud_signals(30000)
+    x = sig["mixed"] + 0.2
+    y = sig["bursts"]
+    x[4321] = np.nan
+    rng = np.random.default_rng(seed)
+    cuts = set(rng.integers(0, 30000, 400).tolist())
+    cuts |= {c + 1 for c in list(cuts)[:150]}
+    p = params(release_ms=35.0, gain_db=3.0)
+    ref_l, ref_r, ref_st = run(x, y, p)
+    got_l, got_r, got_st = run(x, y, p, cuts=cuts)
+    assert np.array_equal(ref_l, got_l) and np.array_equal(ref_r, got_r)
+    assert np.array_equal(ref_st, got_st)
+    one_l, one_r, _ = run(x, y, p, cuts=range(0, 30000, 1))
+    assert np.array_equal(ref_l, one_l) and np.array_equal(ref_r, one_r)
+
+
+def test_gain_change_is_smoothed():
+    n = 9600
+    x = 0.5 * np.sin(2 * np.pi * 300 * np.arange(n) / SR)
+    st = m.master_alloc_state(SR)
+    l, r = x.copy(), x.copy()
+    m.master_process(st, params(), l, r, 0, 4800, SR)
+    m.master_process(st, params(gain_db=-40.0), l, r, 4800, n, SR)
+    slope = 0.5 * 2 * np.pi * 300 / SR
+    assert np.max(np.abs(np.diff(l[4800 + LA - 20:4800 + LA + 200]))) <= 1.01 * slope
+    assert np.max(np.abs(l[-480:])) < 0.05  # and it does get there
+
+
+@pytest.mark.parametrize("name,value", [("ceiling_db", 100.0), ("ceiling_db", -1e9),
+                                        ("ceiling_db", float("nan")), ("release_ms", 0.0),
+                                        ("release_ms", -1.0), ("release_ms", 1e12),
+                                        ("gain_db", 1e9), ("gain_db", float("-inf")),
+                                        ("gain_db", float("nan"))])
+def test_extreme_params_stay_finite_and_below_0dbfs(name, value):
+    x = loud_signals(20000)["mixed"]
+    l, r, st = run(x, x, params(**{name: value}))
+    assert np.all(np.isfinite(l)) and np.all(np.isfinite(r))
+    assert np.max(np.abs(l)) <= 1.0 and np.max(np.abs(r)) <= 1.0
+    assert m.master_counters(st)["clamped"] == 0
+
+
+def test_ceiling_change_is_respected_from_the_samples_entering_after_it():
+    x = loud_signals(20000)["noise"]
+    st = m.master_alloc_state(SR)
+    l, r = x.copy(), x.copy()
+    m.master_process(st, params(ceiling_db=-1.0), l, r, 0, 10000, SR)
+    m.master_process(st, params(ceiling_db=-12.0), l, r, 10000, 20000, SR)
+    assert np.max(np.abs(l[:10000 + LA])) <= ceiling(-1.0)
+    assert np.max(np.abs(l[10000 + LA:])) <= ceiling(-12.0)
+    assert m.master_counters(st)["clamped"] == 0
+
+
+def test_reset_keeps_counters_and_returns_to_a_fresh_bus():
+    x = loud_signals(5000)["mixed"]
+    x[10] = np.nan
+    _, _, st = run(x, x)
+    m.master_reset(st)
+    fresh = m.master_alloc_state(SR)
+    assert m.master_counters(st)["nonfinite"] == 2
+    for k in (m.M_NONFINITE, m.M_CLAMPED, m.M_RESETS):
+        st[k] = 0.0
+    assert np.array_equal(st, fresh)
+
+
+def test_corrupted_state_is_reset_not_kept():
+    x = 0.5 * np.sin(2 * np.pi * 300 * np.arange(8000) / SR)
+    st = m.master_alloc_state(SR)
+    run(x[:4000], x[:4000], state=st)
+    st[m.M_RELEASED] = np.nan  # as if something had poisoned the limiter
+    l, r, _ = run(x[4000:], x[4000:], state=st)
+    assert np.all(np.isfinite(l)) and np.all(np.isfinite(r))
+    assert m.master_counters(st)["resets"] == 1
+    assert np.max(np.abs(l[1000:])) > 0.45  # and it plays on
