@@ -57,12 +57,13 @@ SCHEMA: Schema = {
         "lead": Field("patches/lead.toml", ""),
     },
     "mix": {
-        f"{part}_{what}": f
-        for part in ("keys", "bass", "chords", "lead", "drums")
-        for what, f in (("gain_db", Field(0.0, "", lo=-70.0, hi=12.0)),
-                        ("pan", Field(0.0, "", lo=-1.0, hi=1.0)),
-                        ("delay_send", Field(0.0, "", lo=0.0, hi=1.0)),
-                        ("reverb_send", Field(0.0, "", lo=0.0, hi=1.0)))
+        f"{part}_{what}": Field(default, lo=lo, hi=hi)
+        for part, sends in (("keys", (0.0, 0.0, 0.12, 0.25)), ("bass", (0.0, 0.0, 0.0, 0.02)),
+                            ("chords", (0.0, -0.15, 0.0, 0.45)), ("lead", (0.0, 0.12, 0.3, 0.3)),
+                            ("drums", (0.0, 0.0, 0.0, 0.12)))
+        for (what, lo, hi), default in zip((("gain_db", -70.0, 12.0), ("pan", -1.0, 1.0),
+                                            ("delay_send", 0.0, 1.0), ("reverb_send", 0.0, 1.0)),
+                                           sends)
     } | {
         "delay_time_beats": Field(0.75, "", lo=1 / 64, hi=16.0),
         "delay_feedback": Field(0.35, "", lo=0.0, hi=0.95),

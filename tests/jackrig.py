@@ -270,12 +270,14 @@ class Rig:
     def wait_until(self, frame: int, timeout: float = 10.0) -> None:
         """Block until the recording covers every frame before `frame`."""
         deadline = time.monotonic() + timeout
-        while self.recorded_until() < frame:
+        while (reached := self.recorded_until()) < frame:
             self._check_alive()
             if time.monotonic() > deadline:
-                raise RigError(f"recording reached frame {self.recorded_until()}, not {frame}, "
-                               f"within {timeout} s")
-            time.sleep(0.002)
+                raise RigError(f"recording reached frame {reached}, not {frame}, within {timeout} s")
+            # Sleep most of the remaining time in one go: every wake-up takes the GIL that the
+            # process callback needs, so poll rarely until the end is near.
+            remaining = (frame - reached) / self.rate if reached >= 0 else 0.0
+            time.sleep(max(0.002, remaining - 0.01))
 
     def _check_alive(self) -> None:
         if self._shutdown is not None:

@@ -68,15 +68,17 @@ def ref_instrument(jack_server):
 def _run_notes(rig: Rig, inst: RefInstrument, seed: int):
     """Send N_NOTES note-ons at random offsets; return (scheduled, sent, onsets, arrivals)."""
     rng = random.Random(seed)
-    first = rig.now() + 16 * rig.period
+    first = rig.now() + rig.rate // 10  # 100 ms ahead: sends are never late unless starved
     scheduled = [first + i * SPACING + rng.randrange(rig.period) for i in range(N_NOTES)]
     n0 = inst.n
-    xruns0 = rig.xruns
+    xruns0, late0 = rig.xruns, rig.late_messages
     seqs = [rig.send(NOTE_ON, at) for at in scheduled]
     rig.wait_until(scheduled[-1] + SPACING)
     rec = rig.recording(since_frame=scheduled[0] - rig.period)
     if rig.xruns != xruns0:
         raise RigGap(f"{rig.xruns - xruns0} xrun(s) during the measurement")
+    if rig.late_messages != late0:
+        raise RigGap(f"{rig.late_messages - late0} message(s) scheduled too late (test starved)")
     sent = [rig.sent_frame(s) for s in seqs]
     bounds = sent[1:] + [sent[-1] + SPACING]
     onsets = [onset_frame(rec, s, threshold=0.5, before_frame=b) for s, b in zip(sent, bounds)]
@@ -85,8 +87,9 @@ def _run_notes(rig: Rig, inst: RefInstrument, seed: int):
 
 
 def _measure_with_retries(rig: Rig, inst: RefInstrument, attempts: int = 5):
-    """A missed cycle (RigGap / xrun on a loaded 2-core machine) makes a run unmeasurable, not
-    wrong: retry it. Exactness is asserted on the first clean run."""
+    """A missed cycle or a starved test thread (RigGap, xrun or late sends on a loaded 2-core
+    machine) makes a run unmeasurable, not wrong: retry it. Exactness is asserted on the first
+    clean run."""
     last = None
     for attempt in range(attempts):
         try:
@@ -105,7 +108,6 @@ def test_rig_measures_reference_instrument_exactly(ref_instrument):
         rig.connect(midi_to=midi, audio_from=audio)
         scheduled, sent, onsets, arrivals = _measure_with_retries(rig, ref_instrument)
 
-        assert rig.late_messages == 0
         assert sent == scheduled, "every message went out at exactly its scheduled frame"
         offsets = {s % rig.period for s in sent}
         assert len(offsets) > 20, "notes landed at many different offsets in the period"

@@ -78,7 +78,7 @@ class Scheduler:
             part = PART_INDEX[note.part]
             nudge = round(note.nudge_s * sr)
             onset = self.clock.swung(note.begin)
-            t_on = self.clock.sample_at(onset) + nudge
+            t_on = max(self.clock.sample_at(onset) + nudge, 0)
             t_off = self.clock.sample_at(onset + note.dur) + nudge
             src = AGENT_SOURCE + part
             rows[n, :6] = (t_on, K_NOTE_ON, part, note.note, note.velocity, src)

@@ -125,6 +125,17 @@ class EngineState:
         """Absolute sample time of the next block to be rendered."""
         return int(self.ctl[L.C_SAMPLE_TIME])
 
+    def sample_clock(self) -> tuple[int, int] | None:
+        """(sample time, CLOCK_MONOTONIC ns) of the start of the block the audio thread rendered
+        last, read consistently (a seqlock); None before the first timed block."""
+        c = self.ctl
+        for _ in range(100):
+            s1 = int(c[L.C_CLOCK_SEQ])
+            ns, sample = int(c[L.C_BLOCK_NS]), int(c[L.C_BLOCK_SAMPLE])
+            if s1 % 2 == 0 and int(c[L.C_CLOCK_SEQ]) == s1:
+                return (sample, ns) if s1 else None
+        return None
+
     def counters(self) -> dict[str, int]:
         c = self.ctl
         return {"blocks": int(c[L.C_BLOCKS]), "late_events": int(c[L.C_LATE]),

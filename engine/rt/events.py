@@ -5,7 +5,8 @@ up to 2**53 samples (thousands of years at 48 kHz), so the time of an event is e
 
 Columns:
     TIME   absolute sample time at which the event takes effect (its sample offset in the block
-           is TIME - block_start; a late event applies at offset 0 and is counted as late)
+           is TIME - block_start; a late event applies at offset 0 and is counted as late;
+           ASAP (-1) means "at the start of the next block", not late)
     KIND   one of the K_* codes below
     PART   part index (see engine.parts)
     A, B, C, D   kind-specific arguments (documented per kind)
@@ -13,6 +14,7 @@ Columns:
 
 EVENT_WIDTH = 8
 TIME, KIND, PART, A, B, C, D, SEQ = range(8)
+ASAP = -1.0
 
 # KIND codes ---------------------------------------------------------------------------
 K_NOTE_ON = 1       # A=note (0..127, may be fractional for micro-tuning), B=velocity 0..1, C=source id
@@ -26,3 +28,6 @@ K_PANIC = 8         # hard stop: every voice fades out within a few ms, tails cl
 K_TEMPO = 9         # B=beats per minute (tempo-synced effects follow it, smoothed)
 K_MIX = 10          # A=mixer param index (engine.rt.params MIX_*), B=target value
 K_SOURCE_GONE = 11  # C=source id: release every note that source started (unplugged device)
+K_FX = 12           # PART=FX_* module, A=param index in that module, B=value (smoothed there)
+
+FX_DELAY, FX_REVERB, FX_MASTER, FX_DRUMS = range(4)

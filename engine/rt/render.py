@@ -17,7 +17,7 @@ from numba import carray, njit
 from engine.rt import drums, fx, master, voice
 from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.events import (
-    A, B, C, K_ALL_NOTES_OFF, K_MIX, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PARAM,
+    A, ASAP, B, C, FX_DELAY, FX_DRUMS, FX_MASTER, FX_REVERB, K_ALL_NOTES_OFF, K_FX, K_MIX, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PARAM,
     K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO, KIND, PART, SEQ, TIME,
 )
 from engine.rt.layout import (
@@ -28,13 +28,14 @@ from engine.rt.layout import (
     S_DELAY_STATE, S_DRUM_PARAMS, S_DRUM_STATE, S_MASTER_PARAMS, S_MASTER_STATE, S_METER,
     S_MIX_CUR, S_MIX_TARGET, S_PART, S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX,
     S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, S_REVERB_PARAMS, S_REVERB_STATE, S_VF, S_VMETA,
-    TABLE_WIDTH, C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP,
+    TABLE_WIDTH, C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP, C_CLOCK_SEQ, C_BLOCK_NS,
+    C_BLOCK_SAMPLE,
 )
 from engine.rt.params import (
     MIX_DELAY_SEND, MIX_GAIN_DB, MIX_MUTE, MIX_PAN, MIX_REVERB_SEND, NPARAMS, P_BEND_ST, P_MOD,
     SMOOTH_S,
 )
-from engine.rt.ptr import call_i32_i32_ptr, f32_ptr, f64_ptr, i64_ptr
+from engine.rt.ptr import call_i32_i32_ptr, f32_ptr, f64_ptr, fence, i64_ptr
 from engine.rt.ringbuf import pop, push
 
 # mixer runtime columns (S_MIX_CUR): smoothed linear gains
@@ -116,7 +117,25 @@ def _next_due(pending, count, end_time):
 
 
 @njit(**JIT)
-def _apply(ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, now, sample_rate):
+def _set_fx(tab, module, index, value):
+    """A parameter of a send effect, the master or the drum kit (each module clamps and
+    smooths its own parameters)."""
+    if module == FX_DELAY:
+        params = f64_1d(tab, S_DELAY_PARAMS)
+    elif module == FX_REVERB:
+        params = f64_1d(tab, S_REVERB_PARAMS)
+    elif module == FX_MASTER:
+        params = f64_1d(tab, S_MASTER_PARAMS)
+    elif module == FX_DRUMS:
+        params = f64_1d(tab, S_DRUM_PARAMS)
+    else:
+        return
+    if 0 <= index < params.shape[0] and math.isfinite(value):
+        params[index] = value
+
+
+@njit(**JIT)
+def _apply(tab, ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, now, sample_rate):
     kind = int(ev[KIND])
     p = int(ev[PART])
     if kind == K_NOTE_ON:
@@ -165,6 +184,8 @@ def _apply(ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, now, samp
         k = int(ev[A])
         if 0 <= p < NPARTS and 0 <= k < mix_t.shape[1] and math.isfinite(ev[B]):
             mix_t[p, k] = ev[B]
+    elif kind == K_FX:
+        _set_fx(tab, p, int(ev[A]), ev[B])
 
 
 # ---- segments ----------------------------------------------------------------------------------
@@ -260,11 +281,12 @@ def render_block(tab, nframes):
         off = int(t - start)
         if t < start:
             off = 0
-            ctl[C_LATE] += 1
+            if t != ASAP:
+                ctl[C_LATE] += 1
         if off > i:
             _segment(tab, i, off, start, sample_rate)
             i = off
-        _apply(pending[k], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, start + i,
+        _apply(tab, pending[k], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, start + i,
                sample_rate)
         count -= 1
         if k != count:
@@ -337,6 +359,12 @@ def run_block(tab, nframes):
         render_block(tab, nframes)
         return
     t0 = _now_ns(tab, ctl)
+    ctl[C_CLOCK_SEQ] += 1
+    fence()
+    ctl[C_BLOCK_NS] = t0
+    ctl[C_BLOCK_SAMPLE] = ctl[C_SAMPLE_TIME]
+    fence()
+    ctl[C_CLOCK_SEQ] += 1
     render_block(tab, nframes)
     ring = i64_1d(tab, S_CBTIME)
     ring[ctl[C_CBTIME_W] % CBTIME_CAP] = _now_ns(tab, ctl) - t0

@@ -1,0 +1,82 @@
+"""The `bandmate` command (control side).
+
+    bandmate devices                 audio outputs and MIDI inputs
+    bandmate jam                     play with the band (MIDI keyboard or computer keyboard)
+    bandmate demo                    a one-minute arranged demo on the sound card (or a WAV)
+    bandmate render -o out.wav       render offline: --seconds, --seed, --midi player.mid
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from engine.config import load_config
+from engine.tomldata import DataError
+
+
+def _overrides(args) -> dict:
+    o: dict = {}
+
+    def put(section, key, value):
+        if value is not None:
+            o.setdefault(section, {})[key] = value
+
+    put("audio", "driver", args.driver)
+    put("audio", "device", args.device)
+    put("audio", "sample_rate", args.sample_rate)
+    put("audio", "block_size", args.block_size)
+    put("band", "tempo_bpm", args.tempo)
+    put("band", "seed", args.seed)
+    put("band", "style", args.style)
+    put("midi", "latency_mode", args.latency_mode)
+    return o
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="bandmate", description="a real-time AI bandmate")
+    ap.add_argument("--config", default="config.toml", help="configuration file")
+    sub = ap.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--driver", choices=("portaudio", "jack"))
+    common.add_argument("--device", help="audio output device (name or part of it)")
+    common.add_argument("--sample-rate", type=int)
+    common.add_argument("--block-size", type=int)
+    common.add_argument("--tempo", type=float, help="BPM")
+    common.add_argument("--seed", type=int)
+    common.add_argument("--style")
+    common.add_argument("--latency-mode", choices=("asap", "fixed"))
+    sub.add_parser("devices", parents=[common], help="list audio outputs and MIDI inputs")
+    jam = sub.add_parser("jam", parents=[common], help="play live with the band")
+    jam.add_argument("--seconds", type=float, help="stop after this long")
+    jam.add_argument("--no-keyboard", action="store_true", help="no computer-keyboard piano")
+    demo = sub.add_parser("demo", parents=[common], help="play (or render) the demo song")
+    demo.add_argument("-o", "--output", help="WAV path when rendering")
+    ren = sub.add_parser("render", parents=[common], help="render offline to a WAV file")
+    ren.add_argument("--seconds", type=float)
+    ren.add_argument("-o", "--output", help="WAV path (a .mid is written beside it)")
+    ren.add_argument("--midi", help="a MIDI file played as the player's part")
+    ren.add_argument("--demo", action="store_true", help="render the arranged demo song")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config if Path(args.config).exists() else None, _overrides(args))
+    except DataError as exc:
+        print(f"bandmate: {exc}", file=sys.stderr)
+        return 2
+    from engine import commands
+    try:
+        return getattr(commands, args.command)(cfg, args)
+    except (DataError, commands.UserError) as exc:
+        print(f"bandmate: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""What each `bandmate` subcommand does (control side)."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from engine.control import export
+from engine.control.session import Session
+from engine.control.warmup import warm_up
+
+
+class UserError(RuntimeError):
+    """Something the user can fix (no device, a bad file); printed without a traceback."""
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def devices(cfg: dict, args) -> int:
+    from engine.drivers import portaudio
+    try:
+        outs = portaudio.output_devices()
+    except portaudio.AudioDeviceError as exc:
+        outs = []
+        _say(f"audio: {exc}")
+    _say("audio outputs:" if outs else "audio outputs: none (bandmate demo renders to a WAV)")
+    for d in outs:
+        _say(f"  {d['index']:3d}  {d['name']}  ({d['hostapi']}, {d['channels']} ch, "
+             f"{d['default_samplerate']:.0f} Hz)")
+    from controllers.midi_in import MidiUnavailable, open_backend
+    try:
+        backend, skipped = open_backend(cfg["midi"]["api"], "bandmate-devices")
+    except MidiUnavailable as exc:
+        _say(f"MIDI inputs: none ({exc})")
+        return 0
+    ports = backend.list_ports()
+    _say(f"MIDI inputs ({backend.name}):" + ("" if ports else " none"))
+    for p in ports:
+        _say(f"  {p}")
+    backend.close()
+    return 0
+
+
+def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
+            midi: str | None) -> int:
+    sr = cfg["render"]["sample_rate"]
+    t0 = time.perf_counter()
+    warm_up()
+    session = Session(cfg, sr, demo=demo)
+    if seconds is None:
+        seconds = session.length_s + 3.0 if demo else cfg["render"]["seconds"]
+    wav = Path(output or (Path(cfg["render"]["output"]).with_name("bandmate-demo.wav") if demo
+                          else cfg["render"]["output"]))
+    try:
+        result = export.render(session, seconds, wav, cfg["render"]["block_size"],
+                               Path(midi) if midi else None)
+    except OSError as exc:
+        raise UserError(str(exc)) from exc
+    _say(f"wrote {result.wav} ({result.seconds:.1f} s, peak {result.peak:.2f}, "
+         f"{result.speed:.0f}x real time) and {result.midi} "
+         f"[{time.perf_counter() - t0:.1f} s in all]")
+    return 0
+
+
+def render(cfg: dict, args) -> int:
+    return _render(cfg, args.demo, args.seconds, args.output, args.midi)
+
+
+def _open_driver(cfg: dict, session_factory):
+    """(session, stream) on the configured live driver; raises AudioDeviceError/JackError."""
+    audio = cfg["audio"]
+    if audio["driver"] == "jack":
+        from engine.drivers.jack import JackClient
+        warm_up(("jack",))
+        client = JackClient()
+        session = session_factory(client.sample_rate)
+        client.start(session.state)
+        targets = audio["connect"]
+        client.connect_outputs("auto" if targets == ["auto"] else targets)
+        inputs = cfg["midi"]["inputs"]
+        client.connect_midi("all" if inputs == ["all"] else inputs)
+        _say(f"JACK: {client.name} at {client.sample_rate} Hz, {client.period} frames")
+        return session, client
+    from engine.drivers import portaudio
+    portaudio.rescan()
+    device = portaudio.find_output(audio["device"])
+    sr = audio["sample_rate"] or int(device["default_samplerate"])
+    warm_up((("portaudio",) if audio["callback"] == "compiled" else ()))
+    session = session_factory(sr)
+    stream = portaudio.PortAudioStream(session.state, device, audio["block_size"],
+                                       audio["callback"], audio["latency"]).start()
+    _say(f"audio: {device['name']} ({device['hostapi']}) at {sr} Hz, "
+         f"{audio['block_size']} frames, output latency {stream.output_latency_s * 1000:.1f} ms")
+    return session, stream
+
+
+def _no_device(exc) -> bool:
+    from engine.drivers.jack import JackError
+    from engine.drivers.portaudio import AudioDeviceError
+    return isinstance(exc, (AudioDeviceError, JackError))
+
+
+def demo(cfg: dict, args) -> int:
+    try:
+        session, stream = _open_driver(cfg, lambda sr: Session(cfg, sr, demo=True))
+    except Exception as exc:  # noqa: BLE001 - only "no device" falls back; others re-raise
+        if not _no_device(exc):
+            raise
+        _say(f"no sound card to play on ({str(exc).splitlines()[0]}): rendering the demo "
+             "to a WAV file instead")
+        return _render(cfg, True, None, args.output, None)
+    from engine.control.live import LiveRun
+    _say(f"playing the demo ({session.length_s:.0f} s); Ctrl-C stops")
+    run = LiveRun(session, stream, _say)
+    asyncio.run(run.run(session.length_s + 2.0))
+    midi = session.write_midi(Path(cfg["render"]["output"]).with_name("bandmate-demo.mid"))
+    _say(f"wrote {midi}")
+    return 0
+
+
+def jam(cfg: dict, args) -> int:
+    sys.setswitchinterval(0.0002)   # keep MIDI delivery short whatever Python is doing
+    try:
+        session, stream = _open_driver(cfg, lambda sr: Session(cfg, sr))
+    except Exception as exc:  # noqa: BLE001
+        if not _no_device(exc):
+            raise
+        raise UserError(f"{exc}\nwithout a sound card, try `bandmate render` or "
+                        "`bandmate demo`") from exc
+    from engine.control.live import LiveRun
+    run = LiveRun(session, stream, _say)
+
+    async def main():
+        extra = []
+        sink = run.player_input(cfg["midi"]["latency_mode"], cfg["midi"]["fixed_latency_ms"])
+        midi = None
+        if cfg["audio"]["driver"] == "portaudio":
+            from controllers.midi_in import MidiInputs, MidiUnavailable
+            inputs = cfg["midi"]["inputs"]
+            try:
+                midi = MidiInputs(sink, cfg["midi"]["api"], "all" if inputs == ["all"] else inputs,
+                                  virtual=cfg["midi"]["virtual_port"])
+                extra.append(midi.watch())
+            except MidiUnavailable as exc:
+                _say(f"MIDI in: {exc}; the computer keyboard still plays")
+        if cfg["midi"]["computer_keyboard"] and not args.no_keyboard and sys.stdin.isatty():
+            from controllers.keyboard import TerminalKeyboard
+            kb = TerminalKeyboard(sink)
+            extra.append(kb.run())
+        _say(f"jamming at {session.clock.bpm:g} BPM, {cfg['band']['style']}; Ctrl-C stops")
+        try:
+            await run.run(args.seconds, extra)
+        finally:
+            if midi is not None:
+                midi.close()
+
+    asyncio.run(main())
+    path = session.write_midi(Path(cfg["render"]["output"]).with_name("bandmate-jam.mid"))
+    _say(f"wrote {path}")
+    return 0

@@ -1,0 +1,118 @@
+"""Offline rendering of a session to WAV (and MIDI) files (control side).
+
+The player's part can come from a MIDI file; its notes reach the engine through the MIDI queue
+exactly as live input does, and reach the conductor at their own time, so the band follows
+the file's chords the same way whatever the block size.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.control.live_input import message_event
+from engine.control.offline import OfflineDriver
+from engine.control.session import Session
+from engine.parts import KEYS
+from engine.rt.events import K_NOTE_OFF, K_NOTE_ON
+from engine.rt.layout import S_PTARGET
+from engine.rt.params import P_BEND_RANGE
+
+FILE_SOURCE = 1000
+
+
+@dataclass
+class RenderResult:
+    wav: Path
+    midi: Path
+    seconds: float
+    wall_s: float
+    peak: float
+    counters: dict
+
+    @property
+    def speed(self) -> float:
+        """Times faster than real time."""
+        return self.seconds / max(self.wall_s, 1e-9)
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when it is a terminal, or when forced)."""
+
+    def __init__(self, total_s: float, label: str, enabled: bool | None = None):
+        self.total = total_s
+        self.label = label
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._last = 0.0
+
+    def update(self, done_s: float) -> None:
+        if not self.enabled or (time.monotonic() - self._last < 0.1 and done_s < self.total):
+            return
+        self._last = time.monotonic()
+        frac = min(done_s / self.total, 1.0) if self.total else 1.0
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done_s:6.1f}/{self.total:.1f} s")
+        if frac >= 1.0:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def file_events(path: Path, session: Session) -> list[tuple]:
+    """The MIDI file's messages as timed engine events on the player's part."""
+    from controllers.midifile import read_performance
+    sr = session.sample_rate
+    bend = float(session.state.arrays[S_PTARGET][KEYS, P_BEND_RANGE])
+    events = []
+    for seconds, msg in read_performance(path):
+        ev = message_event(msg, bend)
+        if ev is not None:
+            kind, a, b = ev
+            events.append((round(seconds * sr), kind, KEYS, a, b, float(FILE_SOURCE)))
+    return events
+
+
+def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
+           midi_in: Path | None = None, progress: bool | None = None) -> RenderResult:
+    """Render `seconds` of the session into `wav` (float32 stereo) and the notes into a .mid
+    beside it; returns the figures."""
+    import soundfile as sf
+
+    events = file_events(midi_in, session) if midi_in else []
+    notes = [e for e in events if e[1] in (K_NOTE_ON, K_NOTE_OFF)]
+    lookahead = session.scheduler.lookahead
+    cursor = [0]
+
+    def before_block(now: int) -> None:
+        # the player's notes reach the conductor when the render reaches them, and take
+        # effect from the beat the scheduler would not yet have queried at their time
+        end = now + block_size
+        while cursor[0] < len(notes) and notes[cursor[0]][0] < end:
+            t, kind, _, a, b, src = notes[cursor[0]]
+            session.player_note(kind, int(a), b, t, int(src),
+                                horizon=session.clock.beat_at(t + lookahead))
+            cursor[0] += 1
+        session.scheduler.advance(now)
+
+    driver = OfflineDriver(session.state, block_size, before_block, events)
+    frames = round(seconds * session.sample_rate)
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    bar = Progress(seconds, f"rendering {wav.name}", progress)
+    chunk = session.sample_rate  # one second at a time
+    peak = 0.0
+    t0 = time.perf_counter()
+    with sf.SoundFile(wav, "w", session.sample_rate, 2, "FLOAT") as out:
+        done = 0
+        buf = np.zeros((chunk, 2), np.float32)
+        while done < frames:
+            n = min(chunk, frames - done)
+            driver.render(n, buf[:n])
+            out.write(buf[:n])
+            peak = max(peak, float(np.abs(buf[:n]).max()))
+            done += n
+            bar.update(done / session.sample_rate)
+    wall = time.perf_counter() - t0
+    midi = session.write_midi(wav.with_suffix(".mid"))
+    return RenderResult(wav, midi, seconds, wall, peak, session.state.counters())

@@ -1,0 +1,121 @@
+"""Running a session live on a sound card (control side: the asyncio thread).
+
+The audio runs on the driver's real-time thread in compiled code; this loop only feeds it:
+the scheduler wakes every few milliseconds and pushes the band's next events, MIDI arrives
+through controllers (or, on the JACK driver, is read in the callback and reported back here),
+and a status line shows what is happening. Ctrl-C stops cleanly: the band stops, every note is
+released and given time to ring out, the stream closes and the MIDI file is written in full.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine.control.live_input import LiveInput
+from engine.control.session import Session
+from engine.rt import layout as L
+from engine.rt.events import EVENT_WIDTH, K_NOTE_OFF, K_NOTE_ON
+from engine.rt.ringbuf import pop
+
+TICK_S = 0.01
+RELEASE_TAIL_S = 0.8
+
+
+class LiveRun:
+    """One live run of `session` on an already-started driver (`stream` has `.close()`)."""
+
+    def __init__(self, session: Session, stream, log=print):
+        self.session = session
+        self.stream = stream
+        self.log = log
+        self.stopping = asyncio.Event()
+        self._qout = np.zeros((256, EVENT_WIDTH))
+        self.tasks: list[asyncio.Task] = []
+
+    def player_input(self, mode: str, fixed_latency_ms: float) -> LiveInput:
+        """The sink for controllers; player notes hop to this loop for the conductor."""
+        loop = asyncio.get_running_loop()
+
+        def on_note(kind, note, velocity, t, source):
+            loop.call_soon_threadsafe(self.session.player_note, kind, note, velocity, t, source)
+
+        def on_gone(source):
+            if self.session.conductor is not None:
+                loop.call_soon_threadsafe(self.session.conductor.source_gone, source)
+
+        return LiveInput(self.session.state, mode, fixed_latency_ms, on_note=on_note,
+                         on_gone=on_gone, log=self.log)
+
+    async def _schedule(self) -> None:
+        sched = self.session.scheduler
+        while not self.stopping.is_set():
+            sched.advance(self.session.state.sample_time)
+            self._drain_reports()
+            await asyncio.sleep(TICK_S)
+
+    def _drain_reports(self) -> None:
+        """MIDI read in the JACK callback comes back here for the conductor and the recording."""
+        a = self.session.state.arrays
+        n, _, _ = pop(a[L.S_QOUT], a[L.S_QOUT_IDX], self._qout, 0, 0.0)
+        for row in self._qout[:n]:
+            kind = int(row[1])
+            if kind in (K_NOTE_ON, K_NOTE_OFF):
+                self.session.player_note(kind, int(row[3]), float(row[4]), int(row[0]),
+                                         int(row[5]))
+
+    async def _status(self) -> None:
+        state = self.session.state
+        while not self.stopping.is_set():
+            c = state.counters()
+            cond = self.session.conductor
+            chord = cond.chord.name if cond is not None and cond.chord is not None else "-"
+            beat = self.session.clock.beat_at(state.sample_time)
+            bar = int(beat // self.session.clock.beats_per_bar) + 1
+            if sys.stdout.isatty():
+                sys.stdout.write(f"\rbar {bar:4d}  chord {chord:6s}  voices {c['voices']:3d}  "
+                                 f"xruns {c['xruns']}  late {c['late_events']}   ")
+                sys.stdout.flush()
+            await asyncio.sleep(0.25)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def run(self, seconds: float | None = None, extra=()) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+        self.tasks = [asyncio.create_task(self._schedule()), asyncio.create_task(self._status())]
+        self.tasks += [asyncio.create_task(coro) for coro in extra]
+        try:
+            if seconds is None:
+                await self.stopping.wait()
+            else:
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), seconds)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop the band, release every note, let the tails ring, then close the stream."""
+        self.stopping.set()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.session.release_all()
+        await asyncio.sleep(RELEASE_TAIL_S)
+        self.session.panic()
+        await asyncio.sleep(0.05)
+        self._drain_reports()
+        self.stream.close()
+        if sys.stdout.isatty():
+            sys.stdout.write("\n")
+

@@ -1,0 +1,110 @@
+"""The engine's sink for controllers: MIDI messages → timestamped events (control side).
+
+`feed` runs on whichever thread delivered the message (rtmidi's callback threads, the asyncio
+thread for the computer keyboard). It stamps the message with a sample time and pushes one
+event to the MIDI queue:
+- latency mode "asap": the event applies at the start of the next block (lowest latency, but
+  the offset within the block is lost: jitter up to a block);
+- latency mode "fixed": the event is stamped on arrival with the audio clock and plays a
+  constant `fixed_latency_ms` later, at its own sample: zero jitter even when Python is busy.
+Several controller threads may feed at once: they serialise on a lock among themselves (the
+audio thread never takes it), so the queue keeps a single producer, as scsynth does.
+
+Player notes also go to the conductor (`on_note(kind, note, velocity, time, source)`, and
+`on_gone(source)`) for chord detection and recording.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import mido
+
+from engine.control.state import EngineState
+from engine.parts import KEYS
+from engine.rt.events import (
+    ASAP, K_ALL_NOTES_OFF, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PITCH_BEND, K_SOURCE_GONE,
+    K_SUSTAIN,
+)
+from engine.rt.params import P_BEND_RANGE
+from engine.rt.layout import S_PTARGET
+
+
+def message_event(msg: mido.Message, bend_range_st: float) -> tuple[int, float, float] | None:
+    """(kind, a, b) for a player's message, or None when it is not one the engine plays."""
+    t = msg.type
+    if t == "note_on" and msg.velocity > 0:
+        return K_NOTE_ON, float(msg.note), msg.velocity / 127.0
+    if t in ("note_on", "note_off"):
+        return K_NOTE_OFF, float(msg.note), 0.0
+    if t == "pitchwheel":
+        return K_PITCH_BEND, 0.0, max(msg.pitch, -8191) / 8191.0 * bend_range_st
+    if t == "control_change":
+        if msg.control == 64:
+            return K_SUSTAIN, 0.0, 1.0 if msg.value >= 64 else 0.0
+        if msg.control == 1:
+            return K_MOD_WHEEL, 0.0, msg.value / 127.0
+        if msg.control in (120, 123):
+            return K_ALL_NOTES_OFF, 0.0, 0.0
+    return None
+
+
+class LiveInput:
+    """Implements `controllers.base.Sink` over an EngineState's MIDI queue."""
+
+    def __init__(self, state: EngineState, mode: str = "fixed", fixed_latency_ms: float = 5.0,
+                 part: int = KEYS,
+                 on_note: Callable[[int, int, float, int, int], None] | None = None,
+                 on_gone: Callable[[int], None] | None = None,
+                 log: Callable[[str], None] = print):
+        if mode not in ("asap", "fixed"):
+            raise ValueError("latency mode must be 'asap' or 'fixed'")
+        self.state = state
+        self.mode = mode
+        self.offset = round(fixed_latency_ms * 1e-3 * state.sample_rate)
+        self.part = part
+        self.on_note = on_note
+        self.on_gone = on_gone
+        self._log = log
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def now_sample(self) -> int | None:
+        """The audio clock now, from the last block's (sample, ns) pair; None before audio runs."""
+        anchor = self.state.sample_clock()
+        if anchor is None:
+            return None
+        sample, ns = anchor
+        return sample + round((time.monotonic_ns() - ns) * 1e-9 * self.state.sample_rate)
+
+    def stamp(self) -> float:
+        if self.mode == "asap":
+            return ASAP
+        now = self.now_sample()
+        return ASAP if now is None else float(now + self.offset)
+
+    def feed(self, msg: mido.Message, source: int) -> None:
+        bend = float(self.state.arrays[S_PTARGET][self.part, P_BEND_RANGE])
+        ev = message_event(msg, bend)
+        if ev is None:
+            return
+        kind, a, b = ev
+        with self._lock:
+            t = self.stamp()
+            if not self.state.push_midi(t, kind, self.part, a, b, float(source)):
+                self.dropped += 1
+                return
+        if self.on_note is not None and kind in (K_NOTE_ON, K_NOTE_OFF):
+            when = int(t) if t != ASAP else (self.now_sample() or 0)
+            self.on_note(kind, int(a), b, when, source)
+
+    def source_gone(self, source: int) -> None:
+        with self._lock:
+            self.state.push_midi(ASAP, K_SOURCE_GONE, -1, 0.0, 0.0, float(source))
+        if self.on_gone is not None:
+            self.on_gone(source)
+        self._log(f"MIDI source {source} gone: its notes released")
+
+    def log(self, text: str) -> None:
+        self._log(text)

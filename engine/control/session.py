@@ -1,0 +1,209 @@
+"""A session: the engine state, the clock, the band and its conductor, wired together
+(control side). The same Session renders offline (`render`) or runs live (`engine.control.live`),
+so an offline render and a live run with the same seed produce the same events.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from engine.agents.arrangement import Band, DemoSong
+from engine.agents.base import LiveContext
+from engine.agents.bass import BassAgent
+from engine.agents.chords import ChordAgent
+from engine.agents.drums import DrumAgent
+from engine.agents.lead import LeadAgent
+from engine.control.clock import Clock
+from engine.control.scheduler import Played, Scheduler
+from engine.control.state import EngineState, QueueFull
+from engine.parts import KEYS, PART_INDEX, PARTS
+from engine.patch import load_params
+from engine.rt import fx, master
+from engine.rt import layout as L
+from engine.rt.events import (
+    ASAP, FX_DELAY, FX_MASTER, FX_REVERB, K_ALL_NOTES_OFF, K_FX, K_MIX, K_NOTE_ON, K_PANIC,
+    K_PARAM, K_TEMPO,
+)
+from engine.rt.params import MIX_SPECS
+
+@dataclass
+class Recorder:
+    """Every note played in the session, for the MIDI file written at the end."""
+    notes: list[Played] = field(default_factory=list)
+    _open: dict = field(default_factory=dict)
+
+    def add(self, played: Played) -> None:
+        self.notes.append(played)
+
+    def player_note(self, kind: int, note: int, velocity: float, seconds: float,
+                    source: int) -> None:
+        key = (source, note)
+        if kind == K_NOTE_ON:
+            if key in self._open:
+                self._close(key, seconds)
+            self._open[key] = (seconds, velocity)
+        else:
+            self._close(key, seconds)
+
+    def _close(self, key, seconds: float) -> None:
+        start = self._open.pop(key, None)
+        if start is not None:
+            self.notes.append(Played(start[0], max(seconds - start[0], 1e-3), "keys", key[1],
+                                     start[1]))
+
+    def finish(self, seconds: float) -> None:
+        for key in list(self._open):
+            self._close(key, seconds)
+
+    def write(self, path: Path, tempo_bpm: float) -> None:
+        from controllers.midifile import write_performance
+        notes = sorted(self.notes, key=lambda n: (n.start_s, n.part, n.note))
+        write_performance(path, [(n.start_s, n.dur_s, n.part, n.note, n.velocity)
+                                 for n in notes], tempo_bpm)
+
+
+class Conductor:
+    """Follows the player: held notes → chords for the band, playing strength → intensity.
+    Runs on the asyncio thread (live) or in the offline loop."""
+
+    def __init__(self, ctx: LiveContext, clock: Clock, scheduler: Scheduler):
+        self.ctx = ctx
+        self.clock = clock
+        self.scheduler = scheduler
+        self.held: dict[int, set[int]] = {}
+        self.chord = None
+
+    def note(self, kind: int, note: int, velocity: float, at_sample: int, source: int,
+             horizon: Fraction | None = None) -> None:
+        """A player's note-on/off. `horizon`: the beat from which harmony may change (default:
+        the scheduler's cursor, i.e. what it has not yet scheduled)."""
+        notes = self.held.setdefault(source, set())
+        if kind == K_NOTE_ON:
+            notes.add(note)
+            self.ctx.intensity = 0.8 * self.ctx.intensity + 0.2 * (0.3 + 0.7 * velocity)
+        else:
+            notes.discard(note)
+        self._harmony(horizon)
+
+    def source_gone(self, source: int, horizon: Fraction | None = None) -> None:
+        self.held.pop(source, None)
+        self._harmony(horizon)
+
+    def _harmony(self, horizon: Fraction | None) -> None:
+        horizon = self.scheduler.cursor if horizon is None else max(horizon, self.scheduler.cursor)
+        held = set().union(*self.held.values()) if self.held else set()
+        if held:
+            chord = self.ctx.harmony.update(sorted(held), horizon)
+            if chord is not None:
+                self.chord = chord
+        else:
+            self.ctx.harmony.release(horizon)
+
+
+class Session:
+    """Everything one run needs. `demo=True` plays the arranged demo song; otherwise a jam
+    where the band follows the player (config [band])."""
+
+    def __init__(self, cfg: dict, sample_rate: int, demo: bool = False, root: Path | None = None):
+        band_cfg = cfg["band"]
+        self.cfg = cfg
+        self.root = root or Path.cwd()
+        self.sample_rate = int(sample_rate)
+        self.state = EngineState(self.sample_rate,
+                                 polyphony={"keys": cfg["audio"]["polyphony_keys"]})
+        seed, style = band_cfg["seed"], band_cfg["style"]
+        self.demo = demo
+        if demo:
+            song = DemoSong(style, tempo_bpm=band_cfg["tempo_bpm"])
+            self.song = song
+            self.band = song.band(seed)
+            self.ctx = song.context(seed)
+            self.length_s = song.duration_s
+        else:
+            self.song = None
+            agents = [a for on, a in ((band_cfg["drums"], DrumAgent(style, seed)),
+                                      (band_cfg["bass"], BassAgent(seed, style)),
+                                      (band_cfg["chords"], ChordAgent(seed, style)),
+                                      (band_cfg["lead"], LeadAgent(seed, style))) if on]
+            self.band = Band(seed, style, *agents)
+            self.ctx = LiveContext(seed=seed, beats_per_bar=band_cfg["beats_per_bar"],
+                                   style=style)
+            self.length_s = None
+        self.clock = Clock(self.sample_rate, band_cfg["tempo_bpm"], band_cfg["beats_per_bar"],
+                           band_cfg["swing"])
+        self.recorder = Recorder()
+        self.scheduler = Scheduler(self.clock, self.band, self.ctx, self._send,
+                                   band_cfg["lookahead_ms"] / 1000.0, on_played=self.recorder.add)
+        self.conductor = Conductor(self.ctx, self.clock, self.scheduler) if not demo else None
+        self._prepare()
+
+    # ---- prepare time: write settings straight into the (not yet running) engine ------------
+    def _prepare(self) -> None:
+        a = self.state.arrays
+        for part, key in (("keys", "keys"), ("bass", "bass"), ("chords", "chords"),
+                          ("lead", "lead")):
+            path = self.root / self.cfg["patches"][key]
+            for index, value in load_params(path).items():
+                a[L.S_PTARGET][PART_INDEX[part], index] = value
+                a[L.S_PCUR][PART_INDEX[part], index] = value
+        mix = self.cfg["mix"]
+        for part in PARTS:
+            for name in ("gain_db", "pan", "delay_send", "reverb_send"):
+                a[L.S_MIX_TARGET][PART_INDEX[part], MIX_SPECS[name].index] = mix[f"{part}_{name}"]
+        a[L.S_DELAY_PARAMS][fx.DELAY_TIME_BEATS] = mix["delay_time_beats"]
+        a[L.S_DELAY_PARAMS][fx.DELAY_FEEDBACK] = mix["delay_feedback"]
+        a[L.S_REVERB_PARAMS][fx.REVERB_DECAY_S] = mix["reverb_decay_s"]
+        a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] = mix["ceiling_db"]
+        a[L.S_MASTER_PARAMS][master.MASTER_GAIN_DB] = mix["master_gain_db"]
+        a[L.S_PART][L.GLOBAL_ROW, L.GL_TEMPO_BPM] = self.clock.bpm
+
+    # ---- runtime controls (any time; through the queue) ----------------------------------------
+    def _send(self, rows: np.ndarray) -> None:
+        if self.state.push_sched_rows(rows) != len(rows):
+            raise QueueFull("the audio thread is not draining the scheduler queue")
+
+    def set_param(self, part: str, index: int, value: float) -> None:
+        self.state.push_sched(ASAP, K_PARAM, PART_INDEX[part], index, value)
+
+    def set_mix(self, part: str, name: str, value: float) -> None:
+        self.state.push_sched(ASAP, K_MIX, PART_INDEX[part], MIX_SPECS[name].index, value)
+
+    def set_fx(self, module: int, index: int, value: float) -> None:
+        self.state.push_sched(ASAP, K_FX, module, index, value)
+
+    def load_patch(self, part: str, path: Path) -> None:
+        """Load a patch onto a part while playing (the kernel smooths the change)."""
+        for index, value in load_params(path).items():
+            self.set_param(part, index, value)
+
+    def set_tempo(self, bpm: float) -> None:
+        """From the next beat not yet scheduled: nothing already scheduled moves."""
+        at = Fraction(int(self.scheduler.cursor) + 1)
+        self.clock.set_tempo(bpm, at)
+        self.state.push_sched(self.clock.sample_at(at), K_TEMPO, -1, 0.0, bpm)
+
+    def release_all(self) -> None:
+        self.state.push_sched(ASAP, K_ALL_NOTES_OFF, -1)
+
+    def panic(self) -> None:
+        self.state.push_sched(ASAP, K_PANIC, -1)
+
+    # ---- the player's notes --------------------------------------------------------------------
+    def player_note(self, kind: int, note: int, velocity: float, at_sample: int, source: int,
+                    horizon: Fraction | None = None) -> None:
+        """A note the player played (any input path): follows harmony and records it."""
+        seconds = max(at_sample, 0) / self.sample_rate
+        self.recorder.player_note(kind, note, velocity, seconds, source)
+        if self.conductor is not None:
+            self.conductor.note(kind, note, velocity, at_sample, source, horizon)
+
+    # ---- files ---------------------------------------------------------------------------------
+    def write_midi(self, path: Path) -> Path:
+        self.recorder.finish(self.state.sample_time / self.sample_rate)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.recorder.write(path, self.clock.bpm)
+        return path
+

@@ -1,0 +1,37 @@
+"""Compile (or load from Numba's on-disk cache) every audio-thread kernel before a stream
+starts, so nothing is ever compiled on the audio thread (control side)."""
+from __future__ import annotations
+
+import time
+
+from engine.control.state import EngineState
+from engine.rt.events import (
+    ASAP, FX_DELAY, K_ALL_NOTES_OFF, K_FX, K_MIX, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC,
+    K_PARAM, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
+)
+from engine.rt.render import run_block
+
+
+def warm_up(drivers: tuple[str, ...] = ()) -> float:
+    """Run every event kind and every part through the kernel on a throwaway engine, then
+    build the compiled callbacks of `drivers` ("portaudio", "jack"). Returns seconds taken."""
+    t0 = time.perf_counter()
+    state = EngineState(48000)
+    for part in range(5):
+        state.push_sched(0, K_NOTE_ON, part, 60 if part < 4 else 36, 0.8, 1)
+    for ftype in range(4):
+        state.push_sched(10 + ftype, K_PARAM, 0, 7, float(ftype))
+    for t, kind in enumerate((K_PITCH_BEND, K_MOD_WHEEL, K_SUSTAIN, K_NOTE_OFF, K_TEMPO, K_MIX,
+                              K_FX, K_SOURCE_GONE, K_ALL_NOTES_OFF, K_PANIC)):
+        state.push_sched(100 + t, kind, 0 if kind != K_FX else FX_DELAY, 60.0, 0.5, 1)
+    state.push_midi(ASAP, K_NOTE_ON, 0, 64, 0.5, 2)
+    for _ in range(4):
+        run_block(state.table, 64)
+    if "portaudio" in drivers:
+        from engine.rt.callbacks import portaudio_callback
+        portaudio_callback()
+    if "jack" in drivers:
+        from engine.rt.callbacks import jack_callback, jack_xrun_callback
+        jack_callback()
+        jack_xrun_callback()
+    return time.perf_counter() - t0
