@@ -38,10 +38,11 @@ CC_ALL_NOTES_OFF = 123
 class Sink(Protocol):
     """The engine's input side, as controllers see it.
 
-    Threads: `feed` is called from whatever thread received the message - an rtmidi callback
-    thread (one per opened port, so calls for different sources can run concurrently), the
-    asyncio thread (computer keyboard) or a file player. An implementation must be cheap and must
-    not block for long: with JACK, an rtmidi callback runs on a JACK process thread.
+    Threads: `feed` is called from whichever thread received the message: MidiInputs' reader
+    thread "bandmate-midi-in" (every MIDI port, one message at a time), the asyncio thread
+    (computer keyboard), a file player, a test. So calls for different sources can come from
+    different threads at once; an implementation must be thread-safe, cheap, and must not block
+    for long (it delays every MIDI port behind it).
     Ordering: for one source, `feed` calls arrive in order, and no `feed` for a source follows
     its `source_gone`.
     """
@@ -59,8 +60,8 @@ class Sink(Protocol):
 # --- MIDI backends (port discovery and delivery of raw bytes) ---------------------------------
 
 OnBytes = Callable[[Sequence[int]], None]
-"""A port's delivery function: called with the bytes of one complete MIDI message, possibly
-from a backend thread. It must not raise (controllers.midi_in wraps everything)."""
+"""A port's delivery function: called with the bytes of one complete MIDI message, on the
+backend's reader thread. It does not raise (controllers.midi_in catches everything)."""
 
 
 class PortHandle(Protocol):

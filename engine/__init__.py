@@ -4,3 +4,26 @@
 runs on the control side (asyncio thread, MIDI callback threads, CLI) and reaches the audio
 thread only through the lock-free queues in `engine.rt.ringbuf`.
 """
+import hashlib
+import os
+from pathlib import Path
+
+
+def _use_versioned_kernel_cache() -> None:
+    """Keep Numba's compiled-kernel cache in a folder named after a hash of engine/rt's sources.
+
+    Numba invalidates a cached kernel only when its own file changes, not when a function it
+    inlines from another file does; keying the whole cache on every audio-thread source makes
+    any change recompile everything once, and never run a stale kernel."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).parent / "rt").glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    import numba
+
+    numba.config.CACHE_DIR = str(base / "bandmate" / "numba" / digest.hexdigest()[:16])
+
+
+_use_versioned_kernel_cache()

@@ -24,3 +24,11 @@ def smooth_coef(time_s, sample_rate):
 @njit(inline="always", **JIT)
 def db_to_gain(db):
     return 10.0 ** (db * 0.05)
+
+
+@njit(inline="always", **JIT)
+def clamp(x, lo, hi):
+    """Clamp to [lo, hi]; NaN gives lo."""
+    if x >= lo:
+        return x if x <= hi else hi
+    return lo

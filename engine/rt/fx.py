@@ -21,11 +21,13 @@ import math
 import numpy as np
 from numba import njit
 
-from .dsp import JIT, flush, smooth_coef
+from .dsp import JIT, clamp, flush, smooth_coef
 
 SMOOTH_S = 0.02          # level / feedback / tone / damping smoothing
 DELAY_TIME_SMOOTH_S = 0.1  # delay time glides (tape-like) on tempo or time changes: no clicks
 INPUT_LIMIT = 1e9
+SETTLE_LEVEL = 1e-9    # a smoothed level / coefficient this close to its target snaps to it
+SETTLE_SAMPLES = 1e-6  # a smoothed delay time (samples) this close to its target snaps to it
 
 # ================================= delay ===================================================
 DELAY_TIME_BEATS = 0   # beats, 1/64..16; 0.75 = dotted eighth
@@ -65,15 +67,7 @@ def delay_default_params():
     return p
 
 
-@njit(**JIT)
-def _clamp(x, lo, hi):
-    """Clamp to [lo, hi]; NaN gives lo."""
-    if x >= lo:
-        return x if x <= hi else hi
-    return lo
-
-
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _sane(x):
     """A send sample, or 0 when it is NaN, infinite or absurdly large."""
     return x if abs(x) < INPUT_LIMIT else 0.0
@@ -84,21 +78,40 @@ def _onepole_coef(hz, sr):
     return 1.0 - math.exp(-2.0 * math.pi * hz / sr)
 
 
-@njit(**JIT)
-def _hermite(buf, base, size, pos, d):
-    """Read `buf[base:base+size]` (a ring written at `pos`, not yet this sample) `d` samples back,
-    4-point cubic Hermite; exact for integer d. Needs 2 <= d <= size - 3."""
+@njit(inline="always", **JIT)
+def _hermite2(buf, bl, br, size, pos, d):
+    """Read the two rings `buf[bl:bl+size]` and `buf[br:br+size]` (written at `pos`, not yet
+    this sample) `d` samples back, 4-point cubic Hermite; exact for integer d.
+    Needs 2 <= d <= size - 3."""
     di = int(d)
     f = d - di
-    k = (pos - di + size) % size
-    y0 = buf[base + k]
-    ym1 = buf[base + (k + 1) % size]
-    y1 = buf[base + (k - 1 + size) % size]
-    y2 = buf[base + (k - 2 + size) % size]
-    c1 = 0.5 * (y1 - ym1)
-    c2 = ym1 - 2.5 * y0 + 2.0 * y1 - 0.5 * y2
-    c3 = 0.5 * (y2 - ym1) + 1.5 * (y0 - y1)
-    return ((c3 * f + c2) * f + c1) * f + y0
+    k = pos - di
+    if k < 0:
+        k += size
+    kp = k + 1
+    km = k - 1
+    km2 = k - 2
+    if km2 < 0 or kp >= size:  # a neighbour wraps around (rare): the slow, general way
+        kp = kp % size
+        km = (km + size) % size
+        km2 = (km2 + size) % size
+    l0 = buf[bl + k]
+    lm1 = buf[bl + kp]
+    l1 = buf[bl + km]
+    l2 = buf[bl + km2]
+    r0 = buf[br + k]
+    rm1 = buf[br + kp]
+    r1 = buf[br + km]
+    r2 = buf[br + km2]
+    c1 = 0.5 * (l1 - lm1)
+    c2 = lm1 - 2.5 * l0 + 2.0 * l1 - 0.5 * l2
+    c3 = 0.5 * (l2 - lm1) + 1.5 * (l0 - l1)
+    yl = ((c3 * f + c2) * f + c1) * f + l0
+    c1 = 0.5 * (r1 - rm1)
+    c2 = rm1 - 2.5 * r0 + 2.0 * r1 - 0.5 * r2
+    c3 = 0.5 * (r2 - rm1) + 1.5 * (r0 - r1)
+    yr = ((c3 * f + c2) * f + c1) * f + r0
+    return yl, yr
 
 
 @njit(**JIT)
@@ -109,6 +122,9 @@ def delay_process(state, params, in_l, in_r, out_l, out_r, i0, i1, tempo_bpm, sa
     (DELAY_TIME_SMOOTH_S) and read with cubic interpolation. With pingpong = 1 the send is summed
     to mono, the first echo is on the left, the next on the right, and so on; each repeat passes
     the feedback lowpass (tone_hz) once more.
+
+    Smoothing stops once every smoothed value is within SETTLE_* of its target (checked per
+    sample, then snapped to the targets), so a steady delay costs no smoothing at all.
     """
     if i1 <= i0:
         return
@@ -116,13 +132,13 @@ def delay_process(state, params, in_l, in_r, out_l, out_r, i0, i1, tempo_bpm, sa
     size = int(state[D_SIZE])
     bl = D_HDR
     br = D_HDR + size
-    tempo = _clamp(tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM)
-    t_time = _clamp(params[DELAY_TIME_BEATS], 1.0 / 64.0, 16.0) * 60.0 / tempo * sr
-    t_time = _clamp(t_time, 4.0, size - 4.0)
-    t_fb = _clamp(params[DELAY_FEEDBACK], 0.0, DELAY_FEEDBACK_MAX)
-    t_tone = _onepole_coef(_clamp(params[DELAY_TONE_HZ], 100.0, 0.45 * sr), sr)
-    t_pp = _clamp(params[DELAY_PINGPONG], 0.0, 1.0)
-    t_mix = _clamp(params[DELAY_MIX], 0.0, 1.0)
+    tempo = clamp(tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM)
+    t_time = clamp(params[DELAY_TIME_BEATS], 1.0 / 64.0, 16.0) * 60.0 / tempo * sr
+    t_time = clamp(t_time, 4.0, size - 4.0)
+    t_fb = clamp(params[DELAY_FEEDBACK], 0.0, DELAY_FEEDBACK_MAX)
+    t_tone = _onepole_coef(clamp(params[DELAY_TONE_HZ], 100.0, 0.45 * sr), sr)
+    t_pp = clamp(params[DELAY_PINGPONG], 0.0, 1.0)
+    t_mix = clamp(params[DELAY_MIX], 0.0, 1.0)
     if state[D_INIT] == 0.0:
         state[D_INIT] = 1.0
         state[D_TIME] = t_time
@@ -140,14 +156,25 @@ def delay_process(state, params, in_l, in_r, out_l, out_r, i0, i1, tempo_bpm, sa
     mix = state[D_MIX]
     lp_l = state[D_LP_L]
     lp_r = state[D_LP_R]
+    settling = not (d == t_time and fb == t_fb and tone == t_tone and pp == t_pp
+                    and mix == t_mix)
     for i in range(i0, i1):
-        d += kt * (t_time - d)
-        fb += ks * (t_fb - fb)
-        tone += ks * (t_tone - tone)
-        pp += ks * (t_pp - pp)
-        mix += ks * (t_mix - mix)
-        yl = _hermite(state, bl, size, pos, d)
-        yr = _hermite(state, br, size, pos, d)
+        if settling:
+            d += kt * (t_time - d)
+            fb += ks * (t_fb - fb)
+            tone += ks * (t_tone - tone)
+            pp += ks * (t_pp - pp)
+            mix += ks * (t_mix - mix)
+            if (abs(t_time - d) <= SETTLE_SAMPLES and abs(t_fb - fb) <= SETTLE_LEVEL
+                    and abs(t_tone - tone) <= SETTLE_LEVEL and abs(t_pp - pp) <= SETTLE_LEVEL
+                    and abs(t_mix - mix) <= SETTLE_LEVEL):
+                d = t_time
+                fb = t_fb
+                tone = t_tone
+                pp = t_pp
+                mix = t_mix
+                settling = False
+        yl, yr = _hermite2(state, bl, br, size, pos, d)
         lp_l = flush(lp_l + tone * (yl - lp_l))
         lp_r = flush(lp_r + tone * (yr - lp_r))
         xl = _sane(in_l[i])
@@ -201,10 +228,12 @@ DIFFUSER_LEN_48K = (241, 367, 487, 613, 257, 383, 503, 631)
 DIFFUSER_GAIN = (0.7, 0.7, 0.62, 0.62)
 MOD_DEPTH_48K = 6.0  # samples of slow delay modulation on every line: no metallic ringing
 MOD_HZ = (0.31, 0.43, 0.53, 0.67, 0.73, 0.89, 0.97, 1.13)
+MOD_STEP = 16  # the modulation is computed every MOD_STEP samples, linear in between
 REVERB_OUT_GAIN = 1.0
 
 # header: scalars
 R_INIT, R_DAMP, R_DAMP_T, R_MIX, R_PD, R_PD_SIZE, R_PD_OFF, R_PD_POS, R_MOD_DEPTH = range(9)
+R_MOD_CNT = 9      # samples since the last modulation control point, 0..MOD_STEP-1
 R_G = 10           # smoothed line gains [8]
 R_G_T = 18         # their targets, written when each call starts [8]
 R_LP = 26          # damping lowpass states [8]
@@ -217,7 +246,9 @@ R_LINE_POS = 74    # [8]
 R_AP_LEN = 82      # [8], 0..3 left, 4..7 right
 R_AP_OFF = 90      # [8]
 R_AP_POS = 98      # [8]
-R_HDR = 112
+R_MOD_D = 106      # current modulated line delays (samples) [8]
+R_MOD_DD = 114     # their per-sample slopes until the next control point [8]
+R_HDR = 128
 
 
 def reverb_alloc_state(sample_rate):
@@ -260,54 +291,78 @@ def reverb_default_params():
     return p
 
 
-@njit(**JIT)
-def _allpass(state, j, x, g):
-    """Schroeder allpass j of the input diffusers."""
-    n = int(state[R_AP_LEN + j])
-    off = int(state[R_AP_OFF + j])
-    pos = int(state[R_AP_POS + j])
+@njit(inline="always", **JIT)
+def _ints8(state, c):
+    """state[c:c+8] as a tuple of 8 ints."""
+    return (int(state[c]), int(state[c + 1]), int(state[c + 2]), int(state[c + 3]),
+            int(state[c + 4]), int(state[c + 5]), int(state[c + 6]), int(state[c + 7]))
+
+
+@njit(inline="always", **JIT)
+def _floats8(state, c):
+    """state[c:c+8] as a tuple of 8 floats."""
+    return (state[c], state[c + 1], state[c + 2], state[c + 3],
+            state[c + 4], state[c + 5], state[c + 6], state[c + 7])
+
+
+@njit(inline="always", **JIT)
+def _store8(state, c, x0, x1, x2, x3, x4, x5, x6, x7):
+    state[c] = x0
+    state[c + 1] = x1
+    state[c + 2] = x2
+    state[c + 3] = x3
+    state[c + 4] = x4
+    state[c + 5] = x5
+    state[c + 6] = x6
+    state[c + 7] = x7
+
+
+@njit(inline="always", **JIT)
+def _tap(state, off, size, pos, d):
+    """Line output `d` samples back (linear interpolation) of the ring at `off` of `size`,
+    written at `pos` (not yet this sample). Needs 1 <= d < size - 1."""
+    di = int(d)
+    f = d - di
+    a = pos - di
+    if a < 0:
+        a += size
+    b = a - 1
+    if b < 0:
+        b += size
+    x = state[off + a]
+    return x + f * (state[off + b] - x)
+
+
+@njit(inline="always", **JIT)
+def _write(state, off, size, pos, x):
+    """Write x (flushed) into the ring at pos; returns the next position."""
+    state[off + pos] = flush(x)
+    pos += 1
+    return pos if pos < size else 0
+
+
+@njit(inline="always", **JIT)
+def _allpass(state, off, n, pos, x, g):
+    """Schroeder allpass over the ring at `off` of length n: (output, next position)."""
     dl = state[off + pos]
     w = flush(x + g * dl)
     state[off + pos] = w
     pos += 1
-    state[R_AP_POS + j] = pos if pos < n else 0
-    return dl - g * w
+    return dl - g * w, (pos if pos < n else 0)
 
 
 @njit(**JIT)
-def _line_read(state, i):
-    """Modulated, linearly interpolated output of FDN line i (read before this sample's write)."""
-    ph = state[R_LFO + i] + state[R_LFO_INC + i]
-    ph -= math.floor(ph)
-    state[R_LFO + i] = ph
-    d = state[R_LINE_LEN + i] + state[R_MOD_DEPTH] * math.sin(2.0 * math.pi * ph)
-    size = int(state[R_LINE_SIZE + i])
-    off = int(state[R_LINE_OFF + i])
-    pos = int(state[R_LINE_POS + i])
-    di = int(d)
-    f = d - di
-    a = state[off + (pos - di + size) % size]
-    b = state[off + (pos - di - 1 + size) % size]
-    return a + f * (b - a)
-
-
-@njit(**JIT)
-def _line_write(state, i, x):
-    size = int(state[R_LINE_SIZE + i])
-    pos = int(state[R_LINE_POS + i])
-    state[int(state[R_LINE_OFF + i]) + pos] = flush(x)
-    pos += 1
-    state[R_LINE_POS + i] = pos if pos < size else 0
-
-
-@njit(**JIT)
-def _damp(state, k, x, damp, ks):
-    """Line k's damping lowpass and decay gain (the gain is smoothed here, per sample)."""
-    lp = flush(state[R_LP + k] + damp * (x - state[R_LP + k]))
-    state[R_LP + k] = lp
-    g = state[R_G + k] + ks * (state[R_G_T + k] - state[R_G + k])
-    state[R_G + k] = g
-    return g * lp
+def _mod_step(state):
+    """Modulation control point (every MOD_STEP samples of the sample count): advance each
+    line's LFO by MOD_STEP samples and set the per-sample slope of its delay (R_MOD_DD) so that
+    the delay reaches the LFO's value at the next control point (linear in between)."""
+    depth = state[R_MOD_DEPTH]
+    for k in range(N_LINES):
+        ph = state[R_LFO + k] + MOD_STEP * state[R_LFO_INC + k]
+        ph -= math.floor(ph)
+        state[R_LFO + k] = ph
+        nxt = state[R_LINE_LEN + k] + depth * math.sin(2.0 * math.pi * ph)
+        state[R_MOD_DD + k] = (nxt - state[R_MOD_D + k]) * (1.0 / MOD_STEP)
 
 
 @njit(**JIT)
@@ -318,22 +373,29 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
     modulated delay lines mixed by a normalised 8x8 Hadamard matrix. Each line has a gain
     giving a 60 dB decay in decay_s and a one-pole lowpass at damping_hz (unity at DC, so
     decay_s is the low-frequency RT60). Left output taps the even lines, right the odd ones.
+
+    The line modulation (a slow sine per line) is computed every MOD_STEP samples of the
+    reverb's own sample count and interpolated linearly in between; smoothing stops once every
+    smoothed value is within SETTLE_* of its target. Both are per-sample decisions on state, so
+    any split of a block gives the same output.
     """
     if i1 <= i0:
         return
     sr = max(sample_rate, 1000.0)
-    rt60 = _clamp(params[REVERB_DECAY_S], REVERB_DECAY_MIN_S, REVERB_DECAY_MAX_S)
+    rt60 = clamp(params[REVERB_DECAY_S], REVERB_DECAY_MIN_S, REVERB_DECAY_MAX_S)
     for k in range(N_LINES):
         state[R_G_T + k] = 10.0 ** (-3.0 * state[R_LINE_LEN + k] / (rt60 * sr))
-    t_damp = _onepole_coef(_clamp(params[REVERB_DAMPING_HZ], 500.0, 0.45 * sr), sr)
+    t_damp = _onepole_coef(clamp(params[REVERB_DAMPING_HZ], 500.0, 0.45 * sr), sr)
     pd_size = int(state[R_PD_SIZE])
-    t_pd = _clamp(params[REVERB_PREDELAY_MS], 0.0, REVERB_PREDELAY_MAX_MS) * 1e-3 * sr
+    t_pd = clamp(params[REVERB_PREDELAY_MS], 0.0, REVERB_PREDELAY_MAX_MS) * 1e-3 * sr
     t_pd = min(t_pd, pd_size - 2.0)
-    t_mix = _clamp(params[REVERB_MIX], 0.0, 1.0)
+    t_mix = clamp(params[REVERB_MIX], 0.0, 1.0)
     if state[R_INIT] == 0.0:
         state[R_INIT] = 1.0
         for k in range(N_LINES):
             state[R_G + k] = state[R_G_T + k]
+            state[R_MOD_D + k] = (state[R_LINE_LEN + k]
+                                  + state[R_MOD_DEPTH] * math.sin(2.0 * math.pi * state[R_LFO + k]))
         state[R_DAMP] = t_damp
         state[R_PD] = t_pd
         state[R_MIX] = t_mix
@@ -342,47 +404,122 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
     norm = 1.0 / math.sqrt(8.0)
     pd_l = int(state[R_PD_OFF])
     pd_r = pd_l + pd_size
+    pd_pos = int(state[R_PD_POS])
+    damp = state[R_DAMP]
+    mix = state[R_MIX]
+    pd = state[R_PD]
+    cnt = int(state[R_MOD_CNT])
+    # line k: ring offset, size, write position, modulated delay and its per-sample slope,
+    # damping lowpass state, smoothed gain and its target
+    off0, off1, off2, off3, off4, off5, off6, off7 = _ints8(state, R_LINE_OFF)
+    size0, size1, size2, size3, size4, size5, size6, size7 = _ints8(state, R_LINE_SIZE)
+    pos0, pos1, pos2, pos3, pos4, pos5, pos6, pos7 = _ints8(state, R_LINE_POS)
+    d0, d1, d2, d3, d4, d5, d6, d7 = _floats8(state, R_MOD_D)
+    dd0, dd1, dd2, dd3, dd4, dd5, dd6, dd7 = _floats8(state, R_MOD_DD)
+    lp0, lp1, lp2, lp3, lp4, lp5, lp6, lp7 = _floats8(state, R_LP)
+    g0, g1, g2, g3, g4, g5, g6, g7 = _floats8(state, R_G)
+    gt0, gt1, gt2, gt3, gt4, gt5, gt6, gt7 = _floats8(state, R_G_T)
+    # diffusers: 0..3 left, 4..7 right
+    ao0, ao1, ao2, ao3, ao4, ao5, ao6, ao7 = _ints8(state, R_AP_OFF)
+    an0, an1, an2, an3, an4, an5, an6, an7 = _ints8(state, R_AP_LEN)
+    ap0, ap1, ap2, ap3, ap4, ap5, ap6, ap7 = _ints8(state, R_AP_POS)
+    settling = not (damp == t_damp and mix == t_mix and pd == t_pd and g0 == gt0 and g1 == gt1
+                    and g2 == gt2 and g3 == gt3 and g4 == gt4 and g5 == gt5 and g6 == gt6
+                    and g7 == gt7)
     for i in range(i0, i1):
-        damp = state[R_DAMP] + ks * (t_damp - state[R_DAMP])
-        state[R_DAMP] = damp
-        mix = state[R_MIX] + ks * (t_mix - state[R_MIX])
-        state[R_MIX] = mix
-        pd = state[R_PD] + kt * (t_pd - state[R_PD])
-        state[R_PD] = pd
+        if settling:
+            damp += ks * (t_damp - damp)
+            mix += ks * (t_mix - mix)
+            pd += kt * (t_pd - pd)
+            g0 += ks * (gt0 - g0)
+            g1 += ks * (gt1 - g1)
+            g2 += ks * (gt2 - g2)
+            g3 += ks * (gt3 - g3)
+            g4 += ks * (gt4 - g4)
+            g5 += ks * (gt5 - g5)
+            g6 += ks * (gt6 - g6)
+            g7 += ks * (gt7 - g7)
+            if (abs(t_damp - damp) <= SETTLE_LEVEL and abs(t_mix - mix) <= SETTLE_LEVEL
+                    and abs(t_pd - pd) <= SETTLE_SAMPLES
+                    and abs(gt0 - g0) <= SETTLE_LEVEL
+                    and abs(gt1 - g1) <= SETTLE_LEVEL
+                    and abs(gt2 - g2) <= SETTLE_LEVEL
+                    and abs(gt3 - g3) <= SETTLE_LEVEL
+                    and abs(gt4 - g4) <= SETTLE_LEVEL
+                    and abs(gt5 - g5) <= SETTLE_LEVEL
+                    and abs(gt6 - g6) <= SETTLE_LEVEL
+                    and abs(gt7 - g7) <= SETTLE_LEVEL):
+                damp = t_damp
+                mix = t_mix
+                pd = t_pd
+                g0 = gt0
+                g1 = gt1
+                g2 = gt2
+                g3 = gt3
+                g4 = gt4
+                g5 = gt5
+                g6 = gt6
+                g7 = gt7
+                settling = False
+        if cnt == 0:
+            _store8(state, R_MOD_D, d0, d1, d2, d3, d4, d5, d6, d7)
+            _mod_step(state)
+            dd0, dd1, dd2, dd3, dd4, dd5, dd6, dd7 = _floats8(state, R_MOD_DD)
+        cnt += 1
+        if cnt == MOD_STEP:
+            cnt = 0
         # predelay: write, then read pd samples back (pd = 0 reads this sample)
-        pos = int(state[R_PD_POS])
-        state[pd_l + pos] = _sane(in_l[i])
-        state[pd_r + pos] = _sane(in_r[i])
+        state[pd_l + pd_pos] = _sane(in_l[i])
+        state[pd_r + pd_pos] = _sane(in_r[i])
         di = int(pd)
         f = pd - di
-        a = (pos - di + pd_size) % pd_size
-        b = (pos - di - 1 + pd_size) % pd_size
+        a = pd_pos - di
+        if a < 0:
+            a += pd_size
+        b = a - 1
+        if b < 0:
+            b += pd_size
         xl = state[pd_l + a] + f * (state[pd_l + b] - state[pd_l + a])
         xr = state[pd_r + a] + f * (state[pd_r + b] - state[pd_r + a])
-        pos += 1
-        state[R_PD_POS] = pos if pos < pd_size else 0
-        for j in range(N_DIFFUSERS):
-            xl = _allpass(state, j, xl, DIFFUSER_GAIN[j])
-            xr = _allpass(state, N_DIFFUSERS + j, xr, DIFFUSER_GAIN[j])
+        pd_pos += 1
+        if pd_pos == pd_size:
+            pd_pos = 0
+        xl, ap0 = _allpass(state, ao0, an0, ap0, xl, DIFFUSER_GAIN[0])
+        xr, ap4 = _allpass(state, ao4, an4, ap4, xr, DIFFUSER_GAIN[0])
+        xl, ap1 = _allpass(state, ao1, an1, ap1, xl, DIFFUSER_GAIN[1])
+        xr, ap5 = _allpass(state, ao5, an5, ap5, xr, DIFFUSER_GAIN[1])
+        xl, ap2 = _allpass(state, ao2, an2, ap2, xl, DIFFUSER_GAIN[2])
+        xr, ap6 = _allpass(state, ao6, an6, ap6, xr, DIFFUSER_GAIN[2])
+        xl, ap3 = _allpass(state, ao3, an3, ap3, xl, DIFFUSER_GAIN[3])
+        xr, ap7 = _allpass(state, ao7, an7, ap7, xr, DIFFUSER_GAIN[3])
         # line outputs, damped and scaled
-        o0 = _line_read(state, 0)
-        o1 = _line_read(state, 1)
-        o2 = _line_read(state, 2)
-        o3 = _line_read(state, 3)
-        o4 = _line_read(state, 4)
-        o5 = _line_read(state, 5)
-        o6 = _line_read(state, 6)
-        o7 = _line_read(state, 7)
-        out_l[i] += mix * REVERB_OUT_GAIN * 0.5 * (o0 - o2 + o4 - o6)
-        out_r[i] += mix * REVERB_OUT_GAIN * 0.5 * (o1 - o3 + o5 - o7)
-        s0 = _damp(state, 0, o0, damp, ks)
-        s1 = _damp(state, 1, o1, damp, ks)
-        s2 = _damp(state, 2, o2, damp, ks)
-        s3 = _damp(state, 3, o3, damp, ks)
-        s4 = _damp(state, 4, o4, damp, ks)
-        s5 = _damp(state, 5, o5, damp, ks)
-        s6 = _damp(state, 6, o6, damp, ks)
-        s7 = _damp(state, 7, o7, damp, ks)
+        o0 = _tap(state, off0, size0, pos0, d0)
+        o1 = _tap(state, off1, size1, pos1, d1)
+        o2 = _tap(state, off2, size2, pos2, d2)
+        o3 = _tap(state, off3, size3, pos3, d3)
+        o4 = _tap(state, off4, size4, pos4, d4)
+        o5 = _tap(state, off5, size5, pos5, d5)
+        o6 = _tap(state, off6, size6, pos6, d6)
+        o7 = _tap(state, off7, size7, pos7, d7)
+        wet = mix * (REVERB_OUT_GAIN * 0.5)
+        out_l[i] += wet * (o0 - o2 + o4 - o6)
+        out_r[i] += wet * (o1 - o3 + o5 - o7)
+        lp0 = flush(lp0 + damp * (o0 - lp0))
+        lp1 = flush(lp1 + damp * (o1 - lp1))
+        lp2 = flush(lp2 + damp * (o2 - lp2))
+        lp3 = flush(lp3 + damp * (o3 - lp3))
+        lp4 = flush(lp4 + damp * (o4 - lp4))
+        lp5 = flush(lp5 + damp * (o5 - lp5))
+        lp6 = flush(lp6 + damp * (o6 - lp6))
+        lp7 = flush(lp7 + damp * (o7 - lp7))
+        s0 = g0 * lp0
+        s1 = g1 * lp1
+        s2 = g2 * lp2
+        s3 = g3 * lp3
+        s4 = g4 * lp4
+        s5 = g5 * lp5
+        s6 = g6 * lp6
+        s7 = g7 * lp7
         # Hadamard 8x8 (three butterfly stages), normalised
         a0, a1 = s0 + s1, s0 - s1
         a2, a3 = s2 + s3, s2 - s3
@@ -392,14 +529,33 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
         b1, b3 = a1 + a3, a1 - a3
         b4, b6 = a4 + a6, a4 - a6
         b5, b7 = a5 + a7, a5 - a7
-        _line_write(state, 0, norm * (b0 + b4) + 0.5 * xl)
-        _line_write(state, 1, norm * (b1 + b5) - 0.5 * xl)
-        _line_write(state, 2, norm * (b2 + b6) + 0.5 * xl)
-        _line_write(state, 3, norm * (b3 + b7) - 0.5 * xl)
-        _line_write(state, 4, norm * (b0 - b4) + 0.5 * xr)
-        _line_write(state, 5, norm * (b1 - b5) - 0.5 * xr)
-        _line_write(state, 6, norm * (b2 - b6) + 0.5 * xr)
-        _line_write(state, 7, norm * (b3 - b7) - 0.5 * xr)
+        pos0 = _write(state, off0, size0, pos0, norm * (b0 + b4) + 0.5 * xl)
+        pos1 = _write(state, off1, size1, pos1, norm * (b1 + b5) - 0.5 * xl)
+        pos2 = _write(state, off2, size2, pos2, norm * (b2 + b6) + 0.5 * xl)
+        pos3 = _write(state, off3, size3, pos3, norm * (b3 + b7) - 0.5 * xl)
+        pos4 = _write(state, off4, size4, pos4, norm * (b0 - b4) + 0.5 * xr)
+        pos5 = _write(state, off5, size5, pos5, norm * (b1 - b5) - 0.5 * xr)
+        pos6 = _write(state, off6, size6, pos6, norm * (b2 - b6) + 0.5 * xr)
+        pos7 = _write(state, off7, size7, pos7, norm * (b3 - b7) - 0.5 * xr)
+        d0 += dd0
+        d1 += dd1
+        d2 += dd2
+        d3 += dd3
+        d4 += dd4
+        d5 += dd5
+        d6 += dd6
+        d7 += dd7
+    state[R_DAMP] = damp
+    state[R_MIX] = mix
+    state[R_PD] = pd
+    state[R_PD_POS] = pd_pos
+    state[R_MOD_CNT] = cnt
+    _store8(state, R_LINE_POS, pos0, pos1, pos2, pos3, pos4, pos5, pos6, pos7)
+    _store8(state, R_MOD_D, d0, d1, d2, d3, d4, d5, d6, d7)
+    _store8(state, R_MOD_DD, dd0, dd1, dd2, dd3, dd4, dd5, dd6, dd7)
+    _store8(state, R_LP, lp0, lp1, lp2, lp3, lp4, lp5, lp6, lp7)
+    _store8(state, R_G, g0, g1, g2, g3, g4, g5, g6, g7)
+    _store8(state, R_AP_POS, ap0, ap1, ap2, ap3, ap4, ap5, ap6, ap7)
 
 
 @njit(**JIT)
@@ -410,7 +566,10 @@ def reverb_reset(state):
     state[R_DAMP] = 0.0
     state[R_MIX] = 0.0
     state[R_PD] = 0.0
+    state[R_MOD_CNT] = 0.0
     for k in range(N_LINES):
+        state[R_MOD_D + k] = 0.0
+        state[R_MOD_DD + k] = 0.0
         state[R_G + k] = 0.0
         state[R_G_T + k] = 0.0
         state[R_LP + k] = 0.0

@@ -13,7 +13,7 @@ from numba import njit
 from engine.rt.dsp import JIT
 
 f32 = np.float32
-ZERO, HALF, ONE, TWO, THREE, FOUR = f32(0), f32(0.5), f32(1), f32(2), f32(3), f32(4)
+ZERO, HALF, ONE, TWO, THREE, FOUR, EIGHT = (f32(v) for v in (0, 0.5, 1, 2, 3, 4, 8))
 QUARTER, THIRD = f32(0.25), f32(1.0 / 3.0)
 TWO_PI = f32(2.0 * math.pi)
 _S3, _S5, _S7, _S9 = f32(-1 / 6), f32(1 / 120), f32(-1 / 5040), f32(1 / 362880)
@@ -67,7 +67,8 @@ def pulse(t, dt, width):
 def triangle(t, dt):
     """Band-limited triangle: 1 at phase 0, -1 at 0.5 (PolyBLAMP at both corners)."""
     naive = FOUR * abs(t - HALF) - ONE
-    return naive + FOUR * dt * (poly_blamp(t, dt) - poly_blamp(wrap(t + HALF), dt))
+    # the slope changes by -8/cycle at phase 0 and by +8/cycle at 0.5: 8*dt per sample
+    return naive + EIGHT * dt * (poly_blamp(wrap(t + HALF), dt) - poly_blamp(t, dt))
 
 
 @njit(inline="always", **JIT)
