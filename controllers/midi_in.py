@@ -35,11 +35,14 @@ Threads, for the engine:
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import os
 import re
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -267,8 +270,14 @@ class PortChanges:
         return bool(self.opened or self.gone)
 
 
+def _close_at_exit(ref: "weakref.ref[MidiInputs]") -> None:
+    inputs = ref()
+    if inputs is not None:
+        inputs.close()
+
+
 class _Port:
-    """One open port. Counters are written only by that port's delivery thread."""
+    """One open port. Its counters are written only by the delivery (reader) thread."""
 
     __slots__ = ("name", "source", "virtual", "handle", "live", "received", "ignored",
                  "dropped", "reported", "feed_errors", "feed_reported", "last_bad")
@@ -328,10 +337,9 @@ class MidiInputs:
         self._next_drop_log = 0.0
         self._lock = threading.RLock()
         self._ports: dict[str, _Port] = {}      # by port name (virtual: by "virtual:<name>")
-        self._port_list: tuple[_Port, ...] = ()  # snapshot for the delivery threads
+        self._port_list: tuple[_Port, ...] = ()  # snapshot for the delivery thread
         self._next_source = FIRST_PORT_SOURCE
         self._open_failed: set[str] = set()      # names whose opening failed (logged once)
-        self._unmatched_logged: set[str] = set()
         self._list_error_logged = False
         self._closed = False
 
@@ -343,10 +351,17 @@ class MidiInputs:
         self.api: str = backend.name
         sink.log(f"MIDI in: using {self.api}")
 
-        if virtual:
-            self._open_virtual(VIRTUAL_PORT_NAME)
-        self.poll_ports()
-        self._log_unmatched()
+        # close at interpreter exit if the owner did not (JACK clients, the reader thread)
+        self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
+        atexit.register(self._atexit)
+        try:
+            if virtual:
+                self._open_virtual(VIRTUAL_PORT_NAME)
+            self.poll_ports()
+            self._log_unmatched()
+        except BaseException:
+            self.close()
+            raise
 
     # -- public -------------------------------------------------------------------------------
 
@@ -416,6 +431,7 @@ class MidiInputs:
             if self._closed:
                 return
             self._closed = True
+            atexit.unregister(self._atexit)
             self._next_drop_log = 0.0
             self._flush_drop_report(time.monotonic())
             for port in list(self._ports.values()):
@@ -522,7 +538,7 @@ class MidiInputs:
         except Exception as exc:
             self._sink.log(f"MIDI in: sink.source_gone({port.source}) failed: {exc!r}")
 
-    # -- the delivery path (backend threads) --------------------------------------------------
+    # -- the delivery path (the backend's reader thread) --------------------------------------
 
     def _make_on_bytes(self, port: _Port):
         feed = self._sink.feed

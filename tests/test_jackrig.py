@@ -66,7 +66,8 @@ def ref_instrument(jack_server):
 
 
 def _run_notes(rig: Rig, inst: RefInstrument, seed: int):
-    """Send N_NOTES note-ons at random offsets; return (scheduled, sent, onsets, arrivals)."""
+    """Send N_NOTES note-ons at random offsets; return (scheduled, sent, onsets, arrivals,
+    recording)."""
     rng = random.Random(seed)
     first = rig.now() + rig.rate // 10  # 100 ms ahead: sends are never late unless starved
     scheduled = [first + i * SPACING + rng.randrange(rig.period) for i in range(N_NOTES)]
@@ -83,7 +84,7 @@ def _run_notes(rig: Rig, inst: RefInstrument, seed: int):
     bounds = sent[1:] + [sent[-1] + SPACING]
     onsets = [onset_frame(rec, s, threshold=0.5, before_frame=b) for s, b in zip(sent, bounds)]
     arrivals = inst.arrivals[n0:inst.n].tolist()
-    return scheduled, sent, onsets, arrivals
+    return scheduled, sent, onsets, arrivals, rec
 
 
 def _measure_with_retries(rig: Rig, inst: RefInstrument, attempts: int = 5):
@@ -106,7 +107,7 @@ def test_rig_measures_reference_instrument_exactly(ref_instrument):
         midi = rig.find_port(rf"^{name}:midi_in$", is_midi=True, is_input=True)
         audio = rig.find_ports(rf"^{name}:out$", is_midi=False, is_input=False)
         rig.connect(midi_to=midi, audio_from=audio)
-        scheduled, sent, onsets, arrivals = _measure_with_retries(rig, ref_instrument)
+        scheduled, sent, onsets, arrivals, rec = _measure_with_retries(rig, ref_instrument)
 
         assert sent == scheduled, "every message went out at exactly its scheduled frame"
         offsets = {s % rig.period for s in sent}
@@ -119,9 +120,9 @@ def test_rig_measures_reference_instrument_exactly(ref_instrument):
         assert m.median == RIG_LOOP_PERIODS * rig.period == 64
         assert set(m.latencies.tolist()) == {64}
         assert m.own_median == 0
-        # channel 2 is unconnected: silence
-        rec = rig.recording(since_frame=sent[0])
+        # channel 2 is unconnected: silence; channel 1 is exactly the 50 impulses
         assert not np.any(rec[1][:, 1])
+        assert np.count_nonzero(rec[1][:, 0]) == N_NOTES
 
 
 @pytest.mark.jack
@@ -132,7 +133,7 @@ def test_audio_first_connection_moves_the_loop_delay_to_midi(ref_instrument):
         rig.connect(midi_to=None,
                     audio_from=rig.find_ports(rf"^{name}:out$", is_midi=False, is_input=False))
         rig.client.connect(rig.midi_out, find_port(rig.client, rf"^{name}:midi_in$"))
-        scheduled, sent, onsets, arrivals = _measure_with_retries(rig, ref_instrument)
+        scheduled, sent, onsets, arrivals, _ = _measure_with_retries(rig, ref_instrument)
 
         assert sent == scheduled
         assert [a - s for a, s in zip(arrivals, sent)] == [rig.period] * N_NOTES
@@ -144,11 +145,15 @@ def test_audio_first_connection_moves_the_loop_delay_to_midi(ref_instrument):
 def test_recording_detects_a_missed_cycle(jack_server):
     with Rig(audio_inputs=1, seconds=1.0) as rig:
         rig.wait_until(rig.now() + 8 * rig.period)
-    # deactivated: the ring is frozen. Forge a missed cycle before the last two periods.
-    start, audio = rig.recording()
-    assert len(audio) >= 8 * rig.period
+    # Deactivated: the ring is frozen. Lay clean stamps over the last 8 periods (so a real
+    # startup glitch cannot interfere), check them, then forge a missed cycle before the last two.
     n = rig._cycles
-    last_two = [(n - 2) % rig._slots, (n - 1) % rig._slots]
+    assert n >= 8
+    idx = np.arange(n - 8, n) % rig._slots
+    rig._stamps[idx] = 1_000_000 + rig.period * np.arange(8)
+    start, audio = rig.recording(since_frame=1_000_000)
+    assert start == 1_000_000 and len(audio) == 8 * rig.period
+    last_two = idx[-2:]
     rig._stamps[last_two] += rig.period
     with pytest.raises(RigGap):
         rig.recording()

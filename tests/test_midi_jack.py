@@ -168,3 +168,33 @@ def test_auto_falls_back_to_jack_without_an_alsa_sequencer(jack_server, sink):
     with MidiInputs(sink, api="auto", ports=[]) as inputs:
         assert inputs.api == "jack"
     assert any("skipped alsa: no ALSA sequencer" in line for line in sink.logs)
+
+
+def test_closing_while_notes_stream_in_is_safe_and_ordered(jack_server, sender, sink):
+    """Regression: with rtmidi callbacks, closing a port mid-stream crashed (use after free)."""
+    import threading
+
+    dev = sender()
+    inputs = MidiInputs(sink, api="jack", ports=dev.short)
+    src = inputs.sources[dev.full_name(inputs)]
+    stop = threading.Event()
+
+    def blast():
+        while not stop.is_set():
+            dev.out.send_message([0x90, 60, 100])
+            dev.out.send_message([0x80, 60, 0])
+            time.sleep(0.0002)
+
+    blaster = threading.Thread(target=blast)
+    blaster.start()
+    try:
+        assert sink.wait_for(lambda s: len(s.fed) > 50, timeout=2.0)
+        inputs.close()
+        time.sleep(0.02)
+    finally:
+        stop.set()
+        blaster.join()
+    assert sink.gone == [src]
+    gone_at = sink.events.index(("gone", src))
+    assert all(ev[0] != "feed" for ev in sink.events[gone_at:])
+    assert inputs.sources == {}

@@ -18,7 +18,7 @@ from numba import njit
 from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.layout import (
     NVMAX, PS_A_COEF, PS_COEF_DIRTY, PS_D_COEF, PS_FA_COEF, PS_FD_COEF, PS_FR_COEF, PS_GAIN,
-    PS_LFO_PHASE, PS_LOG2_CUTOFF, PS_NACTIVE, PS_NSTEAL, PS_R_COEF, PS_RATIO2, PS_SETTLING,
+    PS_G_DIRTY, PS_LFO_PHASE, PS_LOG2_CUTOFF, PS_NACTIVE, PS_NSTEAL, PS_R_COEF, PS_RATIO2, PS_SETTLING,
     PS_SUSTAIN, PS_VHI, PS_VLO,
     ST_ATTACK, ST_DECAY, ST_IDLE, ST_RELEASE, ST_STEAL, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE,
     VF_G, VF_GAIN, VF_INC, VF_KEYOCT, VF_OSC, VF_OUT, VF_PHASE1, VF_PHASE2, VF_S1,
@@ -95,6 +95,7 @@ def _start(vf, vm, ps, pcur, p, v, note, vel, src, now, sample_rate):
     n = v - int(ps[p, PS_VLO]) + 1
     if n > ps[p, PS_NACTIVE]:
         ps[p, PS_NACTIVE] = n
+    ps[p, PS_G_DIRTY] = 1.0
 
 
 @njit(**JIT)
@@ -233,14 +234,19 @@ def _env_step(env, stage, a_coef, d_coef, r_coef, sus, steal_coef):
 
 
 @njit(**VFAST)
-def _envelopes(vf, lo, hi, ac, dc, rc, sus, fac, fdc, frc, fsus, steal_coef):
+def _amp_envelopes(vf, lo, hi, ac, dc, rc, sus, steal_coef):
     for v in range(lo, hi):
         e, st = _env_step(vf[_AENV + v], vf[_ASTG + v], ac, dc, rc, sus, steal_coef)
         vf[_AENV + v] = e
         vf[_ASTG + v] = st
-        fe, fst = _env_step(vf[_FENV + v], vf[_FSTG + v], fac, fdc, frc, fsus, steal_coef)
-        vf[_FENV + v] = fe
-        vf[_FSTG + v] = fst
+
+
+@njit(**VFAST)
+def _filter_envelopes(vf, lo, hi, ac, dc, rc, sus, steal_coef):
+    for v in range(lo, hi):
+        e, st = _env_step(vf[_FENV + v], vf[_FSTG + v], ac, dc, rc, sus, steal_coef)
+        vf[_FENV + v] = e
+        vf[_FSTG + v] = st
 
 
 @njit(inline="always", **VFAST)
@@ -421,6 +427,7 @@ def _settle(ptarget, pcur, ps, p, smooth, log2_pi_over_fs):
     ps[p, PS_LOG2_CUTOFF] = log2_pi_over_fs + math.log2(min(max(c[P_CUTOFF_HZ], 20.0), 20000.0))
     ps[p, PS_GAIN] = db_to_gain(min(max(c[P_GAIN_DB], -60.0), 12.0))
     ps[p, PS_SETTLING] = 1.0 if moving else 0.0
+    ps[p, PS_G_DIRTY] = 1.0
 
 
 @njit(inline="always", **JIT)
@@ -466,10 +473,15 @@ def render_part(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rate):
         pitch_st = c[P_BEND_ST] + lfo * vib
         mul1 = 2.0 ** (pitch_st / 12.0) if pitch_st != 0.0 else 1.0
         pw = f32(min(max(c[P_PULSE_WIDTH], 0.05), 0.95))
-        _envelopes(vf, lo, hi, f32(ps[p, PS_A_COEF]), f32(ps[p, PS_D_COEF]),
-                   f32(ps[p, PS_R_COEF]), f32(min(max(c[P_AMP_S], 0.0), 1.0)),
-                   f32(ps[p, PS_FA_COEF]), f32(ps[p, PS_FD_COEF]), f32(ps[p, PS_FR_COEF]),
-                   f32(min(max(c[P_FLT_S], 0.0), 1.0)), steal_coef)
+        _amp_envelopes(vf, lo, hi, f32(ps[p, PS_A_COEF]), f32(ps[p, PS_D_COEF]),
+                       f32(ps[p, PS_R_COEF]), f32(min(max(c[P_AMP_S], 0.0), 1.0)), steal_coef)
+        fenv_oct = c[P_FENV_OCT]
+        if fenv_oct != 0.0:
+            # the filter envelope runs only while it is heard (a patch turning its amount up
+            # mid-note hears it from where it stands)
+            _filter_envelopes(vf, lo, hi, f32(ps[p, PS_FA_COEF]), f32(ps[p, PS_FD_COEF]),
+                              f32(ps[p, PS_FR_COEF]), f32(min(max(c[P_FLT_S], 0.0), 1.0)),
+                              steal_coef)
         _osc1(vf, lo, hi, int(c[P_OSC1_WAVE]), f32(mul1), ONE, pw, ZERO)
         _osc2(vf, lo, hi, int(c[P_OSC2_WAVE]), f32(mul1 * ps[p, PS_RATIO2]),
               f32(min(max(c[P_OSC2_LEVEL], 0.0), 1.0)), pw, ONE)
@@ -478,8 +490,12 @@ def render_part(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rate):
             for v in range(lo, hi):
                 vf[_OSC + v] += nl
         ftype = int(c[P_FILTER_TYPE])
-        _cutoff(vf, lo, hi, f32(ps[p, PS_LOG2_CUTOFF] + lfo * lfo_cut), f32(c[P_KEY_TRACKING]),
-                f32(c[P_FENV_OCT]), f32(c[P_VEL_CUTOFF_OCT]), wmax, ONE if ftype == 0 else ZERO)
+        if fenv_oct != 0.0 or lfo * lfo_cut != 0.0 or ps[p, PS_G_DIRTY] != 0.0:
+            # per-voice coefficients change only with modulation, parameters or new notes
+            _cutoff(vf, lo, hi, f32(ps[p, PS_LOG2_CUTOFF] + lfo * lfo_cut),
+                    f32(c[P_KEY_TRACKING]), f32(fenv_oct), f32(c[P_VEL_CUTOFF_OCT]), wmax,
+                    ONE if ftype == 0 else ZERO)
+            ps[p, PS_G_DIRTY] = ps[p, PS_SETTLING]
         res = min(max(c[P_RESONANCE], 0.0), 1.0)
         drive = min(max(c[P_DRIVE], 0.1), 10.0)
         if ftype == 0:
