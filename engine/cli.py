@@ -31,12 +31,16 @@ def _overrides(args) -> dict:
     put("band", "seed", args.seed)
     put("band", "style", args.style)
     put("midi", "latency_mode", args.latency_mode)
+    if args.command == "render":          # an offline render has its own rate and block size
+        o.pop("audio", None)
+        put("render", "sample_rate", args.sample_rate)
+        put("render", "block_size", args.block_size)
     return o
 
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bandmate", description="a real-time AI bandmate")
-    ap.add_argument("--config", default="config.toml", help="configuration file")
+    ap.add_argument("--config", help="configuration file (default: ./config.toml if present)")
     sub = ap.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--driver", choices=("portaudio", "jack"))
@@ -63,8 +67,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.config is not None and not Path(args.config).is_file():
+        print(f"bandmate: {args.config}: no such configuration file", file=sys.stderr)
+        return 2
+    config = args.config or ("config.toml" if Path("config.toml").is_file() else None)
     try:
-        cfg = load_config(args.config if Path(args.config).exists() else None, _overrides(args))
+        cfg = load_config(config, _overrides(args))
     except DataError as exc:
         print(f"bandmate: {exc}", file=sys.stderr)
         return 2

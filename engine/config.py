@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 from engine.agents.base import STYLES
-from engine.tomldata import DataError, Field, Schema, load, validate
+from engine.tomldata import DataError, Field, Schema, WordOrNumber, load, validate
 
 SCHEMA: Schema = {
     "audio": {
@@ -21,7 +21,8 @@ SCHEMA: Schema = {
         "device": Field("default", "output device name (or a unique part of it)"),
         "sample_rate": Field(0, "Hz; 0 = the device's own rate", lo=0, hi=192000),
         "block_size": Field(64, "frames per callback (PortAudio)", lo=16, hi=4096),
-        "latency": Field("low", "PortAudio suggested latency: low, high, or seconds"),
+        "latency": WordOrNumber("low", "PortAudio suggested latency: low, high, or seconds",
+                                lo=0.0005, hi=1.0, choices=("low", "high")),
         "callback": Field("compiled", "compiled (GIL-free) or python (fallback)",
                           choices=("compiled", "python")),
         "connect": Field(["auto"], "JACK ports to connect the outputs to (auto: system)"),
@@ -82,11 +83,18 @@ SCHEMA: Schema = {
 }
 
 
-def _env_value(raw: str):
+def _env_value(raw: str, field: Field):
+    """A variable's text as a value: a TOML value where it parses as one (numbers, booleans,
+    lists, quoted strings), except that a string setting keeps the text as written (a device
+    called 2 is a name)."""
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
+        value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+    if isinstance(field.default, str) and not isinstance(field, WordOrNumber) \
+            and not isinstance(value, str):
+        return raw
+    return value
 
 
 def load_config(path: str | Path | None = "config.toml", overrides: dict | None = None,
@@ -104,7 +112,7 @@ def load_config(path: str | Path | None = "config.toml", overrides: dict | None 
         rest = name[len("BANDMATE_"):].lower()
         section, _, key = rest.partition("_")
         if section in SCHEMA and key in SCHEMA[section]:
-            env.setdefault(section, {})[key] = _env_value(raw)
+            env.setdefault(section, {})[key] = _env_value(raw, SCHEMA[section][key])
         else:
             raise DataError(f"environment: {name}: no such setting")
     for source, data in (("environment", env), ("command line", overrides or {})):

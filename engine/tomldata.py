@@ -45,6 +45,21 @@ class Field:
         return value
 
 
+@dataclass(frozen=True)
+class WordOrNumber(Field):
+    """A setting that is one of `choices` (words) or a number in lo..hi (e.g. a latency)."""
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not self.lo <= value <= self.hi:
+                raise ValueError(f"must be {self.lo:g}..{self.hi:g}, got {value!r}")
+            return float(value)
+        if value not in self.choices:
+            raise ValueError(f"must be one of {', '.join(self.choices)} or a number "
+                             f"{self.lo:g}..{self.hi:g}; got {value!r}")
+        return value
+
+
 Schema = dict[str, dict[str, Field]]
 
 

@@ -7,21 +7,28 @@
     absolute JACK frame of its first sample (`client.last_frame_time` in the process callback),
 so the latency and jitter from "MIDI sent" to "sound out" are measured in exact frames.
 
-Graph order and the rig's own one-period delay (measured by tests/test_jackrig.py)
----------------------------------------------------------------------------------------
-The rig and the DUT form a cycle in the JACK graph (rig MIDI -> DUT, DUT audio -> rig). JACK2
-orders clients topologically and turns the connection that *closes* the cycle into a
-"feedback" connection whose data is read one cycle later. With `Rig.connect` (MIDI first,
-then audio) the order is rig -> DUT: the DUT reads the rig's MIDI in the same cycle, and the
-rig reads the DUT's output one cycle later. Had the audio been connected first, the order
-would be DUT -> rig and the MIDI would reach the DUT one cycle late instead. Either way the
-loop costs exactly one period, so
+Graph order and the rig's own delay (measured by tests/test_jackrig.py)
+------------------------------------------------------------------------
+JACK2 runs the clients of each cycle in topological order of their connections, and when
+connections form a cycle it turns the one that *closes* it into a "feedback" connection,
+whose data is read one cycle later. Two cases:
 
-    measured latency = DUT's own latency + RIG_LOOP_PERIODS * period      (frames)
+1. The DUT's MIDI input and audio output are one JACK client (or JACK connections lead from
+   the one to the other): rig MIDI -> DUT -> rig audio is a cycle. With `Rig.connect` (MIDI
+   first, then audio) the order is rig -> DUT: the DUT gets the MIDI in the cycle it was sent
+   and the rig reads the DUT's audio one cycle later (had the audio been connected first,
+   the MIDI would reach the DUT a cycle late instead). Either way the rig adds exactly
+   RIG_LOOP_PERIODS (= 1) period. A sample-accurate one-client DUT measures one period.
+2. MIDI input and audio output are different clients with no JACK path between them (e.g.
+   rtmidi's "RtMidiIn Client" feeding a PortAudio or JACK-Client audio client through the
+   DUT's own queues): no cycle. The order is DUT audio -> rig -> DUT MIDI: the rig records
+   the DUT's audio in the cycle it was written, so the rig adds nothing; the DUT itself can
+   render a note no earlier than the next cycle (its MIDI client runs after its audio
+   client), exactly as with a hardware MIDI port.
 
-and `measure(...)` reports both the raw figure and the DUT's own figure (loop subtracted).
-A DUT that renders a note-on at its exact offset in the period (sample-accurate, no extra
-buffering) therefore measures exactly one period raw, zero own, with zero jitter.
+`Rig.loop_frames()` looks at the live connections and tells which case holds (period or 0);
+`measure(sent, onsets, loop_frames=rig.loop_frames())` reports the raw figure and the DUT's
+own figure (`own_median`, the loop subtracted).
 
 Realtime caveat: the callback is Python and needs the GIL. A long GIL hold in the test
 process (or a DUT in the same process), or a GIL holder descheduled on a loaded machine, can
@@ -48,7 +55,7 @@ except ImportError as exc:  # pragma: no cover - JACK-Client layout changed
     raise ImportError("tests.jackrig needs JACK-Client 0.5.x (jack._ffi / jack._lib)") from exc
 
 RIG_LOOP_PERIODS = 1
-"""Periods the rig <-> DUT loop adds to any measurement (one JACK feedback connection)."""
+"""Periods the rig adds when it closes a cycle in the JACK graph (one feedback connection)."""
 
 
 SWITCH_INTERVAL = 0.0002
@@ -99,12 +106,14 @@ class Rig:
     Use as a context manager (activates on enter, closes on exit):
 
         with Rig() as rig:
-            rig.connect(midi_to=rig.find_port("dut:midi_in"), audio_from=rig.find_ports("dut:out"))
-            t = rig.now() + 4 * rig.period
+            rig.connect(midi_to=rig.find_port(r"^dut:midi_in$", is_midi=True, is_input=True),
+                        audio_from=rig.find_ports(r"^dut:out_", is_midi=False, is_input=False))
+            t = rig.now() + rig.rate // 10          # schedule ~100 ms ahead
             seq = rig.send(b"\\x90\\x3c\\x64", at_frame=t)
             rig.wait_until(t + rig.rate // 10)
-            rec = rig.recording()
+            rec = rig.recording(since_frame=t)      # (start_frame, audio[frames, channels])
             onset = onset_frame(rec, after_frame=rig.sent_frame(seq), threshold=0.1)
+            m = measure([rig.sent_frame(seq)], [onset], loop_frames=rig.loop_frames())
     """
 
     def __init__(self, name: str = "bandmate_rig", audio_inputs: int = 2, *,
@@ -138,6 +147,7 @@ class Rig:
         self._seq = 0
         self._seq_lock = threading.Lock()
         self.late_messages = 0  # messages whose at_frame had already passed (sent at offset 0)
+        self.dropped_messages = 0  # messages the MIDI port buffer had no room for (left unsent)
 
         self.xruns = 0
         self._shutdown: str | None = None
@@ -191,7 +201,7 @@ class Rig:
             if _lib.jack_midi_event_write(out, offset, data, len(data)) == 0:
                 self._sent[seq] = ft + offset
             else:  # port buffer full: leave it unsent (-1) so the test sees it
-                self.late_messages += 1
+                self.dropped_messages += 1
         # Audio in: copy each port's period into the ring slot, stamp it, then publish.
         slot = self._cycles % self._slots
         dst = self._dst[slot]
@@ -233,6 +243,25 @@ class Rig:
             self.client.connect(self.midi_out, midi_to)
         for port, source in zip(self.audio_in, audio_from):
             self.client.connect(source, port)
+
+    def loop_frames(self) -> int:
+        """Frames the rig itself adds to a send -> onset measurement with the connections as
+        they are now: one period (RIG_LOOP_PERIODS) if JACK connections lead from the rig back
+        to the rig (a graph cycle, case 1 of the module doc), else 0."""
+        edges: dict[str, set[str]] = {}
+        for port in self.client.get_ports(is_output=True):
+            src = port.name.split(":", 1)[0]
+            for dst in self.client.get_all_connections(port):
+                edges.setdefault(src, set()).add(dst.name.split(":", 1)[0])
+        seen, todo = set(), list(edges.get(self.name, ()))
+        while todo:
+            c = todo.pop()
+            if c == self.name:
+                return RIG_LOOP_PERIODS * self.period
+            if c not in seen:
+                seen.add(c)
+                todo.extend(edges.get(c, ()))
+        return 0
 
     # -------------------------------------------------------------------- time and MIDI
     def now(self) -> int:
@@ -298,7 +327,8 @@ class Rig:
         audio = self._audio[idx].copy()
         stamps = self._stamps[idx].copy()
         # The callback may have overwritten the oldest slots while we copied: drop those.
-        overwritten = max(0, self._cycles - self._slots - (n - count))
+        # (cycle c's slot is rewritten by cycle c + slots, which may be under way: c <= n2 - slots)
+        overwritten = max(0, self._cycles - self._slots - (n - count) + 1)
         audio, stamps = audio[overwritten:], stamps[overwritten:]
         if since_frame is not None:
             keep = stamps + self.period > since_frame
@@ -313,7 +343,8 @@ class Rig:
         if len(steps) and not np.all(steps == self.period):
             bad = int(np.argmax(steps != self.period))
             raise RigGap(f"recording discontinuous after frame {int(stamps[bad])}: next period "
-                         f"starts at {int(stamps[bad + 1])} (period {self.period}); xruns={self.xruns}")
+                         f"starts at {int(stamps[bad + 1])} (period {self.period}); xruns={self.xruns}"
+                         f" (pass since_frame= to look only at the span you measured)")
         # [periods, channels, period] -> [frames, channels]
         flat = audio.transpose(0, 2, 1).reshape(-1, self.channels)
         return int(stamps[0]), flat
@@ -341,18 +372,18 @@ class Measurement:
     jitter: int             # max - min, frames
     min: int
     max: int
-    own_median: float       # median minus the rig's loop (RIG_LOOP_PERIODS * period), if given
+    own_median: float       # median minus the rig's own delay (loop_frames): the DUT's figure
     missing: int            # notes with no onset
 
     def ms(self, rate: int) -> float:
         return 1000.0 * self.median / rate
 
 
-def measure(sent_frames, onsets, period: int | None = None) -> Measurement:
+def measure(sent_frames, onsets, loop_frames: int = 0) -> Measurement:
     """Latency per note (onset - sent) in frames, their median and jitter (max - min).
 
-    Notes whose onset is None are counted in `missing` and left out. With `period` given,
-    `own_median` is the DUT's own median latency with the rig loop subtracted."""
+    Notes whose onset is None (or never sent, -1) are counted in `missing` and left out.
+    `own_median` = median - loop_frames: pass `rig.loop_frames()` to get the DUT's own figure."""
     sent_frames, onsets = list(sent_frames), list(onsets)
     if len(sent_frames) != len(onsets):
         raise RigError(f"{len(sent_frames)} sent frames but {len(onsets)} onsets")
@@ -362,7 +393,6 @@ def measure(sent_frames, onsets, period: int | None = None) -> Measurement:
         raise RigError("no onsets to measure")
     lat = np.array([o - s for s, o in pairs], dtype=np.int64)
     med = float(np.median(lat))
-    loop = RIG_LOOP_PERIODS * period if period else 0
     return Measurement(latencies=lat, median=med, jitter=int(lat.max() - lat.min()),
-                       min=int(lat.min()), max=int(lat.max()), own_median=med - loop,
+                       min=int(lat.min()), max=int(lat.max()), own_median=med - loop_frames,
                        missing=missing)

@@ -249,10 +249,6 @@ def test_triplet_swing_puts_the_offbeat_on_the_last_triplet():
     assert c.sample_at(c.swung(F(1, 2))) == 16000
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Clock's default swing_unit=1/2 beat swings the "
-                   "off-beat 16ths (beat+1/4, beat+3/4) and leaves the off-beat eighths "
-                   "(beat+1/2) straight; config says swing is of 'the off-beat eighths' and "
-                   "the docstring says 0.33 ~ triplet feel")
 def test_default_swing_moves_offbeat_eighths_as_configured():
     # Session builds Clock(sr, tempo, beats_per_bar, swing) with the default swing_unit.
     c = Clock(48000, 120, swing=1 / 3)

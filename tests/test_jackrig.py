@@ -11,12 +11,16 @@ logs the absolute frame at which each note-on reached it, which shows JACK2's gr
   cycle late, and its audio reaches the rig in that same cycle.
 
 Either way a zero-latency DUT measures exactly one period (RIG_LOOP_PERIODS * period = 64
-frames at -p 64), with zero jitter.
+frames at -p 64), with zero jitter, and Rig.loop_frames() reports those 64 frames as the rig's.
+
+A DUT split into a MIDI client and an audio client with no JACK path between them closes no
+cycle: the rig adds nothing (loop_frames() == 0) and the period it measures is the DUT's own.
 """
 from __future__ import annotations
 
 import random
 import re
+import subprocess
 
 import jack
 import numpy as np
@@ -58,8 +62,28 @@ class RefInstrument:
         self.client.close()
 
 
+_checked_jackd: list[int] = []
+
+
 @pytest.fixture
-def ref_instrument(jack_server):
+def own_jack(jack_server):
+    """The session's jackd, checked to be *our* process: if its name was already taken (another
+    test run, or an orphaned jackd), our jackd exits at once while the start-up probe happily
+    connects to the stranger's server, whose state and clients would skew every frame count."""
+    proc = jack_server.proc
+    if proc is not None and not _checked_jackd:
+        try:  # a jackd that lost the name race exits within a moment of its start
+            proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            _checked_jackd.append(proc.pid)
+    if proc is None or proc.poll() is not None:
+        pytest.fail(f"our jackd '{jack_server.name}' is not running: another JACK server holds "
+                    "that name (stop it, or give the test server a unique name)")
+    return jack_server
+
+
+@pytest.fixture
+def ref_instrument(own_jack):
     inst = RefInstrument()
     yield inst
     inst.close()
@@ -114,7 +138,8 @@ def test_rig_measures_reference_instrument_exactly(ref_instrument):
         assert len(offsets) > 20, "notes landed at many different offsets in the period"
         # graph order rig -> instrument: each note-on arrives in the very cycle it was sent
         assert arrivals == sent
-        m = measure(sent, onsets, period=rig.period)
+        assert rig.loop_frames() == RIG_LOOP_PERIODS * rig.period == 64
+        m = measure(sent, onsets, loop_frames=rig.loop_frames())
         assert m.missing == 0
         assert m.jitter == 0
         assert m.median == RIG_LOOP_PERIODS * rig.period == 64
@@ -137,12 +162,86 @@ def test_audio_first_connection_moves_the_loop_delay_to_midi(ref_instrument):
 
         assert sent == scheduled
         assert [a - s for a, s in zip(arrivals, sent)] == [rig.period] * N_NOTES
-        m = measure(sent, onsets, period=rig.period)
-        assert (m.median, m.jitter, m.missing) == (64, 0, 0)
+        assert rig.loop_frames() == 64
+        m = measure(sent, onsets, loop_frames=rig.loop_frames())
+        assert (m.median, m.jitter, m.missing, m.own_median) == (64, 0, 0, 0)
+
+
+class SplitInstrument:
+    """A DUT whose MIDI input and audio output are two JACK clients with no JACK path between
+    them (like rtmidi's input client feeding a separate audio client): the MIDI client logs
+    each note-on's absolute frame; the audio client renders it at the same offset in the first
+    period it runs after that (the next cycle: JACK runs it before the rig, the MIDI client
+    after)."""
+
+    def __init__(self, name: str = "split_instrument"):
+        self.midi = jack.Client(name + "_midi", no_start_server=True)
+        self.audio = jack.Client(name + "_audio", no_start_server=True)
+        self.midi_in = self.midi.midi_inports.register("midi_in")
+        self.out = self.audio.outports.register("out")
+        self.queue: list[int] = []  # absolute note-on frames, MIDI client -> audio client
+        self.midi.set_process_callback(self._midi_process)
+        self.audio.set_process_callback(self._audio_process)
+        self.midi.activate()
+        self.audio.activate()
+
+    def _midi_process(self, frames: int) -> None:
+        for offset, data in self.midi_in.incoming_midi_events():
+            if len(data) == 3 and data[0][0] & 0xF0 == 0x90 and data[2][0] > 0:
+                self.queue.append(self.midi.last_frame_time + offset)
+
+    def _audio_process(self, frames: int) -> None:
+        buf = self.out.get_array()
+        buf.fill(0.0)
+        while self.queue:
+            buf[self.queue.pop(0) % frames] = 1.0
+
+    def close(self) -> None:
+        for c in (self.midi, self.audio):
+            c.deactivate()
+            c.close()
 
 
 @pytest.mark.jack
-def test_recording_detects_a_missed_cycle(jack_server):
+def test_split_dut_no_graph_cycle_rig_adds_nothing(own_jack):
+    """No JACK cycle -> no feedback edge: the rig records the DUT's audio in the cycle it was
+    written, loop_frames() is 0, and the one period measured is the DUT's own."""
+    dut = SplitInstrument()
+    try:
+        with Rig(audio_inputs=1) as rig:
+            rig.connect(midi_to=rig.find_port(rf"^{re.escape(dut.midi.name)}:midi_in$"),
+                        audio_from=[rig.find_port(rf"^{re.escape(dut.audio.name)}:out$")])
+            assert rig.loop_frames() == 0
+            last = None
+            for attempt in range(5):
+                xruns0, late0 = rig.xruns, rig.late_messages
+                rng = random.Random(attempt)
+                first = rig.now() + rig.rate // 10
+                sched = [first + i * SPACING + rng.randrange(rig.period) for i in range(N_NOTES)]
+                seqs = [rig.send(NOTE_ON, t) for t in sched]
+                rig.wait_until(sched[-1] + SPACING)
+                try:
+                    rec = rig.recording(since_frame=sched[0] - rig.period)
+                except RigGap as exc:
+                    last = exc
+                    continue
+                if rig.xruns == xruns0 and rig.late_messages == late0:
+                    break
+                last = f"xruns {rig.xruns - xruns0}, late {rig.late_messages - late0}"
+            else:
+                pytest.fail(f"no clean run in 5 attempts: {last}")
+            sent = [rig.sent_frame(q) for q in seqs]
+            assert sent == sched
+            onsets = [onset_frame(rec, t, 0.5, before_frame=t + SPACING - 1) for t in sent]
+            m = measure(sent, onsets, loop_frames=rig.loop_frames())
+            assert (m.median, m.jitter, m.missing) == (64, 0, 0)
+            assert m.own_median == 64  # one period, the DUT's own: as from a hardware MIDI port
+    finally:
+        dut.close()
+
+
+@pytest.mark.jack
+def test_recording_detects_a_missed_cycle(own_jack):
     with Rig(audio_inputs=1, seconds=1.0) as rig:
         rig.wait_until(rig.now() + 8 * rig.period)
     # Deactivated: the ring is frozen. Lay clean stamps over the last 8 periods (so a real
@@ -162,7 +261,7 @@ def test_recording_detects_a_missed_cycle(jack_server):
 
 
 @pytest.mark.jack
-def test_find_ports(jack_server):
+def test_find_ports(own_jack):
     with Rig(name="bandmate_rig", audio_inputs=2) as rig:
         me = rig.name  # "bandmate_rig", or "bandmate_rig-01" if another rig holds the name
         pre = f"^{re.escape(me)}:"
@@ -184,6 +283,6 @@ def test_onset_frame_and_measure():
     assert onset_frame(rec, 10_101, 0.5) == 10_500
     assert onset_frame(rec, 10_101, 0.5, before_frame=10_500) is None
     assert onset_frame(rec, 10_000, 0.95) is None
-    m = measure([10, 20, 30, 40], [74, 84, None, 106], period=64)
+    m = measure([10, 20, 30, 40], [74, 84, None, 106], loop_frames=64)
     assert m.latencies.tolist() == [64, 64, 66]
     assert (m.median, m.jitter, m.min, m.max, m.missing, m.own_median) == (64, 2, 64, 66, 1, 0)

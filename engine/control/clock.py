@@ -25,7 +25,7 @@ class Clock:
     """Tempo map, meter and swing. Runs on the control side (asyncio thread / offline loop)."""
 
     def __init__(self, sample_rate: int, bpm: float = 120.0, beats_per_bar: int = 4,
-                 swing: float = 0.0, swing_unit: Fraction = Fraction(1, 2)):
+                 swing: float = 0.0, swing_unit: Fraction = Fraction(1)):
         if sample_rate <= 0:
             raise ValueError("sample_rate must be positive")
         self.sample_rate = int(sample_rate)
@@ -87,8 +87,8 @@ class Clock:
         return 60.0 / float(self._segment_for_beat(Fraction(beat)).bpm)
 
     def swung(self, beat: Fraction) -> Fraction:
-        """Apply swing: onsets on the off-beat of each swing unit (e.g. every second eighth)
-        are delayed by `swing` × half a unit (swing 0.33 ≈ triplet feel)."""
+        """Apply swing: onsets on the off-beat of each swing unit (by default the off-beat
+        eighth of every beat) are delayed by `swing` × half a unit (0.33 ≈ triplet feel)."""
         if self.swing == 0.0:
             return beat
         half = self.swing_unit / 2

@@ -85,16 +85,15 @@ def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
     lookahead = session.scheduler.lookahead
     cursor = [0]
 
-    def before_block(now: int) -> None:
+    def before_block(end: int) -> None:
         # the player's notes reach the conductor when the render reaches them, and take
         # effect from the beat the scheduler would not yet have queried at their time
-        end = now + block_size
         while cursor[0] < len(notes) and notes[cursor[0]][0] < end:
             t, kind, _, a, b, src = notes[cursor[0]]
             session.player_note(kind, int(a), b, t, int(src),
                                 horizon=session.clock.beat_at(t + lookahead))
             cursor[0] += 1
-        session.scheduler.advance(now)
+        session.scheduler.advance(end)
 
     driver = OfflineDriver(session.state, block_size, before_block, events)
     frames = round(seconds * session.sample_rate)

@@ -19,9 +19,11 @@ TimedEvent = tuple  # (time, kind, part, a, b, c)
 
 
 class OfflineDriver:
-    """Renders `state` without a device. `before_block(sample_time)` runs before each block
-    (the scheduler's `advance`); `events` are (time, kind, part, a, b, c) tuples sorted by time,
-    fed through the MIDI queue a little ahead of their time."""
+    """Renders `state` without a device. `before_block(block_end)` runs before each block with
+    the sample time just past it, so everything due inside the block can be queued first (the
+    scheduler's `advance`: its look-ahead then reaches past the block whatever the block size);
+    `events` are (time, kind, part, a, b, c) tuples, fed through the MIDI queue a little ahead
+    of their time."""
 
     def __init__(self, state: EngineState, block_size: int = 256,
                  before_block: Callable[[int], object] | None = None,
@@ -51,7 +53,7 @@ class OfflineDriver:
             n = min(self.block_size, frames - done)
             now = st.sample_time
             if self.before_block is not None:
-                self.before_block(now)
+                self.before_block(now + n)
             self._feed(now + n + self.feed_ahead)
             run_block(st.table, n)
             out[done:done + n] = st.out(n).T

@@ -41,7 +41,8 @@ def output_devices() -> list[dict]:
             out.append({"index": i, "name": dev["name"], "hostapi": apis[dev["hostapi"]]["name"],
                         "channels": dev["max_output_channels"],
                         "default_samplerate": dev["default_samplerate"],
-                        "default_low_latency_s": dev["default_low_output_latency"]})
+                        "default_low_latency_s": dev["default_low_output_latency"],
+                        "default_high_latency_s": dev["default_high_output_latency"]})
     return out
 
 
@@ -98,8 +99,9 @@ class PortAudioStream:
 
         ffi, lib = sd._ffi, sd._lib
         cb = portaudio_callback()
-        latency = (self.device["default_low_latency_s"] if self.latency == "low"
-                   else float(self.latency))
+        latency = (self.device["default_low_latency_s"] if self.latency == "low" else
+                   self.device["default_high_latency_s"] if self.latency == "high" else
+                   float(self.latency))
         params = ffi.new("PaStreamParameters*", {
             "device": self.device["index"], "channelCount": 2, "sampleFormat": lib.paFloat32,
             "suggestedLatency": latency, "hostApiSpecificStreamInfo": ffi.NULL})

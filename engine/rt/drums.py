@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .dsp import JIT, db_to_gain, flush, smooth_coef
+from .dsp import JIT, clamp, db_to_gain, flush, smooth_coef
 
 # General MIDI notes; equal to engine.parts.DRUM_NOTES (engine.rt may not import engine.parts,
 # tests/test_drums.py checks they agree). Any other note is ignored.
@@ -55,6 +55,7 @@ DECAY_SCALE_MIN, DECAY_SCALE_MAX = 0.1, 8.0
 MUTE_DB = -90.0         # a level at or below this is exactly silent
 LEVEL_MAX_DB = 12.0
 LEVEL_SMOOTH_S = 0.02
+LEVEL_SETTLE = 1e-9      # a smoothed level this close to its target snaps to it
 VELOCITY_EXPONENT = 1.6  # gain = KIT_GAIN * velocity ** 1.6 (velocity 0.5 is about -10 dB)
 KIT_GAIN = 0.5           # a full-velocity kick peaks near -6 dBFS
 
@@ -86,6 +87,7 @@ KICK_SWEEP = 3.2        # start pitch = KICK_HZ * (1 + KICK_SWEEP * (0.7 + 0.3 *
 KICK_SWEEP_S = 0.03
 KICK_DECAY_S = 0.28
 KICK_DRIVE = 1.6
+TOM_DRIVE = 1.3
 SNARE_HZ, SNARE_HZ2 = 185.0, 330.0
 TOM_HZ_LOW, TOM_HZ_MID, TOM_HZ_HIGH = 92.0, 132.0, 188.0
 RIM_HZ, RIM_HZ2 = 455.0, 1667.0
@@ -95,6 +97,17 @@ CLAP_BURSTS = 3
 
 TWO_PI = 2.0 * math.pi
 M32 = 0xFFFFFFFF
+
+# sin(z) on [-pi/2, pi/2]: Taylor coefficients up to z**13 (error < 7e-10)
+SIN_C3, SIN_C5, SIN_C7 = -1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0
+SIN_C9, SIN_C11, SIN_C13 = 1.0 / 362880.0, -1.0 / 39916800.0, 1.0 / 6227020800.0
+# tanh(x): rational approximation x * P(x**2) / Q(x**2) on [-TANH_CLAMP, TANH_CLAMP] (Eigen's)
+TANH_CLAMP = 7.90531110763549805
+TANH_A1, TANH_A3, TANH_A5 = 4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05
+TANH_A7, TANH_A9 = 5.12229709037114e-08, -8.60467152213735e-11
+TANH_A11, TANH_A13 = 2.00018790482477e-13, -2.76076847742355e-16
+TANH_B0, TANH_B2 = 4.89352518554385e-03, 2.26843463243900e-03
+TANH_B4, TANH_B6 = 1.18534705686654e-04, 1.19825839466702e-06
 
 
 # Control side -----------------------------------------------------------------------------
@@ -117,14 +130,6 @@ def drum_active_voices(state):
 
 
 # Audio thread helpers ---------------------------------------------------------------------
-
-@njit(**JIT)
-def _clamp(x, lo, hi):
-    """Clamp to [lo, hi]; NaN gives lo."""
-    if x >= lo:
-        return x if x <= hi else hi
-    return lo
-
 
 @njit(**JIT)
 def _instrument(note):
@@ -157,8 +162,8 @@ def _level_gain(db):
 
 @njit(**JIT)
 def _target_level(params, inst):
-    master = _clamp(params[DRUM_LEVEL_DB], MUTE_DB, LEVEL_MAX_DB)
-    own = _clamp(params[DRUM_INST_LEVEL_DB + inst], MUTE_DB, LEVEL_MAX_DB)
+    master = clamp(params[DRUM_LEVEL_DB], MUTE_DB, LEVEL_MAX_DB)
+    own = clamp(params[DRUM_INST_LEVEL_DB + inst], MUTE_DB, LEVEL_MAX_DB)
     return _level_gain(master) * _level_gain(own)
 
 
@@ -174,10 +179,78 @@ def _decay_k(tau_s, sr):
     return math.exp(-1.0 / (tau_s * sr))
 
 
+@njit(inline="always", **JIT)
+def _sin2pi(ph):
+    """sin(2 pi ph) for a phase ph in [0, 1): range-reduced odd polynomial, error < 1e-9."""
+    x = ph - 0.5                     # sin(2 pi ph) = -sin(2 pi x), x in [-0.5, 0.5)
+    if x > 0.25:
+        x = 0.5 - x
+    elif x < -0.25:
+        x = -0.5 - x                 # now x in [-0.25, 0.25]: sin(2 pi x) unchanged
+    z = TWO_PI * x
+    z2 = z * z
+    z4 = z2 * z2
+    # Estrin's scheme: short dependency chains, so successive samples overlap in the CPU
+    p = ((1.0 + SIN_C3 * z2) + z4 * (SIN_C5 + SIN_C7 * z2)
+         + (z4 * z4) * ((SIN_C9 + SIN_C11 * z2) + z4 * SIN_C13))
+    return -(z * p)
+
+
+@njit(inline="always", **JIT)
+def _tanh(x):
+    """tanh(x), rational approximation (|error| < 3e-7, exactly +-1 far out, odd)."""
+    x = min(max(x, -TANH_CLAMP), TANH_CLAMP)
+    x2 = x * x
+    x4 = x2 * x2
+    x8 = x4 * x4
+    # Estrin's scheme, as in _sin2pi
+    p = ((TANH_A1 + TANH_A3 * x2) + x4 * (TANH_A5 + TANH_A7 * x2)
+         + x8 * ((TANH_A9 + TANH_A11 * x2) + x4 * TANH_A13))
+    q = (TANH_B0 + TANH_B2 * x2) + x4 * (TANH_B4 + TANH_B6 * x2)
+    return min(max(x * p / q, -1.0), 1.0)
+
+
+@njit(inline="always", **JIT)
+def _wrap(ph):
+    """A phase advanced by less than one cycle (usually) back into [0, 1)."""
+    if ph >= 1.0:
+        ph -= 1.0
+        if ph >= 1.0:  # an increment of a cycle or more (absurdly low sample rates)
+            ph -= math.floor(ph)
+    return ph
+
+
+@njit(inline="always", **JIT)
+def _xorshift(s):
+    """Next state of a xorshift32 generator (held in an int64)."""
+    s ^= (s << 13) & M32
+    s ^= s >> 17
+    s ^= (s << 5) & M32
+    return s
+
+
+@njit(inline="always", **JIT)
+def _white(s):
+    """The noise sample in [-1, 1) of xorshift32 state s."""
+    return s * (2.0 / 4294967296.0) - 1.0
+
+
+@njit(inline="always", **JIT)
+def _svf(a1, a2, a3, ic1, ic2, x):
+    """One sample of a TPT state-variable filter with coefficients a1, a2, a3 and state
+    ic1, ic2: (lowpass, bandpass, next ic1, next ic2); highpass = x - k * bandpass - lowpass.
+    Every filter input in this kit is noise or an oscillator (nothing decays into it), so the
+    state stays of the order of the input and needs no per-sample denormal flush."""
+    v3 = x - ic2
+    v1 = a1 * ic1 + a2 * v3
+    v2 = ic2 + a2 * ic1 + a3 * v3
+    return v2, v1, 2.0 * v1 - ic1, 2.0 * v2 - ic2
+
+
 @njit(**JIT)
 def _svf_set(row, c, fc, q, sr):
     """Set up the TPT state-variable filter at columns c..c+5 (coefficients, zeroed state)."""
-    fc = _clamp(fc, 10.0, 0.45 * sr)
+    fc = clamp(fc, 10.0, 0.45 * sr)
     g = math.tan(math.pi * fc / sr)
     k = 1.0 / q
     a1 = 1.0 / (1.0 + g * (g + k))
@@ -189,28 +262,20 @@ def _svf_set(row, c, fc, q, sr):
     row[c + 5] = 0.0
 
 
-@njit(**JIT)
-def _svf(row, c, x):
-    """One sample of the state-variable filter at column c: (lowpass, bandpass, highpass)."""
-    ic1 = row[c + 4]
-    ic2 = row[c + 5]
-    v3 = x - ic2
-    v1 = row[c] * ic1 + row[c + 1] * v3
-    v2 = ic2 + row[c + 1] * ic1 + row[c + 2] * v3
-    row[c + 4] = flush(2.0 * v1 - ic1)
-    row[c + 5] = flush(2.0 * v2 - ic2)
-    return v2, v1, x - row[c + 3] * v1 - v2
-
-
-@njit(**JIT)
-def _noise(row):
-    """White noise in [-1, 1) from the voice's xorshift32 generator."""
-    s = np.int64(row[V_RNG])
-    s ^= (s << 13) & M32
-    s ^= s >> 17
-    s ^= (s << 5) & M32
-    row[V_RNG] = float(s)
-    return s * (2.0 / 4294967296.0) - 1.0
+@njit(inline="always", **JIT)
+def _tail(level, target, ks, fade_left, inv_fade_len):
+    """Per-sample level smoothing (snapped to the target once within LEVEL_SETTLE of it) and
+    choke fade (inv_fade_len = 1 / V_FADE_LEN, 0 when not fading) of a voice:
+    (level, fade_left, fade)."""
+    if level != target:
+        level += ks * (target - level)
+        if abs(target - level) <= LEVEL_SETTLE:
+            level = target
+    fade = 1.0
+    if inv_fade_len > 0.0:
+        fade_left -= 1.0
+        fade = fade_left * inv_fade_len
+    return level, fade_left, fade
 
 
 @njit(**JIT)
@@ -225,104 +290,261 @@ def _seed(n):
     return x if x != 0 else 0x1234567
 
 
-@njit(**JIT)
-def _env(row, c):
-    """Read an exponential envelope at column c and advance it one sample."""
-    e = row[c]
-    row[c] = flush(e * row[c + 1])
-    return e
-
+# Instruments: each renders one voice over [i0, i1) into out, its state in locals --------------
+# Each returns the index of the last sample it rendered + 1 (i1, or earlier when the voice
+# ended: then V_ACTIVE is cleared). Common to all: level smoothing, choke fade, age, the end test
+# (the gate envelope V_ENV_A below END_LEVEL, or the fade done).
 
 @njit(**JIT)
-def _osc(row, c, inc):
-    """Advance the phase at column c by inc cycles; return the new phase in [0, 1)."""
-    ph = row[c] + inc
-    ph -= math.floor(ph)
-    row[c] = ph
-    return ph
+def _render_kick_tom(row, out, i0, i1, target, ks, drive):
+    """Kick (drive KICK_DRIVE) or tom (drive 1.3): a swept sine, a noise click, tanh drive."""
+    norm = 1.0 / math.tanh(drive)
+    freq = row[V_FREQ]
+    sweep = row[V_SWEEP]
+    bright = row[V_BRIGHT]
+    penv, kp = row[V_PENV], row[V_K_P]
+    ea, ka = row[V_ENV_A], row[V_K_A]
+    ec, kc = row[V_ENV_C], row[V_K_C]
+    ph = row[V_PH]
+    a1, a2, a3 = row[V_F1], row[V_F1 + 1], row[V_F1 + 2]
+    ic1, ic2 = row[V_F1 + 4], row[V_F1 + 5]
+    rng = np.int64(row[V_RNG])
+    level, vel = row[V_LEVEL], row[V_VEL_GAIN]
+    fade_left = row[V_FADE_LEFT]
+    inv_fade_len = 1.0 / row[V_FADE_LEN] if row[V_FADE_LEN] > 0.0 else 0.0
+    age = row[V_AGE]
+    alive = True
+    for i in range(i0, i1):
+        p = penv
+        penv = flush(penv * kp)
+        ph = _wrap(ph + (freq + sweep * p))
+        body = _sin2pi(ph) * ea
+        ea = flush(ea * ka)
+        y = body
+        if ec != 0.0:  # the click (once its envelope is flushed to 0 it adds exactly nothing)
+            rng = _xorshift(rng)
+            _, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, _white(rng))
+            y = body + bright * (bp * ec)
+            ec = flush(ec * kc)
+        x = _tanh(drive * y) * norm
+        level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
+        out[i] += x * vel * level * fade
+        age += 1.0
+        if fade <= 0.0 or ea < END_LEVEL:
+            alive = False
+            break
+    row[V_PENV], row[V_ENV_A], row[V_ENV_C], row[V_PH] = penv, ea, ec, ph
+    row[V_F1 + 4], row[V_F1 + 5] = ic1, ic2
+    row[V_RNG] = float(rng)
+    row[V_LEVEL], row[V_FADE_LEFT], row[V_AGE] = level, fade_left, age
+    if not alive:
+        row[V_ACTIVE] = 0.0
 
-
-# Instruments: one sample at unit level ------------------------------------------------------
 
 @njit(**JIT)
-def _tick_kick(row):
-    p = _env(row, V_PENV)
-    ph = _osc(row, V_PH, row[V_FREQ] + row[V_SWEEP] * p)
-    body = math.sin(TWO_PI * ph) * _env(row, V_ENV_A)
-    click = _svf(row, V_F1, _noise(row))[1] * _env(row, V_ENV_C)
-    return math.tanh(KICK_DRIVE * (body + row[V_BRIGHT] * click)) * (1.0 / math.tanh(KICK_DRIVE))
+def _render_snare(row, out, i0, i1, target, ks):
+    """Two bent sines and highpassed, lowpassed noise."""
+    f0, f1 = row[V_FREQ], row[V_FREQ2]
+    bright = row[V_BRIGHT]
+    penv, kp = row[V_PENV], row[V_K_P]
+    ea, ka = row[V_ENV_A], row[V_K_A]
+    eb, kb = row[V_ENV_B], row[V_K_B]
+    ph0, ph1 = row[V_PH], row[V_PH + 1]
+    a1, a2, a3, k = row[V_F1], row[V_F1 + 1], row[V_F1 + 2], row[V_F1 + 3]
+    ic1, ic2 = row[V_F1 + 4], row[V_F1 + 5]
+    b1, b2, b3 = row[V_F2], row[V_F2 + 1], row[V_F2 + 2]
+    jc1, jc2 = row[V_F2 + 4], row[V_F2 + 5]
+    rng = np.int64(row[V_RNG])
+    level, vel = row[V_LEVEL], row[V_VEL_GAIN]
+    fade_left = row[V_FADE_LEFT]
+    inv_fade_len = 1.0 / row[V_FADE_LEN] if row[V_FADE_LEN] > 0.0 else 0.0
+    age = row[V_AGE]
+    alive = True
+    for i in range(i0, i1):
+        bend = 1.0 + 0.15 * penv
+        penv = flush(penv * kp)
+        ph0 = _wrap(ph0 + f0 * bend)
+        ph1 = _wrap(ph1 + f1 * bend)
+        body = (0.65 * _sin2pi(ph0) + 0.35 * _sin2pi(ph1)) * eb
+        eb = flush(eb * kb)
+        rng = _xorshift(rng)
+        n = _white(rng)
+        lp, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, n)
+        lp, _, jc1, jc2 = _svf(b1, b2, b3, jc1, jc2, n - k * bp - lp)
+        x = 0.55 * body + bright * (lp * ea)
+        ea = flush(ea * ka)
+        level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
+        out[i] += x * vel * level * fade
+        age += 1.0
+        if fade <= 0.0 or ea < END_LEVEL:
+            alive = False
+            break
+    row[V_PENV], row[V_ENV_A], row[V_ENV_B], row[V_PH], row[V_PH + 1] = penv, ea, eb, ph0, ph1
+    row[V_F1 + 4], row[V_F1 + 5] = ic1, ic2
+    row[V_F2 + 4], row[V_F2 + 5] = jc1, jc2
+    row[V_RNG] = float(rng)
+    row[V_LEVEL], row[V_FADE_LEFT], row[V_AGE] = level, fade_left, age
+    if not alive:
+        row[V_ACTIVE] = 0.0
 
 
 @njit(**JIT)
-def _tick_tom(row):
-    p = _env(row, V_PENV)
-    ph = _osc(row, V_PH, row[V_FREQ] + row[V_SWEEP] * p)
-    body = math.sin(TWO_PI * ph) * _env(row, V_ENV_A)
-    click = _svf(row, V_F1, _noise(row))[1] * _env(row, V_ENV_C)
-    return math.tanh(1.3 * (body + row[V_BRIGHT] * click)) * (1.0 / math.tanh(1.3))
-
-
-@njit(**JIT)
-def _tick_snare(row):
-    bend = 1.0 + 0.15 * _env(row, V_PENV)
-    ph0 = _osc(row, V_PH, row[V_FREQ] * bend)
-    ph1 = _osc(row, V_PH + 1, row[V_FREQ2] * bend)
-    body = (0.65 * math.sin(TWO_PI * ph0) + 0.35 * math.sin(TWO_PI * ph1)) * _env(row, V_ENV_B)
-    hp = _svf(row, V_F1, _noise(row))[2]
-    noise = _svf(row, V_F2, hp)[0] * _env(row, V_ENV_A)
-    return 0.55 * body + row[V_BRIGHT] * noise
-
-
-@njit(**JIT)
-def _tick_clap(row):
-    age = int(row[V_AGE])
+def _render_clap(row, out, i0, i1, target, ks):
+    """Bandpassed noise: CLAP_BURSTS re-attacking bursts, then the tail."""
     burst = int(row[V_AUX])
-    if age < CLAP_BURSTS * burst:
-        if age % burst == 0:
-            row[V_ENV_B] = 1.0
-        env = _env(row, V_ENV_B)
-    else:
-        env = _env(row, V_ENV_A)
-    bp = _svf(row, V_F1, _noise(row))[1]
-    return row[V_BRIGHT] * bp * env
+    bright = row[V_BRIGHT]
+    ea, ka = row[V_ENV_A], row[V_K_A]
+    eb, kb = row[V_ENV_B], row[V_K_B]
+    a1, a2, a3 = row[V_F1], row[V_F1 + 1], row[V_F1 + 2]
+    ic1, ic2 = row[V_F1 + 4], row[V_F1 + 5]
+    rng = np.int64(row[V_RNG])
+    level, vel = row[V_LEVEL], row[V_VEL_GAIN]
+    fade_left = row[V_FADE_LEFT]
+    inv_fade_len = 1.0 / row[V_FADE_LEN] if row[V_FADE_LEN] > 0.0 else 0.0
+    age = row[V_AGE]
+    n_age = int(age)
+    bursts_end = CLAP_BURSTS * burst
+    in_burst = n_age % burst  # samples since the last burst started (while bursting)
+    alive = True
+    for i in range(i0, i1):
+        if n_age < bursts_end:
+            if in_burst == 0:
+                eb = 1.0
+            env = eb
+            eb = flush(eb * kb)
+            in_burst += 1
+            if in_burst == burst:
+                in_burst = 0
+        else:
+            env = ea
+            ea = flush(ea * ka)
+        n_age += 1
+        rng = _xorshift(rng)
+        _, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, _white(rng))
+        x = bright * bp * env
+        level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
+        out[i] += x * vel * level * fade
+        age += 1.0
+        if fade <= 0.0 or ea < END_LEVEL:
+            alive = False
+            break
+    row[V_ENV_A], row[V_ENV_B] = ea, eb
+    row[V_F1 + 4], row[V_F1 + 5] = ic1, ic2
+    row[V_RNG] = float(rng)
+    row[V_LEVEL], row[V_FADE_LEFT], row[V_AGE] = level, fade_left, age
+    if not alive:
+        row[V_ACTIVE] = 0.0
 
 
 @njit(**JIT)
-def _tick_hat(row):
-    inc = row[V_FREQ]
-    m = 0.0
-    for j in range(6):
-        m += 1.0 if _osc(row, V_PH + j, HAT_HZ[j] * inc) < 0.5 else -1.0
-    x = m * (1.0 / 6.0) + 0.6 * _noise(row)
-    hp = _svf(row, V_F1, x)[2]
-    hp = _svf(row, V_F2, hp)[2]
-    bp = _svf(row, V_F3, hp)[1] * row[V_F3 + 3]  # normalised band around the sizzle
-    return row[V_BRIGHT] * (0.6 * hp + 0.4 * bp) * _env(row, V_ENV_A)
+def _render_hat(row, out, i0, i1, target, ks):
+    """Six square oscillators (32-bit integer phases in V_PH..V_PH+5) and noise, two highpasses
+    and a normalised band around the sizzle."""
+    scale = 4294967296.0
+    f = row[V_FREQ]
+    # phase increments in 1/2**32 cycles (only the fraction of a cycle matters)
+    inc0 = np.int64((HAT_HZ[0] * f - math.floor(HAT_HZ[0] * f)) * scale)
+    inc1 = np.int64((HAT_HZ[1] * f - math.floor(HAT_HZ[1] * f)) * scale)
+    inc2 = np.int64((HAT_HZ[2] * f - math.floor(HAT_HZ[2] * f)) * scale)
+    inc3 = np.int64((HAT_HZ[3] * f - math.floor(HAT_HZ[3] * f)) * scale)
+    inc4 = np.int64((HAT_HZ[4] * f - math.floor(HAT_HZ[4] * f)) * scale)
+    inc5 = np.int64((HAT_HZ[5] * f - math.floor(HAT_HZ[5] * f)) * scale)
+    p0, p1, p2 = np.int64(row[V_PH]), np.int64(row[V_PH + 1]), np.int64(row[V_PH + 2])
+    p3, p4, p5 = np.int64(row[V_PH + 3]), np.int64(row[V_PH + 4]), np.int64(row[V_PH + 5])
+    bright = row[V_BRIGHT]
+    ea, ka = row[V_ENV_A], row[V_K_A]
+    a1, a2, a3, ak = row[V_F1], row[V_F1 + 1], row[V_F1 + 2], row[V_F1 + 3]
+    ic1, ic2 = row[V_F1 + 4], row[V_F1 + 5]
+    b1, b2, b3, bk = row[V_F2], row[V_F2 + 1], row[V_F2 + 2], row[V_F2 + 3]
+    jc1, jc2 = row[V_F2 + 4], row[V_F2 + 5]
+    c1, c2, c3, ck = row[V_F3], row[V_F3 + 1], row[V_F3 + 2], row[V_F3 + 3]
+    kc1, kc2 = row[V_F3 + 4], row[V_F3 + 5]
+    rng = np.int64(row[V_RNG])
+    level, vel = row[V_LEVEL], row[V_VEL_GAIN]
+    fade_left = row[V_FADE_LEFT]
+    inv_fade_len = 1.0 / row[V_FADE_LEN] if row[V_FADE_LEN] > 0.0 else 0.0
+    age = row[V_AGE]
+    alive = True
+    for i in range(i0, i1):
+        p0 = (p0 + inc0) & M32
+        p1 = (p1 + inc1) & M32
+        p2 = (p2 + inc2) & M32
+        p3 = (p3 + inc3) & M32
+        p4 = (p4 + inc4) & M32
+        p5 = (p5 + inc5) & M32
+        # each square is +1 in the first half of its cycle, -1 in the second
+        high = (p0 >> 31) + (p1 >> 31) + (p2 >> 31) + (p3 >> 31) + (p4 >> 31) + (p5 >> 31)
+        rng = _xorshift(rng)
+        x = (3 - high) * (1.0 / 3.0) + 0.6 * _white(rng)
+        lp, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, x)
+        hp = x - ak * bp - lp
+        lp, bp, jc1, jc2 = _svf(b1, b2, b3, jc1, jc2, hp)
+        hp2 = hp - bk * bp - lp
+        _, bp, kc1, kc2 = _svf(c1, c2, c3, kc1, kc2, hp2)
+        y = bright * (0.6 * hp2 + 0.4 * (bp * ck)) * ea
+        ea = flush(ea * ka)
+        level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
+        out[i] += y * vel * level * fade
+        age += 1.0
+        if fade <= 0.0 or ea < END_LEVEL:
+            alive = False
+            break
+    row[V_PH], row[V_PH + 1], row[V_PH + 2] = float(p0), float(p1), float(p2)
+    row[V_PH + 3], row[V_PH + 4], row[V_PH + 5] = float(p3), float(p4), float(p5)
+    row[V_ENV_A] = ea
+    row[V_F1 + 4], row[V_F1 + 5] = ic1, ic2
+    row[V_F2 + 4], row[V_F2 + 5] = jc1, jc2
+    row[V_F3 + 4], row[V_F3 + 5] = kc1, kc2
+    row[V_RNG] = float(rng)
+    row[V_LEVEL], row[V_FADE_LEFT], row[V_AGE] = level, fade_left, age
+    if not alive:
+        row[V_ACTIVE] = 0.0
 
 
 @njit(**JIT)
-def _tick_rim(row):
-    ph0 = _osc(row, V_PH, row[V_FREQ])
-    ph1 = _osc(row, V_PH + 1, row[V_FREQ2])
-    tone = 0.45 * math.sin(TWO_PI * ph0) + 0.55 * math.sin(TWO_PI * ph1)
-    click = _svf(row, V_F1, _noise(row))[1] * _env(row, V_ENV_C)
-    x = _svf(row, V_F2, tone + row[V_BRIGHT] * click)[2]
-    return 1.1 * x * _env(row, V_ENV_A)
-
-
-@njit(**JIT)
-def _tick(row, inst):
-    if inst == KICK:
-        return _tick_kick(row)
-    if inst == SNARE:
-        return _tick_snare(row)
-    if inst == CLOSED_HAT or inst == OPEN_HAT:
-        return _tick_hat(row)
-    if inst == CLAP:
-        return _tick_clap(row)
-    if inst == RIM:
-        return _tick_rim(row)
-    return _tick_tom(row)
+def _render_rim(row, out, i0, i1, target, ks):
+    """Two sines and a noise click through a highpass."""
+    f0, f1 = row[V_FREQ], row[V_FREQ2]
+    bright = row[V_BRIGHT]
+    ea, ka = row[V_ENV_A], row[V_K_A]
+    ec, kc = row[V_ENV_C], row[V_K_C]
+    ph0, ph1 = row[V_PH], row[V_PH + 1]
+    a1, a2, a3 = row[V_F1], row[V_F1 + 1], row[V_F1 + 2]
+    ic1, ic2 = row[V_F1 + 4], row[V_F1 + 5]
+    b1, b2, b3, bk = row[V_F2], row[V_F2 + 1], row[V_F2 + 2], row[V_F2 + 3]
+    jc1, jc2 = row[V_F2 + 4], row[V_F2 + 5]
+    rng = np.int64(row[V_RNG])
+    level, vel = row[V_LEVEL], row[V_VEL_GAIN]
+    fade_left = row[V_FADE_LEFT]
+    inv_fade_len = 1.0 / row[V_FADE_LEN] if row[V_FADE_LEN] > 0.0 else 0.0
+    age = row[V_AGE]
+    alive = True
+    for i in range(i0, i1):
+        ph0 = _wrap(ph0 + f0)
+        ph1 = _wrap(ph1 + f1)
+        tone = 0.45 * _sin2pi(ph0) + 0.55 * _sin2pi(ph1)
+        s = tone
+        if ec != 0.0:  # the click (once its envelope is flushed to 0 it adds exactly nothing)
+            rng = _xorshift(rng)
+            _, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, _white(rng))
+            s = tone + bright * (bp * ec)
+            ec = flush(ec * kc)
+        lp, bp, jc1, jc2 = _svf(b1, b2, b3, jc1, jc2, s)
+        x = 1.1 * (s - bk * bp - lp) * ea
+        ea = flush(ea * ka)
+        level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
+        out[i] += x * vel * level * fade
+        age += 1.0
+        if fade <= 0.0 or ea < END_LEVEL:
+            alive = False
+            break
+    row[V_ENV_A], row[V_ENV_C], row[V_PH], row[V_PH + 1] = ea, ec, ph0, ph1
+    row[V_F1 + 4], row[V_F1 + 5] = ic1, ic2
+    row[V_F2 + 4], row[V_F2 + 5] = jc1, jc2
+    row[V_RNG] = float(rng)
+    row[V_LEVEL], row[V_FADE_LEFT], row[V_AGE] = level, fade_left, age
+    if not alive:
+        row[V_ACTIVE] = 0.0
 
 
 # Voice set-up -------------------------------------------------------------------------------
@@ -443,15 +665,18 @@ def drum_trigger(state, params, note, velocity, sample_rate):
     row[V_LEVEL] = _target_level(params, inst)
     row[V_RNG] = float(_seed(np.int64(glob[G_TRIGGERS]) & M32))
     glob[G_TRIGGERS] += 1.0
-    tune = math.pow(2.0, _clamp(params[DRUM_TUNE_ST], -TUNE_MAX_ST, TUNE_MAX_ST) / 12.0)
-    decay = _clamp(params[DRUM_DECAY_SCALE], DECAY_SCALE_MIN, DECAY_SCALE_MAX)
+    tune = math.pow(2.0, clamp(params[DRUM_TUNE_ST], -TUNE_MAX_ST, TUNE_MAX_ST) / 12.0)
+    decay = clamp(params[DRUM_DECAY_SCALE], DECAY_SCALE_MIN, DECAY_SCALE_MAX)
     _setup_voice(row, inst, vel, tune, decay, sr)
     return slot
 
 
 @njit(**JIT)
 def drum_render(state, params, out, i0, i1, sample_rate):
-    """AUDIO THREAD. ADD the kit's mono output for samples [i0, i1) into out[i0:i1]."""
+    """AUDIO THREAD. ADD the kit's mono output for samples [i0, i1) into out[i0:i1].
+
+    Each sounding voice renders its whole segment in a loop specialised for its instrument
+    (state in locals, written back at the end); free voices cost nothing."""
     if i1 <= i0:
         return
     ks = smooth_coef(LEVEL_SMOOTH_S, max(sample_rate, 1000.0))
@@ -461,19 +686,18 @@ def drum_render(state, params, out, i0, i1, sample_rate):
             continue
         inst = int(row[V_INST])
         target = _target_level(params, inst)
-        for i in range(i0, i1):
-            x = _tick(row, inst)
-            level = row[V_LEVEL] + ks * (target - row[V_LEVEL])
-            row[V_LEVEL] = level
-            fade = 1.0
-            if row[V_FADE_LEN] > 0.0:
-                row[V_FADE_LEFT] -= 1.0
-                fade = row[V_FADE_LEFT] / row[V_FADE_LEN]
-            out[i] += x * row[V_VEL_GAIN] * level * fade
-            row[V_AGE] += 1.0
-            if fade <= 0.0 or row[V_ENV_A] < END_LEVEL:
-                row[V_ACTIVE] = 0.0
-                break
+        if inst == KICK:
+            _render_kick_tom(row, out, i0, i1, target, ks, KICK_DRIVE)
+        elif inst == SNARE:
+            _render_snare(row, out, i0, i1, target, ks)
+        elif inst == CLOSED_HAT or inst == OPEN_HAT:
+            _render_hat(row, out, i0, i1, target, ks)
+        elif inst == CLAP:
+            _render_clap(row, out, i0, i1, target, ks)
+        elif inst == RIM:
+            _render_rim(row, out, i0, i1, target, ks)
+        else:
+            _render_kick_tom(row, out, i0, i1, target, ks, TOM_DRIVE)
 
 
 @njit(**JIT)

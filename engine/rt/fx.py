@@ -232,50 +232,63 @@ MOD_STEP = 16  # the modulation is computed every MOD_STEP samples, linear in be
 REVERB_OUT_GAIN = 1.0
 
 # header: scalars
-R_INIT, R_DAMP, R_DAMP_T, R_MIX, R_PD, R_PD_SIZE, R_PD_OFF, R_PD_POS, R_MOD_DEPTH = range(9)
-R_MOD_CNT = 9      # samples since the last modulation control point, 0..MOD_STEP-1
-R_G = 10           # smoothed line gains [8]
-R_G_T = 18         # their targets, written when each call starts [8]
-R_LP = 26          # damping lowpass states [8]
-R_LFO = 34         # modulation phases [8]
-R_LFO_INC = 42     # [8]
-R_LINE_LEN = 50    # nominal line delays (samples) [8]
-R_LINE_SIZE = 58   # [8]
-R_LINE_OFF = 66    # [8]
-R_LINE_POS = 74    # [8]
-R_AP_LEN = 82      # [8], 0..3 left, 4..7 right
-R_AP_OFF = 90      # [8]
-R_AP_POS = 98      # [8]
-R_MOD_D = 106      # current modulated line delays (samples) [8]
-R_MOD_DD = 114     # their per-sample slopes until the next control point [8]
-R_HDR = 128
+R_INIT, R_DAMP, R_MIX, R_PD, R_N, R_MOD_DEPTH = range(6)
+# R_N: sample count modulo the largest ring (every ring is a power of two, so `R_N & mask` is
+# each ring's write frame, and `R_N & (MOD_STEP - 1) == 0` marks a modulation control point)
+R_LINE_OFF, R_LINE_MASK, R_AP_OFF, R_AP_MASK, R_PD_OFF, R_PD_MASK = range(6, 12)
+R_G = 16           # smoothed line gains [8]
+R_G_T = 24         # their targets, written when each call starts [8]
+R_LP = 32          # damping lowpass states [8]
+R_LFO = 40         # modulation phases [8]
+R_LFO_INC = 48     # [8]
+R_LINE_LEN = 56    # nominal line delays (samples) [8]
+R_AP_LEN = 64      # diffuser delays (samples) [8], 0..3 left, 4..7 right
+R_MOD_D = 72       # current modulated line delays (samples) [8]
+R_MOD_DD = 80      # their per-sample slopes until the next control point [8]
+R_HDR = 88
+# After the header, three rings of interleaved frames (frame f of a ring holds its channels at
+# off + 8 * f + k, or 2 * f + k for the predelay), each a power of two frames long:
+# the 8 lines, the 8 diffusers, the 2 predelay channels.
+
+
+def _pow2_at_least(n):
+    p = 16
+    while p < n:
+        p *= 2
+    return p
 
 
 def reverb_alloc_state(sample_rate):
     """Control side, prepare time: FDN state with every buffer sized from the sample rate."""
     scale = sample_rate / 48000.0
-    off = R_HDR
     hdr = np.zeros(R_HDR)
     depth = MOD_DEPTH_48K * scale
     hdr[R_MOD_DEPTH] = depth
+    longest = 0
     for i in range(N_LINES):
         n = max(int(round(LINE_LEN_48K[i] * scale)), 16)
-        size = n + int(math.ceil(depth)) + 4
+        longest = max(longest, n)
         hdr[R_LINE_LEN + i] = n
-        hdr[R_LINE_SIZE + i] = size
-        hdr[R_LINE_OFF + i] = off
         hdr[R_LFO_INC + i] = MOD_HZ[i] / sample_rate
         hdr[R_LFO + i] = i / N_LINES
-        off += size
+    line_frames = _pow2_at_least(longest + int(math.ceil(depth)) + 4)
+    ap_longest = 0
     for j in range(2 * N_DIFFUSERS):
         n = max(int(round(DIFFUSER_LEN_48K[j] * scale)), 2)
+        ap_longest = max(ap_longest, n)
         hdr[R_AP_LEN + j] = n
-        hdr[R_AP_OFF + j] = off
-        off += n
-    pd_size = int(math.ceil(REVERB_PREDELAY_MAX_MS * 1e-3 * sample_rate)) + 4
-    hdr[R_PD_SIZE] = pd_size
+    ap_frames = _pow2_at_least(ap_longest + 1)
+    pd_frames = _pow2_at_least(int(math.ceil(REVERB_PREDELAY_MAX_MS * 1e-3 * sample_rate)) + 4)
+    off = R_HDR
+    hdr[R_LINE_OFF] = off
+    hdr[R_LINE_MASK] = line_frames - 1
+    off += N_LINES * line_frames
+    hdr[R_AP_OFF] = off
+    hdr[R_AP_MASK] = ap_frames - 1
+    off += 2 * N_DIFFUSERS * ap_frames
     hdr[R_PD_OFF] = off
-    off += 2 * pd_size
+    hdr[R_PD_MASK] = pd_frames - 1
+    off += 2 * pd_frames
     st = np.zeros(off, dtype=np.float64)
     st[:R_HDR] = hdr
     return st
@@ -292,10 +305,9 @@ def reverb_default_params():
 
 
 @njit(inline="always", **JIT)
-def _ints8(state, c):
-    """state[c:c+8] as a tuple of 8 ints."""
-    return (int(state[c]), int(state[c + 1]), int(state[c + 2]), int(state[c + 3]),
-            int(state[c + 4]), int(state[c + 5]), int(state[c + 6]), int(state[c + 7]))
+def _at(i):
+    """An index known to be >= 0: unsigned, so no negative-index wraparound is compiled in."""
+    return np.uint64(i)
 
 
 @njit(inline="always", **JIT)
@@ -318,37 +330,25 @@ def _store8(state, c, x0, x1, x2, x3, x4, x5, x6, x7):
 
 
 @njit(inline="always", **JIT)
-def _tap(state, off, size, pos, d):
-    """Line output `d` samples back (linear interpolation) of the ring at `off` of `size`,
-    written at `pos` (not yet this sample). Needs 1 <= d < size - 1."""
+def _tap(state, base, n, mask, d):
+    """Line output `d` samples back, linearly interpolated: base is the line ring's offset plus
+    the line's channel, n the frame written this sample (not yet written). Needs 1 <= d."""
     di = int(d)
     f = d - di
-    a = pos - di
-    if a < 0:
-        a += size
-    b = a - 1
-    if b < 0:
-        b += size
-    x = state[off + a]
-    return x + f * (state[off + b] - x)
+    a = (n - di) & mask
+    b = (a - 1) & mask
+    x = state[_at(base + 8 * a)]
+    return x + f * (state[_at(base + 8 * b)] - x)
 
 
 @njit(inline="always", **JIT)
-def _write(state, off, size, pos, x):
-    """Write x (flushed) into the ring at pos; returns the next position."""
-    state[off + pos] = flush(x)
-    pos += 1
-    return pos if pos < size else 0
-
-
-@njit(inline="always", **JIT)
-def _allpass(state, off, n, pos, x, g):
-    """Schroeder allpass over the ring at `off` of length n: (output, next position)."""
-    dl = state[off + pos]
+def _allpass(state, base, n, length, mask, x, g):
+    """Schroeder allpass of `length` samples: base is the diffuser ring's offset plus the
+    diffuser's channel, n this sample's frame."""
+    dl = state[_at(base + 8 * ((n - length) & mask))]
     w = flush(x + g * dl)
-    state[off + pos] = w
-    pos += 1
-    return dl - g * w, (pos if pos < n else 0)
+    state[_at(base + 8 * (n & mask))] = w
+    return dl - g * w
 
 
 @njit(**JIT)
@@ -386,9 +386,9 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
     for k in range(N_LINES):
         state[R_G_T + k] = 10.0 ** (-3.0 * state[R_LINE_LEN + k] / (rt60 * sr))
     t_damp = _onepole_coef(clamp(params[REVERB_DAMPING_HZ], 500.0, 0.45 * sr), sr)
-    pd_size = int(state[R_PD_SIZE])
+    pm = int(state[R_PD_MASK])
     t_pd = clamp(params[REVERB_PREDELAY_MS], 0.0, REVERB_PREDELAY_MAX_MS) * 1e-3 * sr
-    t_pd = min(t_pd, pd_size - 2.0)
+    t_pd = min(t_pd, pm - 1.0)
     t_mix = clamp(params[REVERB_MIX], 0.0, 1.0)
     if state[R_INIT] == 0.0:
         state[R_INIT] = 1.0
@@ -402,27 +402,29 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
     ks = smooth_coef(SMOOTH_S, sr)
     kt = smooth_coef(DELAY_TIME_SMOOTH_S, sr)
     norm = 1.0 / math.sqrt(8.0)
-    pd_l = int(state[R_PD_OFF])
-    pd_r = pd_l + pd_size
-    pd_pos = int(state[R_PD_POS])
+    lo = int(state[R_LINE_OFF])
+    lm = int(state[R_LINE_MASK])
+    ao = int(state[R_AP_OFF])
+    am = int(state[R_AP_MASK])
+    po = int(state[R_PD_OFF])
+    nm = max(lm, am, pm)  # R_N wraps at the longest ring (a multiple of every other one)
+    n = int(state[R_N])
     damp = state[R_DAMP]
     mix = state[R_MIX]
     pd = state[R_PD]
-    cnt = int(state[R_MOD_CNT])
-    # line k: ring offset, size, write position, modulated delay and its per-sample slope,
-    # damping lowpass state, smoothed gain and its target
-    off0, off1, off2, off3, off4, off5, off6, off7 = _ints8(state, R_LINE_OFF)
-    size0, size1, size2, size3, size4, size5, size6, size7 = _ints8(state, R_LINE_SIZE)
-    pos0, pos1, pos2, pos3, pos4, pos5, pos6, pos7 = _ints8(state, R_LINE_POS)
     d0, d1, d2, d3, d4, d5, d6, d7 = _floats8(state, R_MOD_D)
     dd0, dd1, dd2, dd3, dd4, dd5, dd6, dd7 = _floats8(state, R_MOD_DD)
     lp0, lp1, lp2, lp3, lp4, lp5, lp6, lp7 = _floats8(state, R_LP)
     g0, g1, g2, g3, g4, g5, g6, g7 = _floats8(state, R_G)
     gt0, gt1, gt2, gt3, gt4, gt5, gt6, gt7 = _floats8(state, R_G_T)
-    # diffusers: 0..3 left, 4..7 right
-    ao0, ao1, ao2, ao3, ao4, ao5, ao6, ao7 = _ints8(state, R_AP_OFF)
-    an0, an1, an2, an3, an4, an5, an6, an7 = _ints8(state, R_AP_LEN)
-    ap0, ap1, ap2, ap3, ap4, ap5, ap6, ap7 = _ints8(state, R_AP_POS)
+    n0 = int(state[R_AP_LEN])
+    n1 = int(state[R_AP_LEN + 1])
+    n2 = int(state[R_AP_LEN + 2])
+    n3 = int(state[R_AP_LEN + 3])
+    n4 = int(state[R_AP_LEN + 4])
+    n5 = int(state[R_AP_LEN + 5])
+    n6 = int(state[R_AP_LEN + 6])
+    n7 = int(state[R_AP_LEN + 7])
     settling = not (damp == t_damp and mix == t_mix and pd == t_pd and g0 == gt0 and g1 == gt1
                     and g2 == gt2 and g3 == gt3 and g4 == gt4 and g5 == gt5 and g6 == gt6
                     and g7 == gt7)
@@ -441,66 +443,49 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
             g7 += ks * (gt7 - g7)
             if (abs(t_damp - damp) <= SETTLE_LEVEL and abs(t_mix - mix) <= SETTLE_LEVEL
                     and abs(t_pd - pd) <= SETTLE_SAMPLES
-                    and abs(gt0 - g0) <= SETTLE_LEVEL
-                    and abs(gt1 - g1) <= SETTLE_LEVEL
-                    and abs(gt2 - g2) <= SETTLE_LEVEL
-                    and abs(gt3 - g3) <= SETTLE_LEVEL
-                    and abs(gt4 - g4) <= SETTLE_LEVEL
-                    and abs(gt5 - g5) <= SETTLE_LEVEL
-                    and abs(gt6 - g6) <= SETTLE_LEVEL
-                    and abs(gt7 - g7) <= SETTLE_LEVEL):
+                    and abs(gt0 - g0) <= SETTLE_LEVEL and abs(gt1 - g1) <= SETTLE_LEVEL
+                    and abs(gt2 - g2) <= SETTLE_LEVEL and abs(gt3 - g3) <= SETTLE_LEVEL
+                    and abs(gt4 - g4) <= SETTLE_LEVEL and abs(gt5 - g5) <= SETTLE_LEVEL
+                    and abs(gt6 - g6) <= SETTLE_LEVEL and abs(gt7 - g7) <= SETTLE_LEVEL):
                 damp = t_damp
                 mix = t_mix
                 pd = t_pd
-                g0 = gt0
-                g1 = gt1
-                g2 = gt2
-                g3 = gt3
-                g4 = gt4
-                g5 = gt5
-                g6 = gt6
-                g7 = gt7
+                g0, g1, g2, g3, g4, g5, g6, g7 = gt0, gt1, gt2, gt3, gt4, gt5, gt6, gt7
                 settling = False
-        if cnt == 0:
+        if n & (MOD_STEP - 1) == 0:
             _store8(state, R_MOD_D, d0, d1, d2, d3, d4, d5, d6, d7)
             _mod_step(state)
             dd0, dd1, dd2, dd3, dd4, dd5, dd6, dd7 = _floats8(state, R_MOD_DD)
-        cnt += 1
-        if cnt == MOD_STEP:
-            cnt = 0
         # predelay: write, then read pd samples back (pd = 0 reads this sample)
-        state[pd_l + pd_pos] = _sane(in_l[i])
-        state[pd_r + pd_pos] = _sane(in_r[i])
+        w = po + 2 * (n & pm)
+        state[_at(w)] = _sane(in_l[i])
+        state[_at(w + 1)] = _sane(in_r[i])
         di = int(pd)
         f = pd - di
-        a = pd_pos - di
-        if a < 0:
-            a += pd_size
-        b = a - 1
-        if b < 0:
-            b += pd_size
-        xl = state[pd_l + a] + f * (state[pd_l + b] - state[pd_l + a])
-        xr = state[pd_r + a] + f * (state[pd_r + b] - state[pd_r + a])
-        pd_pos += 1
-        if pd_pos == pd_size:
-            pd_pos = 0
-        xl, ap0 = _allpass(state, ao0, an0, ap0, xl, DIFFUSER_GAIN[0])
-        xr, ap4 = _allpass(state, ao4, an4, ap4, xr, DIFFUSER_GAIN[0])
-        xl, ap1 = _allpass(state, ao1, an1, ap1, xl, DIFFUSER_GAIN[1])
-        xr, ap5 = _allpass(state, ao5, an5, ap5, xr, DIFFUSER_GAIN[1])
-        xl, ap2 = _allpass(state, ao2, an2, ap2, xl, DIFFUSER_GAIN[2])
-        xr, ap6 = _allpass(state, ao6, an6, ap6, xr, DIFFUSER_GAIN[2])
-        xl, ap3 = _allpass(state, ao3, an3, ap3, xl, DIFFUSER_GAIN[3])
-        xr, ap7 = _allpass(state, ao7, an7, ap7, xr, DIFFUSER_GAIN[3])
+        a = po + 2 * ((n - di) & pm)
+        b = po + 2 * ((n - di - 1) & pm)
+        xl = state[_at(a)]
+        xr = state[_at(a + 1)]
+        xl += f * (state[_at(b)] - xl)
+        xr += f * (state[_at(b + 1)] - xr)
+        # input diffusers
+        xl = _allpass(state, ao, n, n0, am, xl, DIFFUSER_GAIN[0])
+        xr = _allpass(state, ao + 4, n, n4, am, xr, DIFFUSER_GAIN[0])
+        xl = _allpass(state, ao + 1, n, n1, am, xl, DIFFUSER_GAIN[1])
+        xr = _allpass(state, ao + 5, n, n5, am, xr, DIFFUSER_GAIN[1])
+        xl = _allpass(state, ao + 2, n, n2, am, xl, DIFFUSER_GAIN[2])
+        xr = _allpass(state, ao + 6, n, n6, am, xr, DIFFUSER_GAIN[2])
+        xl = _allpass(state, ao + 3, n, n3, am, xl, DIFFUSER_GAIN[3])
+        xr = _allpass(state, ao + 7, n, n7, am, xr, DIFFUSER_GAIN[3])
         # line outputs, damped and scaled
-        o0 = _tap(state, off0, size0, pos0, d0)
-        o1 = _tap(state, off1, size1, pos1, d1)
-        o2 = _tap(state, off2, size2, pos2, d2)
-        o3 = _tap(state, off3, size3, pos3, d3)
-        o4 = _tap(state, off4, size4, pos4, d4)
-        o5 = _tap(state, off5, size5, pos5, d5)
-        o6 = _tap(state, off6, size6, pos6, d6)
-        o7 = _tap(state, off7, size7, pos7, d7)
+        o0 = _tap(state, lo, n, lm, d0)
+        o1 = _tap(state, lo + 1, n, lm, d1)
+        o2 = _tap(state, lo + 2, n, lm, d2)
+        o3 = _tap(state, lo + 3, n, lm, d3)
+        o4 = _tap(state, lo + 4, n, lm, d4)
+        o5 = _tap(state, lo + 5, n, lm, d5)
+        o6 = _tap(state, lo + 6, n, lm, d6)
+        o7 = _tap(state, lo + 7, n, lm, d7)
         wet = mix * (REVERB_OUT_GAIN * 0.5)
         out_l[i] += wet * (o0 - o2 + o4 - o6)
         out_r[i] += wet * (o1 - o3 + o5 - o7)
@@ -529,14 +514,18 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
         b1, b3 = a1 + a3, a1 - a3
         b4, b6 = a4 + a6, a4 - a6
         b5, b7 = a5 + a7, a5 - a7
-        pos0 = _write(state, off0, size0, pos0, norm * (b0 + b4) + 0.5 * xl)
-        pos1 = _write(state, off1, size1, pos1, norm * (b1 + b5) - 0.5 * xl)
-        pos2 = _write(state, off2, size2, pos2, norm * (b2 + b6) + 0.5 * xl)
-        pos3 = _write(state, off3, size3, pos3, norm * (b3 + b7) - 0.5 * xl)
-        pos4 = _write(state, off4, size4, pos4, norm * (b0 - b4) + 0.5 * xr)
-        pos5 = _write(state, off5, size5, pos5, norm * (b1 - b5) - 0.5 * xr)
-        pos6 = _write(state, off6, size6, pos6, norm * (b2 - b6) + 0.5 * xr)
-        pos7 = _write(state, off7, size7, pos7, norm * (b3 - b7) - 0.5 * xr)
+        # line inputs: sums of flushed (or exactly 0) values, never denormal themselves
+        w = lo + 8 * (n & lm)
+        hl = 0.5 * xl
+        hr = 0.5 * xr
+        state[_at(w)] = norm * (b0 + b4) + hl
+        state[_at(w + 1)] = norm * (b1 + b5) - hl
+        state[_at(w + 2)] = norm * (b2 + b6) + hl
+        state[_at(w + 3)] = norm * (b3 + b7) - hl
+        state[_at(w + 4)] = norm * (b0 - b4) + hr
+        state[_at(w + 5)] = norm * (b1 - b5) - hr
+        state[_at(w + 6)] = norm * (b2 - b6) + hr
+        state[_at(w + 7)] = norm * (b3 - b7) - hr
         d0 += dd0
         d1 += dd1
         d2 += dd2
@@ -545,17 +534,15 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
         d5 += dd5
         d6 += dd6
         d7 += dd7
+        n = (n + 1) & nm
+    state[R_N] = n
     state[R_DAMP] = damp
     state[R_MIX] = mix
     state[R_PD] = pd
-    state[R_PD_POS] = pd_pos
-    state[R_MOD_CNT] = cnt
-    _store8(state, R_LINE_POS, pos0, pos1, pos2, pos3, pos4, pos5, pos6, pos7)
     _store8(state, R_MOD_D, d0, d1, d2, d3, d4, d5, d6, d7)
     _store8(state, R_MOD_DD, dd0, dd1, dd2, dd3, dd4, dd5, dd6, dd7)
     _store8(state, R_LP, lp0, lp1, lp2, lp3, lp4, lp5, lp6, lp7)
     _store8(state, R_G, g0, g1, g2, g3, g4, g5, g6, g7)
-    _store8(state, R_AP_POS, ap0, ap1, ap2, ap3, ap4, ap5, ap6, ap7)
 
 
 @njit(**JIT)
@@ -566,16 +553,12 @@ def reverb_reset(state):
     state[R_DAMP] = 0.0
     state[R_MIX] = 0.0
     state[R_PD] = 0.0
-    state[R_MOD_CNT] = 0.0
+    state[R_N] = 0.0
     for k in range(N_LINES):
-        state[R_MOD_D + k] = 0.0
-        state[R_MOD_DD + k] = 0.0
         state[R_G + k] = 0.0
         state[R_G_T + k] = 0.0
         state[R_LP + k] = 0.0
-        state[R_LINE_POS + k] = 0.0
         state[R_LFO + k] = k / N_LINES
-    for j in range(2 * N_DIFFUSERS):
-        state[R_AP_POS + j] = 0.0
-    state[R_PD_POS] = 0.0
+        state[R_MOD_D + k] = 0.0
+        state[R_MOD_DD + k] = 0.0
     state[R_HDR:] = 0.0

@@ -16,6 +16,12 @@ master_process works in place on buf_l, buf_r over [i0, i1). Per sample:
    release_ms (one-pole, only upwards), then averaged over the lookahead (a linear attack
    ramp). The output is the input delayed by lookahead_samples(sample_rate), times that gain:
    it can never exceed the ceiling.
+   Both the sliding minimum and the sliding sum cost O(1) per sample (van Herk / Gil-Werman):
+   the window is the part of the ring written in the current lap (a running prefix min / sum)
+   plus the rest of the previous lap (suffix mins / sums, computed once per lap, when the lap
+   ends). The sums only ever add non-negative gains (no running subtraction), so their
+   relative rounding error stays ~1e-15 and the gain average never exceeds the smallest
+   required gain in its window by more than CEILING_MARGIN covers.
 4. a hard clamp at the ceiling, as a second guarantee; it should never engage and is counted
    (M_CLAMPED) when it does.
 
@@ -28,7 +34,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .dsp import JIT, db_to_gain, flush, smooth_coef
+from .dsp import JIT, clamp, db_to_gain, flush, smooth_coef
 
 MASTER_GAIN_DB = 0        # dB before the limiter, -60..+24 (smoothed)
 LIMITER_CEILING_DB = 1    # dBFS, -24..0: no output sample ever exceeds it
@@ -50,10 +56,16 @@ M_LIMIT_GAIN = 9    # meter: the gain applied to the last output sample (1 = not
 M_NONFINITE = 10    # counter: input samples (per channel) that were NaN / Inf / absurd
 M_CLAMPED = 11      # counter: output samples the final hard clamp had to touch
 M_RESETS = 12       # counter: state resets after a non-finite state
+M_PMIN = 13         # min of the required gains written so far in this lap of the ring
+M_PSUM = 14         # sum of the released gains written so far in this lap
 M_HDR = 16
-# rings of size lookahead + 1 after the header: audio L, audio R, required gain, released gain,
-# ceiling (the ceiling in force when each sample came in)
-N_RINGS = 5
+# After the header, a ring of lookahead + 1 frames (and one more frame, the empty suffix), each
+# frame F_W floats: the sample's audio L and R, its required gain, its released gain, the
+# ceiling in force when it came in, and the suffix min of the required gains / suffix sum of
+# the released gains of the last completed lap from this slot on (so frame lookahead + 1 holds
+# min 1, sum 0).
+F_L, F_R, F_REQ, F_REL, F_CEIL, F_SMIN, F_SSUM = range(7)
+F_W = 8
 
 
 def lookahead_samples(sample_rate):
@@ -64,7 +76,7 @@ def lookahead_samples(sample_rate):
 def master_alloc_state(sample_rate):
     """Control side, prepare time: the master bus state for this sample rate."""
     la = lookahead_samples(sample_rate)
-    st = np.zeros(M_HDR + N_RINGS * (la + 1), dtype=np.float64)
+    st = np.zeros(M_HDR + F_W * (la + 2), dtype=np.float64)
     st[M_LOOKAHEAD] = la
     _reset_dynamics(st)
     return st
@@ -85,12 +97,10 @@ def master_counters(state):
             "resets": int(state[M_RESETS]), "limit_gain": float(state[M_LIMIT_GAIN])}
 
 
-@njit(**JIT)
-def _clamp(x, lo, hi):
-    """Clamp to [lo, hi]; NaN gives lo."""
-    if x >= lo:
-        return x if x <= hi else hi
-    return lo
+@njit(inline="always", **JIT)
+def _at(i):
+    """An index known to be >= 0: unsigned, so no negative-index wraparound is compiled in."""
+    return np.uint64(i)
 
 
 @njit(**JIT)
@@ -106,12 +116,17 @@ def _reset_dynamics(state):
     state[M_DC_YR] = 0.0
     state[M_RELEASED] = 1.0
     state[M_LIMIT_GAIN] = 1.0
-    for k in range(n):
-        state[M_HDR + k] = 0.0           # audio L
-        state[M_HDR + n + k] = 0.0       # audio R
-        state[M_HDR + 2 * n + k] = 1.0   # required gain
-        state[M_HDR + 3 * n + k] = 1.0   # released gain
-        state[M_HDR + 4 * n + k] = 1.0   # ceiling (re-filled on init)
+    state[M_PMIN] = 1.0
+    state[M_PSUM] = 0.0
+    for k in range(n + 1):
+        f = M_HDR + F_W * k
+        state[f + F_L] = 0.0
+        state[f + F_R] = 0.0
+        state[f + F_REQ] = 1.0
+        state[f + F_REL] = 1.0
+        state[f + F_CEIL] = 1.0  # re-filled on init
+        state[f + F_SMIN] = 1.0
+        state[f + F_SSUM] = float(n - k)  # the released gains are all 1
 
 
 @njit(**JIT)
@@ -127,84 +142,129 @@ def master_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
         return
     sr = max(sample_rate, 1000.0)
     la = int(state[M_LOOKAHEAD])
-    n = la + 1
-    ra = M_HDR            # audio L
-    rb = M_HDR + n        # audio R
-    rq = M_HDR + 2 * n    # required gain
-    rh = M_HDR + 3 * n    # released (held) gain
-    rc = M_HDR + 4 * n    # ceiling per sample
-    t_gain = db_to_gain(_clamp(params[MASTER_GAIN_DB], -60.0, 24.0))
-    ceiling = db_to_gain(_clamp(params[LIMITER_CEILING_DB], -24.0, 0.0))
-    rel = smooth_coef(_clamp(params[LIMITER_RELEASE_MS], 1.0, 2000.0) * 1e-3, sr)
+    t_gain = db_to_gain(clamp(params[MASTER_GAIN_DB], -60.0, 24.0))
+    ceiling = db_to_gain(clamp(params[LIMITER_CEILING_DB], -24.0, 0.0))
+    lim = ceiling * CEILING_MARGIN
+    rel = smooth_coef(clamp(params[LIMITER_RELEASE_MS], 1.0, 2000.0) * 1e-3, sr)
     ks = smooth_coef(GAIN_SMOOTH_S, sr)
     r_dc = 1.0 - 2.0 * math.pi * DC_HZ / sr
     inv_la = 1.0 / la
+    init = state[M_INIT] != 0.0
+    pos = int(state[M_POS])
+    g = state[M_GAIN]
+    dc_xl = state[M_DC_XL]
+    dc_yl = state[M_DC_YL]
+    dc_xr = state[M_DC_XR]
+    dc_yr = state[M_DC_YR]
+    released = state[M_RELEASED]
+    pmin = state[M_PMIN]
+    psum = state[M_PSUM]
+    gain = state[M_LIMIT_GAIN]
+    nonfinite = 0.0
+    clamped = 0.0
     for i in range(i0, i1):
-        if state[M_INIT] == 0.0:
-            state[M_INIT] = 1.0
-            state[M_GAIN] = t_gain
-            for k in range(n):
-                state[rc + k] = ceiling
+        if not init:
+            init = True
+            g = t_gain
+            for k in range(la + 1):
+                state[M_HDR + F_W * k + F_CEIL] = ceiling
         xl = buf_l[i]
         xr = buf_r[i]
-        if not abs(xl) < INPUT_LIMIT:
-            xl = 0.0
-            state[M_NONFINITE] += 1.0
-        if not abs(xr) < INPUT_LIMIT:
-            xr = 0.0
-            state[M_NONFINITE] += 1.0
-        g = state[M_GAIN] + ks * (t_gain - state[M_GAIN])
-        state[M_GAIN] = g
+        if not ((abs(xl) < INPUT_LIMIT) & (abs(xr) < INPUT_LIMIT)):  # rare: one test for both
+            if not abs(xl) < INPUT_LIMIT:
+                xl = 0.0
+                nonfinite += 1.0
+            if not abs(xr) < INPUT_LIMIT:
+                xr = 0.0
+                nonfinite += 1.0
+        if g != t_gain:
+            g += ks * (t_gain - g)
+            if abs(t_gain - g) <= 1e-12 * t_gain:
+                g = t_gain  # settled: snap, and stop smoothing
         xl *= g
         xr *= g
         # DC blocker
-        yl = flush(xl - state[M_DC_XL] + r_dc * state[M_DC_YL])
-        yr = flush(xr - state[M_DC_XR] + r_dc * state[M_DC_YR])
-        state[M_DC_XL] = xl
-        state[M_DC_YL] = yl
-        state[M_DC_XR] = xr
-        state[M_DC_YR] = yr
-        # push into the lookahead rings
-        pos = int(state[M_POS])
-        state[ra + pos] = yl
-        state[rb + pos] = yr
+        yl = flush(xl - dc_xl + r_dc * dc_yl)
+        yr = flush(xr - dc_xr + r_dc * dc_yr)
+        dc_xl = xl
+        dc_yl = yl
+        dc_xr = xr
+        dc_yr = yr
+        # push into the lookahead ring
+        f = M_HDR + F_W * pos
+        state[_at(f + F_L)] = yl
+        state[_at(f + F_R)] = yr
         peak = max(abs(yl), abs(yr))
-        lim = ceiling * CEILING_MARGIN
-        state[rq + pos] = lim / peak if peak > lim else 1.0
-        state[rc + pos] = ceiling
-        # hold: minimum required gain over the last la + 1 inputs
-        held = 1.0
-        for k in range(n):
-            q = state[rq + k]
-            if q < held:
-                held = q
+        q = lim / peak if peak > lim else 1.0
+        state[_at(f + F_REQ)] = q
+        state[_at(f + F_CEIL)] = ceiling
+        # hold: minimum required gain over the last la + 1 inputs (this lap's slots 0..pos and
+        # the last lap's slots pos + 1..la)
+        pmin = min(pmin, q)
+        held = min(pmin, state[_at(f + F_W + F_SMIN)])
         # release upwards only (never above `held`, so the guarantee stands)
-        released = state[M_RELEASED]
         released = held if held < released else released + rel * (held - released)
-        state[M_RELEASED] = released
-        state[rh + pos] = released
-        # attack: average of the last la released gains (skip the oldest slot of the ring)
-        old = pos + 1 if pos + 1 < n else 0
-        acc = 0.0
-        for k in range(n):
-            if k != old:
-                acc += state[rh + k]
+        state[_at(f + F_REL)] = released
+        psum += released
+        # attack: average of the last la released gains (every slot but the oldest, `old`)
+        if pos == la:
+            # the lap is complete: its suffix mins / sums serve the next lap
+            m = 1.0
+            acc = 0.0
+            for k in range(la, -1, -1):
+                fk = M_HDR + F_W * k
+                m = min(m, state[_at(fk + F_REQ)])
+                acc += state[_at(fk + F_REL)]
+                state[_at(fk + F_SMIN)] = m
+                state[_at(fk + F_SSUM)] = acc
+            pmin = 1.0
+            psum = 0.0
+            pos = 0
+            acc = state[M_HDR + F_W + F_SSUM]
+        else:
+            pos += 1
+            acc = psum + state[_at(f + 2 * F_W + F_SSUM)]
         gain = acc * inv_la
-        out_l = state[ra + old] * gain
-        out_r = state[rb + old] * gain
-        c = state[rc + old]
-        if abs(out_l) > c:
-            out_l = c if out_l > 0.0 else -c
-            state[M_CLAMPED] += 1.0
-        if abs(out_r) > c:
-            out_r = c if out_r > 0.0 else -c
-            state[M_CLAMPED] += 1.0
-        state[M_LIMIT_GAIN] = gain
-        state[M_POS] = old
-        if not (abs(out_l) <= c and abs(out_r) <= c and abs(yl) < 1e300 and abs(yr) < 1e300):
-            _reset_dynamics(state)
-            state[M_RESETS] += 1.0
-            out_l = 0.0
-            out_r = 0.0
+        fo = M_HDR + F_W * pos  # the oldest sample, leaving now
+        out_l = state[_at(fo + F_L)] * gain
+        out_r = state[_at(fo + F_R)] * gain
+        c = state[_at(fo + F_CEIL)]
+        if not ((abs(out_l) <= c) & (abs(out_r) <= c) & (abs(yl) < 1e300) & (abs(yr) < 1e300)):
+            # rare: one test for the hard clamp and the state guard
+            if abs(out_l) > c:
+                out_l = c if out_l > 0.0 else -c
+                clamped += 1.0
+            if abs(out_r) > c:
+                out_r = c if out_r > 0.0 else -c
+                clamped += 1.0
+            if not (abs(out_l) <= c and abs(out_r) <= c and abs(yl) < 1e300 and abs(yr) < 1e300):
+                _reset_dynamics(state)
+                state[M_RESETS] += 1.0
+                out_l = 0.0
+                out_r = 0.0
+                init = False
+                pos = 0
+                g = 0.0
+                dc_xl = 0.0
+                dc_yl = 0.0
+                dc_xr = 0.0
+                dc_yr = 0.0
+                released = 1.0
+                pmin = 1.0
+                psum = 0.0
+                gain = 1.0
         buf_l[i] = out_l
         buf_r[i] = out_r
+    state[M_INIT] = 1.0 if init else 0.0
+    state[M_POS] = pos
+    state[M_GAIN] = g
+    state[M_DC_XL] = dc_xl
+    state[M_DC_YL] = dc_yl
+    state[M_DC_XR] = dc_xr
+    state[M_DC_YR] = dc_yr
+    state[M_RELEASED] = released
+    state[M_PMIN] = pmin
+    state[M_PSUM] = psum
+    state[M_LIMIT_GAIN] = gain
+    state[M_NONFINITE] += nonfinite
+    state[M_CLAMPED] += clamped

@@ -5,9 +5,18 @@ smooths it. The kernels clamp to the range too, so no value can make the audio u
 Patches (`patches/*.toml`) and mixer settings are validated against `SYNTH_SPECS` /
 `MIX_SPECS` on the control side before they reach the audio thread.
 """
-from collections import namedtuple
 
-Spec = namedtuple("Spec", "name index default lo hi choices")
+
+class Spec:
+    """One parameter: name (with its unit), index, default, valid range, choice words."""
+    __slots__ = ("name", "index", "default", "lo", "hi", "choices")
+
+    def __init__(self, name, index, default, lo, hi, choices):
+        self.name, self.index, self.default = name, index, default
+        self.lo, self.hi, self.choices = lo, hi, choices
+
+    def __repr__(self):
+        return f"Spec({self.name!r}, {self.index}, {self.default}, {self.lo}..{self.hi})"
 
 WAVES = ("saw", "pulse", "triangle", "sine")
 FILTERS = ("ladder", "svf_lowpass", "svf_bandpass", "svf_highpass")
