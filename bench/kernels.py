@@ -1,8 +1,8 @@
 """Benchmark of the audio-thread effect, master and drum kernels.
 
 Prints one JSON line: ms of CPU per second of 48 kHz audio for each kernel (min of RUNS runs),
-each kernel driven in isolation the way engine.rt.render drives it (blocks of BLOCK samples)
-with realistic params and a busy input. Run from the project root:
+each kernel driven in isolation the way engine.rt.render drives it (from compiled code, in
+blocks of BLOCK samples) with realistic params and a busy input. Run from the project root:
 
     python bench/kernels.py [--runs 5] [--block 256] [--seconds 1]
 """
@@ -13,12 +13,14 @@ import sys
 import time
 
 import numpy as np
+from numba import njit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from engine.rt import drums, fx, master  # noqa: E402
 
 SR = 48000
+TEMPO = 123.0  # a delay of a fractional number of samples (the interpolating path)
 DRUM_NOTES_8 = (drums.NOTE_KICK, drums.NOTE_SNARE, drums.NOTE_CLAP, drums.NOTE_CLOSED_HAT,
                 drums.NOTE_OPEN_HAT, drums.NOTE_TOM_LOW, drums.NOTE_TOM_MID, drums.NOTE_TOM_HIGH)
 
@@ -33,8 +35,28 @@ def _signal(n, seed=0):
     return x + 0.02 * rng.standard_normal(n), x[::-1] + 0.02 * rng.standard_normal(n)
 
 
-def _blocks(n, block):
-    return [(a, min(a + block, n)) for a in range(0, n, block)]
+@njit(nogil=True)
+def _delay_blocks(st, p, send, out_l, out_r, n, block):
+    for a in range(0, n, block):
+        fx.delay_process(st, p, send, send, out_l, out_r, a, min(a + block, n), TEMPO, SR)
+
+
+@njit(nogil=True)
+def _reverb_blocks(st, p, send, out_l, out_r, n, block):
+    for a in range(0, n, block):
+        fx.reverb_process(st, p, send, send, out_l, out_r, a, min(a + block, n), SR)
+
+
+@njit(nogil=True)
+def _master_blocks(st, p, l, r, n, block):
+    for a in range(0, n, block):
+        master.master_process(st, p, l, r, a, min(a + block, n), SR)
+
+
+@njit(nogil=True)
+def _drum_blocks(st, p, out, n, block):
+    for a in range(0, n, block):
+        drums.drum_render(st, p, out, a, min(a + block, n), SR)
 
 
 def _cpu(fn):
@@ -48,11 +70,9 @@ def bench_delay(n, block):
     send = 0.5 * (x_l + x_r)
     out_l, out_r = np.zeros(n), np.zeros(n)
     st, p = fx.delay_alloc_state(SR), fx.delay_default_params()
-    blocks = _blocks(n, block)
 
     def run():
-        for a, b in blocks:
-            fx.delay_process(st, p, send, send, out_l, out_r, a, b, 120.0, SR)
+        _delay_blocks(st, p, send, out_l, out_r, n, block)
     return run
 
 
@@ -61,11 +81,9 @@ def bench_reverb(n, block):
     send = 0.5 * (x_l + x_r)
     out_l, out_r = np.zeros(n), np.zeros(n)
     st, p = fx.reverb_alloc_state(SR), fx.reverb_default_params()
-    blocks = _blocks(n, block)
 
     def run():
-        for a, b in blocks:
-            fx.reverb_process(st, p, send, send, out_l, out_r, a, b, SR)
+        _reverb_blocks(st, p, send, out_l, out_r, n, block)
     return run
 
 
@@ -75,13 +93,11 @@ def bench_master(n, block):
     x_r *= 6.0
     l, r = np.empty(n), np.empty(n)
     st, p = master.master_alloc_state(SR), master.master_default_params()
-    blocks = _blocks(n, block)
 
     def run():
         l[:] = x_l
         r[:] = x_r
-        for a, b in blocks:
-            master.master_process(st, p, l, r, a, b, SR)
+        _master_blocks(st, p, l, r, n, block)
     return run
 
 
@@ -90,15 +106,13 @@ def bench_drums(n, block):
     p = drums.drum_default_params()
     p[drums.DRUM_DECAY_SCALE] = 8.0
     out = np.zeros(n)
-    blocks = _blocks(n, block)
     st = drums.drum_alloc_state(SR)
 
     def run():
         st[:] = 0.0
         for note in DRUM_NOTES_8:
             drums.drum_trigger(st, p, note, 0.9, SR)
-        for a, b in blocks:
-            drums.drum_render(st, p, out, a, b, SR)
+        _drum_blocks(st, p, out, n, block)
         assert drums.drum_active_voices(st) == len(DRUM_NOTES_8)
     return run
 

@@ -6,17 +6,31 @@ JACK_DEFAULT_SERVER environment variable, which `start()` sets.
 """
 from __future__ import annotations
 
+import atexit
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import time
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM jackd when the test process dies, however it dies
+    (a run killed by a timeout must not leave a server behind)."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class JackServer:
     """A `jackd -R -d dummy` process. Use as a context manager."""
 
-    def __init__(self, name: str = "bandmate_test", rate: int = 48000, period: int = 64):
-        self.name, self.rate, self.period = name, rate, period
+    def __init__(self, name: str | None = None, rate: int = 48000, period: int = 64):
+        # a name of our own: never attach to another run's (or an orphaned) server
+        self.name = name or f"bandmate_test_{os.getpid()}"
+        self.rate, self.period = rate, period
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "JackServer":
@@ -26,7 +40,9 @@ class JackServer:
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         os.environ.setdefault("JACK_NO_AUDIO_RESERVATION", "1")
         cmd = [jackd, "-n", self.name, "-R", "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     preexec_fn=_die_with_parent)
+        atexit.register(self.stop)
         deadline = time.monotonic() + 10.0
         import jack  # JACK-Client
 
@@ -42,6 +58,9 @@ class JackServer:
                 continue
             probe.close()
             jack.set_error_function()
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jackd exited at start; a server named {self.name!r} "
+                                   "is already running")
             return self
         self.stop()
         raise RuntimeError("jackd did not come up within 10 s")

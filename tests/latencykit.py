@@ -88,15 +88,15 @@ def _play_notes(rig: Rig, n: int, spacing: int, seed: int = 1) -> list[int]:
 
 
 def _result(rig: Rig, seqs, state: EngineState) -> Result:
-    rec = rig.recording()
     sent = [rig.sent_frame(s) for s in seqs]
+    rec = rig.recording(since_frame=min(sent))     # not the start-up (graph changes)
     onsets = [onset_frame(rec, f, 0.02, channel=0, before_frame=f + 2000) for f in sent]
-    m = measure(sent, onsets, rig.period)
+    m = measure(sent, onsets, loop_frames=rig.loop_frames())
     ring = state.arrays[L.S_CBTIME]
     n = int(state.ctl[L.C_CBTIME_W])
     times = ring[:min(n, L.CBTIME_CAP)] / 1000.0
     c = state.counters()
-    return Result(m.own_median, m.jitter, m.latencies - rig.period, m.missing, c["xruns"],
+    return Result(m.own_median, m.jitter, m.latencies - rig.loop_frames(), m.missing, c["xruns"],
                   c["late_events"], float(np.median(times)), float(np.percentile(times, 99)),
                   rig.period)
 
@@ -126,14 +126,15 @@ def portaudio_rtmidi(mode: str, notes: int = 40, spacing_s: float = 0.05,
     from engine.drivers import portaudio
     warm_up(("portaudio",))
     portaudio.rescan()
-    with Rig(seconds=notes * spacing_s + 10) as rig:
-        state = click_engine(rig.rate)
-        device = portaudio.find_output("system")
-        stream = portaudio.PortAudioStream(state, device, rig.period).start()
-        sink = LiveInput(state, mode, 5.0, log=lambda s: None)
-        midi = MidiInputs(sink, "jack", [], client_name="bandmate_dut", virtual=True)
-        try:
-            time.sleep(0.2)
+    device = portaudio.find_output("system")
+    state = click_engine(int(device["default_samplerate"]))
+    stream = portaudio.PortAudioStream(state, device, 64).start()
+    sink = LiveInput(state, mode, 5.0, log=lambda s: None)
+    # rtmidi opens its JACK clients holding the GIL: open them before the rig's Python
+    # process callback runs, or the server waits for the rig, which waits for the GIL
+    midi = MidiInputs(sink, "jack", [], client_name="bandmate_dut", virtual=True)
+    try:
+        with Rig(seconds=notes * spacing_s + 10) as rig:
             pa_outs = [p for p in rig.find_ports(".*", is_midi=False, is_input=False)
                        if not p.startswith(("system:", rig.name))]
             midi_in = rig.find_port(".*bandmate in", is_midi=True, is_input=True)
@@ -141,9 +142,6 @@ def portaudio_rtmidi(mode: str, notes: int = 40, spacing_s: float = 0.05,
             with busy_python(busy):
                 seqs = _play_notes(rig, notes, int(spacing_s * rig.rate))
             return _result(rig, seqs, state)
-        finally:
-            midi.close()
-            stream.close()
-
-
-
+    finally:
+        midi.close()
+        stream.close()

@@ -285,3 +285,23 @@ def test_reset_returns_both_effects_to_a_fresh_state():
     fx.reverb_reset(rst)
     assert np.array_equal(dst, fx.delay_alloc_state(SR))
     assert np.array_equal(rst, fx.reverb_alloc_state(SR))
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_reverb_block_size_invariance_while_params_glide(seed):
+    """Params changed mid-stream: every smoothed value (and the predelay time, on its own)
+    glides and then settles, sample by sample, whatever the split."""
+    n = 40000
+    rng = np.random.default_rng(seed)
+    x_l, x_r = rng.standard_normal(n), rng.standard_normal(n)
+    p1 = reverb_params(decay_s=1.5, damping_hz=9000.0, predelay_ms=5.0, mix=0.4)
+    p2 = reverb_params(decay_s=4.0, damping_hz=2500.0, predelay_ms=60.0, mix=0.2)
+    outs = []
+    for cuts in ((), random_cuts(n, seed)):
+        st = fx.reverb_alloc_state(SR)
+        out_l, out_r = np.zeros(n), np.zeros(n)
+        points = sorted(set([0, 7001, n] + [c for c in cuts if 0 < c < n]))
+        for a, b in zip(points[:-1], points[1:]):
+            fx.reverb_process(st, p1 if a < 7001 else p2, x_l, x_r, out_l, out_r, a, b, SR)
+        outs.append((out_l, out_r))
+    assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])

@@ -225,3 +225,22 @@ def test_corrupted_state_is_reset_not_kept():
     assert np.all(np.isfinite(l)) and np.all(np.isfinite(r))
     assert m.master_counters(st)["resets"] == 1
     assert np.max(np.abs(l[1000:])) > 0.45  # and it plays on
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_block_size_invariance_while_gain_glides(seed):
+    sig = loud_signals(30000)
+    x, y = sig["mixed"], sig["bursts"]
+    rng = np.random.default_rng(seed)
+    cuts = set(rng.integers(0, 30000, 400).tolist()) | {12000}
+    outs = []
+    for split in (False, True):
+        st = m.master_alloc_state(SR)
+        l, r = x.copy(), y.copy()
+        points = sorted(set([0, 12000, 30000] + (list(cuts) if split else [])))
+        for a, b in zip(points[:-1], points[1:]):
+            p = params(gain_db=0.0) if a < 12000 else params(gain_db=-9.0, ceiling_db=-3.0)
+            m.master_process(st, p, l, r, a, b, SR)
+        outs.append((l, r, st))
+    assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
+    assert np.array_equal(outs[0][2], outs[1][2])

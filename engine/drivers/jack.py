@@ -90,6 +90,10 @@ class JackClient:
         self.state: EngineState | None = None
         self.active = False
 
+    def frame_of(self, sample: int) -> int:
+        """The JACK frame at which engine sample `sample` is rendered (modulo 2**32)."""
+        return (sample + int(self.state.ctl[L.C_FRAME_OFFSET])) & 0xFFFFFFFF
+
     def port_name(self, port) -> str:
         return self.lib.jack_port_name(port).decode()
 
@@ -120,6 +124,8 @@ class JackClient:
         self._jt[cb.J_EVENT_COUNT] = _address(self.lib.jack_midi_get_event_count)
         self._jt[cb.J_EVENT_GET] = _address(self.lib.jack_midi_event_get)
         self._jt[cb.J_EVENT] = self._event.ctypes.data
+        self._jt[cb.J_CLIENT] = self.client
+        self._jt[cb.J_LAST_FRAME_TIME] = _address(self.lib.jack_last_frame_time)
         self._process = cb.jack_callback()
         self._xrun = cb.jack_xrun_callback()
         arg = ctypes.c_void_p(self._jt.ctypes.data)

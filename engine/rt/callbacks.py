@@ -17,7 +17,8 @@ from engine.rt import render
 from engine.rt.dsp import JIT
 from engine.rt.events import K_PITCH_BEND
 from engine.rt.layout import (
-    B_OUT_L, B_OUT_R, C_CHAN_PART, C_MIDI_DROPPED, C_MIDI_SOURCE, C_SAMPLE_TIME, C_XRUNS,
+    B_OUT_L, B_OUT_R, C_CHAN_PART, C_FRAME_OFFSET, C_MIDI_DROPPED, C_MIDI_SOURCE, C_SAMPLE_TIME,
+    C_XRUNS,
     MAXBLOCK, N_SLOTS, S_PTARGET, TABLE_WIDTH,
 )
 from engine.rt.midi import IGNORED, MALFORMED, parse
@@ -70,9 +71,9 @@ def portaudio_callback():
 
 # ---- JACK ------------------------------------------------------------------------------------
 # the JACK driver's table: engine table, ports, libjack functions, event scratch
-J_ENGINE, J_MIDI_PORT, J_OUT_L, J_OUT_R, J_GET_BUFFER, J_EVENT_COUNT, J_EVENT_GET, J_EVENT = \
-    range(8)
-J_SIZE = 8
+J_ENGINE, J_MIDI_PORT, J_OUT_L, J_OUT_R, J_GET_BUFFER, J_EVENT_COUNT, J_EVENT_GET, J_EVENT, \
+    J_CLIENT, J_LAST_FRAME_TIME = range(10)
+J_SIZE = 10
 EVENT_STRUCT_WORDS = 3   # jack_midi_event_t: uint32 time (+pad), size_t size, uint8 *buffer
 JACK_CALLBACK_SIG = types.int32(types.uint32, types.voidptr)
 
@@ -115,6 +116,9 @@ def jack_read_midi(tab, jt, nframes):
 @njit(**JIT)
 def jack_process(jt, nframes):
     tab = _table(jt[J_ENGINE])
+    ctl = render.ctl_of(tab)
+    frame = call_u32_ptr(jt[J_LAST_FRAME_TIME], jt[J_CLIENT])
+    ctl[C_FRAME_OFFSET] = np.int64(frame) - ctl[C_SAMPLE_TIME]
     jack_read_midi(tab, jt, nframes)
     out_l = carray(f32_ptr(call_ptr_u32(jt[J_GET_BUFFER], jt[J_OUT_L], np.uint32(nframes))),
                    nframes)

@@ -4,10 +4,17 @@ Threads:
     drum_alloc_state, drum_default_params, drum_active_voices   control side, prepare time
     drum_trigger, drum_render, drum_panic                        AUDIO THREAD (nopython, no alloc)
 
-State: one float64 array of shape (DRUM_VOICES + 1, DRUM_W). Rows 0..DRUM_VOICES-1 are voices
-(columns V_*), row DRUM_GLOBAL holds the machine's counters (columns G_*). Everything a voice
-needs is in its row, including its xorshift32 noise generator (an integer < 2**32 stored
-exactly in a float64), so the same state and the same calls give bit-identical output.
+State: one float64 array of shape (DRUM_ROWS, DRUM_W). Rows 0..DRUM_VOICES-1 are voices
+(columns V_*), row DRUM_GLOBAL holds the machine's counters (columns G_*), the rows after it
+are scratch for drum_render. Everything a voice needs is in its row, including its noise: a
+xorshift32 generator, or for the hats a seed hashed with the voice's age (integers < 2**32
+stored exactly in a float64), so the same state and the same calls give bit-identical output.
+
+Rendering: each sounding voice renders its whole segment in a loop specialised for its
+instrument, with its state in locals; the recursive part (envelopes, phases, filters, level)
+runs sample by sample, and the rest (sines, tanh drive, the hats' oscillators and noise) over
+chunks of CHUNK samples in loops that LLVM vectorises. Every sample's value depends only on the
+voice's state and the params, never on where a block was split.
 
 Voices:
 - mono per instrument: a new hit fades the same instrument's ringing voice out in CHOKE_S
@@ -77,6 +84,14 @@ V_F1, V_F2, V_F3 = 30, 36, 42  # three state-variable filters, 6 columns each
 # global columns (row DRUM_GLOBAL)
 G_TRIGGERS = 0  # hits started so far (also seeds each voice's noise generator)
 G_STOLEN = 1    # voices cut because all DRUM_VOICES were busy
+G_LEVELS_OK = 2  # 1 when the next columns hold the level targets of the params they cache:
+G_LEVEL_PARAMS = 3                         # params[DRUM_LEVEL_DB:DRUM_N_PARAMS] they came from
+G_LEVELS = G_LEVEL_PARAMS + 1 + N_INSTRUMENTS  # _target_level of each instrument
+# scratch rows after DRUM_GLOBAL: per-sample values of one chunk (CHUNK = DRUM_W samples) of
+# the voice being rendered, handed from its recursive loop to its vectorisable one
+S_PH0, S_PH1, S_AMP, S_ADD, S_GAIN = range(DRUM_GLOBAL + 1, DRUM_GLOBAL + 6)
+DRUM_ROWS = DRUM_GLOBAL + 6
+CHUNK = DRUM_W
 
 CHOKE_S = 0.005
 END_LEVEL = 3e-5  # -90 dB
@@ -97,6 +112,7 @@ CLAP_BURSTS = 3
 
 TWO_PI = 2.0 * math.pi
 M32 = 0xFFFFFFFF
+FASTMATH = {"contract"}  # fused multiply-adds in the voice loops (no reassociation)
 
 # sin(z) on [-pi/2, pi/2]: Taylor coefficients up to z**13 (error < 7e-10)
 SIN_C3, SIN_C5, SIN_C7 = -1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0
@@ -114,7 +130,7 @@ TANH_B4, TANH_B6 = 1.18534705686654e-04, 1.19825839466702e-06
 
 def drum_alloc_state(sample_rate):
     """Control side, prepare time: a silent drum machine (all voices free, counters 0)."""
-    return np.zeros((DRUM_VOICES + 1, DRUM_W), dtype=np.float64)
+    return np.zeros((DRUM_ROWS, DRUM_W), dtype=np.float64)
 
 
 def drum_default_params():
@@ -168,6 +184,22 @@ def _target_level(params, inst):
 
 
 @njit(**JIT)
+def _target_levels(state, params):
+    """Refresh the cached level targets of every instrument in the DRUM_GLOBAL row (two pow
+    per instrument) only when the level params differ from the ones they were computed from."""
+    glob = state[DRUM_GLOBAL]
+    same = glob[G_LEVELS_OK] == 1.0
+    for k in range(1 + N_INSTRUMENTS):
+        same = same and glob[G_LEVEL_PARAMS + k] == params[DRUM_LEVEL_DB + k]
+    if not same:
+        for k in range(1 + N_INSTRUMENTS):
+            glob[G_LEVEL_PARAMS + k] = params[DRUM_LEVEL_DB + k]
+        for inst in range(N_INSTRUMENTS):
+            glob[G_LEVELS + inst] = _target_level(params, inst)
+        glob[G_LEVELS_OK] = 1.0
+
+
+@njit(**JIT)
 def _choke_samples(sr):
     """Length of a choke / steal fade in samples."""
     return float(max(1, int(CHOKE_S * sr + 0.5)))
@@ -177,6 +209,13 @@ def _choke_samples(sr):
 def _decay_k(tau_s, sr):
     """Per-sample multiplier of an exponential decay with time constant tau_s."""
     return math.exp(-1.0 / (tau_s * sr))
+
+
+@njit(inline="always", **JIT)
+def _at(i):
+    """An index known to be >= 0: unsigned, so no negative-index wraparound is compiled in
+    (which also lets LLVM vectorise the chunk loops)."""
+    return np.uint64(i)
 
 
 @njit(inline="always", **JIT)
@@ -290,14 +329,17 @@ def _seed(n):
     return x if x != 0 else 0x1234567
 
 
-# Instruments: each renders one voice over [i0, i1) into out, its state in locals --------------
-# Each returns the index of the last sample it rendered + 1 (i1, or earlier when the voice
-# ended: then V_ACTIVE is cleared). Common to all: level smoothing, choke fade, age, the end test
-# (the gate envelope V_ENV_A below END_LEVEL, or the fade done).
+# Instruments: each ADDs voice v (row v of state) over [i0, i1) into out, its state in locals
+# written back at the end. Common to all: level smoothing, choke fade, age, and the end (the
+# gate envelope V_ENV_A below END_LEVEL, or the fade done: V_ACTIVE is cleared and the rest of
+# the segment left silent). ---------------------------------------------------------------------
 
-@njit(**JIT)
-def _render_kick_tom(row, out, i0, i1, target, ks, drive):
-    """Kick (drive KICK_DRIVE) or tom (drive 1.3): a swept sine, a noise click, tanh drive."""
+@njit(fastmath=FASTMATH, **JIT)
+def _render_kick_tom(state, v, out, i0, i1, target, ks, drive):
+    """Kick (drive KICK_DRIVE) or tom (drive TOM_DRIVE): a swept sine, a noise click, tanh drive.
+    Per chunk: the recursive part sample by sample (phase, envelopes, click filter, level),
+    then the sine and the drive of the whole chunk in one vectorisable loop."""
+    row = state[v]
     norm = 1.0 / math.tanh(drive)
     freq = row[V_FREQ]
     sweep = row[V_SWEEP]
@@ -312,27 +354,45 @@ def _render_kick_tom(row, out, i0, i1, target, ks, drive):
     level, vel = row[V_LEVEL], row[V_VEL_GAIN]
     fade_left = row[V_FADE_LEFT]
     inv_fade_len = 1.0 / row[V_FADE_LEN] if row[V_FADE_LEN] > 0.0 else 0.0
+    # level settled and no choke fade: the gain stays vel * level for the whole call (a level
+    # only moves when its target does, and a fade only starts between calls)
+    steady = level == target and inv_fade_len == 0.0
+    fade = 1.0
+    gain = vel * level
     age = row[V_AGE]
     alive = True
-    for i in range(i0, i1):
-        p = penv
-        penv = flush(penv * kp)
-        ph = _wrap(ph + (freq + sweep * p))
-        body = _sin2pi(ph) * ea
-        ea = flush(ea * ka)
-        y = body
-        if ec != 0.0:  # the click (once its envelope is flushed to 0 it adds exactly nothing)
-            rng = _xorshift(rng)
-            _, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, _white(rng))
-            y = body + bright * (bp * ec)
-            ec = flush(ec * kc)
-        x = _tanh(drive * y) * norm
-        level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
-        out[i] += x * vel * level * fade
-        age += 1.0
-        if fade <= 0.0 or ea < END_LEVEL:
-            alive = False
-            break
+    i = i0
+    while alive and i < i1:
+        n = min(CHUNK, i1 - i)
+        for t in range(n):
+            p = penv
+            penv = flush(penv * kp)
+            ph = _wrap(ph + (freq + sweep * p))
+            y = 0.0
+            if ec != 0.0:  # the click (once its envelope is flushed to 0 it adds exactly nothing)
+                rng = _xorshift(rng)
+                _, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, _white(rng))
+                y = bright * (bp * ec)
+                ec = flush(ec * kc)
+            if not steady:
+                level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
+                gain = vel * level * fade
+            state[S_PH0, t] = ph
+            state[S_AMP, t] = ea
+            state[S_ADD, t] = y
+            state[S_GAIN, t] = gain
+            ea = flush(ea * ka)
+            if fade <= 0.0 or ea < END_LEVEL:
+                alive = False
+                n = t + 1
+                break
+        age += n
+        for t in range(n):
+            u = _at(t)
+            body = _sin2pi(state[S_PH0, u]) * state[S_AMP, u]
+            x = _tanh(drive * (body + state[S_ADD, u])) * norm
+            out[_at(i + t)] += x * state[S_GAIN, u]
+        i += n
     row[V_PENV], row[V_ENV_A], row[V_ENV_C], row[V_PH] = penv, ea, ec, ph
     row[V_F1 + 4], row[V_F1 + 5] = ic1, ic2
     row[V_RNG] = float(rng)
@@ -341,9 +401,10 @@ def _render_kick_tom(row, out, i0, i1, target, ks, drive):
         row[V_ACTIVE] = 0.0
 
 
-@njit(**JIT)
-def _render_snare(row, out, i0, i1, target, ks):
-    """Two bent sines and highpassed, lowpassed noise."""
+@njit(fastmath=FASTMATH, **JIT)
+def _render_snare(state, v, out, i0, i1, target, ks):
+    """Two bent sines and highpassed, lowpassed noise; the sines per chunk, vectorisable."""
+    row = state[v]
     f0, f1 = row[V_FREQ], row[V_FREQ2]
     bright = row[V_BRIGHT]
     penv, kp = row[V_PENV], row[V_K_P]
@@ -358,27 +419,46 @@ def _render_snare(row, out, i0, i1, target, ks):
     level, vel = row[V_LEVEL], row[V_VEL_GAIN]
     fade_left = row[V_FADE_LEFT]
     inv_fade_len = 1.0 / row[V_FADE_LEN] if row[V_FADE_LEN] > 0.0 else 0.0
+    # level settled and no choke fade: the gain stays vel * level for the whole call (a level
+    # only moves when its target does, and a fade only starts between calls)
+    steady = level == target and inv_fade_len == 0.0
+    fade = 1.0
+    gain = vel * level
     age = row[V_AGE]
     alive = True
-    for i in range(i0, i1):
-        bend = 1.0 + 0.15 * penv
-        penv = flush(penv * kp)
-        ph0 = _wrap(ph0 + f0 * bend)
-        ph1 = _wrap(ph1 + f1 * bend)
-        body = (0.65 * _sin2pi(ph0) + 0.35 * _sin2pi(ph1)) * eb
-        eb = flush(eb * kb)
-        rng = _xorshift(rng)
-        n = _white(rng)
-        lp, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, n)
-        lp, _, jc1, jc2 = _svf(b1, b2, b3, jc1, jc2, n - k * bp - lp)
-        x = 0.55 * body + bright * (lp * ea)
-        ea = flush(ea * ka)
-        level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
-        out[i] += x * vel * level * fade
-        age += 1.0
-        if fade <= 0.0 or ea < END_LEVEL:
-            alive = False
-            break
+    i = i0
+    while alive and i < i1:
+        n = min(CHUNK, i1 - i)
+        for t in range(n):
+            bend = 1.0 + 0.15 * penv
+            penv = flush(penv * kp)
+            ph0 = _wrap(ph0 + f0 * bend)
+            ph1 = _wrap(ph1 + f1 * bend)
+            rng = _xorshift(rng)
+            w = _white(rng)
+            lp, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, w)
+            lp, _, jc1, jc2 = _svf(b1, b2, b3, jc1, jc2, w - k * bp - lp)
+            if not steady:
+                level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
+                gain = vel * level * fade
+            state[S_PH0, t] = ph0
+            state[S_PH1, t] = ph1
+            state[S_AMP, t] = eb
+            state[S_ADD, t] = bright * (lp * ea)
+            state[S_GAIN, t] = gain
+            eb = flush(eb * kb)
+            ea = flush(ea * ka)
+            if fade <= 0.0 or ea < END_LEVEL:
+                alive = False
+                n = t + 1
+                break
+        age += n
+        for t in range(n):
+            u = _at(t)
+            body = (0.65 * _sin2pi(state[S_PH0, u]) + 0.35 * _sin2pi(state[S_PH1, u]))
+            x = 0.55 * (body * state[S_AMP, u]) + state[S_ADD, u]
+            out[_at(i + t)] += x * state[S_GAIN, u]
+        i += n
     row[V_PENV], row[V_ENV_A], row[V_ENV_B], row[V_PH], row[V_PH + 1] = penv, ea, eb, ph0, ph1
     row[V_F1 + 4], row[V_F1 + 5] = ic1, ic2
     row[V_F2 + 4], row[V_F2 + 5] = jc1, jc2
@@ -388,9 +468,10 @@ def _render_snare(row, out, i0, i1, target, ks):
         row[V_ACTIVE] = 0.0
 
 
-@njit(**JIT)
-def _render_clap(row, out, i0, i1, target, ks):
+@njit(fastmath=FASTMATH, **JIT)
+def _render_clap(state, v, out, i0, i1, target, ks):
     """Bandpassed noise: CLAP_BURSTS re-attacking bursts, then the tail."""
+    row = state[v]
     burst = int(row[V_AUX])
     bright = row[V_BRIGHT]
     ea, ka = row[V_ENV_A], row[V_K_A]
@@ -401,6 +482,11 @@ def _render_clap(row, out, i0, i1, target, ks):
     level, vel = row[V_LEVEL], row[V_VEL_GAIN]
     fade_left = row[V_FADE_LEFT]
     inv_fade_len = 1.0 / row[V_FADE_LEN] if row[V_FADE_LEN] > 0.0 else 0.0
+    # level settled and no choke fade: the gain stays vel * level for the whole call (a level
+    # only moves when its target does, and a fade only starts between calls)
+    steady = level == target and inv_fade_len == 0.0
+    fade = 1.0
+    gain = vel * level
     age = row[V_AGE]
     n_age = int(age)
     bursts_end = CLAP_BURSTS * burst
@@ -422,12 +508,14 @@ def _render_clap(row, out, i0, i1, target, ks):
         rng = _xorshift(rng)
         _, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, _white(rng))
         x = bright * bp * env
-        level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
-        out[i] += x * vel * level * fade
-        age += 1.0
+        if not steady:
+            level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
+            gain = vel * level * fade
+        out[i] += x * gain
         if fade <= 0.0 or ea < END_LEVEL:
             alive = False
             break
+    age = float(n_age)
     row[V_ENV_A], row[V_ENV_B] = ea, eb
     row[V_F1 + 4], row[V_F1 + 5] = ic1, ic2
     row[V_RNG] = float(rng)
@@ -436,10 +524,25 @@ def _render_clap(row, out, i0, i1, target, ks):
         row[V_ACTIVE] = 0.0
 
 
-@njit(**JIT)
-def _render_hat(row, out, i0, i1, target, ks):
-    """Six square oscillators (32-bit integer phases in V_PH..V_PH+5) and noise, two highpasses
-    and a normalised band around the sizzle."""
+@njit(inline="always", **JIT)
+def _hash_white(n):
+    """White noise in [-1, 1) as a hash of the 32-bit counter n (lowbias32): unlike a running
+    generator, any sample of it can be computed on its own, so whole chunks vectorise."""
+    n ^= n >> 16
+    n = (n * 0x7FEB352D) & M32
+    n ^= n >> 15
+    n = (n * 0x846CA68B) & M32
+    n ^= n >> 16
+    return n * (2.0 / 4294967296.0) - 1.0
+
+
+@njit(fastmath=FASTMATH, **JIT)
+def _render_hat(state, v, out, i0, i1, target, ks):
+    """Six square oscillators (32-bit integer phases in V_PH..V_PH+5) and noise (hashed from
+    the voice's seed V_RNG and its age), two highpasses and a normalised band around the sizzle.
+    Per chunk: the oscillators and the noise in one vectorisable loop (integer phases: sample t
+    of a chunk is exactly the running phase), then the filters sample by sample."""
+    row = state[v]
     scale = 4294967296.0
     f = row[V_FREQ]
     # phase increments in 1/2**32 cycles (only the fraction of a cycle matters)
@@ -451,6 +554,7 @@ def _render_hat(row, out, i0, i1, target, ks):
     inc5 = np.int64((HAT_HZ[5] * f - math.floor(HAT_HZ[5] * f)) * scale)
     p0, p1, p2 = np.int64(row[V_PH]), np.int64(row[V_PH + 1]), np.int64(row[V_PH + 2])
     p3, p4, p5 = np.int64(row[V_PH + 3]), np.int64(row[V_PH + 4]), np.int64(row[V_PH + 5])
+    seed = np.int64(row[V_RNG])
     bright = row[V_BRIGHT]
     ea, ka = row[V_ENV_A], row[V_K_A]
     a1, a2, a3, ak = row[V_F1], row[V_F1 + 1], row[V_F1 + 2], row[V_F1 + 3]
@@ -459,51 +563,68 @@ def _render_hat(row, out, i0, i1, target, ks):
     jc1, jc2 = row[V_F2 + 4], row[V_F2 + 5]
     c1, c2, c3, ck = row[V_F3], row[V_F3 + 1], row[V_F3 + 2], row[V_F3 + 3]
     kc1, kc2 = row[V_F3 + 4], row[V_F3 + 5]
-    rng = np.int64(row[V_RNG])
     level, vel = row[V_LEVEL], row[V_VEL_GAIN]
     fade_left = row[V_FADE_LEFT]
     inv_fade_len = 1.0 / row[V_FADE_LEN] if row[V_FADE_LEN] > 0.0 else 0.0
+    # level settled and no choke fade: the gain stays vel * level for the whole call (a level
+    # only moves when its target does, and a fade only starts between calls)
+    steady = level == target and inv_fade_len == 0.0
+    fade = 1.0
+    gain = vel * level
     age = row[V_AGE]
     alive = True
-    for i in range(i0, i1):
-        p0 = (p0 + inc0) & M32
-        p1 = (p1 + inc1) & M32
-        p2 = (p2 + inc2) & M32
-        p3 = (p3 + inc3) & M32
-        p4 = (p4 + inc4) & M32
-        p5 = (p5 + inc5) & M32
-        # each square is +1 in the first half of its cycle, -1 in the second
-        high = (p0 >> 31) + (p1 >> 31) + (p2 >> 31) + (p3 >> 31) + (p4 >> 31) + (p5 >> 31)
-        rng = _xorshift(rng)
-        x = (3 - high) * (1.0 / 3.0) + 0.6 * _white(rng)
-        lp, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, x)
-        hp = x - ak * bp - lp
-        lp, bp, jc1, jc2 = _svf(b1, b2, b3, jc1, jc2, hp)
-        hp2 = hp - bk * bp - lp
-        _, bp, kc1, kc2 = _svf(c1, c2, c3, kc1, kc2, hp2)
-        y = bright * (0.6 * hp2 + 0.4 * (bp * ck)) * ea
-        ea = flush(ea * ka)
-        level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
-        out[i] += y * vel * level * fade
-        age += 1.0
-        if fade <= 0.0 or ea < END_LEVEL:
-            alive = False
-            break
+    i = i0
+    while alive and i < i1:
+        n = min(CHUNK, i1 - i)
+        a0 = np.int64(age)
+        for t in range(n):
+            # each square is +1 in the first half of its cycle, -1 in the second
+            s = t + 1
+            high = (((p0 + s * inc0) & M32) >> 31) + (((p1 + s * inc1) & M32) >> 31)
+            high += (((p2 + s * inc2) & M32) >> 31) + (((p3 + s * inc3) & M32) >> 31)
+            high += (((p4 + s * inc4) & M32) >> 31) + (((p5 + s * inc5) & M32) >> 31)
+            state[S_ADD, _at(t)] = ((3 - high) * (1.0 / 3.0)
+                               + 0.6 * _hash_white((seed + a0 + t) & M32))
+        for t in range(n):
+            x = state[S_ADD, t]
+            lp, bp, ic1, ic2 = _svf(a1, a2, a3, ic1, ic2, x)
+            hp = x - ak * bp - lp
+            lp, bp, jc1, jc2 = _svf(b1, b2, b3, jc1, jc2, hp)
+            hp2 = hp - bk * bp - lp
+            _, bp, kc1, kc2 = _svf(c1, c2, c3, kc1, kc2, hp2)
+            y = bright * (0.6 * hp2 + 0.4 * (bp * ck)) * ea
+            ea = flush(ea * ka)
+            if not steady:
+                level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
+                gain = vel * level * fade
+            out[_at(i + t)] += y * gain
+            if fade <= 0.0 or ea < END_LEVEL:
+                alive = False
+                n = t + 1
+                break
+        age += n
+        p0 = (p0 + n * inc0) & M32
+        p1 = (p1 + n * inc1) & M32
+        p2 = (p2 + n * inc2) & M32
+        p3 = (p3 + n * inc3) & M32
+        p4 = (p4 + n * inc4) & M32
+        p5 = (p5 + n * inc5) & M32
+        i += n
     row[V_PH], row[V_PH + 1], row[V_PH + 2] = float(p0), float(p1), float(p2)
     row[V_PH + 3], row[V_PH + 4], row[V_PH + 5] = float(p3), float(p4), float(p5)
     row[V_ENV_A] = ea
     row[V_F1 + 4], row[V_F1 + 5] = ic1, ic2
     row[V_F2 + 4], row[V_F2 + 5] = jc1, jc2
     row[V_F3 + 4], row[V_F3 + 5] = kc1, kc2
-    row[V_RNG] = float(rng)
     row[V_LEVEL], row[V_FADE_LEFT], row[V_AGE] = level, fade_left, age
     if not alive:
         row[V_ACTIVE] = 0.0
 
 
-@njit(**JIT)
-def _render_rim(row, out, i0, i1, target, ks):
+@njit(fastmath=FASTMATH, **JIT)
+def _render_rim(state, v, out, i0, i1, target, ks):
     """Two sines and a noise click through a highpass."""
+    row = state[v]
     f0, f1 = row[V_FREQ], row[V_FREQ2]
     bright = row[V_BRIGHT]
     ea, ka = row[V_ENV_A], row[V_K_A]
@@ -517,6 +638,11 @@ def _render_rim(row, out, i0, i1, target, ks):
     level, vel = row[V_LEVEL], row[V_VEL_GAIN]
     fade_left = row[V_FADE_LEFT]
     inv_fade_len = 1.0 / row[V_FADE_LEN] if row[V_FADE_LEN] > 0.0 else 0.0
+    # level settled and no choke fade: the gain stays vel * level for the whole call (a level
+    # only moves when its target does, and a fade only starts between calls)
+    steady = level == target and inv_fade_len == 0.0
+    fade = 1.0
+    gain = vel * level
     age = row[V_AGE]
     alive = True
     for i in range(i0, i1):
@@ -532,8 +658,10 @@ def _render_rim(row, out, i0, i1, target, ks):
         lp, bp, jc1, jc2 = _svf(b1, b2, b3, jc1, jc2, s)
         x = 1.1 * (s - bk * bp - lp) * ea
         ea = flush(ea * ka)
-        level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
-        out[i] += x * vel * level * fade
+        if not steady:
+            level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)
+            gain = vel * level * fade
+        out[i] += x * gain
         age += 1.0
         if fade <= 0.0 or ea < END_LEVEL:
             alive = False
@@ -680,24 +808,25 @@ def drum_render(state, params, out, i0, i1, sample_rate):
     if i1 <= i0:
         return
     ks = smooth_coef(LEVEL_SMOOTH_S, max(sample_rate, 1000.0))
+    _target_levels(state, params)
     for v in range(DRUM_VOICES):
         row = state[v]
         if row[V_ACTIVE] == 0.0:
             continue
         inst = int(row[V_INST])
-        target = _target_level(params, inst)
+        target = state[DRUM_GLOBAL, G_LEVELS + inst]
         if inst == KICK:
-            _render_kick_tom(row, out, i0, i1, target, ks, KICK_DRIVE)
+            _render_kick_tom(state, v, out, i0, i1, target, ks, KICK_DRIVE)
         elif inst == SNARE:
-            _render_snare(row, out, i0, i1, target, ks)
+            _render_snare(state, v, out, i0, i1, target, ks)
         elif inst == CLOSED_HAT or inst == OPEN_HAT:
-            _render_hat(row, out, i0, i1, target, ks)
+            _render_hat(state, v, out, i0, i1, target, ks)
         elif inst == CLAP:
-            _render_clap(row, out, i0, i1, target, ks)
+            _render_clap(state, v, out, i0, i1, target, ks)
         elif inst == RIM:
-            _render_rim(row, out, i0, i1, target, ks)
+            _render_rim(state, v, out, i0, i1, target, ks)
         else:
-            _render_kick_tom(row, out, i0, i1, target, ks, TOM_DRIVE)
+            _render_kick_tom(state, v, out, i0, i1, target, ks, TOM_DRIVE)
 
 
 @njit(**JIT)

@@ -49,7 +49,8 @@ D_HDR = 16
 
 
 def delay_alloc_state(sample_rate, max_delay_s=DELAY_MAX_S):
-    """Control side, prepare time: state for delays up to max_delay_s (two lines, L and R)."""
+    """Control side, prepare time: state for delays up to max_delay_s (one stereo line: frame
+    k holds L at D_HDR + 2k and R at D_HDR + 2k + 1)."""
     size = int(math.ceil(max_delay_s * sample_rate)) + 8
     st = np.zeros(D_HDR + 2 * size, dtype=np.float64)
     st[D_SIZE] = size
@@ -79,12 +80,16 @@ def _onepole_coef(hz, sr):
 
 
 @njit(inline="always", **JIT)
-def _hermite2(buf, bl, br, size, pos, d):
-    """Read the two rings `buf[bl:bl+size]` and `buf[br:br+size]` (written at `pos`, not yet
-    this sample) `d` samples back, 4-point cubic Hermite; exact for integer d.
-    Needs 2 <= d <= size - 3."""
-    di = int(d)
-    f = d - di
+def _at(i):
+    """An index known to be >= 0: unsigned, so no negative-index wraparound is compiled in."""
+    return np.uint64(i)
+
+
+@njit(inline="always", **JIT)
+def _hermite2(buf, base, size, pos, di, f):
+    """Read the stereo ring of `size` frames at `base` (frame k: L at base + 2k, R at
+    base + 2k + 1; written at frame `pos`, not yet this sample) di + f samples back (0 <= f < 1),
+    4-point cubic Hermite; exact for f = 0. Needs 2 <= di <= size - 3."""
     k = pos - di
     if k < 0:
         k += size
@@ -95,14 +100,16 @@ def _hermite2(buf, bl, br, size, pos, d):
         kp = kp % size
         km = (km + size) % size
         km2 = (km2 + size) % size
-    l0 = buf[bl + k]
-    lm1 = buf[bl + kp]
-    l1 = buf[bl + km]
-    l2 = buf[bl + km2]
-    r0 = buf[br + k]
-    rm1 = buf[br + kp]
-    r1 = buf[br + km]
-    r2 = buf[br + km2]
+    l0 = buf[_at(base + 2 * k)]
+    r0 = buf[_at(base + 2 * k + 1)]
+    if f == 0.0:
+        return l0, r0
+    lm1 = buf[_at(base + 2 * kp)]
+    rm1 = buf[_at(base + 2 * kp + 1)]
+    l1 = buf[_at(base + 2 * km)]
+    r1 = buf[_at(base + 2 * km + 1)]
+    l2 = buf[_at(base + 2 * km2)]
+    r2 = buf[_at(base + 2 * km2 + 1)]
     c1 = 0.5 * (l1 - lm1)
     c2 = lm1 - 2.5 * l0 + 2.0 * l1 - 0.5 * l2
     c3 = 0.5 * (l2 - lm1) + 1.5 * (l0 - l1)
@@ -114,7 +121,16 @@ def _hermite2(buf, bl, br, size, pos, d):
     return yl, yr
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
+def _delay_mix(fb, pp):
+    """Coefficients of the delay's line inputs from the smoothed feedback and ping-pong:
+    wl = cxl * xl + cxr * xr + cll * lp_l + clr * lp_r, wr = straight * xr + cll * lp_r
+    + clr * lp_l (with pp = 1 the send is mono into the left line, feedback crosses over)."""
+    straight = 1.0 - pp
+    return straight + 0.5 * pp, 0.5 * pp, straight, fb * straight, fb * pp
+
+
+@njit(fastmath={"contract"}, **JIT)
 def delay_process(state, params, in_l, in_r, out_l, out_r, i0, i1, tempo_bpm, sample_rate):
     """AUDIO THREAD. Tempo-synced stereo / ping-pong delay over [i0, i1); adds wet into out.
 
@@ -130,8 +146,7 @@ def delay_process(state, params, in_l, in_r, out_l, out_r, i0, i1, tempo_bpm, sa
         return
     sr = max(sample_rate, 1000.0)
     size = int(state[D_SIZE])
-    bl = D_HDR
-    br = D_HDR + size
+    base = D_HDR
     tempo = clamp(tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM)
     t_time = clamp(params[DELAY_TIME_BEATS], 1.0 / 64.0, 16.0) * 60.0 / tempo * sr
     t_time = clamp(t_time, 4.0, size - 4.0)
@@ -158,6 +173,9 @@ def delay_process(state, params, in_l, in_r, out_l, out_r, i0, i1, tempo_bpm, sa
     lp_r = state[D_LP_R]
     settling = not (d == t_time and fb == t_fb and tone == t_tone and pp == t_pp
                     and mix == t_mix)
+    di = int(d)
+    f = d - di
+    cxl, cxr, straight, cll, clr = _delay_mix(fb, pp)
     for i in range(i0, i1):
         if settling:
             d += kt * (t_time - d)
@@ -174,16 +192,17 @@ def delay_process(state, params, in_l, in_r, out_l, out_r, i0, i1, tempo_bpm, sa
                 pp = t_pp
                 mix = t_mix
                 settling = False
-        yl, yr = _hermite2(state, bl, br, size, pos, d)
+            di = int(d)
+            f = d - di
+            cxl, cxr, straight, cll, clr = _delay_mix(fb, pp)
+        yl, yr = _hermite2(state, base, size, pos, di, f)
         lp_l = flush(lp_l + tone * (yl - lp_l))
         lp_r = flush(lp_r + tone * (yr - lp_r))
         xl = _sane(in_l[i])
         xr = _sane(in_r[i])
-        straight = 1.0 - pp
-        wl = straight * xl + pp * 0.5 * (xl + xr) + fb * (straight * lp_l + pp * lp_r)
-        wr = straight * xr + fb * (straight * lp_r + pp * lp_l)
-        state[bl + pos] = flush(wl)
-        state[br + pos] = flush(wr)
+        w = base + 2 * pos
+        state[_at(w)] = flush(cxl * xl + cxr * xr + cll * lp_l + clr * lp_r)
+        state[_at(w + 1)] = flush(straight * xr + cll * lp_r + clr * lp_l)
         out_l[i] += mix * yl
         out_r[i] += mix * yr
         pos += 1
@@ -228,31 +247,42 @@ DIFFUSER_LEN_48K = (241, 367, 487, 613, 257, 383, 503, 631)
 DIFFUSER_GAIN = (0.7, 0.7, 0.62, 0.62)
 MOD_DEPTH_48K = 6.0  # samples of slow delay modulation on every line: no metallic ringing
 MOD_HZ = (0.31, 0.43, 0.53, 0.67, 0.73, 0.89, 0.97, 1.13)
-MOD_STEP = 16  # the modulation is computed every MOD_STEP samples, linear in between
+MOD_STEP = 32  # the modulation is computed every MOD_STEP samples, linear in between
 REVERB_OUT_GAIN = 1.0
+CHUNK = MOD_STEP  # samples processed stage by stage (never across a modulation control point)
+GUARD = CHUNK     # every ring is followed by a copy of its first GUARD frames
 
 # header: scalars
 R_INIT, R_DAMP, R_MIX, R_PD, R_N, R_MOD_DEPTH = range(6)
-# R_N: sample count modulo the largest ring (every ring is a power of two, so `R_N & mask` is
-# each ring's write frame, and `R_N & (MOD_STEP - 1) == 0` marks a modulation control point)
+# R_N: sample count modulo the longest ring (every ring is a power of two frames long, so
+# `R_N & mask` is each ring's write frame, and `R_N % MOD_STEP == 0` marks a control point)
 R_LINE_OFF, R_LINE_MASK, R_AP_OFF, R_AP_MASK, R_PD_OFF, R_PD_MASK = range(6, 12)
 R_G = 16           # smoothed line gains [8]
 R_G_T = 24         # their targets, written when each call starts [8]
 R_LP = 32          # damping lowpass states [8]
-R_LFO = 40         # modulation phases [8]
-R_LFO_INC = 48     # [8]
+R_LFO_C = 40       # modulation LFOs: rotating phasors (cos, sin) [8] + [8]
+R_LFO_S = 48
 R_LINE_LEN = 56    # nominal line delays (samples) [8]
 R_AP_LEN = 64      # diffuser delays (samples) [8], 0..3 left, 4..7 right
-R_MOD_D = 72       # current modulated line delays (samples) [8]
+R_MOD_D = 72       # modulated line delays (samples) at the current segment's control point [8]
 R_MOD_DD = 80      # their per-sample slopes until the next control point [8]
-R_HDR = 88
-# After the header, three rings of interleaved frames (frame f of a ring holds its channels at
-# off + 8 * f + k, or 2 * f + k for the predelay), each a power of two frames long:
-# the 8 lines, the 8 diffusers, the 2 predelay channels.
+R_MOD_NXT = 88     # their values at the next control point [8]
+R_ROT_C = 96       # each LFO's rotation per MOD_STEP samples (cos, sin) [8] + [8]
+R_ROT_S = 104
+R_LFO0_C = 112     # the LFOs' starting phasors (cos, sin) [8] + [8], for reverb_reset
+R_LFO0_S = 120
+R_HDR = 128
+# After the header: scratch for one chunk (the diffused inputs L and R, the 8 line outputs, the
+# wet gain per sample, the 8 damped and scaled line outputs), then the rings: 8 lines,
+# 8 diffusers, 2 predelay channels. Each ring is a power of two frames long (at least
+# 2 * CHUNK) plus GUARD frames that mirror its first ones, so that any CHUNK + 1 consecutive
+# frames from any start can be read without wrapping.
+S_XL, S_XR, S_O, S_WET, S_S = 0, CHUNK, 2 * CHUNK, 10 * CHUNK, 11 * CHUNK
+SCRATCH = 19 * CHUNK
 
 
 def _pow2_at_least(n):
-    p = 16
+    p = 2 * CHUNK
     while p < n:
         p *= 2
     return p
@@ -266,29 +296,35 @@ def reverb_alloc_state(sample_rate):
     hdr[R_MOD_DEPTH] = depth
     longest = 0
     for i in range(N_LINES):
-        n = max(int(round(LINE_LEN_48K[i] * scale)), 16)
+        # a line reads nothing written in the same chunk: at least CHUNK samples long
+        n = max(int(round(LINE_LEN_48K[i] * scale)), CHUNK + 2 + int(math.ceil(depth)))
         longest = max(longest, n)
         hdr[R_LINE_LEN + i] = n
-        hdr[R_LFO_INC + i] = MOD_HZ[i] / sample_rate
-        hdr[R_LFO + i] = i / N_LINES
+        step = 2.0 * math.pi * MOD_HZ[i] * MOD_STEP / sample_rate
+        hdr[R_ROT_C + i], hdr[R_ROT_S + i] = math.cos(step), math.sin(step)
+        phase = 2.0 * math.pi * i / N_LINES
+        hdr[R_LFO0_C + i] = hdr[R_LFO_C + i] = math.cos(phase)
+        hdr[R_LFO0_S + i] = hdr[R_LFO_S + i] = math.sin(phase)
     line_frames = _pow2_at_least(longest + int(math.ceil(depth)) + 4)
     ap_longest = 0
     for j in range(2 * N_DIFFUSERS):
-        n = max(int(round(DIFFUSER_LEN_48K[j] * scale)), 2)
+        n = max(int(round(DIFFUSER_LEN_48K[j] * scale)), CHUNK)
         ap_longest = max(ap_longest, n)
         hdr[R_AP_LEN + j] = n
     ap_frames = _pow2_at_least(ap_longest + 1)
-    pd_frames = _pow2_at_least(int(math.ceil(REVERB_PREDELAY_MAX_MS * 1e-3 * sample_rate)) + 4)
-    off = R_HDR
+    # (a chunk writes its predelay frames before reading: the longest read stays clear of them)
+    pd_frames = _pow2_at_least(int(math.ceil(REVERB_PREDELAY_MAX_MS * 1e-3 * sample_rate))
+                               + CHUNK + 4)
+    off = R_HDR + SCRATCH
     hdr[R_LINE_OFF] = off
     hdr[R_LINE_MASK] = line_frames - 1
-    off += N_LINES * line_frames
+    off += N_LINES * (line_frames + GUARD)
     hdr[R_AP_OFF] = off
     hdr[R_AP_MASK] = ap_frames - 1
-    off += 2 * N_DIFFUSERS * ap_frames
+    off += 2 * N_DIFFUSERS * (ap_frames + GUARD)
     hdr[R_PD_OFF] = off
     hdr[R_PD_MASK] = pd_frames - 1
-    off += 2 * pd_frames
+    off += 2 * (pd_frames + GUARD)
     st = np.zeros(off, dtype=np.float64)
     st[:R_HDR] = hdr
     return st
@@ -302,12 +338,6 @@ def reverb_default_params():
     p[REVERB_PREDELAY_MS] = 20.0
     p[REVERB_MIX] = 0.25
     return p
-
-
-@njit(inline="always", **JIT)
-def _at(i):
-    """An index known to be >= 0: unsigned, so no negative-index wraparound is compiled in."""
-    return np.uint64(i)
 
 
 @njit(inline="always", **JIT)
@@ -330,39 +360,71 @@ def _store8(state, c, x0, x1, x2, x3, x4, x5, x6, x7):
 
 
 @njit(inline="always", **JIT)
-def _tap(state, base, n, mask, d):
-    """Line output `d` samples back, linearly interpolated: base is the line ring's offset plus
-    the line's channel, n the frame written this sample (not yet written). Needs 1 <= d."""
-    di = int(d)
-    f = d - di
-    a = (n - di) & mask
-    b = (a - 1) & mask
-    x = state[_at(base + 8 * a)]
-    return x + f * (state[_at(base + 8 * b)] - x)
+def _mirror(state, ring, frames, w, c):
+    """Frames w..w+c-1 of a ring were just written: copy those among its first GUARD frames
+    to the guard after its end (a chunk starting below GUARD lies entirely below it)."""
+    if w < GUARD:
+        for t in range(c):
+            state[_at(ring + frames + w + t)] = state[_at(ring + w + t)]
 
 
 @njit(inline="always", **JIT)
-def _allpass(state, base, n, length, mask, x, g):
-    """Schroeder allpass of `length` samples: base is the diffuser ring's offset plus the
-    diffuser's channel, n this sample's frame."""
-    dl = state[_at(base + 8 * ((n - length) & mask))]
-    w = flush(x + g * dl)
-    state[_at(base + 8 * (n & mask))] = w
-    return dl - g * w
+def _allpass_chunk(state, ring, frames, mask, n0, length, x, c, g):
+    """Schroeder allpass of `length` samples over the chunk in scratch at x (in place)."""
+    r = (n0 - length) & mask
+    w = n0 & mask
+    for t in range(c):
+        dl = state[_at(ring + r + t)]
+        v = flush(state[_at(x + t)] + g * dl)
+        state[_at(ring + w + t)] = v
+        state[_at(x + t)] = dl - g * v
+    _mirror(state, ring, frames, w, c)
+
+
+@njit(inline="always", **JIT)
+def _butterfly(state, p, q, c):
+    """In place over a chunk: (x, y) -> (x + y, x - y) for the scratch rows at p and q."""
+    for t in range(c):
+        x = state[_at(p + t)]
+        y = state[_at(q + t)]
+        state[_at(p + t)] = x + y
+        state[_at(q + t)] = x - y
+
+
+@njit(inline="always", **JIT)
+def _butterfly_in(state, p, q, xl, xr, h, ring_a, ring_b, c):
+    """Last Hadamard stage into two lines over a chunk: ring_a gets x + y + h * input L,
+    ring_b gets x - y + h * input R (x, y the scratch rows at p and q, the inputs at xl, xr)."""
+    for t in range(c):
+        x = state[_at(p + t)]
+        y = state[_at(q + t)]
+        state[_at(ring_a + t)] = x + y + h * state[_at(xl + t)]
+        state[_at(ring_b + t)] = x - y + h * state[_at(xr + t)]
 
 
 @njit(**JIT)
 def _mod_step(state):
-    """Modulation control point (every MOD_STEP samples of the sample count): advance each
-    line's LFO by MOD_STEP samples and set the per-sample slope of its delay (R_MOD_DD) so that
-    the delay reaches the LFO's value at the next control point (linear in between)."""
+    """Modulation control point (every MOD_STEP samples of the sample count): each line's delay
+    starts the new segment at the value it was heading for, and heads for its LFO's value
+    MOD_STEP samples later (linear in between). The LFOs are phasors, rotated (and
+    renormalised) once per control point: no sin per sample, nor per control point."""
     depth = state[R_MOD_DEPTH]
     for k in range(N_LINES):
-        ph = state[R_LFO + k] + MOD_STEP * state[R_LFO_INC + k]
-        ph -= math.floor(ph)
-        state[R_LFO + k] = ph
-        nxt = state[R_LINE_LEN + k] + depth * math.sin(2.0 * math.pi * ph)
-        state[R_MOD_DD + k] = (nxt - state[R_MOD_D + k]) * (1.0 / MOD_STEP)
+        c = state[R_LFO_C + k]
+        s = state[R_LFO_S + k]
+        rc = state[R_ROT_C + k]
+        rs = state[R_ROT_S + k]
+        c, s = c * rc - s * rs, s * rc + c * rs
+        r = 1.5 - 0.5 * (c * c + s * s)
+        c *= r
+        s *= r
+        state[R_LFO_C + k] = c
+        state[R_LFO_S + k] = s
+        d = state[R_MOD_NXT + k]
+        nxt = state[R_LINE_LEN + k] + depth * s
+        state[R_MOD_D + k] = d
+        state[R_MOD_NXT + k] = nxt
+        state[R_MOD_DD + k] = (nxt - d) * (1.0 / MOD_STEP)
 
 
 @njit(**JIT)
@@ -374,10 +436,14 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
     giving a 60 dB decay in decay_s and a one-pole lowpass at damping_hz (unity at DC, so
     decay_s is the low-frequency RT60). Left output taps the even lines, right the odd ones.
 
-    The line modulation (a slow sine per line) is computed every MOD_STEP samples of the
-    reverb's own sample count and interpolated linearly in between; smoothing stops once every
-    smoothed value is within SETTLE_* of its target. Both are per-sample decisions on state, so
-    any split of a block gives the same output.
+    Work is done in chunks of at most CHUNK samples that never cross a modulation control
+    point (every MOD_STEP samples of the reverb's own sample count): every stage but the
+    damping / mixing one (recursive) runs over the whole chunk in a loop LLVM vectorises, which
+    is exact because no line or diffuser is shorter than a chunk. The line modulation (a slow
+    sine per line) is linear within a segment, from its state at the control point; smoothing
+    stops once every smoothed value is within SETTLE_* of its target (checked per sample; the
+    predelay time on its own, the rest together). Every value of a sample depends on state and
+    on its place in the segment only, so any split of a block gives the same output.
     """
     if i1 <= i0:
         return
@@ -388,159 +454,180 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
     t_damp = _onepole_coef(clamp(params[REVERB_DAMPING_HZ], 500.0, 0.45 * sr), sr)
     pm = int(state[R_PD_MASK])
     t_pd = clamp(params[REVERB_PREDELAY_MS], 0.0, REVERB_PREDELAY_MAX_MS) * 1e-3 * sr
-    t_pd = min(t_pd, pm - 1.0)
+    t_pd = min(t_pd, pm - CHUNK - 2.0)
     t_mix = clamp(params[REVERB_MIX], 0.0, 1.0)
     if state[R_INIT] == 0.0:
         state[R_INIT] = 1.0
         for k in range(N_LINES):
             state[R_G + k] = state[R_G_T + k]
-            state[R_MOD_D + k] = (state[R_LINE_LEN + k]
-                                  + state[R_MOD_DEPTH] * math.sin(2.0 * math.pi * state[R_LFO + k]))
+            state[R_MOD_NXT + k] = state[R_LINE_LEN + k] + state[R_MOD_DEPTH] * state[R_LFO_S + k]
         state[R_DAMP] = t_damp
         state[R_PD] = t_pd
         state[R_MIX] = t_mix
     ks = smooth_coef(SMOOTH_S, sr)
     kt = smooth_coef(DELAY_TIME_SMOOTH_S, sr)
     norm = 1.0 / math.sqrt(8.0)
-    lo = int(state[R_LINE_OFF])
     lm = int(state[R_LINE_MASK])
-    ao = int(state[R_AP_OFF])
     am = int(state[R_AP_MASK])
-    po = int(state[R_PD_OFF])
+    lf = lm + 1 + GUARD   # distance between two line rings
+    af = am + 1 + GUARD
+    lo = int(state[R_LINE_OFF])
+    ao = int(state[R_AP_OFF])
+    pl = int(state[R_PD_OFF])
+    pr = pl + pm + 1 + GUARD
+    sc = R_HDR            # scratch
     nm = max(lm, am, pm)  # R_N wraps at the longest ring (a multiple of every other one)
-    n = int(state[R_N])
+    n0 = int(state[R_N])
     damp = state[R_DAMP]
     mix = state[R_MIX]
     pd = state[R_PD]
-    d0, d1, d2, d3, d4, d5, d6, d7 = _floats8(state, R_MOD_D)
-    dd0, dd1, dd2, dd3, dd4, dd5, dd6, dd7 = _floats8(state, R_MOD_DD)
     lp0, lp1, lp2, lp3, lp4, lp5, lp6, lp7 = _floats8(state, R_LP)
     g0, g1, g2, g3, g4, g5, g6, g7 = _floats8(state, R_G)
     gt0, gt1, gt2, gt3, gt4, gt5, gt6, gt7 = _floats8(state, R_G_T)
-    n0 = int(state[R_AP_LEN])
-    n1 = int(state[R_AP_LEN + 1])
-    n2 = int(state[R_AP_LEN + 2])
-    n3 = int(state[R_AP_LEN + 3])
-    n4 = int(state[R_AP_LEN + 4])
-    n5 = int(state[R_AP_LEN + 5])
-    n6 = int(state[R_AP_LEN + 6])
-    n7 = int(state[R_AP_LEN + 7])
-    settling = not (damp == t_damp and mix == t_mix and pd == t_pd and g0 == gt0 and g1 == gt1
+    gn0, gn1, gn2, gn3 = norm * g0, norm * g1, norm * g2, norm * g3
+    gn4, gn5, gn6, gn7 = norm * g4, norm * g5, norm * g6, norm * g7
+    pd_settling = pd != t_pd
+    settling = not (damp == t_damp and mix == t_mix and g0 == gt0 and g1 == gt1
                     and g2 == gt2 and g3 == gt3 and g4 == gt4 and g5 == gt5 and g6 == gt6
                     and g7 == gt7)
-    for i in range(i0, i1):
-        if settling:
-            damp += ks * (t_damp - damp)
-            mix += ks * (t_mix - mix)
-            pd += kt * (t_pd - pd)
-            g0 += ks * (gt0 - g0)
-            g1 += ks * (gt1 - g1)
-            g2 += ks * (gt2 - g2)
-            g3 += ks * (gt3 - g3)
-            g4 += ks * (gt4 - g4)
-            g5 += ks * (gt5 - g5)
-            g6 += ks * (gt6 - g6)
-            g7 += ks * (gt7 - g7)
-            if (abs(t_damp - damp) <= SETTLE_LEVEL and abs(t_mix - mix) <= SETTLE_LEVEL
-                    and abs(t_pd - pd) <= SETTLE_SAMPLES
-                    and abs(gt0 - g0) <= SETTLE_LEVEL and abs(gt1 - g1) <= SETTLE_LEVEL
-                    and abs(gt2 - g2) <= SETTLE_LEVEL and abs(gt3 - g3) <= SETTLE_LEVEL
-                    and abs(gt4 - g4) <= SETTLE_LEVEL and abs(gt5 - g5) <= SETTLE_LEVEL
-                    and abs(gt6 - g6) <= SETTLE_LEVEL and abs(gt7 - g7) <= SETTLE_LEVEL):
-                damp = t_damp
-                mix = t_mix
-                pd = t_pd
-                g0, g1, g2, g3, g4, g5, g6, g7 = gt0, gt1, gt2, gt3, gt4, gt5, gt6, gt7
-                settling = False
-        if n & (MOD_STEP - 1) == 0:
-            _store8(state, R_MOD_D, d0, d1, d2, d3, d4, d5, d6, d7)
+    i = i0
+    while i < i1:
+        j0 = n0 & (MOD_STEP - 1)  # place in the modulation segment
+        if j0 == 0:
             _mod_step(state)
-            dd0, dd1, dd2, dd3, dd4, dd5, dd6, dd7 = _floats8(state, R_MOD_DD)
-        # predelay: write, then read pd samples back (pd = 0 reads this sample)
-        w = po + 2 * (n & pm)
-        state[_at(w)] = _sane(in_l[i])
-        state[_at(w + 1)] = _sane(in_r[i])
-        di = int(pd)
-        f = pd - di
-        a = po + 2 * ((n - di) & pm)
-        b = po + 2 * ((n - di - 1) & pm)
-        xl = state[_at(a)]
-        xr = state[_at(a + 1)]
-        xl += f * (state[_at(b)] - xl)
-        xr += f * (state[_at(b + 1)] - xr)
+        c = min(i1 - i, MOD_STEP - j0)
+        # predelay: write the chunk, then read pd samples back (pd = 0 reads this sample)
+        w = n0 & pm
+        for t in range(c):
+            state[_at(pl + w + t)] = _sane(in_l[_at(i + t)])
+            state[_at(pr + w + t)] = _sane(in_r[_at(i + t)])
+        _mirror(state, pl, pm + 1, w, c)
+        _mirror(state, pr, pm + 1, w, c)
+        if pd_settling:
+            for t in range(c):
+                pd += kt * (t_pd - pd)
+                if abs(t_pd - pd) <= SETTLE_SAMPLES:
+                    pd = t_pd
+                    pd_settling = False
+                di = int(pd)
+                f = pd - di
+                b = (n0 + t - di - 1) & pm
+                xa = state[_at(pl + b + 1)]
+                state[_at(sc + S_XL + t)] = xa + f * (state[_at(pl + b)] - xa)
+                xa = state[_at(pr + b + 1)]
+                state[_at(sc + S_XR + t)] = xa + f * (state[_at(pr + b)] - xa)
+        else:
+            di = int(pd)
+            f = pd - di
+            b = (n0 - di - 1) & pm
+            for t in range(c):
+                xa = state[_at(pl + b + 1 + t)]
+                state[_at(sc + S_XL + t)] = xa + f * (state[_at(pl + b + t)] - xa)
+            for t in range(c):
+                xa = state[_at(pr + b + 1 + t)]
+                state[_at(sc + S_XR + t)] = xa + f * (state[_at(pr + b + t)] - xa)
         # input diffusers
-        xl = _allpass(state, ao, n, n0, am, xl, DIFFUSER_GAIN[0])
-        xr = _allpass(state, ao + 4, n, n4, am, xr, DIFFUSER_GAIN[0])
-        xl = _allpass(state, ao + 1, n, n1, am, xl, DIFFUSER_GAIN[1])
-        xr = _allpass(state, ao + 5, n, n5, am, xr, DIFFUSER_GAIN[1])
-        xl = _allpass(state, ao + 2, n, n2, am, xl, DIFFUSER_GAIN[2])
-        xr = _allpass(state, ao + 6, n, n6, am, xr, DIFFUSER_GAIN[2])
-        xl = _allpass(state, ao + 3, n, n3, am, xl, DIFFUSER_GAIN[3])
-        xr = _allpass(state, ao + 7, n, n7, am, xr, DIFFUSER_GAIN[3])
-        # line outputs, damped and scaled
-        o0 = _tap(state, lo, n, lm, d0)
-        o1 = _tap(state, lo + 1, n, lm, d1)
-        o2 = _tap(state, lo + 2, n, lm, d2)
-        o3 = _tap(state, lo + 3, n, lm, d3)
-        o4 = _tap(state, lo + 4, n, lm, d4)
-        o5 = _tap(state, lo + 5, n, lm, d5)
-        o6 = _tap(state, lo + 6, n, lm, d6)
-        o7 = _tap(state, lo + 7, n, lm, d7)
-        wet = mix * (REVERB_OUT_GAIN * 0.5)
-        out_l[i] += wet * (o0 - o2 + o4 - o6)
-        out_r[i] += wet * (o1 - o3 + o5 - o7)
-        lp0 = flush(lp0 + damp * (o0 - lp0))
-        lp1 = flush(lp1 + damp * (o1 - lp1))
-        lp2 = flush(lp2 + damp * (o2 - lp2))
-        lp3 = flush(lp3 + damp * (o3 - lp3))
-        lp4 = flush(lp4 + damp * (o4 - lp4))
-        lp5 = flush(lp5 + damp * (o5 - lp5))
-        lp6 = flush(lp6 + damp * (o6 - lp6))
-        lp7 = flush(lp7 + damp * (o7 - lp7))
-        s0 = g0 * lp0
-        s1 = g1 * lp1
-        s2 = g2 * lp2
-        s3 = g3 * lp3
-        s4 = g4 * lp4
-        s5 = g5 * lp5
-        s6 = g6 * lp6
-        s7 = g7 * lp7
-        # Hadamard 8x8 (three butterfly stages), normalised
-        a0, a1 = s0 + s1, s0 - s1
-        a2, a3 = s2 + s3, s2 - s3
-        a4, a5 = s4 + s5, s4 - s5
-        a6, a7 = s6 + s7, s6 - s7
-        b0, b2 = a0 + a2, a0 - a2
-        b1, b3 = a1 + a3, a1 - a3
-        b4, b6 = a4 + a6, a4 - a6
-        b5, b7 = a5 + a7, a5 - a7
-        # line inputs: sums of flushed (or exactly 0) values, never denormal themselves
-        w = lo + 8 * (n & lm)
-        hl = 0.5 * xl
-        hr = 0.5 * xr
-        state[_at(w)] = norm * (b0 + b4) + hl
-        state[_at(w + 1)] = norm * (b1 + b5) - hl
-        state[_at(w + 2)] = norm * (b2 + b6) + hl
-        state[_at(w + 3)] = norm * (b3 + b7) - hl
-        state[_at(w + 4)] = norm * (b0 - b4) + hr
-        state[_at(w + 5)] = norm * (b1 - b5) - hr
-        state[_at(w + 6)] = norm * (b2 - b6) + hr
-        state[_at(w + 7)] = norm * (b3 - b7) - hr
-        d0 += dd0
-        d1 += dd1
-        d2 += dd2
-        d3 += dd3
-        d4 += dd4
-        d5 += dd5
-        d6 += dd6
-        d7 += dd7
-        n = (n + 1) & nm
-    state[R_N] = n
+        for j in range(N_DIFFUSERS):
+            _allpass_chunk(state, ao + j * af, am + 1, am, n0, int(state[R_AP_LEN + j]),
+                           sc + S_XL, c, DIFFUSER_GAIN[j])
+            _allpass_chunk(state, ao + (N_DIFFUSERS + j) * af, am + 1, am, n0,
+                           int(state[R_AP_LEN + N_DIFFUSERS + j]), sc + S_XR, c,
+                           DIFFUSER_GAIN[j])
+        # line outputs (taps, read before this chunk's writes)
+        for k in range(N_LINES):
+            d = state[R_MOD_D + k]
+            dd = state[R_MOD_DD + k]
+            di = int(d)
+            e = d - di
+            ring = lo + k * lf
+            b = (n0 - di - 1) & lm
+            o = sc + S_O + k * CHUNK
+            for t in range(c):
+                f = e + (j0 + t) * dd
+                xa = state[_at(ring + b + 1 + t)]
+                state[_at(o + t)] = xa + f * (state[_at(ring + b + t)] - xa)
+        # damping and gains (recursive, sample by sample), the normalisation folded into gn
+        for t in range(c):
+            if settling:
+                damp += ks * (t_damp - damp)
+                mix += ks * (t_mix - mix)
+                g0 += ks * (gt0 - g0)
+                g1 += ks * (gt1 - g1)
+                g2 += ks * (gt2 - g2)
+                g3 += ks * (gt3 - g3)
+                g4 += ks * (gt4 - g4)
+                g5 += ks * (gt5 - g5)
+                g6 += ks * (gt6 - g6)
+                g7 += ks * (gt7 - g7)
+                if (abs(t_damp - damp) <= SETTLE_LEVEL and abs(t_mix - mix) <= SETTLE_LEVEL
+                        and abs(gt0 - g0) <= SETTLE_LEVEL and abs(gt1 - g1) <= SETTLE_LEVEL
+                        and abs(gt2 - g2) <= SETTLE_LEVEL and abs(gt3 - g3) <= SETTLE_LEVEL
+                        and abs(gt4 - g4) <= SETTLE_LEVEL and abs(gt5 - g5) <= SETTLE_LEVEL
+                        and abs(gt6 - g6) <= SETTLE_LEVEL and abs(gt7 - g7) <= SETTLE_LEVEL):
+                    damp = t_damp
+                    mix = t_mix
+                    g0, g1, g2, g3, g4, g5, g6, g7 = gt0, gt1, gt2, gt3, gt4, gt5, gt6, gt7
+                    settling = False
+                gn0, gn1, gn2, gn3 = norm * g0, norm * g1, norm * g2, norm * g3
+                gn4, gn5, gn6, gn7 = norm * g4, norm * g5, norm * g6, norm * g7
+            state[_at(sc + S_WET + t)] = mix * (REVERB_OUT_GAIN * 0.5)
+            o = sc + S_O + t
+            lp0 = flush(lp0 + damp * (state[_at(o)] - lp0))
+            lp1 = flush(lp1 + damp * (state[_at(o + CHUNK)] - lp1))
+            lp2 = flush(lp2 + damp * (state[_at(o + 2 * CHUNK)] - lp2))
+            lp3 = flush(lp3 + damp * (state[_at(o + 3 * CHUNK)] - lp3))
+            lp4 = flush(lp4 + damp * (state[_at(o + 4 * CHUNK)] - lp4))
+            lp5 = flush(lp5 + damp * (state[_at(o + 5 * CHUNK)] - lp5))
+            lp6 = flush(lp6 + damp * (state[_at(o + 6 * CHUNK)] - lp6))
+            lp7 = flush(lp7 + damp * (state[_at(o + 7 * CHUNK)] - lp7))
+            q = sc + S_S + t
+            state[_at(q)] = gn0 * lp0
+            state[_at(q + CHUNK)] = gn1 * lp1
+            state[_at(q + 2 * CHUNK)] = gn2 * lp2
+            state[_at(q + 3 * CHUNK)] = gn3 * lp3
+            state[_at(q + 4 * CHUNK)] = gn4 * lp4
+            state[_at(q + 5 * CHUNK)] = gn5 * lp5
+            state[_at(q + 6 * CHUNK)] = gn6 * lp6
+            state[_at(q + 7 * CHUNK)] = gn7 * lp7
+        # Hadamard 8x8 (three butterfly stages) over the chunk, into the lines with the input
+        # (line inputs: sums of flushed or exactly-0 values, never denormal themselves)
+        q = sc + S_S
+        _butterfly(state, q, q + CHUNK, c)
+        _butterfly(state, q + 2 * CHUNK, q + 3 * CHUNK, c)
+        _butterfly(state, q + 4 * CHUNK, q + 5 * CHUNK, c)
+        _butterfly(state, q + 6 * CHUNK, q + 7 * CHUNK, c)
+        _butterfly(state, q, q + 2 * CHUNK, c)
+        _butterfly(state, q + CHUNK, q + 3 * CHUNK, c)
+        _butterfly(state, q + 4 * CHUNK, q + 6 * CHUNK, c)
+        _butterfly(state, q + 5 * CHUNK, q + 7 * CHUNK, c)
+        w = n0 & lm
+        x = lo + w
+        xl = sc + S_XL
+        xr = sc + S_XR
+        _butterfly_in(state, q, q + 4 * CHUNK, xl, xr, 0.5, x, x + 4 * lf, c)
+        _butterfly_in(state, q + CHUNK, q + 5 * CHUNK, xl, xr, -0.5, x + lf, x + 5 * lf, c)
+        _butterfly_in(state, q + 2 * CHUNK, q + 6 * CHUNK, xl, xr, 0.5, x + 2 * lf, x + 6 * lf, c)
+        _butterfly_in(state, q + 3 * CHUNK, q + 7 * CHUNK, xl, xr, -0.5, x + 3 * lf, x + 7 * lf,
+                      c)
+        if w < GUARD:
+            for k in range(N_LINES):
+                _mirror(state, lo + k * lf, lm + 1, w, c)
+        # outputs: left taps the even lines, right the odd ones
+        o = sc + S_O
+        for t in range(c):
+            out_l[_at(i + t)] += state[_at(sc + S_WET + t)] * (
+                state[_at(o + t)] - state[_at(o + 2 * CHUNK + t)]
+                + state[_at(o + 4 * CHUNK + t)] - state[_at(o + 6 * CHUNK + t)])
+        for t in range(c):
+            out_r[_at(i + t)] += state[_at(sc + S_WET + t)] * (
+                state[_at(o + CHUNK + t)] - state[_at(o + 3 * CHUNK + t)]
+                + state[_at(o + 5 * CHUNK + t)] - state[_at(o + 7 * CHUNK + t)])
+        n0 = (n0 + c) & nm
+        i += c
+    state[R_N] = n0
     state[R_DAMP] = damp
     state[R_MIX] = mix
     state[R_PD] = pd
-    _store8(state, R_MOD_D, d0, d1, d2, d3, d4, d5, d6, d7)
-    _store8(state, R_MOD_DD, dd0, dd1, dd2, dd3, dd4, dd5, dd6, dd7)
     _store8(state, R_LP, lp0, lp1, lp2, lp3, lp4, lp5, lp6, lp7)
     _store8(state, R_G, g0, g1, g2, g3, g4, g5, g6, g7)
 
@@ -558,7 +645,9 @@ def reverb_reset(state):
         state[R_G + k] = 0.0
         state[R_G_T + k] = 0.0
         state[R_LP + k] = 0.0
-        state[R_LFO + k] = k / N_LINES
+        state[R_LFO_C + k] = state[R_LFO0_C + k]
+        state[R_LFO_S + k] = state[R_LFO0_S + k]
         state[R_MOD_D + k] = 0.0
         state[R_MOD_DD + k] = 0.0
+        state[R_MOD_NXT + k] = 0.0
     state[R_HDR:] = 0.0

@@ -75,6 +75,7 @@ C_MIDI_SOURCE = 16    # source id stamped on MIDI read inside the JACK callback
 C_CLOCK_SEQ = 17      # seqlock over the two below: odd while the audio thread writes them
 C_BLOCK_NS = 18       # CLOCK_MONOTONIC time (ns) at which the last block started rendering
 C_BLOCK_SAMPLE = 19   # the sample time of that block's first sample
+C_FRAME_OFFSET = 20   # JACK driver: JACK frame time minus engine sample time (for alignment)
 C_CHAN_PART = 32      # 16 entries: part played by each MIDI channel read in the callback
 C_TIMESPEC = 48       # 2 entries: struct timespec scratch for clock_gettime
 CTL_SIZE = 64
