@@ -77,6 +77,7 @@ def _open_driver(cfg: dict, session_factory):
         warm_up(("jack",))
         client = JackClient()
         session = session_factory(client.sample_rate)
+        session.scheduler.advance(0)          # the first look-ahead is queued before audio runs
         client.start(session.state)
         targets = audio["connect"]
         client.connect_outputs("auto" if targets == ["auto"] else targets)
@@ -90,6 +91,7 @@ def _open_driver(cfg: dict, session_factory):
     sr = audio["sample_rate"] or int(device["default_samplerate"])
     warm_up((("portaudio",) if audio["callback"] == "compiled" else ()))
     session = session_factory(sr)
+    session.scheduler.advance(0)
     stream = portaudio.PortAudioStream(session.state, device, audio["block_size"],
                                        audio["callback"], audio["latency"]).start()
     _say(f"audio: {device['name']} ({device['hostapi']}) at {sr} Hz, "

@@ -555,13 +555,14 @@ def _render_hat(state, v, out, i0, i1, target, ks):
     p0, p1, p2 = np.int64(row[V_PH]), np.int64(row[V_PH + 1]), np.int64(row[V_PH + 2])
     p3, p4, p5 = np.int64(row[V_PH + 3]), np.int64(row[V_PH + 4]), np.int64(row[V_PH + 5])
     seed = np.int64(row[V_RNG])
-    bright = row[V_BRIGHT]
+    c6 = 0.6 * row[V_BRIGHT]
+    c4 = 0.4 * row[V_BRIGHT] * row[V_F3 + 3]
     ea, ka = row[V_ENV_A], row[V_K_A]
     a1, a2, a3, ak = row[V_F1], row[V_F1 + 1], row[V_F1 + 2], row[V_F1 + 3]
     ic1, ic2 = row[V_F1 + 4], row[V_F1 + 5]
     b1, b2, b3, bk = row[V_F2], row[V_F2 + 1], row[V_F2 + 2], row[V_F2 + 3]
     jc1, jc2 = row[V_F2 + 4], row[V_F2 + 5]
-    c1, c2, c3, ck = row[V_F3], row[V_F3 + 1], row[V_F3 + 2], row[V_F3 + 3]
+    c1, c2, c3 = row[V_F3], row[V_F3 + 1], row[V_F3 + 2]
     kc1, kc2 = row[V_F3 + 4], row[V_F3 + 5]
     level, vel = row[V_LEVEL], row[V_VEL_GAIN]
     fade_left = row[V_FADE_LEFT]
@@ -592,7 +593,7 @@ def _render_hat(state, v, out, i0, i1, target, ks):
             lp, bp, jc1, jc2 = _svf(b1, b2, b3, jc1, jc2, hp)
             hp2 = hp - bk * bp - lp
             _, bp, kc1, kc2 = _svf(c1, c2, c3, kc1, kc2, hp2)
-            y = bright * (0.6 * hp2 + 0.4 * (bp * ck)) * ea
+            y = (c6 * hp2 + c4 * bp) * ea  # 0.6 * highpass + 0.4 * normalised band
             ea = flush(ea * ka)
             if not steady:
                 level, fade_left, fade = _tail(level, target, ks, fade_left, inv_fade_len)

@@ -45,12 +45,15 @@ TEMPO_MIN_BPM, TEMPO_MAX_BPM = 20.0, 400.0
 
 # header
 D_INIT, D_POS, D_SIZE, D_TIME, D_FB, D_TONE, D_PP, D_MIX, D_LP_L, D_LP_R = range(10)
-D_HDR = 16
+D_CHUNK = 32       # samples per stage-by-stage chunk (see delay_process)
+D_YL = 16          # scratch: the chunk's line outputs L [D_CHUNK] and R [D_CHUNK]
+D_YR = D_YL + D_CHUNK
+D_HDR = D_YR + D_CHUNK
 
 
 def delay_alloc_state(sample_rate, max_delay_s=DELAY_MAX_S):
-    """Control side, prepare time: state for delays up to max_delay_s (one stereo line: frame
-    k holds L at D_HDR + 2k and R at D_HDR + 2k + 1)."""
+    """Control side, prepare time: state for delays up to max_delay_s (two lines, L at D_HDR,
+    R right after it)."""
     size = int(math.ceil(max_delay_s * sample_rate)) + 8
     st = np.zeros(D_HDR + 2 * size, dtype=np.float64)
     st[D_SIZE] = size
@@ -86,39 +89,49 @@ def _at(i):
 
 
 @njit(inline="always", **JIT)
-def _hermite2(buf, base, size, pos, di, f):
-    """Read the stereo ring of `size` frames at `base` (frame k: L at base + 2k, R at
-    base + 2k + 1; written at frame `pos`, not yet this sample) di + f samples back (0 <= f < 1),
-    4-point cubic Hermite; exact for f = 0. Needs 2 <= di <= size - 3."""
+def _hermite(buf, b, k, f):
+    """4-point cubic Hermite read of the ring at b around slot k (k - 2 .. k + 1 all inside
+    it), a fraction f (0 <= f < 1) of a sample further back than slot k; exact for f = 0."""
+    y0 = buf[_at(b + k)]
+    ym1 = buf[_at(b + k + 1)]
+    y1 = buf[_at(b + k - 1)]
+    y2 = buf[_at(b + k - 2)]
+    c1 = 0.5 * (y1 - ym1)
+    c2 = ym1 - 2.5 * y0 + 2.0 * y1 - 0.5 * y2
+    c3 = 0.5 * (y2 - ym1) + 1.5 * (y0 - y1)
+    return ((c3 * f + c2) * f + c1) * f + y0
+
+
+@njit(inline="always", **JIT)
+def _hermite2(buf, bl, br, size, pos, di, f):
+    """Read the rings of `size` at bl and br (written at `pos`, not yet this sample)
+    di + f samples back (0 <= f < 1), 4-point cubic Hermite; exact for f = 0.
+    Needs 2 <= di <= size - 3."""
     k = pos - di
     if k < 0:
         k += size
-    kp = k + 1
-    km = k - 1
-    km2 = k - 2
-    if km2 < 0 or kp >= size:  # a neighbour wraps around (rare): the slow, general way
-        kp = kp % size
-        km = (km + size) % size
-        km2 = (km2 + size) % size
-    l0 = buf[_at(base + 2 * k)]
-    r0 = buf[_at(base + 2 * k + 1)]
+    if k < 2 or k + 1 >= size:  # a neighbour wraps around (rare): the slow, general way
+        kp = (k + 1) % size
+        km = (k - 1 + size) % size
+        km2 = (k - 2 + size) % size
+        if f == 0.0:
+            return buf[_at(bl + k)], buf[_at(br + k)]
+        yl = buf[_at(bl + k)]
+        yr = buf[_at(br + k)]
+        lm1, l1, l2 = buf[_at(bl + kp)], buf[_at(bl + km)], buf[_at(bl + km2)]
+        rm1, r1, r2 = buf[_at(br + kp)], buf[_at(br + km)], buf[_at(br + km2)]
+        c1 = 0.5 * (l1 - lm1)
+        c2 = lm1 - 2.5 * yl + 2.0 * l1 - 0.5 * l2
+        c3 = 0.5 * (l2 - lm1) + 1.5 * (yl - l1)
+        yl = ((c3 * f + c2) * f + c1) * f + yl
+        c1 = 0.5 * (r1 - rm1)
+        c2 = rm1 - 2.5 * yr + 2.0 * r1 - 0.5 * r2
+        c3 = 0.5 * (r2 - rm1) + 1.5 * (yr - r1)
+        yr = ((c3 * f + c2) * f + c1) * f + yr
+        return yl, yr
     if f == 0.0:
-        return l0, r0
-    lm1 = buf[_at(base + 2 * kp)]
-    rm1 = buf[_at(base + 2 * kp + 1)]
-    l1 = buf[_at(base + 2 * km)]
-    r1 = buf[_at(base + 2 * km + 1)]
-    l2 = buf[_at(base + 2 * km2)]
-    r2 = buf[_at(base + 2 * km2 + 1)]
-    c1 = 0.5 * (l1 - lm1)
-    c2 = lm1 - 2.5 * l0 + 2.0 * l1 - 0.5 * l2
-    c3 = 0.5 * (l2 - lm1) + 1.5 * (l0 - l1)
-    yl = ((c3 * f + c2) * f + c1) * f + l0
-    c1 = 0.5 * (r1 - rm1)
-    c2 = rm1 - 2.5 * r0 + 2.0 * r1 - 0.5 * r2
-    c3 = 0.5 * (r2 - rm1) + 1.5 * (r0 - r1)
-    yr = ((c3 * f + c2) * f + c1) * f + r0
-    return yl, yr
+        return buf[_at(bl + k)], buf[_at(br + k)]
+    return _hermite(buf, bl, k, f), _hermite(buf, br, k, f)
 
 
 @njit(inline="always", **JIT)
@@ -146,7 +159,6 @@ def delay_process(state, params, in_l, in_r, out_l, out_r, i0, i1, tempo_bpm, sa
         return
     sr = max(sample_rate, 1000.0)
     size = int(state[D_SIZE])
-    base = D_HDR
     tempo = clamp(tempo_bpm, TEMPO_MIN_BPM, TEMPO_MAX_BPM)
     t_time = clamp(params[DELAY_TIME_BEATS], 1.0 / 64.0, 16.0) * 60.0 / tempo * sr
     t_time = clamp(t_time, 4.0, size - 4.0)
@@ -176,36 +188,72 @@ def delay_process(state, params, in_l, in_r, out_l, out_r, i0, i1, tempo_bpm, sa
     di = int(d)
     f = d - di
     cxl, cxr, straight, cll, clr = _delay_mix(fb, pp)
-    for i in range(i0, i1):
-        if settling:
-            d += kt * (t_time - d)
-            fb += ks * (t_fb - fb)
-            tone += ks * (t_tone - tone)
-            pp += ks * (t_pp - pp)
-            mix += ks * (t_mix - mix)
-            if (abs(t_time - d) <= SETTLE_SAMPLES and abs(t_fb - fb) <= SETTLE_LEVEL
-                    and abs(t_tone - tone) <= SETTLE_LEVEL and abs(t_pp - pp) <= SETTLE_LEVEL
-                    and abs(t_mix - mix) <= SETTLE_LEVEL):
-                d = t_time
-                fb = t_fb
-                tone = t_tone
-                pp = t_pp
-                mix = t_mix
-                settling = False
-            di = int(d)
-            f = d - di
-            cxl, cxr, straight, cll, clr = _delay_mix(fb, pp)
-        yl, yr = _hermite2(state, base, size, pos, di, f)
-        lp_l = flush(lp_l + tone * (yl - lp_l))
-        lp_r = flush(lp_r + tone * (yr - lp_r))
-        xl = _sane(in_l[i])
-        xr = _sane(in_r[i])
-        w = base + 2 * pos
-        state[_at(w)] = flush(cxl * xl + cxr * xr + cll * lp_l + clr * lp_r)
-        state[_at(w + 1)] = flush(straight * xr + cll * lp_r + clr * lp_l)
-        out_l[i] += mix * yl
-        out_r[i] += mix * yr
-        pos += 1
+    bl = D_HDR
+    br = D_HDR + size
+    i = i0
+    while i < i1:
+        c = min(i1 - i, D_CHUNK, size - pos)  # the writes of a chunk never wrap around
+        k0 = pos - di
+        if k0 < 0:
+            k0 += size
+        if not settling and di > D_CHUNK + 2 and k0 >= 2 and k0 + c < size:
+            # steady, and the chunk's reads (slots k0 - 2 .. k0 + c) neither wrap around nor
+            # reach its writes: the reads and the outputs go over the whole chunk in
+            # vectorisable loops, only the feedback filter goes sample by sample
+            if f == 0.0:
+                for t in range(c):
+                    state[_at(D_YL + t)] = state[_at(bl + k0 + t)]
+                    state[_at(D_YR + t)] = state[_at(br + k0 + t)]
+            else:
+                for t in range(c):
+                    state[_at(D_YL + t)] = _hermite(state, bl, k0 + t, f)
+                for t in range(c):
+                    state[_at(D_YR + t)] = _hermite(state, br, k0 + t, f)
+            for t in range(c):
+                yl = state[_at(D_YL + t)]
+                yr = state[_at(D_YR + t)]
+                lp_l = flush(lp_l + tone * (yl - lp_l))
+                lp_r = flush(lp_r + tone * (yr - lp_r))
+                xl = _sane(in_l[_at(i + t)])
+                xr = _sane(in_r[_at(i + t)])
+                state[_at(bl + pos + t)] = flush(cxl * xl + cxr * xr + cll * lp_l + clr * lp_r)
+                state[_at(br + pos + t)] = flush(straight * xr + cll * lp_r + clr * lp_l)
+            for t in range(c):
+                out_l[_at(i + t)] += mix * state[_at(D_YL + t)]
+            for t in range(c):
+                out_r[_at(i + t)] += mix * state[_at(D_YR + t)]
+        else:
+            for t in range(c):
+                if settling:
+                    d += kt * (t_time - d)
+                    fb += ks * (t_fb - fb)
+                    tone += ks * (t_tone - tone)
+                    pp += ks * (t_pp - pp)
+                    mix += ks * (t_mix - mix)
+                    if (abs(t_time - d) <= SETTLE_SAMPLES and abs(t_fb - fb) <= SETTLE_LEVEL
+                            and abs(t_tone - tone) <= SETTLE_LEVEL
+                            and abs(t_pp - pp) <= SETTLE_LEVEL
+                            and abs(t_mix - mix) <= SETTLE_LEVEL):
+                        d = t_time
+                        fb = t_fb
+                        tone = t_tone
+                        pp = t_pp
+                        mix = t_mix
+                        settling = False
+                    di = int(d)
+                    f = d - di
+                    cxl, cxr, straight, cll, clr = _delay_mix(fb, pp)
+                yl, yr = _hermite2(state, bl, br, size, pos + t, di, f)
+                lp_l = flush(lp_l + tone * (yl - lp_l))
+                lp_r = flush(lp_r + tone * (yr - lp_r))
+                xl = _sane(in_l[_at(i + t)])
+                xr = _sane(in_r[_at(i + t)])
+                state[_at(bl + pos + t)] = flush(cxl * xl + cxr * xr + cll * lp_l + clr * lp_r)
+                state[_at(br + pos + t)] = flush(straight * xr + cll * lp_r + clr * lp_l)
+                out_l[_at(i + t)] += mix * yl
+                out_r[_at(i + t)] += mix * yr
+        i += c
+        pos += c
         if pos == size:
             pos = 0
     state[D_POS] = pos
