@@ -117,10 +117,27 @@ def demo(cfg: dict, args) -> int:
     from engine.control.live import LiveRun
     _say(f"playing the demo ({session.length_s:.0f} s); Ctrl-C stops")
     run = LiveRun(session, stream, _say)
-    asyncio.run(run.run(session.length_s + 2.0))
+
+    async def main():
+        if cfg["audio"]["driver"] == "jack":
+            _stop_when_jack_quits(stream, run)
+        await run.run(session.length_s + 2.0)
+
+    asyncio.run(main())
     midi = session.write_midi(Path(cfg["render"]["output"]).with_name("bandmate-demo.mid"))
     _say(f"wrote {midi}")
     return 0
+
+
+def _stop_when_jack_quits(client, run) -> None:
+    """If the JACK server goes away, say so and end the run (notes, files) cleanly."""
+    loop = asyncio.get_running_loop()
+
+    def gone():
+        loop.call_soon_threadsafe(_say, "JACK server went away: stopping")
+        loop.call_soon_threadsafe(run.stop)
+
+    client.on_shutdown = gone
 
 
 def jam(cfg: dict, args) -> int:
@@ -139,7 +156,11 @@ def jam(cfg: dict, args) -> int:
         extra = []
         sink = run.player_input(cfg["midi"]["latency_mode"], cfg["midi"]["fixed_latency_ms"])
         midi = None
-        if cfg["audio"]["driver"] == "portaudio":
+        if cfg["audio"]["driver"] == "jack":
+            from engine.drivers.jack import JACK_MIDI_SOURCE
+            stream.on_midi_disconnect = lambda: sink.source_gone(JACK_MIDI_SOURCE)
+            _stop_when_jack_quits(stream, run)
+        else:
             from controllers.midi_in import MidiInputs, MidiUnavailable
             inputs = cfg["midi"]["inputs"]
             try:

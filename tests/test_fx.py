@@ -305,3 +305,22 @@ def test_reverb_block_size_invariance_while_params_glide(seed):
             fx.reverb_process(st, p1 if a < 7001 else p2, x_l, x_r, out_l, out_r, a, b, SR)
         outs.append((out_l, out_r))
     assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
+
+
+def test_delay_block_size_invariance_through_a_settling_glide():
+    """A tempo change glides (sample by sample) and settles (then whole chunks go at once):
+    both ways, and the switches between them, give the same samples whatever the split."""
+    n = 3 * SR
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(n)
+    p = delay_params(time_beats=0.75, feedback=0.6, tone_hz=5000.0, pingpong=0.8)
+    changes = {10000: 97.0}
+    ref = run_delay(fx.delay_alloc_state(SR), p, x, x, tempo=120.0, tempo_changes=changes)
+    cuts = set(rng.integers(0, n, 2000).tolist())
+    cuts |= {c + 1 for c in list(cuts)[:500]}
+    got = run_delay(fx.delay_alloc_state(SR), p, x, x, tempo=120.0, cuts=cuts,
+                    tempo_changes=changes)
+    assert np.array_equal(ref[0], got[0]) and np.array_equal(ref[1], got[1])
+    st = fx.delay_alloc_state(SR)
+    run_delay(st, p, x, x, tempo=120.0, tempo_changes=changes)
+    assert st[fx.D_TIME] == 0.75 * 60 / 97.0 * SR  # it did settle (and snap) on the new time

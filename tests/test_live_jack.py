@@ -95,3 +95,40 @@ def test_live_jack_run_is_bit_identical_to_the_offline_render(jack_server):
     n = min(len(rec), len(ref) - first)
     assert n > 1.5 * 48000 and np.abs(ref[first:first + n]).max() > 0.05
     assert np.array_equal(rec[:n], ref[first:first + n])
+
+
+def test_jack_native_shrugs_off_garbage_midi_and_releases_notes_when_unplugged(jack_server):
+    from engine.control.live_input import LiveInput
+    from engine.drivers.jack import JACK_MIDI_SOURCE, JackClient
+    warm_up(("jack",))
+    client = JackClient("bandmate_garbage")
+    try:
+        state = lk.click_engine(client.sample_rate)
+        sink = LiveInput(state, "asap", log=lambda s: None)
+        client.on_midi_disconnect = lambda: sink.source_gone(JACK_MIDI_SOURCE)
+        client.start(state)
+        with Rig(seconds=10) as rig:
+            midi_in = client.port_name(client.midi_in)
+            rig.connect(midi_in, [client.port_name(client.out_l)])
+            t = rig.now() + 8 * rig.period
+            rig.send(bytes([0x90, 60, 100]), t)                       # held: never released
+            rng = np.random.default_rng(1)
+            garbage = [bytes([0x45, 0x12, 0x07]), bytes([0x90]), bytes([0x90, 200, 300 % 256]),
+                       bytes([0xF8]), bytes([0xFE]), bytes([0xE0, 0x7F]),
+                       bytes([0xF0]) + bytes(rng.integers(0, 128, 500, dtype=np.uint8)) + b"\xF7"]
+            for i in range(400):                                        # a flood, 2 per period
+                rig.send(garbage[i % len(garbage)], t + 64 + i * 32)
+            rig.wait_until(t + 64 + 400 * 32 + 4800)
+            assert state.counters()["voices"] == 1                     # the note still plays
+            blocks = state.counters()["blocks"]
+            rig.client.disconnect(rig.midi_out, midi_in)                # the cable is pulled
+            deadline = time.monotonic() + 2.0
+            while state.counters()["voices"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert state.counters()["voices"] == 0                     # nothing sticks
+            assert state.counters()["blocks"] > blocks                 # the music went on
+            assert state.counters()["midi_dropped"] > 0
+            rec = rig.recording(since_frame=t + 64)
+            assert np.all(np.isfinite(rec[1])) and np.abs(rec[1]).max() <= 10 ** (-1 / 20) + 1e-6
+    finally:
+        client.close()

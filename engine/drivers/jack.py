@@ -58,7 +58,16 @@ def _libjack():
     lib.jack_free.argtypes = [vp]
     lib.jack_get_client_name.argtypes = [vp]
     lib.jack_get_client_name.restype = c
+    lib.jack_set_port_connect_callback.argtypes = [vp, PORT_CONNECT_CB, vp]
+    lib.jack_on_shutdown.argtypes = [vp, SHUTDOWN_CB, vp]
+    lib.jack_port_by_id.argtypes = [vp, ctypes.c_uint32]
+    lib.jack_port_by_id.restype = vp
     return lib
+
+
+PORT_CONNECT_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int,
+                                   ctypes.c_void_p)
+SHUTDOWN_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
 def _address(fn) -> int:
@@ -89,6 +98,26 @@ class JackClient:
             raise JackError("JACK refused to register bandmate's ports")
         self.state: EngineState | None = None
         self.active = False
+        self.alive = True
+        self.on_midi_disconnect = None   # called (JACK's notification thread) when a MIDI
+        self.on_shutdown = None          # source leaves midi_in / when the server goes away
+        self._connect_cb = PORT_CONNECT_CB(self._port_connect)
+        self._shutdown_cb = SHUTDOWN_CB(self._server_shutdown)
+        self.lib.jack_set_port_connect_callback(self.client, self._connect_cb, None)
+        self.lib.jack_on_shutdown(self.client, self._shutdown_cb, None)
+
+    def _port_connect(self, a: int, b: int, connect: int, arg) -> None:
+        """JACK's notification thread (not the audio thread): a device unplugged or a cable
+        pulled from midi_in must not leave its notes sounding."""
+        if connect or self.on_midi_disconnect is None:
+            return
+        if self.lib.jack_port_by_id(self.client, b) == self.midi_in:
+            self.on_midi_disconnect()
+
+    def _server_shutdown(self, arg) -> None:
+        self.alive = False
+        if self.on_shutdown is not None:
+            self.on_shutdown()
 
     def frame_of(self, sample: int) -> int:
         """The JACK frame at which engine sample `sample` is rendered (modulo 2**32)."""
