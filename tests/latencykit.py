@@ -8,7 +8,6 @@ subtracted), which includes the master limiter's constant look-ahead.
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 

@@ -98,7 +98,7 @@ def test_bad_config_file_exits_2_naming_the_line(tmp_path, capsys):
     rc = main(["--config", str(cfg), "render", "--seconds", "1", "-o", str(tmp_path / "x.wav")])
     assert rc == 2
     err = capsys.readouterr().err
-    assert f"bad.toml:5: [render] block_sise: unknown key" in err
+    assert "bad.toml:5: [render] block_sise: unknown key" in err
     assert not (tmp_path / "x.wav").exists()
 
 

@@ -19,12 +19,12 @@ from engine.agents.lead import LeadAgent
 from engine.control.clock import Clock
 from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
-from engine.parts import KEYS, PART_INDEX, PARTS
+from engine.parts import PART_INDEX, PARTS
 from engine.patch import load_params
 from engine.rt import fx, master
 from engine.rt import layout as L
 from engine.rt.events import (
-    ASAP, FX_DELAY, FX_MASTER, FX_REVERB, K_ALL_NOTES_OFF, K_FX, K_MIX, K_NOTE_ON, K_PANIC,
+    ASAP, K_ALL_NOTES_OFF, K_FX, K_MIX, K_NOTE_ON, K_PANIC,
     K_PARAM, K_TEMPO,
 )
 from engine.rt.params import MIX_SPECS

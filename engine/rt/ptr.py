@@ -6,7 +6,6 @@ arrays with `numba.carray`, without any Python object on the audio thread.
 """
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 
