@@ -59,10 +59,16 @@ def _drum_blocks(st, p, out, n, block):
         drums.drum_render(st, p, out, a, min(a + block, n), SR)
 
 
-def _cpu(fn):
+def _cpu(prepare, run):
+    """CPU seconds of run() (this thread only), after an untimed prepare()."""
+    prepare()
     t0 = time.thread_time()
-    fn()
+    run()
     return time.thread_time() - t0
+
+
+def _nothing():
+    pass
 
 
 def bench_delay(n, block):
@@ -73,7 +79,7 @@ def bench_delay(n, block):
 
     def run():
         _delay_blocks(st, p, send, out_l, out_r, n, block)
-    return run
+    return _nothing, run
 
 
 def bench_reverb(n, block):
@@ -84,7 +90,7 @@ def bench_reverb(n, block):
 
     def run():
         _reverb_blocks(st, p, send, out_l, out_r, n, block)
-    return run
+    return _nothing, run
 
 
 def bench_master(n, block):
@@ -94,11 +100,13 @@ def bench_master(n, block):
     l, r = np.empty(n), np.empty(n)
     st, p = master.master_alloc_state(SR), master.master_default_params()
 
-    def run():
+    def prepare():
         l[:] = x_l
         r[:] = x_r
+
+    def run():
         _master_blocks(st, p, l, r, n, block)
-    return run
+    return prepare, run
 
 
 def bench_drums(n, block):
@@ -108,13 +116,15 @@ def bench_drums(n, block):
     out = np.zeros(n)
     st = drums.drum_alloc_state(SR)
 
-    def run():
+    def prepare():
         st[:] = 0.0
         for note in DRUM_NOTES_8:
             drums.drum_trigger(st, p, note, 0.9, SR)
+
+    def run():
         _drum_blocks(st, p, out, n, block)
         assert drums.drum_active_voices(st) == len(DRUM_NOTES_8)
-    return run
+    return prepare, run
 
 
 KERNELS = {"reverb_process": bench_reverb, "master_process": bench_master,
@@ -130,9 +140,9 @@ def main(argv=None):
     n = int(args.seconds * SR)
     result = {}
     for name, make in KERNELS.items():
-        run = make(n, args.block)
-        run()  # compile / load from cache, warm the caches
-        best = min(_cpu(run) for _ in range(args.runs))
+        prepare, run = make(n, args.block)
+        _cpu(prepare, run)  # compile / load from cache, warm the caches
+        best = min(_cpu(prepare, run) for _ in range(args.runs))
         result[name + "_ms_per_s"] = round(1000.0 * best / args.seconds, 3)
     result["block"] = args.block
     print(json.dumps(result))

@@ -48,7 +48,7 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
             midi: str | None) -> int:
     sr = cfg["render"]["sample_rate"]
     t0 = time.perf_counter()
-    warm_up()
+    warm_up(say=_say)
     session = Session(cfg, sr, demo=demo)
     if seconds is None:
         seconds = session.length_s + 3.0 if demo else cfg["render"]["seconds"]
@@ -74,7 +74,7 @@ def _open_driver(cfg: dict, session_factory):
     audio = cfg["audio"]
     if audio["driver"] == "jack":
         from engine.drivers.jack import JackClient
-        warm_up(("jack",))
+        warm_up(("jack",), _say)
         client = JackClient()
         session = session_factory(client.sample_rate)
         session.scheduler.advance(0)          # the first look-ahead is queued before audio runs
@@ -89,7 +89,7 @@ def _open_driver(cfg: dict, session_factory):
     portaudio.rescan()
     device = portaudio.find_output(audio["device"])
     sr = audio["sample_rate"] or int(device["default_samplerate"])
-    warm_up((("portaudio",) if audio["callback"] == "compiled" else ()))
+    warm_up(("portaudio",) if audio["callback"] == "compiled" else (), _say)
     session = session_factory(sr)
     session.scheduler.advance(0)
     stream = portaudio.PortAudioStream(session.state, device, audio["block_size"],

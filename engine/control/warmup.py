@@ -3,6 +3,7 @@ starts, so nothing is ever compiled on the audio thread (control side)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from engine.control.state import EngineState
 from engine.rt.events import (
@@ -12,10 +13,21 @@ from engine.rt.events import (
 from engine.rt.render import run_block
 
 
-def warm_up(drivers: tuple[str, ...] = ()) -> float:
+def kernel_cache_is_cold() -> bool:
+    """True when no compiled kernel of this engine version is cached yet (the first run after
+    installing or changing the audio code compiles for a minute or two)."""
+    import numba
+    cache = Path(numba.config.CACHE_DIR or "")
+    return not numba.config.CACHE_DIR or not any(cache.rglob("*.nbi"))
+
+
+def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
     """Run every event kind and every part through the kernel on a throwaway engine, then
-    build the compiled callbacks of `drivers` ("portaudio", "jack"). Returns seconds taken."""
+    build the compiled callbacks of `drivers` ("portaudio", "jack"). Returns seconds taken.
+    `say` (if given) is told when a cold cache means a long first compile."""
     t0 = time.perf_counter()
+    if say is not None and kernel_cache_is_cold():
+        say("compiling the audio engine (first run only, a minute or two)...")
     state = EngineState(48000)
     for part in range(5):
         state.push_sched(0, K_NOTE_ON, part, 60 if part < 4 else 36, 0.8, 1)

@@ -53,7 +53,7 @@ def find_output(name: str | None) -> dict:
     devices = output_devices()
     if not devices:
         raise AudioDeviceError("no audio output device found (no sound card, and no JACK or "
-                               "PulseAudio server running); use `bandmate render` to write a WAV")
+                               "PulseAudio server running)")
     if name in (None, "", "default"):
         idx = sd.default.device[1]
         if idx is None or idx < 0:

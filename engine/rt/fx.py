@@ -305,6 +305,7 @@ R_INIT, R_DAMP, R_MIX, R_PD, R_N, R_MOD_DEPTH = range(6)
 # R_N: sample count modulo the longest ring (every ring is a power of two frames long, so
 # `R_N & mask` is each ring's write frame, and `R_N % MOD_STEP == 0` marks a control point)
 R_LINE_OFF, R_LINE_MASK, R_AP_OFF, R_AP_MASK, R_PD_OFF, R_PD_MASK = range(6, 12)
+R_G_T_KEY = 12     # (decay, sample rate) the line gain targets R_G_T were computed for [2]
 R_G = 16           # smoothed line gains [8]
 R_G_T = 24         # their targets, written when each call starts [8]
 R_LP = 32          # damping lowpass states [8]
@@ -497,8 +498,11 @@ def reverb_process(state, params, in_l, in_r, out_l, out_r, i0, i1, sample_rate)
         return
     sr = max(sample_rate, 1000.0)
     rt60 = clamp(params[REVERB_DECAY_S], REVERB_DECAY_MIN_S, REVERB_DECAY_MAX_S)
-    for k in range(N_LINES):
-        state[R_G_T + k] = 10.0 ** (-3.0 * state[R_LINE_LEN + k] / (rt60 * sr))
+    if state[R_G_T_KEY] != rt60 or state[R_G_T_KEY + 1] != sr:  # 8 pow: only on a change
+        for k in range(N_LINES):
+            state[R_G_T + k] = 10.0 ** (-3.0 * state[R_LINE_LEN + k] / (rt60 * sr))
+        state[R_G_T_KEY] = rt60
+        state[R_G_T_KEY + 1] = sr
     t_damp = _onepole_coef(clamp(params[REVERB_DAMPING_HZ], 500.0, 0.45 * sr), sr)
     pm = int(state[R_PD_MASK])
     t_pd = clamp(params[REVERB_PREDELAY_MS], 0.0, REVERB_PREDELAY_MAX_MS) * 1e-3 * sr
@@ -689,6 +693,8 @@ def reverb_reset(state):
     state[R_MIX] = 0.0
     state[R_PD] = 0.0
     state[R_N] = 0.0
+    state[R_G_T_KEY] = 0.0
+    state[R_G_T_KEY + 1] = 0.0
     for k in range(N_LINES):
         state[R_G + k] = 0.0
         state[R_G_T + k] = 0.0
