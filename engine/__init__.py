@@ -10,15 +10,17 @@ from pathlib import Path
 
 
 def _use_versioned_kernel_cache() -> None:
-    """Keep Numba's compiled-kernel cache in a folder named after a hash of engine/rt's sources.
+    """Keep Numba's compiled-kernel cache in a folder named after a hash of engine/rt's sources
+    (and of where they are).
 
     Numba invalidates a cached kernel only when its own file changes, not when a function it
     inlines from another file does; keying the whole cache on every audio-thread source makes
     any change recompile everything once, and never run a stale kernel."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
-    digest = hashlib.sha256()
-    for path in sorted((Path(__file__).parent / "rt").glob("*.py")):
+    rt = Path(__file__).resolve().parent / "rt"
+    digest = hashlib.sha256(str(rt).encode())    # one cache per checkout, too
+    for path in sorted(rt.glob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     import numba
