@@ -42,21 +42,27 @@ def _table(addr):
 
 
 @njit(**JIT)
-def pa_process(tab, out_addr, frames, status):
-    """Render `frames` stereo frames into PortAudio's interleaved float32 buffer."""
-    ctl = render.ctl_of(tab)
-    if status & (PA_OUTPUT_UNDERFLOW | PA_OUTPUT_OVERFLOW):
-        ctl[C_XRUNS] += 1
-    out = carray(f32_ptr(out_addr), frames * 2)
+def render_into(tab, left, right, frames):
+    """Render `frames` frames into two float32 channel buffers (strided views of one
+    interleaved buffer work too), in blocks of at most MAXBLOCK."""
     bus = render.bus_of(tab)
     done = 0
     while done < frames:
         n = min(frames - done, MAXBLOCK)
         render.run_block(tab, n)
         for i in range(n):
-            out[2 * (done + i)] = bus[B_OUT_L, i]
-            out[2 * (done + i) + 1] = bus[B_OUT_R, i]
+            left[done + i] = bus[B_OUT_L, i]
+            right[done + i] = bus[B_OUT_R, i]
         done += n
+
+
+@njit(**JIT)
+def pa_process(tab, out_addr, frames, status):
+    """Render `frames` stereo frames into PortAudio's interleaved float32 buffer."""
+    if status & (PA_OUTPUT_UNDERFLOW | PA_OUTPUT_OVERFLOW):
+        render.ctl_of(tab)[C_XRUNS] += 1
+    out = carray(f32_ptr(out_addr), frames * 2)
+    render_into(tab, out[0::2], out[1::2], frames)
     return 0
 
 
@@ -124,15 +130,7 @@ def jack_process(jt, nframes):
                    nframes)
     out_r = carray(f32_ptr(call_ptr_u32(jt[J_GET_BUFFER], jt[J_OUT_R], np.uint32(nframes))),
                    nframes)
-    bus = render.bus_of(tab)
-    done = 0
-    while done < nframes:
-        n = min(nframes - done, MAXBLOCK)
-        render.run_block(tab, n)
-        for i in range(n):
-            out_l[done + i] = bus[B_OUT_L, i]
-            out_r[done + i] = bus[B_OUT_R, i]
-        done += n
+    render_into(tab, out_l, out_r, nframes)
     return 0
 
 

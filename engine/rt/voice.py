@@ -233,20 +233,22 @@ def _env_step(env, stage, a_coef, d_coef, r_coef, sus, steal_coef):
     return (ZERO if done else env), (_IDLE if done else stage)
 
 
-@njit(**VFAST)
-def _amp_envelopes(vf, lo, hi, ac, dc, rc, sus, steal_coef):
-    for v in range(lo, hi):
-        e, st = _env_step(vf[_AENV + v], vf[_ASTG + v], ac, dc, rc, sus, steal_coef)
-        vf[_AENV + v] = e
-        vf[_ASTG + v] = st
+def _make_envelopes(level_row, stage_row):
+    """Build the envelope stage over rows (level, stage), compile-time constants as for the
+    oscillators."""
+
+    @njit(**VFAST)
+    def envelopes(vf, lo, hi, ac, dc, rc, sus, steal_coef):
+        for v in range(lo, hi):
+            e, st = _env_step(vf[level_row + v], vf[stage_row + v], ac, dc, rc, sus, steal_coef)
+            vf[level_row + v] = e
+            vf[stage_row + v] = st
+
+    return envelopes
 
 
-@njit(**VFAST)
-def _filter_envelopes(vf, lo, hi, ac, dc, rc, sus, steal_coef):
-    for v in range(lo, hi):
-        e, st = _env_step(vf[_FENV + v], vf[_FSTG + v], ac, dc, rc, sus, steal_coef)
-        vf[_FENV + v] = e
-        vf[_FSTG + v] = st
+_amp_envelopes = _make_envelopes(_AENV, _ASTG)
+_filter_envelopes = _make_envelopes(_FENV, _FSTG)
 
 
 @njit(inline="always", **VFAST)
