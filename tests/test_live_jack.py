@@ -12,26 +12,16 @@ from engine.control.session import Session
 from engine.control.warmup import warm_up
 from engine.rt import master
 from tests import latencykit as lk
-from tests.jackrig import Rig, RigGap
+from tests.jackrig import Rig
 
 pytestmark = pytest.mark.jack
 
 LOOKAHEAD = master.lookahead_samples(48000)   # the limiter's constant delay
 
 
-def retry(fn, *args, attempts=3, **kw):
-    """The rig's own callback is Python: on a loaded machine it can miss a cycle (RigGap)."""
-    for i in range(attempts):
-        try:
-            return fn(*args, **kw)
-        except RigGap:
-            if i == attempts - 1:
-                raise
-
-
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy-python-thread"])
 def test_jack_native_note_to_sound_is_one_period_with_zero_jitter(jack_server, busy):
-    r = retry(lk.jack_native, notes=30, busy=busy)
+    r = lk.retry(lk.jack_native, notes=30, busy=busy)
     assert r.missing == 0 and r.late_events == 0
     # the note plays at its own frame offset in the period it arrives in: nothing is added
     # but the limiter's look-ahead; the rig's one-period loop is the JACK period itself
@@ -42,14 +32,14 @@ def test_jack_native_note_to_sound_is_one_period_with_zero_jitter(jack_server, b
 
 
 def test_portaudio_asap_plays_within_a_block(jack_server):
-    r = retry(lk.portaudio_rtmidi, "asap", notes=30)
+    r = lk.retry(lk.portaudio_rtmidi, "asap", notes=30)
     assert r.missing == 0
     assert r.own_median - LOOKAHEAD <= 64 + 24    # <= 1 block + 0.5 ms
     assert r.xruns <= 1                            # the dummy driver's start-up xrun at most
 
 
 def test_portaudio_fixed_mode_plays_a_constant_delay_later(jack_server):
-    r = retry(lk.portaudio_rtmidi, "fixed", notes=30)
+    r = lk.retry(lk.portaudio_rtmidi, "fixed", notes=30)
     assert r.missing == 0 and r.late_events == 0
     fixed = round(0.005 * 48000)
     assert abs(r.own_median - LOOKAHEAD - fixed) <= 64 + 48
@@ -132,3 +122,27 @@ def test_jack_native_shrugs_off_garbage_midi_and_releases_notes_when_unplugged(j
             assert np.all(np.isfinite(rec[1])) and np.abs(rec[1]).max() <= 10 ** (-1 / 20) + 1e-6
     finally:
         client.close()
+
+
+def test_python_callback_fallback_stream_plays_the_same_kernel(jack_server):
+    """Where a platform forbids a compiled callback, `callback = "python"` runs the same kernel
+    from sounddevice's usual Python callback."""
+    from engine.drivers import portaudio
+    from engine.rt.events import K_NOTE_ON
+    portaudio.rescan()
+    device = portaudio.find_output("system")
+    state = lk.click_engine(int(device["default_samplerate"]))
+    stream = portaudio.PortAudioStream(state, device, 256, callback="python").start()
+    try:
+        with Rig(seconds=5) as rig:
+            outs = [p for p in rig.find_ports(".*", is_midi=False, is_input=False)
+                    if not p.startswith(("system:", rig.name))]
+            rig.connect(None, outs[:1])
+            state.push_sched(state.sample_time + 4800, K_NOTE_ON, 0, 60, 1.0, 1)
+            start = rig.now()
+            rig.wait_until(start + 24000)
+            rec = rig.recording(since_frame=start)
+    finally:
+        stream.close()
+    assert state.counters()["blocks"] > 0 and state.counters()["voices"] == 1
+    assert np.abs(rec[1]).max() > 0.05
