@@ -138,6 +138,8 @@ def main() -> int:
                                                                busy=True))
             out["portaudio_asap"] = _figures(lk.retry(lk.portaudio_rtmidi, "asap", args.notes))
             out["portaudio_fixed"] = _figures(lk.retry(lk.portaudio_rtmidi, "fixed", args.notes))
+            out["portaudio_fixed_busy_python"] = _figures(lk.retry(
+                lk.portaudio_rtmidi, "fixed", args.notes, busy=True))
             out["scheduled_events"] = lk.retry(scheduled_jitter)
             out["soak_jack_native"] = soak("jack", args.soak_seconds)
             out["soak_portaudio"] = soak("portaudio", args.soak_seconds)

@@ -1,9 +1,11 @@
 """Note-in → sound-out measurements through a real JACK server, for tests and bench/latency.py.
 
-A rig client (tests.jackrig) sends note-ons into bandmate and records its output in the same
-process; bandmate plays a click patch whose first output sample is non-zero, so the onset is
-found to the frame. Every figure is the DUT's own latency in frames (the rig's one-period loop
-subtracted), which includes the master limiter's constant look-ahead.
+bandmate runs as a device under test in its own process (tests.jack_dut); a rig client
+(tests.jackrig) in this process sends note-ons into it and records its output, so a busy
+Python thread beside bandmate cannot disturb the measuring instrument. bandmate plays a click
+patch whose first output sample is non-zero, so the onset is found to the frame. Every figure
+is bandmate's own latency in frames (the rig's loop, if any, subtracted), which includes the
+master limiter's constant look-ahead.
 """
 from __future__ import annotations
 
@@ -13,9 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.control.live_input import LiveInput
 from engine.control.state import EngineState
-from engine.control.warmup import warm_up
 
 from engine.rt.params import SYNTH_SPECS
 from engine.rt import layout as L
@@ -97,42 +97,29 @@ def _play_notes(rig: Rig, n: int, spacing: int, seed: int = 1) -> list[int]:
     return seqs
 
 
-def _result(rig: Rig, seqs, state: EngineState) -> Result:
-    sent = [rig.sent_frame(s) for s in seqs]
-    rec = rig.recording(since_frame=min(sent))     # not the start-up (graph changes)
-    onsets = [onset_frame(rec, f, 0.02, channel=0, before_frame=f + 2000) for f in sent]
-    m = measure(sent, onsets, loop_frames=rig.loop_frames())
-    ring = state.arrays[L.S_CBTIME]
-    n = int(state.ctl[L.C_CBTIME_W])
-    times = ring[:min(n, L.CBTIME_CAP)] / 1000.0
-    c = state.counters()
-    return Result(m.own_median, m.jitter, m.latencies - rig.loop_frames(), m.missing, c["xruns"],
-                  c["late_events"], float(np.median(times)), float(np.percentile(times, 99)),
-                  rig.period)
-
-
-def jack_native(notes: int = 40, spacing_s: float = 0.05, busy: bool = False) -> Result:
-    """bandmate's JACK driver (MIDI read in the compiled callback at each event's offset), in
-    its own process (tests.jack_dut), with a busy Python thread beside it if `busy`."""
+def measure_dut(driver: str, mode: str = "asap", notes: int = 40, spacing_s: float = 0.05,
+                busy: bool = False) -> Result:
+    """Start bandmate as a device under test in its own process (tests.jack_dut) and measure
+    note-in → sound-out with the rig in this one."""
     import json
     import os
     import subprocess
     import sys
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    dut = subprocess.Popen([sys.executable, "-m", "tests.jack_dut", "bandmate_dut"]
-                           + (["--busy"] if busy else []), cwd=root, stdin=subprocess.PIPE,
+    args = [sys.executable, "-m", "tests.jack_dut", driver] + ([mode] if driver != "jack" else [])
+    dut = subprocess.Popen(args + (["--busy"] if busy else []), cwd=root, stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        line = dut.stdout.readline().split()
-        if not line or line[0] != "ready":
-            raise RuntimeError("the JACK device under test did not start")
-        name = line[1]
+        line = dut.stdout.readline().rstrip("\n").split("\t")
+        if len(line) != 3 or line[0] != "ready":
+            raise RuntimeError(f"the device under test did not start ({driver} {mode})")
         with Rig(seconds=notes * spacing_s + 10) as rig:
-            rig.connect(midi_to=f"{name}:midi_in", audio_from=[f"{name}:out_l"])
+            rig.connect(midi_to=line[1], audio_from=[line[2]])
             seqs = _play_notes(rig, notes, int(spacing_s * rig.rate))
             sent = [rig.sent_frame(s) for s in seqs]
             rec = rig.recording(since_frame=min(sent))
             loop = rig.loop_frames()
+            period = rig.period
         dut.stdin.close()
         stats = json.loads(dut.stdout.readline())
     finally:
@@ -142,32 +129,15 @@ def jack_native(notes: int = 40, spacing_s: float = 0.05, busy: bool = False) ->
     onsets = [onset_frame(rec, f, 0.02, channel=0, before_frame=f + 2000) for f in sent]
     m = measure(sent, onsets, loop_frames=loop)
     return Result(m.own_median, m.jitter, m.latencies - loop, m.missing, stats["xruns"],
-                  stats["late_events"], stats["cb_us_median"], stats["cb_us_p99"], rig.period)
+                  stats["late_events"], stats["cb_us_median"], stats["cb_us_p99"], period)
+
+
+def jack_native(notes: int = 40, spacing_s: float = 0.05, busy: bool = False) -> Result:
+    """bandmate's JACK driver: MIDI read in the compiled callback at each event's offset."""
+    return measure_dut("jack", notes=notes, spacing_s=spacing_s, busy=busy)
 
 
 def portaudio_rtmidi(mode: str, notes: int = 40, spacing_s: float = 0.05,
                      busy: bool = False) -> Result:
     """The PortAudio driver (compiled callback) with MIDI through rtmidi's JACK API."""
-    from controllers.midi_in import MidiInputs
-    from engine.drivers import portaudio
-    warm_up(("portaudio",))
-    portaudio.rescan()
-    device = portaudio.find_output("system")
-    state = click_engine(int(device["default_samplerate"]))
-    stream = portaudio.PortAudioStream(state, device, 64).start()
-    sink = LiveInput(state, mode, 5.0, log=lambda s: None)
-    # rtmidi opens its JACK clients holding the GIL: open them before the rig's Python
-    # process callback runs, or the server waits for the rig, which waits for the GIL
-    midi = MidiInputs(sink, "jack", [], client_name="bandmate_dut", virtual=True)
-    try:
-        with Rig(seconds=notes * spacing_s + 10) as rig:
-            pa_outs = [p for p in rig.find_ports(".*", is_midi=False, is_input=False)
-                       if not p.startswith(("system:", rig.name))]
-            midi_in = rig.find_port(".*bandmate in", is_midi=True, is_input=True)
-            rig.connect(midi_to=midi_in, audio_from=pa_outs[:1])
-            with busy_python(busy):
-                seqs = _play_notes(rig, notes, int(spacing_s * rig.rate))
-            return _result(rig, seqs, state)
-    finally:
-        midi.close()
-        stream.close()
+    return measure_dut("portaudio", mode, notes, spacing_s, busy)

