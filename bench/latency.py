@@ -44,6 +44,7 @@ def _figures(r: lk.Result) -> dict:
     return {"median_frames": r.own_median, "median_frames_without_limiter": r.own_median - la,
             "median_ms": round(r.own_median / 48, 3), "jitter_frames": r.jitter,
             "missing": r.missing, "late_events": r.late_events,
+            "rig_repeated_notes": r.repeated_notes,
             "callback_share_median": round(r.callback_us_median / PERIOD_US, 4),
             "callback_share_p99": round(r.callback_us_p99 / PERIOD_US, 4)}
 
