@@ -87,13 +87,15 @@ def busy_python(enabled: bool):
 
 def _measure_notes(rig: Rig, n: int, spacing: int, seed: int = 1) -> tuple[list, list, int]:
     """Play n notes one after another at random offsets in the period, each onset read from a
-    short recording of its own, so one cycle the rig missed (its callback is Python) costs a
-    repeat of that note, not the run. Returns (sent frames, onsets, notes repeated)."""
+    short recording of its own, so one cycle the rig missed (its callback is Python) or an xrun
+    of the server costs a repeat of that note, not the run. Returns (sent frames, onsets,
+    notes repeated)."""
     rng = np.random.default_rng(seed)
     sent, onsets, repeats = [], [], 0
     i = 0
     while len(sent) < n and repeats <= n:
         at = rig.now() + 6 * rig.period + int(rng.integers(0, rig.period))
+        xruns = rig.xruns
         seq = rig.send(bytes([0x90, 60 + i % 12, 127]), at)
         rig.send(bytes([0x80, 60 + i % 12, 0]), at + spacing // 2)
         i += 1
@@ -102,6 +104,9 @@ def _measure_notes(rig: Rig, n: int, spacing: int, seed: int = 1) -> tuple[list,
         try:
             rec = rig.recording(since_frame=frame)
         except RigGap:
+            repeats += 1
+            continue
+        if rig.xruns != xruns:       # the server lost a cycle during this note: measure again
             repeats += 1
             continue
         sent.append(frame)

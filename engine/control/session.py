@@ -21,6 +21,7 @@ from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
 from engine.parts import PART_INDEX, PARTS
 from engine.patch import load_params
+from engine.patterns.pattern import silence
 from engine.rt import fx, master
 from engine.rt import layout as L
 from engine.rt.events import (
@@ -128,7 +129,8 @@ class Session:
                                       (band_cfg["bass"], BassAgent(seed, style)),
                                       (band_cfg["chords"], ChordAgent(seed, style)),
                                       (band_cfg["lead"], LeadAgent(seed, style))) if on]
-            self.band = Band(seed, style, *agents)
+            # (no agent at all: the player alone; Band() with none would mean "all of them")
+            self.band = Band(seed, style, *agents) if agents else silence()
             self.ctx = LiveContext(seed=seed, beats_per_bar=band_cfg["beats_per_bar"],
                                    style=style)
             self.length_s = None

@@ -89,6 +89,7 @@ class EngineState:
             ps[p, L.PS_VLO], ps[p, L.PS_VHI] = lo, hi
             ps[p, L.PS_COEF_DIRTY] = 1.0
             ps[p, L.PS_SETTLING] = 1.0
+            ps[p, L.PS_DUCK] = 1.0
         ps[L.GLOBAL_ROW, L.GL_TEMPO_BPM] = 120.0
         for spec in SYNTH_SPECS.values():
             a[L.S_PTARGET][:, spec.index] = spec.default

@@ -110,7 +110,7 @@ VM_SIZE = 8
 # ---- per-part runtime (float64) ---------------------------------------------------------
 (PS_VLO, PS_VHI, PS_NACTIVE, PS_SETTLING, PS_SUSTAIN, PS_LFO_PHASE, PS_A_COEF, PS_D_COEF,
  PS_R_COEF, PS_FA_COEF, PS_FD_COEF, PS_FR_COEF, PS_COEF_DIRTY, PS_NSTEAL, PS_RATIO2,
- PS_LOG2_CUTOFF, PS_GAIN, PS_G_DIRTY) = range(18)
+ PS_LOG2_CUTOFF, PS_GAIN, PS_G_DIRTY, PS_SWITCH, PS_DUCK) = range(20)
 PS_SIZE = 20
 # PS_VLO/PS_VHI: the part's voice range; PS_NACTIVE: 1 + highest active voice offset;
 # PS_NSTEAL: voices fading out for a thief (the per-sample steal check runs only then);
@@ -118,6 +118,8 @@ PS_SIZE = 20
 #   per-sample smoothing and the values derived from parameters are skipped)
 # PS_RATIO2, PS_LOG2_CUTOFF, PS_GAIN: values derived from the smoothed parameters
 # PS_G_DIRTY: per-voice filter coefficients must be recomputed (new note, moving parameters)
+# PS_SWITCH: 0, or 1 while the part dips to apply a waveform/filter change, 2 while it comes back
+# PS_DUCK: the level of that dip (1 = none)
 GLOBAL_ROW = NPARTS   # S_PART has one more row for engine-wide runtime values:
 GL_TEMPO_BPM = 0
 

@@ -70,6 +70,10 @@ NPARAMS = P_MOD + 1
 
 # Parameters that select code paths or shape envelopes apply at once; all others are
 # smoothed per sample in the kernel (SMOOTH_S time constant).
+SWITCHED = frozenset({P_OSC1_WAVE, P_OSC2_WAVE, P_FILTER_TYPE})
+"""Parameters that change the voice's circuit: applied at the bottom of a short dip of the
+part's level (SWITCH_S down, then up again), so a waveform or filter change never clicks."""
+SWITCH_S = 0.003
 STEPPED = frozenset({P_OSC1_WAVE, P_OSC2_WAVE, P_FILTER_TYPE, P_LFO_SHAPE, P_AMP_A, P_AMP_D,
                      P_AMP_R, P_FLT_A, P_FLT_D, P_FLT_R, P_BEND_RANGE})
 SMOOTH_S = 0.015

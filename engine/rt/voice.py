@@ -19,7 +19,7 @@ from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.layout import (
     NVMAX, PS_A_COEF, PS_COEF_DIRTY, PS_D_COEF, PS_FA_COEF, PS_FD_COEF, PS_FR_COEF, PS_GAIN,
     PS_G_DIRTY, PS_LFO_PHASE, PS_LOG2_CUTOFF, PS_NACTIVE, PS_NSTEAL, PS_R_COEF, PS_RATIO2, PS_SETTLING,
-    PS_SUSTAIN, PS_VHI, PS_VLO,
+    PS_DUCK, PS_SUSTAIN, PS_SWITCH, PS_VHI, PS_VLO,
     ST_ATTACK, ST_DECAY, ST_IDLE, ST_RELEASE, ST_STEAL, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE,
     VF_G, VF_GAIN, VF_INC, VF_KEYOCT, VF_OSC, VF_OUT, VF_PHASE1, VF_PHASE2, VF_S1,
     VF_S2, VF_S3, VF_S4, VF_VEL, VM_HELD, VM_NOTE, VM_PEND_NOTE, VM_PEND_SOURCE, VM_PEND_VEL,
@@ -33,7 +33,7 @@ from engine.rt.params import (
     P_FENV_OCT, P_FILTER_TYPE, P_FLT_A, P_FLT_D, P_FLT_R, P_FLT_S, P_GAIN_DB, P_KEY_TRACKING,
     P_LFO_CUTOFF, P_LFO_PITCH, P_LFO_RATE, P_LFO_SHAPE, P_MOD_VIBRATO, P_NOISE, P_OSC1_WAVE,
     P_OSC2_LEVEL, P_OSC2_SEMI, P_OSC2_WAVE, P_PULSE_WIDTH, P_RESONANCE, P_VEL_CUTOFF_OCT,
-    P_VEL_SENS, P_BEND_ST, P_MOD, SMOOTH_S, STEPPED,
+    P_VEL_SENS, P_BEND_ST, P_MOD, SMOOTH_S, STEPPED, SWITCH_S, SWITCHED,
 )
 
 LANES = 8
@@ -65,6 +65,7 @@ STEAL_TIME_S = 0.002
 _M14, _P15 = f32(-14.0), f32(15.0)
 
 _SMOOTHED = np.array([k not in STEPPED for k in range(NPARAMS)], dtype=np.bool_)
+_SWITCHED = np.array([k in SWITCHED for k in range(NPARAMS)], dtype=np.bool_)
 
 
 # ---- events (scalar code, int64 indices) ---------------------------------------------------------
@@ -415,6 +416,10 @@ def _settle(ptarget, pcur, ps, p, smooth, log2_pi_over_fs):
     moving = False
     for k in range(NPARAMS):
         t = ptarget[p, k]
+        if _SWITCHED[k]:
+            if pcur[p, k] != t and ps[p, PS_SWITCH] == 0.0:
+                ps[p, PS_SWITCH] = 1.0         # dip, then switch (see _switch)
+            continue
         if not _SMOOTHED[k]:
             pcur[p, k] = t
             continue
@@ -430,6 +435,33 @@ def _settle(ptarget, pcur, ps, p, smooth, log2_pi_over_fs):
     ps[p, PS_GAIN] = db_to_gain(min(max(c[P_GAIN_DB], -60.0), 12.0))
     ps[p, PS_SETTLING] = 1.0 if moving else 0.0
     ps[p, PS_G_DIRTY] = 1.0
+
+
+@njit(**JIT)
+def _switch(vf, ptarget, pcur, ps, p, lo, hi, step):
+    """One sample of a circuit change: the part's level dips linearly to 0, the waveform and
+    filter switch there (filter states cleared, as the new filter starts from rest), and the
+    level comes back. Returns the level."""
+    duck = ps[p, PS_DUCK]
+    if ps[p, PS_SWITCH] == 1.0:
+        duck -= step
+        if duck <= 0.0:
+            duck = 0.0
+            for k in range(NPARAMS):
+                if _SWITCHED[k]:
+                    pcur[p, k] = ptarget[p, k]
+            for row in (_S1, _S2, _S3, _S4):
+                for v in range(lo, hi):
+                    vf[row + v] = ZERO
+            ps[p, PS_G_DIRTY] = 1.0
+            ps[p, PS_SWITCH] = 2.0
+    else:
+        duck += step
+        if duck >= 1.0:
+            duck = 1.0
+            ps[p, PS_SWITCH] = 0.0
+    ps[p, PS_DUCK] = duck
+    return duck
 
 
 @njit(inline="always", **JIT)
@@ -454,6 +486,7 @@ def render_part(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rate):
     steal_coef = f32(_coef(STEAL_TIME_S, STEAL_TIME_S, sample_rate, 4.6))
     log2_pi_over_fs = math.log2(math.pi / sample_rate)
     wmax = f32(math.pi * min(18000.0, 0.45 * sample_rate) / sample_rate)
+    switch_step = 1.0 / (SWITCH_S * sample_rate)
     c = pcur[p]
     for s in range(i0, i1):
         if ps[p, PS_SETTLING] != 0.0:
@@ -464,6 +497,12 @@ def render_part(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rate):
         ps[p, PS_LFO_PHASE] = ph - math.floor(ph)
         n = int(ps[p, PS_NACTIVE])
         if n == 0:
+            if ps[p, PS_SWITCH] != 0.0:       # nothing sounds: switch at once
+                for k in range(NPARAMS):
+                    if _SWITCHED[k]:
+                        pcur[p, k] = ptarget[p, k]
+                ps[p, PS_SWITCH] = 0.0
+                ps[p, PS_DUCK] = 1.0
             out[s] = 0.0
             continue
         hi = lo + u64(((n + LANES - 1) // LANES) * LANES)
@@ -505,7 +544,10 @@ def render_part(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rate):
             _ladder(vf, lo, hi, f32(k), f32(drive), f32((1.0 + 0.5 * k) / max(drive, 1.0)))
         else:
             _svf(vf, lo, hi, f32(2.0 - 1.96 * res), f32(drive), ftype)
-        out[s] = ps[p, PS_GAIN] * _amp_sum(vf, lo, hi)
+        level = ps[p, PS_GAIN]
+        if ps[p, PS_SWITCH] != 0.0:
+            level *= _switch(vf, ptarget, pcur, ps, p, lo, u64(ps[p, PS_VHI]), switch_step)
+        out[s] = level * _amp_sum(vf, lo, hi)
         if ps[p, PS_NSTEAL] > 0.0:
             _finish_steals(vf, vm, ps, pcur, p, now0 + s + 1, sample_rate)
     # shrink the active range past voices that went idle (their output is exactly 0)
