@@ -89,7 +89,7 @@ def _open_driver(cfg: dict, session_factory):
     portaudio.rescan()
     device = portaudio.find_output(audio["device"])
     sr = audio["sample_rate"] or int(device["default_samplerate"])
-    warm_up(("portaudio",) if audio["callback"] == "compiled" else (), _say)
+    warm_up(("portaudio",) if audio["callback"] == "compiled" else ("python",), _say)
     session = session_factory(sr)
     session.scheduler.advance(0)
     stream = portaudio.PortAudioStream(session.state, device, audio["block_size"],

@@ -138,6 +138,7 @@ def test_python_callback_fallback_stream_plays_the_same_kernel(jack_server):
     from engine.drivers import portaudio
     from engine.rt import layout as L
     from engine.rt.events import K_NOTE_ON
+    warm_up(("python",))
     portaudio.rescan()
     device = portaudio.find_output("system")
     state = lk.click_engine(int(device["default_samplerate"]))

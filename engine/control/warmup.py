@@ -23,7 +23,8 @@ def kernel_cache_is_cold() -> bool:
 
 def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
     """Run every event kind and every part through the kernel on a throwaway engine, then
-    build the compiled callbacks of `drivers` ("portaudio", "jack"). Returns seconds taken.
+    build the compiled callbacks of `drivers` ("portaudio", "jack", or "python" for the
+    Python-callback fallback). Returns seconds taken.
     `say` (if given) is told when a cold cache means a long first compile."""
     t0 = time.perf_counter()
     if say is not None and kernel_cache_is_cold():
@@ -42,6 +43,12 @@ def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
     if "portaudio" in drivers:
         from engine.rt.callbacks import portaudio_callback
         portaudio_callback()
+    if "python" in drivers:      # the Python-callback fallback calls pa_process itself
+        import numpy as np
+
+        from engine.rt.callbacks import pa_process
+        scratch = np.zeros(2 * 64, np.float32)
+        pa_process(state.table, scratch.ctypes.data, 64, 0)
     if "jack" in drivers:
         from engine.rt.callbacks import jack_callback, jack_xrun_callback
         jack_callback()

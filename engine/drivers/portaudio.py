@@ -122,6 +122,7 @@ class PortAudioStream:
         self._stream = stream[0]
 
     def _start_python(self, sd) -> None:
+        """Needs `warm_up(("python",))` first: a first call would compile in the callback."""
         from engine.rt.callbacks import pa_process
         table = self.state.table
 
