@@ -142,3 +142,20 @@ def test_the_session_midi_file_has_the_band_and_the_player(cfg, tmp_path):
     assert keys[0].start_s == pytest.approx(1.0, abs=0.01)
     assert keys[0].dur_s == pytest.approx(0.5, abs=0.01)
     assert {n.part for n in notes} >= {"keys", "drums", "bass"}
+
+
+def test_mixer_and_effect_controls_take_effect_smoothly(cfg):
+    from engine.rt import master
+    from engine.rt.events import FX_MASTER
+    dry_keys(cfg)
+    s = Session(cfg, SR)
+    s.state.push_sched(0, K_NOTE_ON, KEYS, 57, 1.0, 1)
+    a = run(s, 0.4)
+    s.set_fx(FX_MASTER, master.MASTER_GAIN_DB, -20.0)       # master down 18 dB
+    b = run(s, 0.4)
+    assert np.abs(b[-4800:]).max() < 0.2 * np.abs(a[-4800:]).max()
+    s.set_mix("keys", "mute", 1.0)
+    c = run(s, 0.2)
+    assert np.abs(c[-2400:]).max() < 1e-4                    # muted (after a smooth fade)
+    across, steady = _seam_jump(a, b)
+    assert across <= 1.05 * steady                           # the gain change did not click
