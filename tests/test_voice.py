@@ -175,3 +175,13 @@ def test_64_voices_of_keys_play_at_once():
     ev = [(0, K_NOTE_ON, 0, 30 + i, 1.0, 1) for i in range(64)]
     render(st, ev, 0.1)
     assert st.counters()["voices"] == 64 and st.counters()["steals"] == 0
+
+
+@pytest.mark.parametrize("sr", [44100, 96000])
+def test_other_sample_rates_keep_pitch_and_safety(sr):
+    st = engine(dict(OPEN, osc1_wave="sine"), sr=sr)
+    x = render(st, [(0, K_NOTE_ON, 0, 69, 1.0, 1), (0, K_NOTE_ON, 4, 38, 1.0, 1)], 0.5,
+               part_bus=0)
+    assert peak_hz(x[sr // 10:], sr) == pytest.approx(440.0, rel=2e-3)
+    out = render(engine(sr=sr, dry=False), [(0, K_NOTE_ON, p, 60, 1.0, 1) for p in range(5)], 0.5)
+    assert np.all(np.isfinite(out)) and 0.01 < np.abs(out).max() <= 10 ** (-1 / 20) + 1e-7
