@@ -71,6 +71,8 @@ SCHEMA: Schema = {
         "reverb_decay_s": Field(2.2, "", lo=0.1, hi=30.0),
         "ceiling_db": Field(-1.0, "limiter ceiling, dBFS", lo=-24.0, hi=0.0),
         "master_gain_db": Field(-2.0, "into the limiter", lo=-60.0, hi=24.0),
+        "limiter": Field("safety", "safety: no delay (live and offline alike); lookahead: "
+                         "transparent, 1.5 ms later", choices=("safety", "lookahead")),
     },
     "render": {
         "seconds": Field(60.0, "length of `bandmate render` / the offline demo", lo=0.1,

@@ -48,8 +48,9 @@ def render(st: EngineState, events, seconds: float, block: int = 256,
 
 
 def latency(sr: int = SR) -> int:
-    """The master limiter's constant look-ahead delay."""
-    return master.lookahead_samples(sr)
+    """The master's constant delay with the engine's default limiter (the safety limiter:
+    0; the look-ahead limiter would add its look-ahead)."""
+    return master.latency_samples(master.master_default_params(), sr)
 
 
 def peak_hz(x: np.ndarray, sr: int = SR) -> float:

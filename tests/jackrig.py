@@ -1,6 +1,7 @@
-"""A frame-exact JACK test rig (control side; test code only).
+"""A frame-exact JACK test rig (test code only).
 
-`Rig` is one JACK client ("bandmate_rig") in the test process that
+`Rig` is one JACK client ("bandmate_rig") in the test process, its callbacks compiled
+(tests.jackc: no Python, no GIL on JACK's threads), that
   * sends MIDI into a device under test (DUT) through a JACK MIDI output port, each message at
     an exact absolute JACK frame, and
   * records the DUT's audio through JACK audio input ports, stamping every period with the
@@ -30,36 +31,30 @@ whose data is read one cycle later. Two cases:
 `measure(sent, onsets, loop_frames=rig.loop_frames())` reports the raw figure and the DUT's
 own figure (`own_median`, the loop subtracted).
 
-Realtime caveat: the callback is Python and needs the GIL. A long GIL hold in the test
-process (or a DUT in the same process), or a GIL holder descheduled on a loaded machine, can
-make the rig miss a cycle (the active rig shortens sys.setswitchinterval to limit this); `recording()` detects a
-discontinuity in the period stamps and raises `RigGap` rather than return misaligned audio,
-and `xruns` counts the server's xrun notifications.
+No Python runs in the rig's callbacks, so nothing in the test process can make it miss a
+cycle; the host still can (a VM's stolen time): then the server reports an xrun, the rig counts
+it (`xruns`), and `recording()` raises `RigGap` if its period stamps are not contiguous, so a
+test measures again rather than read misaligned audio. Where a property does not depend on
+wall-clock time, `freewheel()` runs the server's cycles back to back with no deadline (JACK's
+freewheel mode): no xruns at all; schedule such runs with `arm()` (frames relative to the
+cycle that picks the schedule up), since the frame clock then races ahead of any Python thread.
 """
 from __future__ import annotations
 
-import collections
-import heapq
+import contextlib
 import re
-import sys
-import threading
 import time
 from dataclasses import dataclass
 
-import jack
 import numpy as np
 
-try:  # JACK-Client's cffi handles: used to copy port buffers without a numpy object per cycle
-    from jack import _ffi, _lib
-except ImportError as exc:  # pragma: no cover - JACK-Client layout changed
-    raise ImportError("tests.jackrig needs JACK-Client 0.5.x (jack._ffi / jack._lib)") from exc
+from tests.jackc import (ANCHOR_ARMED, ANCHOR_HOLD, T_ANCHOR, T_CYCLES, T_DROPPED, T_LATE,
+                         T_LEAD, T_SCHED_COUNT, CClient)
 
 RIG_LOOP_PERIODS = 1
 """Periods the rig adds when it closes a cycle in the JACK graph (one feedback connection)."""
 
-
-SWITCH_INTERVAL = 0.0002
-"""sys.setswitchinterval while a Rig is active (seconds)."""
+PORT_IS_INPUT, PORT_IS_OUTPUT = 0x1, 0x2
 
 
 class RigError(RuntimeError):
@@ -67,37 +62,29 @@ class RigError(RuntimeError):
 
 
 class RigGap(RigError):
-    """The recording has a discontinuity (the rig missed one or more process cycles)."""
+    """The recording has a discontinuity (the host made the server miss one or more cycles)."""
 
 
-def find_ports(client: jack.Client, pattern: str, *, is_midi: bool | None = None,
+def list_ports(lib, client, pattern: str = "", *, is_midi: bool | None = None,
                is_input: bool | None = None) -> list[str]:
-    """Names of the JACK ports whose full name matches the regex `pattern` (re.search).
-
-    is_midi: True = MIDI ports only, False = audio ports only, None = both.
-    is_input: True = input (sink) ports only, False = output (source) ports only, None = both.
-    Port names are not stable across runs (e.g. PortAudio and rtmidi number their clients), so
-    look them up by pattern every time.
-    """
-    kwargs = {}
-    if is_midi is True:
-        kwargs["is_midi"] = True
-    elif is_midi is False:
-        kwargs["is_audio"] = True
+    """Names of the JACK ports whose full name matches the regex `pattern` (re.search)."""
+    flags = 0
     if is_input is True:
-        kwargs["is_input"] = True
+        flags |= PORT_IS_INPUT
     elif is_input is False:
-        kwargs["is_output"] = True
+        flags |= PORT_IS_OUTPUT
+    kind = None if is_midi is None else (b"8 bit raw midi" if is_midi
+                                         else b"32 bit float mono audio")
+    names = lib.jack_get_ports(client, None, kind, flags)
+    out = []
+    if names:
+        i = 0
+        while names[i]:
+            out.append(names[i].decode())
+            i += 1
+        lib.jack_free(names)
     rx = re.compile(pattern)
-    return sorted(p.name for p in client.get_ports(**kwargs) if rx.search(p.name))
-
-
-def find_port(client: jack.Client, pattern: str, **kwargs) -> str:
-    """The one port matching `pattern` (see `find_ports`); RigError if none or several."""
-    names = find_ports(client, pattern, **kwargs)
-    if len(names) != 1:
-        raise RigError(f"expected exactly one port matching {pattern!r} {kwargs}, found {names}")
-    return names[0]
+    return sorted(n for n in out if rx.search(n))
 
 
 class Rig:
@@ -117,64 +104,27 @@ class Rig:
     """
 
     def __init__(self, name: str = "bandmate_rig", audio_inputs: int = 2, *,
-                 seconds: float = 20.0, max_messages: int = 1 << 16,
-                 servername: str | None = None):
-        self.client = jack.Client(name, no_start_server=True, servername=servername)
-        self.name = self.client.name  # JACK may rename on a clash
-        self.rate = int(self.client.samplerate)
-        self.period = int(self.client.blocksize)
-        self.midi_out = self.client.midi_outports.register("midi_out")
-        self.audio_in = [self.client.inports.register(f"in_{i + 1}") for i in range(audio_inputs)]
-        self.channels = audio_inputs
-
-        # --- recording: a ring of whole periods, each stamped with its absolute first frame ---
-        self._slots = max(4, int(np.ceil(seconds * self.rate / self.period)))
-        self._audio = np.zeros((self._slots, self.channels, self.period), dtype=np.float32)
-        self._stamps = np.full(self._slots, -1, dtype=np.int64)
-        self._cycles = 0  # periods recorded so far; written last in the callback (publication)
-        self._slot_bytes = self.period * 4
-        base = _ffi.cast("char *", self._audio.ctypes.data)
-        # one destination pointer per (slot, channel), built once: no allocation per cycle
-        self._dst = [[base + (s * self.channels + c) * self._slot_bytes for c in range(self.channels)]
-                     for s in range(self._slots)]
-        self._in_ptrs = [p._ptr for p in self.audio_in]
-        self._out_ptr = self.midi_out._ptr
-
-        # --- MIDI sending ---
-        self._inbox: collections.deque = collections.deque()  # (at_frame, seq, bytes) from send()
-        self._pending: list = []  # heap of the same, owned by the callback
-        self._sent = np.full(max_messages, -1, dtype=np.int64)  # actual frame each seq went out
+                 seconds: float = 20.0, max_messages: int = 1 << 14):
+        self.c = CClient(name, midi_out=True, audio_in=audio_inputs, seconds=seconds,
+                         max_messages=max_messages)
+        self.lib, self.name = self.c.lib, self.c.name
+        self.rate, self.period, self.channels = self.c.rate, self.c.period, audio_inputs
+        self.midi_out = self.c.port_name("midi_out")
+        self.audio_in = [self.c.port_name(f"in_{i + 1}") for i in range(audio_inputs)]
         self._seq = 0
-        self._seq_lock = threading.Lock()
-        self.late_messages = 0  # messages whose at_frame had already passed (sent at offset 0)
-        self.dropped_messages = 0  # messages the MIDI port buffer had no room for (left unsent)
-
-        self.xruns = 0
-        self._shutdown: str | None = None
-        self.client.set_process_callback(self._process)
-        self.client.set_xrun_callback(self._on_xrun)
-        self.client.set_shutdown_callback(self._on_shutdown)
-        self.client.set_blocksize_callback(self._on_blocksize)
-        self._active = False
+        self._last_frame = -(1 << 62)
+        self._freewheel = False
+        self._rec = self.c._rec.reshape(self.c.slots, max(audio_inputs, 1), self.period)
 
     # -------------------------------------------------------------------- lifecycle
     def activate(self) -> "Rig":
-        if not self._active:
-            # The callback needs the GIL every period (1.3 ms at 64/48k); a thread busy in Python
-            # would keep it for up to the switch interval (5 ms by default). Shorten it while
-            # the rig runs; restored by close().
-            self._switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL))
-            self.client.activate()
-            self._active = True
+        self.c.activate()
         return self
 
     def close(self) -> None:
-        if self._active:
-            self.client.deactivate()
-            self._active = False
-            sys.setswitchinterval(self._switch_interval)
-        self.client.close()
+        if self._freewheel:
+            self.freewheel(False)
+        self.c.close()
 
     def __enter__(self) -> "Rig":
         return self.activate()
@@ -182,52 +132,65 @@ class Rig:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -------------------------------------------------------------------- JACK callbacks
-    def _process(self, frames: int) -> None:
-        ft = self.client.last_frame_time
-        # MIDI out: clear the port buffer every cycle, then write every due message in order.
-        out = _lib.jack_port_get_buffer(self._out_ptr, frames)
-        _lib.jack_midi_clear_buffer(out)
-        inbox, pending = self._inbox, self._pending
-        while inbox:
-            heapq.heappush(pending, inbox.popleft())
-        end = ft + frames
-        while pending and pending[0][0] < end:
-            at, seq, data = heapq.heappop(pending)
-            offset = at - ft
-            if offset < 0:
-                offset = 0
-                self.late_messages += 1
-            if _lib.jack_midi_event_write(out, offset, data, len(data)) == 0:
-                self._sent[seq] = ft + offset
-            else:  # port buffer full: leave it unsent (-1) so the test sees it
-                self.dropped_messages += 1
-        # Audio in: copy each port's period into the ring slot, stamp it, then publish.
-        slot = self._cycles % self._slots
-        dst = self._dst[slot]
-        for c, ptr in enumerate(self._in_ptrs):
-            _ffi.memmove(dst[c], _lib.jack_port_get_buffer(ptr, frames), self._slot_bytes)
-        self._stamps[slot] = ft
-        self._cycles += 1
+    @property
+    def xruns(self) -> int:
+        return self.c.xruns
 
-    def _on_xrun(self, delay_usecs: float) -> None:
-        self.xruns += 1
+    @property
+    def late_messages(self) -> int:
+        """Messages whose frame had already passed when the rig came to them (sent at 0)."""
+        return int(self.c.t[T_LATE])
 
-    def _on_shutdown(self, status, reason: str) -> None:
-        self._shutdown = reason or str(status)
+    @property
+    def dropped_messages(self) -> int:
+        """Messages the MIDI port buffer had no room for (left unsent, -1)."""
+        return int(self.c.t[T_DROPPED])
 
-    def _on_blocksize(self, blocksize: int) -> None:
-        if blocksize != self.period:
-            self._shutdown = f"JACK period changed from {self.period} to {blocksize}; make a new Rig"
-            raise jack.CallbackExit
+    def freewheel(self, on: bool) -> None:
+        """JACK's freewheel mode: cycles back to back, no deadline (the whole server)."""
+        if self.lib.jack_set_freewheel(self.c.client, int(on)) != 0:
+            raise RigError("JACK refused freewheel mode")
+        self._freewheel = on
+
+    @contextlib.contextmanager
+    def freewheeling(self):
+        self.freewheel(True)
+        try:
+            yield self
+        finally:
+            self.freewheel(False)
 
     # -------------------------------------------------------------------- wiring
     def find_ports(self, pattern: str, *, is_midi: bool | None = None,
                    is_input: bool | None = None) -> list[str]:
-        return find_ports(self.client, pattern, is_midi=is_midi, is_input=is_input)
+        return list_ports(self.lib, self.c.client, pattern, is_midi=is_midi, is_input=is_input)
 
     def find_port(self, pattern: str, **kwargs) -> str:
-        return find_port(self.client, pattern, **kwargs)
+        names = self.find_ports(pattern, **kwargs)
+        if len(names) != 1:
+            raise RigError(f"expected exactly one port matching {pattern!r} {kwargs}, "
+                           f"found {names}")
+        return names[0]
+
+    def wait_for_port(self, pattern: str, timeout: float = 10.0, **kwargs) -> str:
+        """The one port matching `pattern`, waiting for it to appear (RigError on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            names = self.find_ports(pattern, **kwargs)
+            if len(names) == 1:
+                return names[0]
+            if time.monotonic() > deadline:
+                raise RigError(f"no single port matching {pattern!r} within {timeout} s: "
+                               f"{names}")
+            time.sleep(0.02)
+
+    def connect_ports(self, src: str, dst: str) -> None:
+        if self.lib.jack_connect(self.c.client, src.encode(), dst.encode()) != 0:
+            raise RigError(f"JACK refused to connect {src} -> {dst}")
+
+    def disconnect_ports(self, src: str, dst: str) -> None:
+        if self.lib.jack_disconnect(self.c.client, src.encode(), dst.encode()) != 0:
+            raise RigError(f"JACK refused to disconnect {src} -> {dst}")
 
     def connect(self, midi_to: str | None, audio_from: list[str] | tuple[str, ...] = ()) -> None:
         """Connect the rig's MIDI out to `midi_to` (a JACK MIDI input port name, or None) and the
@@ -240,19 +203,31 @@ class Rig:
             raise RigError(f"{len(audio_from)} audio sources but the rig has {self.channels} inputs")
         self.activate()
         if midi_to is not None:
-            self.client.connect(self.midi_out, midi_to)
+            self.connect_ports(self.midi_out, midi_to)
         for port, source in zip(self.audio_in, audio_from):
-            self.client.connect(source, port)
+            self.connect_ports(source, port)
+
+    def _connections(self, port_name: str) -> list[str]:
+        port = self.lib.jack_port_by_name(self.c.client, port_name.encode())
+        names = self.lib.jack_port_get_all_connections(self.c.client, port) if port else None
+        out = []
+        if names:
+            i = 0
+            while names[i]:
+                out.append(names[i].decode())
+                i += 1
+            self.lib.jack_free(names)
+        return out
 
     def loop_frames(self) -> int:
         """Frames the rig itself adds to a send -> onset measurement with the connections as
         they are now: one period (RIG_LOOP_PERIODS) if JACK connections lead from the rig back
         to the rig (a graph cycle, case 1 of the module doc), else 0."""
         edges: dict[str, set[str]] = {}
-        for port in self.client.get_ports(is_output=True):
-            src = port.name.split(":", 1)[0]
-            for dst in self.client.get_all_connections(port):
-                edges.setdefault(src, set()).add(dst.name.split(":", 1)[0])
+        for port in self.find_ports("", is_input=False):
+            src = port.split(":", 1)[0]
+            for dst in self._connections(port):
+                edges.setdefault(src, set()).add(dst.split(":", 1)[0])
         seen, todo = set(), list(edges.get(self.name, ()))
         while todo:
             c = todo.pop()
@@ -266,35 +241,67 @@ class Rig:
     # -------------------------------------------------------------------- time and MIDI
     def now(self) -> int:
         """The estimated current JACK frame (jack_frame_time; for scheduling from this thread)."""
-        return int(self.client.frame_time)
+        return self.c.now()
+
+    def hold(self) -> None:
+        """Send nothing until `arm()`: queue a schedule relative to the arming cycle."""
+        self.c.t[T_ANCHOR] = ANCHOR_HOLD
+        self._last_frame = -(1 << 62)
+
+    def arm(self, lead: int | None = None) -> None:
+        """Start the held schedule: its frames count from the first cycle that sees the arm,
+        plus `lead` frames (default 2 periods). `anchor()` then tells that frame."""
+        self.c.t[T_LEAD] = 2 * self.period if lead is None else lead
+        self.c.t[T_ANCHOR] = ANCHOR_ARMED
+
+    def anchor(self, timeout: float = 10.0) -> int:
+        """The absolute frame the schedule counts from (waits for an armed schedule)."""
+        deadline = time.monotonic() + timeout
+        while self.c.t[T_ANCHOR] < 0:
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise RigError(f"the rig did not pick up its schedule within {timeout} s")
+            time.sleep(0.002)
+        return int(self.c.t[T_ANCHOR])
 
     def send(self, msg: bytes | bytearray | list[int], at_frame: int) -> int:
-        """Queue a MIDI message to go out at absolute JACK frame `at_frame`; returns its sequence
-        number (see `sent_frame`). A frame already past goes out at offset 0 of the next cycle
-        and counts in `late_messages`. Schedule at least a couple of periods ahead of `now()`."""
+        """Queue a MIDI message to go out at frame `at_frame` (absolute, or relative to the
+        anchor after `hold()`); returns its sequence number (see `sent_frame`). Frames must not
+        decrease from one send to the next. A frame already past goes out at offset 0 of the
+        next cycle and counts in `late_messages`."""
         data = bytes(msg)
-        with self._seq_lock:
-            seq = self._seq
-            if seq >= len(self._sent):
-                raise RigError(f"more than {len(self._sent)} messages sent; raise max_messages")
-            self._seq += 1
-        self._inbox.append((int(at_frame), seq, data))
+        c = self.c
+        seq = self._seq
+        if seq >= len(c._frames):
+            raise RigError(f"more than {len(c._frames)} messages sent; raise max_messages")
+        if at_frame < self._last_frame:
+            raise RigError(f"send frames must not decrease ({at_frame} < {self._last_frame})")
+        if c._pool_used + len(data) > len(c._pool):
+            raise RigError("the rig's MIDI byte pool is full")
+        c._pool[c._pool_used:c._pool_used + len(data)] = np.frombuffer(data, np.uint8)
+        c._offs[seq] = c._pool_used
+        c._lens[seq] = len(data)
+        c._frames[seq] = int(at_frame)
+        c._pool_used += len(data)
+        self._last_frame = int(at_frame)
+        self._seq = seq + 1
+        c.t[T_SCHED_COUNT] = seq + 1      # publish (x86/ARM: the stores above land first)
         return seq
 
     def sent_frame(self, seq: int) -> int:
         """The absolute frame message `seq` actually went out at, or -1 if not yet sent."""
-        return int(self._sent[seq])
+        return int(self.c._sent[seq])
 
     def sent_frames(self) -> np.ndarray:
         """Actual send frames of every message so far, indexed by sequence number (-1 = unsent)."""
-        return self._sent[: self._seq].copy()
+        return self.c._sent[: self._seq].copy()
 
     def recorded_until(self) -> int:
         """Absolute frame just past the last recorded sample (-1 before the first cycle)."""
-        n = self._cycles
+        n = int(self.c.t[T_CYCLES])
         if n == 0:
             return -1
-        return int(self._stamps[(n - 1) % self._slots]) + self.period
+        return int(self.c._stamps[(n - 1) % self.c.slots]) + self.period
 
     def wait_until(self, frame: int, timeout: float = 10.0) -> None:
         """Block until the recording covers every frame before `frame`."""
@@ -302,33 +309,32 @@ class Rig:
         while (reached := self.recorded_until()) < frame:
             self._check_alive()
             if time.monotonic() > deadline:
-                raise RigError(f"recording reached frame {reached}, not {frame}, within {timeout} s")
-            # Sleep most of the remaining time in one go: every wake-up takes the GIL that the
-            # process callback needs, so poll rarely until the end is near.
+                raise RigError(f"recording reached frame {reached}, not {frame}, within "
+                               f"{timeout} s (xruns={self.xruns})")
             remaining = (frame - reached) / self.rate if reached >= 0 else 0.0
-            time.sleep(max(0.002, remaining - 0.01))
+            time.sleep(min(0.05, max(0.001, remaining - 0.01)))
 
     def _check_alive(self) -> None:
-        if self._shutdown is not None:
-            raise RigError(f"JACK shut the rig down: {self._shutdown}")
+        if not self.c.alive:
+            raise RigError("JACK shut the rig down (the server went away)")
 
     # -------------------------------------------------------------------- recording
     def recording(self, since_frame: int | None = None) -> tuple[int, np.ndarray]:
         """(start_frame, audio[frames, channels] float32) for the recorded span, from the oldest
         period still in the ring (or the period containing `since_frame`) to the newest.
 
-        Raises RigGap if the rig missed a cycle inside that span."""
+        Raises RigGap if a cycle is missing inside that span."""
         self._check_alive()
-        n = self._cycles
-        count = min(n, self._slots)
+        slots = self.c.slots
+        n = int(self.c.t[T_CYCLES])
+        count = min(n, slots)
         if count == 0:
             return 0, np.zeros((0, self.channels), dtype=np.float32)
-        idx = (np.arange(n - count, n) % self._slots)
-        audio = self._audio[idx].copy()
-        stamps = self._stamps[idx].copy()
+        idx = (np.arange(n - count, n) % slots)
+        audio = self._rec[idx][:, :self.channels].copy()
+        stamps = self.c._stamps[idx].copy()
         # The callback may have overwritten the oldest slots while we copied: drop those.
-        # (cycle c's slot is rewritten by cycle c + slots, which may be under way: c <= n2 - slots)
-        overwritten = max(0, self._cycles - self._slots - (n - count) + 1)
+        overwritten = max(0, int(self.c.t[T_CYCLES]) - slots - (n - count) + 1)
         audio, stamps = audio[overwritten:], stamps[overwritten:]
         if since_frame is not None:
             keep = stamps + self.period > since_frame

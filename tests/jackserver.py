@@ -12,7 +12,9 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 
 def _die_with_parent() -> None:
@@ -27,11 +29,24 @@ def _die_with_parent() -> None:
 class JackServer:
     """A `jackd -R -d dummy` process. Use as a context manager."""
 
-    def __init__(self, name: str | None = None, rate: int = 48000, period: int = 64):
+    def __init__(self, name: str | None = None, rate: int = 48000, period: int = 64,
+                 log_dir: str | os.PathLike | None = None):
         # a name of our own: never attach to another run's (or an orphaned) server
         self.name = name or f"bandmate_test_{os.getpid()}"
         self.rate, self.period = rate, period
         self.proc: subprocess.Popen | None = None
+        # jackd writes a line per xrun: its output goes to a file, never to a pipe nobody
+        # drains (a full pipe blocks jackd in write(), and every client with it)
+        self.log_path = Path(log_dir or tempfile.gettempdir()) / f"{self.name}.log"
+        self._log = None
+
+    def log_tail(self, chars: int = 2000) -> str:
+        """The end of jackd's output (for failure messages)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no jackd log)"
+        return f"jackd log {self.log_path} (last {chars} chars):\n{text[-chars:]}"
 
     def start(self) -> "JackServer":
         jackd = shutil.which("jackd")
@@ -40,8 +55,9 @@ class JackServer:
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         os.environ.setdefault("JACK_NO_AUDIO_RESERVATION", "1")
         cmd = [jackd, "-n", self.name, "-R", "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=_die_with_parent)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         atexit.register(self.stop)
         deadline = time.monotonic() + 10.0
         import jack  # JACK-Client
@@ -49,8 +65,7 @@ class JackServer:
         jack.set_error_function(lambda msg: None)  # the probe's "cannot connect" noise while jackd starts
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace")
-                raise RuntimeError(f"jackd exited at start: {err[-2000:]}")
+                raise RuntimeError(f"jackd exited at start\n{self.log_tail()}")
             try:
                 probe = jack.Client("bandmate_probe", no_start_server=True, servername=self.name)
             except jack.JackError:
@@ -63,7 +78,7 @@ class JackServer:
                                    "is already running")
             return self
         self.stop()
-        raise RuntimeError("jackd did not come up within 10 s")
+        raise RuntimeError(f"jackd did not come up within 10 s\n{self.log_tail()}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -72,8 +87,11 @@ class JackServer:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                self.proc.wait(timeout=5)
         self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> "JackServer":
         return self.start()

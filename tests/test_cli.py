@@ -13,7 +13,7 @@ from engine.rt import master
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 48000
-LA = master.lookahead_samples(SR)
+LA = master.latency_samples(master.master_default_params(), SR)  # the default limiter's delay
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
 """Validate the frame-exact JACK rig (tests/jackrig.py) against a reference instrument.
 
-The reference instrument is a pure JACK-Client client: a note-on at offset k of a period makes
-a 1.0 impulse at sample k of the same period, i.e. a DUT with zero latency of its own. It also
+The reference instrument is a JACK client with a compiled callback (tests.jackc): a note-on at
+offset k of a period makes a 1.0 impulse at sample k of the same period, i.e. a DUT with zero
+latency of its own. It also
 logs the absolute frame at which each note-on reached it, which shows JACK2's graph order:
 
 * MIDI connected first (what `Rig.connect` does): JACK runs rig -> instrument each cycle, the
@@ -22,12 +23,11 @@ import random
 import re
 import subprocess
 
-import jack
 import numpy as np
 import pytest
 
-from tests.jackrig import (RIG_LOOP_PERIODS, Rig, RigError, RigGap, find_port, measure,
-                           onset_frame)
+from tests.jackc import CClient
+from tests.jackrig import RIG_LOOP_PERIODS, Rig, RigError, RigGap, measure, onset_frame
 
 NOTE_ON = b"\x90\x3c\x64"
 N_NOTES = 50
@@ -35,30 +35,20 @@ SPACING = 1000  # frames between notes: not a multiple of 64, so offsets wander 
 
 
 class RefInstrument:
-    """note-on at offset k -> a 1.0 impulse at sample k of the same period."""
+    """note-on at offset k -> a 1.0 impulse at sample k of the same period (compiled)."""
 
-    def __init__(self, name: str = "ref_instrument", max_notes: int = 4096):
-        self.client = jack.Client(name, no_start_server=True)
+    def __init__(self, name: str = "ref_instrument"):
+        self.client = CClient(name, midi_in=True, audio_out=True, instant=True).activate()
         self.name = self.client.name  # JACK appends -01 etc. if the name is taken
-        self.midi_in = self.client.midi_inports.register("midi_in")
-        self.out = self.client.outports.register("out")
-        self.arrivals = np.full(max_notes, -1, dtype=np.int64)  # absolute frame of each note-on
-        self.n = 0
-        self.client.set_process_callback(self._process)
-        self.client.activate()
 
-    def _process(self, frames: int) -> None:
-        buf = self.out.get_array()
-        buf.fill(0.0)
-        for offset, data in self.midi_in.incoming_midi_events():
-            if len(data) == 3 and data[0][0] & 0xF0 == 0x90 and data[2][0] > 0:
-                buf[offset] = 1.0
-                if self.n < len(self.arrivals):
-                    self.arrivals[self.n] = self.client.last_frame_time + offset
-                    self.n += 1
+    @property
+    def n(self) -> int:
+        return len(self.client.arrivals())
+
+    def arrivals_since(self, n0: int) -> list[int]:
+        return self.client.arrivals()[n0:]
 
     def close(self) -> None:
-        self.client.deactivate()
         self.client.close()
 
 
@@ -107,21 +97,39 @@ def _run_notes(rig: Rig, inst: RefInstrument, seed: int):
     sent = [rig.sent_frame(s) for s in seqs]
     bounds = sent[1:] + [sent[-1] + SPACING]
     onsets = [onset_frame(rec, s, threshold=0.5, before_frame=b) for s, b in zip(sent, bounds)]
-    arrivals = inst.arrivals[n0:inst.n].tolist()
+    arrivals = inst.arrivals_since(n0)
     return scheduled, sent, onsets, arrivals, rec
 
 
-def _measure_with_retries(rig: Rig, inst: RefInstrument, attempts: int = 5):
-    """A missed cycle or a starved test thread (RigGap, xrun or late sends on a loaded 2-core
-    machine) makes a run unmeasurable, not wrong: retry it. Exactness is asserted on the first
-    clean run."""
+def _measure_with_retries(rig: Rig, inst: RefInstrument, attempts: int = 8):
+    """An xrun of the host (a VM's stolen time) or a starved test thread (late sends) makes a
+    real-time run unmeasurable, not wrong: retry it. Exactness is asserted on the first clean
+    run; if the host never gives one, the same run in freewheel mode (no deadlines) decides."""
     last = None
     for attempt in range(attempts):
         try:
             return _run_notes(rig, inst, seed=attempt)
         except RigGap as exc:
             last = exc
-    pytest.fail(f"no clean run in {attempts} attempts: {last}")
+    with rig.freewheeling():
+        return _run_notes_freewheel(rig, inst, seed=attempts, why=last)
+
+
+def _run_notes_freewheel(rig: Rig, inst: RefInstrument, seed: int, why):
+    rng = random.Random(seed)
+    rel = [i * SPACING + rng.randrange(rig.period) for i in range(N_NOTES)]
+    n0 = inst.n
+    rig.hold()
+    seqs = [rig.send(NOTE_ON, at) for at in rel]
+    rig.arm()
+    anchor = rig.anchor()
+    scheduled = [anchor + r for r in rel]
+    rig.wait_until(scheduled[-1] + SPACING, timeout=30)
+    rec = rig.recording(since_frame=scheduled[0] - rig.period)
+    sent = [rig.sent_frame(s) for s in seqs]
+    bounds = sent[1:] + [sent[-1] + SPACING]
+    onsets = [onset_frame(rec, s, threshold=0.5, before_frame=b) for s, b in zip(sent, bounds)]
+    return scheduled, sent, onsets, inst.arrivals_since(n0), rec
 
 
 @pytest.mark.jack
@@ -157,7 +165,7 @@ def test_audio_first_connection_moves_the_loop_delay_to_midi(ref_instrument):
         name = re.escape(ref_instrument.name)
         rig.connect(midi_to=None,
                     audio_from=rig.find_ports(rf"^{name}:out$", is_midi=False, is_input=False))
-        rig.client.connect(rig.midi_out, find_port(rig.client, rf"^{name}:midi_in$"))
+        rig.connect_ports(rig.midi_out, rig.find_port(rf"^{name}:midi_in$"))
         scheduled, sent, onsets, arrivals, _ = _measure_with_retries(rig, ref_instrument)
 
         assert sent == scheduled
@@ -172,33 +180,14 @@ class SplitInstrument:
     them (like rtmidi's input client feeding a separate audio client): the MIDI client logs
     each note-on's absolute frame; the audio client renders it at the same offset in the first
     period it runs after that (the next cycle: JACK runs it before the rig, the MIDI client
-    after)."""
+    after). Both compiled."""
 
     def __init__(self, name: str = "split_instrument"):
-        self.midi = jack.Client(name + "_midi", no_start_server=True)
-        self.audio = jack.Client(name + "_audio", no_start_server=True)
-        self.midi_in = self.midi.midi_inports.register("midi_in")
-        self.out = self.audio.outports.register("out")
-        self.queue: list[int] = []  # absolute note-on frames, MIDI client -> audio client
-        self.midi.set_process_callback(self._midi_process)
-        self.audio.set_process_callback(self._audio_process)
-        self.midi.activate()
-        self.audio.activate()
-
-    def _midi_process(self, frames: int) -> None:
-        for offset, data in self.midi_in.incoming_midi_events():
-            if len(data) == 3 and data[0][0] & 0xF0 == 0x90 and data[2][0] > 0:
-                self.queue.append(self.midi.last_frame_time + offset)
-
-    def _audio_process(self, frames: int) -> None:
-        buf = self.out.get_array()
-        buf.fill(0.0)
-        while self.queue:
-            buf[self.queue.pop(0) % frames] = 1.0
+        self.midi = CClient(name + "_midi", midi_in=True).activate()
+        self.audio = CClient(name + "_audio", audio_out=True, play_from=self.midi).activate()
 
     def close(self) -> None:
-        for c in (self.midi, self.audio):
-            c.deactivate()
+        for c in (self.audio, self.midi):
             c.close()
 
 
@@ -213,7 +202,7 @@ def test_split_dut_no_graph_cycle_rig_adds_nothing(own_jack):
                         audio_from=[rig.find_port(rf"^{re.escape(dut.audio.name)}:out$")])
             assert rig.loop_frames() == 0
             last = None
-            for attempt in range(5):
+            for attempt in range(8):
                 xruns0, late0 = rig.xruns, rig.late_messages
                 rng = random.Random(attempt)
                 first = rig.now() + rig.rate // 10
@@ -229,7 +218,7 @@ def test_split_dut_no_graph_cycle_rig_adds_nothing(own_jack):
                     break
                 last = f"xruns {rig.xruns - xruns0}, late {rig.late_messages - late0}"
             else:
-                pytest.fail(f"no clean run in 5 attempts: {last}")
+                pytest.fail(f"no clean run in 8 attempts: {last}")
             sent = [rig.sent_frame(q) for q in seqs]
             assert sent == sched
             onsets = [onset_frame(rec, t, 0.5, before_frame=t + SPACING - 1) for t in sent]
@@ -242,22 +231,30 @@ def test_split_dut_no_graph_cycle_rig_adds_nothing(own_jack):
 
 @pytest.mark.jack
 def test_recording_detects_a_missed_cycle(own_jack):
-    with Rig(audio_inputs=1, seconds=1.0) as rig:
+    rig = Rig(audio_inputs=1, seconds=1.0)
+    try:
+        rig.activate()
         rig.wait_until(rig.now() + 8 * rig.period)
-    # Deactivated: the ring is frozen. Lay clean stamps over the last 8 periods (so a real
-    # startup glitch cannot interfere), check them, then forge a missed cycle before the last two.
-    n = rig._cycles
-    assert n >= 8
-    idx = np.arange(n - 8, n) % rig._slots
-    rig._stamps[idx] = 1_000_000 + rig.period * np.arange(8)
-    start, audio = rig.recording(since_frame=1_000_000)
-    assert start == 1_000_000 and len(audio) == 8 * rig.period
-    last_two = idx[-2:]
-    rig._stamps[last_two] += rig.period
-    with pytest.raises(RigGap):
-        rig.recording()
-    start, audio = rig.recording(since_frame=int(rig._stamps[last_two[0]]))
-    assert start == rig._stamps[last_two[0]] and len(audio) == 2 * rig.period
+        rig.c.lib.jack_deactivate(rig.c.client)   # the ring is frozen from here on
+        rig.c.active = False
+        # Lay clean stamps over the last 8 periods (so a real startup glitch cannot interfere),
+        # check them, then forge a missed cycle before the last two.
+        stamps, slots = rig.c._stamps, rig.c.slots
+        n = rig.c.cycles
+        assert n >= 8
+        idx = np.arange(n - 8, n) % slots
+        base = int(stamps.max()) + 1000 * rig.period     # later than anything recorded
+        stamps[idx] = base + rig.period * np.arange(8)
+        start, audio = rig.recording(since_frame=base)
+        assert start == base and len(audio) == 8 * rig.period
+        last_two = idx[-2:]
+        stamps[last_two] += rig.period
+        with pytest.raises(RigGap):
+            rig.recording()
+        start, audio = rig.recording(since_frame=int(stamps[last_two[0]]))
+        assert start == stamps[last_two[0]] and len(audio) == 2 * rig.period
+    finally:
+        rig.close()
 
 
 @pytest.mark.jack
@@ -269,6 +266,7 @@ def test_find_ports(own_jack):
             f"{me}:in_1", f"{me}:in_2"]
         assert rig.find_ports(pre, is_midi=True) == [f"{me}:midi_out"]
         assert rig.find_ports(pre, is_input=False) == [f"{me}:midi_out"]
+        assert rig.find_ports(pre, is_midi=False, is_input=False) == []
         with pytest.raises(RigError):
             rig.find_port(pre + "in_")
 
@@ -286,3 +284,21 @@ def test_onset_frame_and_measure():
     m = measure([10, 20, 30, 40], [74, 84, None, 106], loop_frames=64)
     assert m.latencies.tolist() == [64, 64, 66]
     assert (m.median, m.jitter, m.min, m.max, m.missing, m.own_median) == (64, 2, 64, 66, 1, 0)
+
+
+@pytest.mark.jack
+def test_rig_in_freewheel_mode_is_exact_with_no_deadline(ref_instrument):
+    """Freewheel: the server runs cycles back to back; nothing depends on the host's timing."""
+    with Rig(audio_inputs=1) as rig:
+        name = re.escape(ref_instrument.name)
+        rig.connect(midi_to=rig.find_port(rf"^{name}:midi_in$"),
+                    audio_from=[rig.find_port(rf"^{name}:out$")])
+        xruns0 = rig.xruns
+        with rig.freewheeling():
+            scheduled, sent, onsets, arrivals, rec = _run_notes_freewheel(rig, ref_instrument,
+                                                                          seed=99, why=None)
+        assert rig.xruns == xruns0
+        assert rig.late_messages == 0
+        assert sent == scheduled and arrivals == sent
+        m = measure(sent, onsets, loop_frames=rig.loop_frames())
+        assert (m.median, m.jitter, m.missing, m.own_median) == (64, 0, 0, 0)

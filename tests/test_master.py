@@ -1,4 +1,7 @@
-"""engine.rt.master: DC blocker, non-finite guard and look-ahead limiter, checked on the signal."""
+"""engine.rt.master: DC blocker, non-finite guard and both limiters, checked on the signal.
+
+Most tests below are the look-ahead limiter's (LIMITER_MODE = LOOKAHEAD, renders and
+mastering); the safety limiter's (the default, zero delay) are at the end."""
 import numpy as np
 import pytest
 
@@ -12,15 +15,21 @@ def run(l, r, params=None, cuts=(), state=None):
     """Master bus over copies of l, r (in place on the copies), split at `cuts`."""
     l, r = np.array(l, dtype=np.float64), np.array(r, dtype=np.float64)
     state = m.master_alloc_state(SR) if state is None else state
-    params = m.master_default_params() if params is None else params
+    params = lookahead_params() if params is None else params
     points = sorted(set([0, len(l)] + list(cuts)))
     for a, b in zip(points[:-1], points[1:]):
         m.master_process(state, params, l, r, a, b, SR)
     return l, r, state
 
 
-def params(**kw):
+def lookahead_params():
     p = m.master_default_params()
+    p[m.LIMITER_MODE] = m.LOOKAHEAD
+    return p
+
+
+def params(**kw):
+    p = lookahead_params()
     for k, v in kw.items():
         p[m.MASTER_PARAM_NAMES[k]] = v
     return p
@@ -244,3 +253,99 @@ def test_block_size_invariance_while_gain_glides(seed):
         outs.append((l, r, st))
     assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
     assert np.array_equal(outs[0][2], outs[1][2])
+
+
+# ---- the safety limiter (LIMITER_MODE = SAFETY: live and default; no delay) -------------------
+
+def safety(**kw):
+    p = params(**kw)
+    p[m.LIMITER_MODE] = m.SAFETY
+    return p
+
+
+def test_safety_is_the_default_and_adds_no_delay():
+    assert m.master_default_params()[m.LIMITER_MODE] == m.SAFETY
+    assert m.latency_samples(m.master_default_params(), SR) == 0
+    assert m.latency_samples(lookahead_params(), SR) == LA
+    x = np.zeros(2000)
+    x[500] = 0.25
+    l, r, _ = run(x, -x, safety())
+    assert np.all(l[:500] == 0.0)
+    assert l[500] == 0.25 and r[500] == -0.25          # at its own sample, untouched
+
+
+def test_safety_passes_a_signal_below_its_threshold_sample_for_sample():
+    t = np.arange(SR) / SR
+    x = 0.6 * np.sin(2 * np.pi * 1000 * t)              # -4.4 dBFS: under -1 - 3 dB
+    l, r, st = run(x, x, safety())
+    coef = 1.0 - 2.0 * np.pi * m.DC_HZ / SR
+    blocked, x1, y1 = np.zeros(SR), 0.0, 0.0
+    for k in range(SR):
+        y1 = x[k] - x1 + coef * y1
+        x1 = x[k]
+        blocked[k] = y1
+    assert np.array_equal(l, blocked)                   # only the DC blocker, no delay
+    assert m.master_counters(st)["limit_gain"] == 1.0
+
+
+@pytest.mark.parametrize("ceiling_db", [-1.0, -6.0, 0.0])
+@pytest.mark.parametrize("name", ["square", "noise", "spikes", "bursts", "mixed"])
+def test_safety_never_exceeds_the_ceiling(name, ceiling_db):
+    x = loud_signals()[name]
+    y = np.roll(x, 37) * -0.7
+    l, r, st = run(x, y, safety(ceiling_db=ceiling_db))
+    c = ceiling(ceiling_db)
+    assert np.max(np.abs(l)) <= c and np.max(np.abs(r)) <= c
+    assert np.max(np.abs(l)) > 0.8 * c
+    assert m.master_counters(st)["clamped"] == 0   # the limiter and the clipper did it
+
+
+def test_safety_holds_a_loud_sustained_tone_without_clipping_it():
+    """Once the 1 ms attack has caught up, a +20 dB sine comes out as a sine at the threshold:
+    the gain does the work, the clipper and the clamp do not."""
+    t = np.arange(SR) / SR
+    x = 10.0 * np.sin(2 * np.pi * 220 * t)
+    l, _, st = run(x, x, safety())
+    thr = ceiling(-1.0 + m.SAFETY_THRESHOLD_DB)
+    tail = l[SR // 2:]
+    assert np.max(np.abs(tail)) == pytest.approx(thr, rel=0.01)
+    spec = np.abs(np.fft.rfft(tail * np.hanning(len(tail))))
+    k = round(220 * len(tail) / SR)
+    harmonics = spec[3 * k - 2:3 * k + 3].max() / spec[k - 2:k + 3].max()
+    assert harmonics < 10 ** (-40 / 20)                 # 3rd harmonic below -40 dB
+
+
+def test_safety_soft_clipper_bends_before_the_ceiling():
+    """A transient faster than the attack is bent smoothly, not flattened at the ceiling."""
+    x = np.zeros(4000)
+    n = np.arange(200)
+    x[1000:1200] = 3.0 * np.sin(np.pi * n / 200)        # a 4 ms +9.5 dB bump from silence
+    l, _, st = run(x, x, safety())
+    c = ceiling(-1.0)
+    seg = l[1000:1200]
+    assert seg.max() <= c and seg.max() > 0.9 * c
+    assert m.master_counters(st)["clamped"] == 0
+    assert np.sum(seg >= c * 0.9999) <= 2              # no flat top
+
+
+def test_safety_nonfinite_input_becomes_zero_and_music_goes_on():
+    t = np.arange(SR) / SR
+    x = 0.5 * np.sin(2 * np.pi * 300 * t)
+    bad = x.copy()
+    bad[1000:1100] = np.nan
+    bad[5000] = np.inf
+    l, r, st = run(bad, x, safety())
+    assert np.all(np.isfinite(l)) and np.all(np.isfinite(r))
+    assert m.master_counters(st)["nonfinite"] == 101
+    assert np.max(np.abs(l[SR // 2:])) > 0.45
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_safety_block_size_invariance(seed):
+    x = loud_signals()["mixed"]
+    y = np.roll(x, 11)
+    ref = run(x, y, safety())
+    rng = np.random.default_rng(seed)
+    cuts = sorted(set(rng.integers(1, len(x) - 1, 300).tolist()) | {1, 2, 64})
+    got = run(x, y, safety(), cuts=cuts)
+    assert np.array_equal(ref[0], got[0]) and np.array_equal(ref[1], got[1])

@@ -70,7 +70,7 @@ def test_event_lands_on_its_exact_sample():
         assert np.all(x[:t] == 0.0) and x[t] != 0.0
         y = render(engine(), [(t, K_NOTE_ON, 4, 36, 1.0, 1)], 0.2, block=64)
         first = np.flatnonzero(np.abs(y[:, 0]) > 0)[0]
-        assert first == t + latency()                 # the limiter's constant look-ahead
+        assert first == t + latency()                 # the master adds no delay
     assert st.counters()["late_events"] == 0
 
 

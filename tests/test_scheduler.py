@@ -285,7 +285,7 @@ def test_on_played_records_each_note_in_seconds():
 
 # ---- end to end through the engine ----------------------------------------------------------
 
-LA = master.lookahead_samples(SR)
+LA = master.latency_samples(master.master_default_params(), SR)  # the default limiter's delay
 
 
 def render_one_note(note, bpm, block, frames, lookahead_s=0.08):

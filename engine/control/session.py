@@ -160,6 +160,7 @@ class Session:
         a[L.S_REVERB_PARAMS][fx.REVERB_DECAY_S] = mix["reverb_decay_s"]
         a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] = mix["ceiling_db"]
         a[L.S_MASTER_PARAMS][master.MASTER_GAIN_DB] = mix["master_gain_db"]
+        a[L.S_MASTER_PARAMS][master.LIMITER_MODE] = master.LIMITER_MODES[mix["limiter"]]
         a[L.S_PART][L.GLOBAL_ROW, L.GL_TEMPO_BPM] = self.clock.bpm
 
     # ---- runtime controls (any time; through the queue) ----------------------------------------

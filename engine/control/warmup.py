@@ -50,7 +50,9 @@ def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
         scratch = np.zeros(2 * 64, np.float32)
         pa_process(state.table, scratch.ctypes.data, 64, 0)
     if "jack" in drivers:
-        from engine.rt.callbacks import jack_callback, jack_xrun_callback
-        jack_callback()
-        jack_xrun_callback()
+        from engine.rt import callbacks as cb
+        cb.jack_callback()
+        cb.jack_xrun_callback()
+        cb.jack_port_connect_callback()
+        cb.jack_shutdown_callback()
     return time.perf_counter() - t0

@@ -2,14 +2,22 @@
 `engine.rt.callbacks.jack_process`, bound to libjack through ctypes.
 
 The callback reads the client's MIDI input port itself, so each note applies at its exact
-frame offset in the period: note-to-sound is one period, with zero jitter, whatever Python
-is doing. Outputs are connected to the system playback ports unless told otherwise.
+frame offset in the period: note-to-sound is one period (plus the master limiter's look-ahead
+when the look-ahead limiter is chosen), with zero jitter, whatever Python is doing. Outputs are
+connected to the system playback ports unless told otherwise.
+
+Every callback JACK calls (process, xrun, port connect, shutdown) is compiled code
+(engine.rt.callbacks): JACK may call the shutdown callback from its process thread, so none of
+them is Python. They set counters in the driver's table; a small watcher thread of ours polls
+those and calls `on_midi_disconnect` / `on_shutdown` (the notes of an unplugged source are
+already released by then, in the audio thread).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import re
+import threading
 
 import numpy as np
 
@@ -58,16 +66,15 @@ def _libjack():
     lib.jack_free.argtypes = [vp]
     lib.jack_get_client_name.argtypes = [vp]
     lib.jack_get_client_name.restype = c
-    lib.jack_set_port_connect_callback.argtypes = [vp, PORT_CONNECT_CB, vp]
-    lib.jack_on_shutdown.argtypes = [vp, SHUTDOWN_CB, vp]
+    lib.jack_set_port_connect_callback.argtypes = [vp, vp, vp]
+    lib.jack_on_shutdown.argtypes = [vp, vp, vp]
     lib.jack_port_by_id.argtypes = [vp, ctypes.c_uint32]
     lib.jack_port_by_id.restype = vp
     return lib
 
 
-PORT_CONNECT_CB = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int,
-                                   ctypes.c_void_p)
-SHUTDOWN_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+WATCH_S = 0.02
+"""How often the watcher thread looks at the compiled callbacks' counters."""
 
 
 def _address(fn) -> int:
@@ -80,6 +87,9 @@ class JackClient:
 
     def __init__(self, name: str = "bandmate"):
         self.lib = _libjack()
+        self.active = False
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
         status = ctypes.c_int(0)
         self.client = self.lib.jack_client_open(name.encode(), NO_START_SERVER,
                                                 ctypes.byref(status))
@@ -97,27 +107,60 @@ class JackClient:
             self.close()
             raise JackError("JACK refused to register bandmate's ports")
         self.state: EngineState | None = None
-        self.active = False
-        self.alive = True
-        self.on_midi_disconnect = None   # called (JACK's notification thread) when a MIDI
-        self.on_shutdown = None          # source leaves midi_in / when the server goes away
-        self._connect_cb = PORT_CONNECT_CB(self._port_connect)
-        self._shutdown_cb = SHUTDOWN_CB(self._server_shutdown)
-        self.lib.jack_set_port_connect_callback(self.client, self._connect_cb, None)
-        self.lib.jack_on_shutdown(self.client, self._shutdown_cb, None)
+        self.on_midi_disconnect = None   # called from our watcher thread when a MIDI source
+        self.on_shutdown = None          # leaves midi_in / when the server goes away
+        # the compiled callbacks' table (engine.rt.callbacks J_*): allocated once, before any
+        # callback is registered, and kept until the client is closed
+        self._jt = np.zeros(cb.J_SIZE, np.int64)
+        self._event = np.zeros(cb.EVENT_STRUCT_WORDS, np.int64)
+        self._jt[cb.J_MIDI_PORT] = self.midi_in
+        self._jt[cb.J_OUT_L] = self.out_l
+        self._jt[cb.J_OUT_R] = self.out_r
+        self._jt[cb.J_GET_BUFFER] = _address(self.lib.jack_port_get_buffer)
+        self._jt[cb.J_EVENT_COUNT] = _address(self.lib.jack_midi_get_event_count)
+        self._jt[cb.J_EVENT_GET] = _address(self.lib.jack_midi_event_get)
+        self._jt[cb.J_EVENT] = self._event.ctypes.data
+        self._jt[cb.J_CLIENT] = self.client
+        self._jt[cb.J_LAST_FRAME_TIME] = _address(self.lib.jack_last_frame_time)
+        self._jt[cb.J_PORT_BY_ID] = _address(self.lib.jack_port_by_id)
+        self._arg = ctypes.c_void_p(self._jt.ctypes.data)
+        self._callbacks = [cb.jack_port_connect_callback(), cb.jack_shutdown_callback()]
+        self.lib.jack_set_port_connect_callback(self.client, self._callbacks[0].address,
+                                                self._arg)
+        self.lib.jack_on_shutdown(self.client, self._callbacks[1].address, self._arg)
+        self._seen_unplugs = 0
+        self._told_shutdown = False
+        self._watcher = threading.Thread(target=self._watch, name="bandmate-jack-watch",
+                                         daemon=True)
+        self._watcher.start()
 
-    def _port_connect(self, a: int, b: int, connect: int, arg) -> None:
-        """JACK's notification thread (not the audio thread): a device unplugged or a cable
-        pulled from midi_in must not leave its notes sounding."""
-        if connect or self.on_midi_disconnect is None:
-            return
-        if self.lib.jack_port_by_id(self.client, b) == self.midi_in:
-            self.on_midi_disconnect()
+    @property
+    def alive(self) -> bool:
+        """False once the JACK server has shut this client down."""
+        return self._jt[cb.J_SHUTDOWN] == 0
 
-    def _server_shutdown(self, arg) -> None:
-        self.alive = False
-        if self.on_shutdown is not None:
-            self.on_shutdown()
+    @property
+    def xruns(self) -> int:
+        """xruns JACK reported to this client since it started."""
+        return int(self._jt[cb.J_XRUNS])
+
+    def _watch(self) -> None:
+        """Our thread (never JACK's): turn the compiled callbacks' counters into calls."""
+        while not self._watch_stop.wait(WATCH_S):
+            self.poll()
+
+    def poll(self) -> None:
+        """Call on_midi_disconnect once per MIDI source that left midi_in, and on_shutdown once
+        when the server went away, since the last poll (the watcher thread does this)."""
+        unplugs = int(self._jt[cb.J_UNPLUGS])
+        while self._seen_unplugs < unplugs:
+            self._seen_unplugs += 1
+            if self.on_midi_disconnect is not None:
+                self.on_midi_disconnect()
+        if not self.alive and not self._told_shutdown:
+            self._told_shutdown = True
+            if self.on_shutdown is not None:
+                self.on_shutdown()
 
     def frame_of(self, sample: int) -> int:
         """The JACK frame at which engine sample `sample` is rendered (modulo 2**32)."""
@@ -143,24 +186,14 @@ class JackClient:
             raise JackError(f"engine at {state.sample_rate} Hz but JACK runs at {self.sample_rate}")
         self.state = state
         state.ctl[L.C_MIDI_SOURCE] = JACK_MIDI_SOURCE
-        self._event = np.zeros(cb.EVENT_STRUCT_WORDS, np.int64)
-        self._jt = np.zeros(cb.J_SIZE, np.int64)
         self._jt[cb.J_ENGINE] = state.address
-        self._jt[cb.J_MIDI_PORT] = self.midi_in
-        self._jt[cb.J_OUT_L] = self.out_l
-        self._jt[cb.J_OUT_R] = self.out_r
-        self._jt[cb.J_GET_BUFFER] = _address(self.lib.jack_port_get_buffer)
-        self._jt[cb.J_EVENT_COUNT] = _address(self.lib.jack_midi_get_event_count)
-        self._jt[cb.J_EVENT_GET] = _address(self.lib.jack_midi_event_get)
-        self._jt[cb.J_EVENT] = self._event.ctypes.data
-        self._jt[cb.J_CLIENT] = self.client
-        self._jt[cb.J_LAST_FRAME_TIME] = _address(self.lib.jack_last_frame_time)
+        self._jt[cb.J_UNPLUGS_DONE] = self._jt[cb.J_UNPLUGS]
         self._process = cb.jack_callback()
         self._xrun = cb.jack_xrun_callback()
-        arg = ctypes.c_void_p(self._jt.ctypes.data)
-        if self.lib.jack_set_process_callback(self.client, self._process.address, arg) != 0:
+        if self.lib.jack_set_process_callback(self.client, self._process.address,
+                                              self._arg) != 0:
             raise JackError("JACK refused the process callback")
-        self.lib.jack_set_xrun_callback(self.client, self._xrun.address, arg)
+        self.lib.jack_set_xrun_callback(self.client, self._xrun.address, self._arg)
         if self.lib.jack_activate(self.client) != 0:
             raise JackError("JACK refused to activate bandmate")
         self.active = True
@@ -190,6 +223,10 @@ class JackClient:
         return [p for p in chosen if self.connect(p, mine)]
 
     def close(self) -> None:
+        self._watch_stop.set()
+        w = self._watcher
+        if w is not None and w.is_alive() and w is not threading.current_thread():
+            w.join(timeout=1.0)
         if self.client:
             if self.active:
                 self.lib.jack_deactivate(self.client)

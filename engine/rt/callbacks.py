@@ -1,21 +1,27 @@
 """The live drivers' process callbacks, compiled to C-callable code (AUDIO THREAD ONLY).
 
-Both are Numba `@cfunc`s: PortAudio or JACK calls them directly on its real-time thread, and
-they never touch the GIL. They receive one address (PortAudio's `userData`, JACK's `arg`):
+Each is an `@njit` kernel behind a C entry point built by `engine.rt.cfunc.RtCallback` (not
+Numba's `@cfunc`, whose wrapper keeps a GIL-taking error path): PortAudio or JACK calls it
+directly on its own thread and nothing in it can reach Python (tests/test_rt_proof.py reads
+the compiled code). They receive one address (PortAudio's `userData`, JACK's `arg`):
 - PortAudio: the engine's pointer table (`engine.rt.layout`);
 - JACK: a small int64 table (`J_*` below) holding the engine table's address, the port
   handles and libjack's function addresses, so MIDI is read here with each event's frame
   offset and applied at that exact sample of this period.
 They are compiled (and cached on disk) by `engine.control.warmup`, never on the audio thread.
+JACK's other callbacks (xrun, port connect, shutdown) are compiled the same way: JACK may call
+its shutdown callback from the process thread, so none of them is Python; they only set
+counters that the control side polls.
 """
 import ctypes
 
 import numpy as np
-from numba import carray, cfunc, njit, types
+from numba import njit, types
 
 from engine.rt import render
+from engine.rt.cfunc import RtCallback
 from engine.rt.dsp import JIT
-from engine.rt.events import K_PITCH_BEND
+from engine.rt.events import K_PITCH_BEND, K_SOURCE_GONE
 from engine.rt.layout import (
     B_OUT_L, B_OUT_R, C_CHAN_PART, C_FRAME_OFFSET, C_MIDI_DROPPED, C_MIDI_SOURCE, C_SAMPLE_TIME,
     C_XRUNS,
@@ -24,7 +30,7 @@ from engine.rt.layout import (
 from engine.rt.midi import IGNORED, MALFORMED, parse
 from engine.rt.params import P_BEND_RANGE
 from engine.rt.ptr import (
-    call_i32_ptr_ptr_u32, call_ptr_u32, call_u32_ptr, f32_ptr, i64_ptr, u8_ptr, voidptr_to_int,
+    carray, call_i32_ptr_ptr_u32, call_ptr_u32, call_u32_ptr, f32_ptr, i64_ptr, u8_ptr, voidptr_to_int,
 )
 
 # ---- PortAudio -------------------------------------------------------------------------------
@@ -36,7 +42,7 @@ PA_CALLBACK_SIG = types.int32(types.voidptr, types.voidptr, _ULONG, types.voidpt
                               types.voidptr)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _table(addr):
     return carray(i64_ptr(addr), N_SLOTS * TABLE_WIDTH)
 
@@ -66,22 +72,37 @@ def pa_process(tab, out_addr, frames, status):
     return 0
 
 
-def _pa_callback(inp, output, frames, time_info, status, user_data):
+@njit(**JIT)
+def pa_entry(inp, output, frames, time_info, status, user_data):
+    """PortAudio's stream callback: userData is the engine's pointer table."""
     return pa_process(_table(voidptr_to_int(user_data)), voidptr_to_int(output), frames, status)
+
+
+_BUILT: dict = {}   # name -> RtCallback: built once per process, kept alive while called
+
+
+def _built(name, kernel, sig):
+    if name not in _BUILT:
+        _BUILT[name] = RtCallback(name, kernel, sig)
+    return _BUILT[name]
 
 
 def portaudio_callback():
     """The compiled PortAudio callback (`.address` goes to Pa_OpenStream)."""
-    return cfunc(PA_CALLBACK_SIG, cache=True, nopython=True, error_model="numpy")(_pa_callback)
+    return _built("portaudio", pa_entry, PA_CALLBACK_SIG)
 
 
 # ---- JACK ------------------------------------------------------------------------------------
 # the JACK driver's table: engine table, ports, libjack functions, event scratch
 J_ENGINE, J_MIDI_PORT, J_OUT_L, J_OUT_R, J_GET_BUFFER, J_EVENT_COUNT, J_EVENT_GET, J_EVENT, \
-    J_CLIENT, J_LAST_FRAME_TIME = range(10)
-J_SIZE = 10
+    J_CLIENT, J_LAST_FRAME_TIME, J_PORT_BY_ID, J_UNPLUGS, J_UNPLUGS_DONE, J_SHUTDOWN, \
+    J_XRUNS = range(15)
+J_SIZE = 16
+# J_UNPLUGS: MIDI sources disconnected from the input port (counted by the port-connect
+#   callback, JACK's notification thread); J_UNPLUGS_DONE: how many of those the process
+#   callback has answered (it releases every note read from JACK MIDI);
+# J_SHUTDOWN: 1 once the server has shut the client down; J_XRUNS: xruns JACK reported
 EVENT_STRUCT_WORDS = 3   # jack_midi_event_t: uint32 time (+pad), size_t size, uint8 *buffer
-JACK_CALLBACK_SIG = types.int32(types.uint32, types.voidptr)
 
 
 @njit(**JIT)
@@ -125,6 +146,11 @@ def jack_process(jt, nframes):
     ctl = render.ctl_of(tab)
     frame = call_u32_ptr(jt[J_LAST_FRAME_TIME], jt[J_CLIENT])
     ctl[C_FRAME_OFFSET] = np.int64(frame) - ctl[C_SAMPLE_TIME]
+    unplugs = jt[J_UNPLUGS]
+    if unplugs != jt[J_UNPLUGS_DONE]:     # a MIDI source left midi_in: nothing may stick
+        render.add_event(tab, float(ctl[C_SAMPLE_TIME]), K_SOURCE_GONE, -1, 0.0, 0.0,
+                         float(ctl[C_MIDI_SOURCE]))
+        jt[J_UNPLUGS_DONE] = unplugs
     jack_read_midi(tab, jt, nframes)
     out_l = carray(f32_ptr(call_ptr_u32(jt[J_GET_BUFFER], jt[J_OUT_L], np.uint32(nframes))),
                    nframes)
@@ -134,24 +160,69 @@ def jack_process(jt, nframes):
     return 0
 
 
-def _jack_callback(nframes, arg):
-    return jack_process(carray(i64_ptr(voidptr_to_int(arg)), J_SIZE), nframes)
+@njit(inline="always", **JIT)
+def _jack_table(arg):
+    return carray(i64_ptr(voidptr_to_int(arg)), J_SIZE)
 
 
-def jack_callback():
-    """The compiled JACK process callback (`.address` goes to jack_set_process_callback)."""
-    return cfunc(JACK_CALLBACK_SIG, cache=True, nopython=True, error_model="numpy")(_jack_callback)
+@njit(**JIT)
+def jack_entry(nframes, arg):
+    """JACK's process callback: arg is the driver's J_* table."""
+    return jack_process(_jack_table(arg), nframes)
 
 
-JACK_XRUN_SIG = types.int32(types.voidptr)
-
-
-def _jack_xrun(arg):
-    jt = carray(i64_ptr(voidptr_to_int(arg)), J_SIZE)
+@njit(**JIT)
+def jack_xrun_entry(arg):
+    """JACK's xrun callback: counted in the engine's counters and the driver's table."""
+    jt = _jack_table(arg)
+    jt[J_XRUNS] += 1
     render.ctl_of(_table(jt[J_ENGINE]))[C_XRUNS] += 1
     return 0
 
 
+@njit(**JIT)
+def jack_port_connect_entry(a, b, connect, arg):
+    """JACK's port-connect callback (its notification thread): a source leaving midi_in is
+    counted; the process callback then releases the notes (a device unplugged mid-note)."""
+    jt = _jack_table(arg)
+    if connect == 0 and jt[J_MIDI_PORT] != 0 and \
+            call_ptr_u32(jt[J_PORT_BY_ID], jt[J_CLIENT], b) == jt[J_MIDI_PORT]:
+        jt[J_UNPLUGS] += 1
+
+
+@njit(**JIT)
+def jack_shutdown_entry(arg):
+    """JACK's shutdown callback (possibly on the process thread): only a flag."""
+    _jack_table(arg)[J_SHUTDOWN] = 1
+
+
+JACK_CALLBACK_SIG = types.int32(types.uint32, types.voidptr)
+JACK_XRUN_SIG = types.int32(types.voidptr)
+JACK_PORT_CONNECT_SIG = types.void(types.uint32, types.uint32, types.int32, types.voidptr)
+JACK_SHUTDOWN_SIG = types.void(types.voidptr)
+
+
+def jack_callback():
+    """The compiled JACK process callback (`.address` goes to jack_set_process_callback)."""
+    return _built("jack_process", jack_entry, JACK_CALLBACK_SIG)
+
+
 def jack_xrun_callback():
-    """The compiled JACK xrun callback: counts xruns in the engine's counters."""
-    return cfunc(JACK_XRUN_SIG, cache=True, nopython=True, error_model="numpy")(_jack_xrun)
+    """The compiled JACK xrun callback."""
+    return _built("jack_xrun", jack_xrun_entry, JACK_XRUN_SIG)
+
+
+def jack_port_connect_callback():
+    """The compiled JACK port-connect callback."""
+    return _built("jack_port_connect", jack_port_connect_entry, JACK_PORT_CONNECT_SIG)
+
+
+def jack_shutdown_callback():
+    """The compiled JACK shutdown callback."""
+    return _built("jack_shutdown", jack_shutdown_entry, JACK_SHUTDOWN_SIG)
+
+
+def all_callbacks():
+    """Every C entry point the drivers hand to PortAudio or JACK (for warm-up and proofs)."""
+    return [portaudio_callback(), jack_callback(), jack_xrun_callback(),
+            jack_port_connect_callback(), jack_shutdown_callback()]

@@ -3,7 +3,7 @@ import math
 
 from numba import njit
 
-JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False, _nrt=False)
 """Options for every kernel in engine.rt: cached, GIL-free, numpy error model so LLVM vectorizes."""
 
 DENORMAL = 1e-18

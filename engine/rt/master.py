@@ -1,4 +1,19 @@
-"""The master bus: gain, DC blocker, non-finite guard, look-ahead brickwall limiter.
+"""The master bus: gain, DC blocker, non-finite guard, and one of two limiters.
+
+LIMITER_MODE picks the limiter (set before a stream starts; config `[mix] limiter`):
+- SAFETY (the default, live and offline alike, so a live run equals its offline render): no
+  delay at all. A peak limiter (a peak envelope held 20 ms then released over release_ms; the
+  gain follows it down with a 1 ms attack) pulls the level down to the threshold (3 dB under
+  the ceiling); whatever its attack lets through goes into a soft clipper, transparent below that
+  threshold and bending towards the ceiling above it, evaluated at twice the sample rate (at
+  each sample and at the midpoint from the previous one) with its distortion low-passed
+  before it is added back, then once more at the sample for what that filtering leaves above
+  the threshold; below the threshold the output is the input, sample for sample. The curve
+  never reaches the ceiling; a final clamp at the ceiling makes it a guarantee against
+  rounding (counted in M_CLAMPED, and never engaged in the tests).
+  Note-to-sound adds nothing: a note sounds at its own sample.
+- LOOKAHEAD (renders and mastering): the look-ahead brickwall limiter below, transparent
+  gain changes at the price of lookahead_samples(sample_rate) samples of delay.
 
 Threads:
     master_alloc_state, master_default_params, lookahead_samples, master_counters
@@ -25,7 +40,8 @@ master_process works in place on buf_l, buf_r over [i0, i1). Per sample:
 4. a hard clamp at the ceiling, as a second guarantee; it should never engage and is counted
    (M_CLAMPED) when it does.
 
-Latency: the output is delayed by exactly lookahead_samples(sample_rate) samples (72 at 48 kHz).
+Latency: LOOKAHEAD delays the output by exactly lookahead_samples(sample_rate) samples (72 at
+48 kHz); SAFETY by none (latency_samples(params, sample_rate) tells which).
 Counters live in the state (float64, only ever increased by the audio thread): read them with
 master_counters(state) and report the difference from the previous read.
 """
@@ -39,10 +55,18 @@ from .dsp import JIT, clamp, db_to_gain, flush, smooth_coef
 MASTER_GAIN_DB = 0        # dB before the limiter, -60..+24 (smoothed)
 LIMITER_CEILING_DB = 1    # dBFS, -24..0: no output sample ever exceeds it
 LIMITER_RELEASE_MS = 2    # ms, 1..2000
-MASTER_N_PARAMS = 3
+LIMITER_MODE = 3          # SAFETY (0) or LOOKAHEAD (1)
+MASTER_N_PARAMS = 4
+SAFETY, LOOKAHEAD = 0.0, 1.0
+LIMITER_MODES = {"safety": SAFETY, "lookahead": LOOKAHEAD}
 
 MASTER_PARAM_NAMES = {"gain_db": MASTER_GAIN_DB, "ceiling_db": LIMITER_CEILING_DB,
-                      "release_ms": LIMITER_RELEASE_MS}
+                      "release_ms": LIMITER_RELEASE_MS, "limiter": LIMITER_MODE}
+
+SAFETY_THRESHOLD_DB = -3.0   # relative to the ceiling: where limiting and clipping begin
+SAFETY_ATTACK_S = 0.001
+SAFETY_HOLD_S = 0.02         # a peak is held this long before the release (down to 25 Hz)
+SPAN_MARGIN = 1.0 - 1e-9     # keeps the clipper's asymptote a hair under the ceiling
 
 LOOKAHEAD_S = 0.0015
 DC_HZ = 10.0
@@ -58,7 +82,15 @@ M_CLAMPED = 11      # counter: output samples the final hard clamp had to touch
 M_RESETS = 12       # counter: state resets after a non-finite state
 M_PMIN = 13         # min of the required gains written so far in this lap of the ring
 M_PSUM = 14         # sum of the released gains written so far in this lap
-M_HDR = 16
+# the safety limiter's state
+M_S_GAIN = 16       # the peak limiter's gain
+M_S_PREV_L = 17     # the previous sample into the clipper (for the midpoint)
+M_S_PREV_R = 18
+M_S_EPREV_L = 19    # the clipper's distortion at the previous sample
+M_S_EPREV_R = 20
+M_S_ENV = 21        # the peak envelope (held, then released)
+M_S_HOLD = 22       # samples left before the envelope may fall
+M_HDR = 24
 # After the header, a ring of lookahead + 1 frames (and one more frame, the empty suffix), each
 # frame F_W floats: the sample's audio L and R, its required gain, its released gain, the
 # ceiling in force when it came in, and the suffix min of the required gains / suffix sum of
@@ -69,8 +101,14 @@ F_W = 8
 
 
 def lookahead_samples(sample_rate):
-    """Control side: the limiter's latency in samples (constant for a sample rate)."""
+    """Control side: the look-ahead limiter's latency in samples (constant for a sample
+    rate). The safety limiter has none."""
     return max(1, int(round(LOOKAHEAD_S * sample_rate)))
+
+
+def latency_samples(params, sample_rate):
+    """Control side: the master's delay in samples with these params (0 for SAFETY)."""
+    return lookahead_samples(sample_rate) if params[LIMITER_MODE] == LOOKAHEAD else 0
 
 
 def master_alloc_state(sample_rate):
@@ -88,6 +126,7 @@ def master_default_params():
     p[MASTER_GAIN_DB] = 0.0
     p[LIMITER_CEILING_DB] = -1.0
     p[LIMITER_RELEASE_MS] = 80.0
+    p[LIMITER_MODE] = SAFETY
     return p
 
 
@@ -118,6 +157,13 @@ def _reset_dynamics(state):
     state[M_LIMIT_GAIN] = 1.0
     state[M_PMIN] = 1.0
     state[M_PSUM] = 0.0
+    state[M_S_GAIN] = 1.0
+    state[M_S_PREV_L] = 0.0
+    state[M_S_PREV_R] = 0.0
+    state[M_S_EPREV_L] = 0.0
+    state[M_S_EPREV_R] = 0.0
+    state[M_S_ENV] = 0.0
+    state[M_S_HOLD] = 0.0
     for k in range(n + 1):
         f = M_HDR + F_W * k
         state[f + F_L] = 0.0
@@ -135,10 +181,152 @@ def master_reset(state):
     _reset_dynamics(state)
 
 
+@njit(inline="always", **JIT)
+def _soft_excess(x, knee, span):
+    """The soft clipper's distortion at x: clip(x) - x, where clip is x below the knee and
+    knee + span * tanh((|x| - knee) / span) (with x's sign) above it: below knee + span."""
+    a = abs(x)
+    if a <= knee:
+        return 0.0
+    y = knee + span * math.tanh((a - knee) / span)
+    return (y - a) if x > 0.0 else (a - y)
+
+
+@njit(**JIT)
+def _safety_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
+    """AUDIO THREAD. The zero-delay safety limiter (module doc), in place over [i0, i1)."""
+    sr = max(sample_rate, 1000.0)
+    t_gain = db_to_gain(clamp(params[MASTER_GAIN_DB], -60.0, 24.0))
+    ceiling = db_to_gain(clamp(params[LIMITER_CEILING_DB], -24.0, 0.0))
+    thr = ceiling * db_to_gain(SAFETY_THRESHOLD_DB)
+    span = (ceiling - thr) * SPAN_MARGIN
+    hold_n = SAFETY_HOLD_S * sr
+    rel = smooth_coef(clamp(params[LIMITER_RELEASE_MS], 1.0, 2000.0) * 1e-3, sr)
+    att = smooth_coef(SAFETY_ATTACK_S, sr)
+    ks = smooth_coef(GAIN_SMOOTH_S, sr)
+    r_dc = 1.0 - 2.0 * math.pi * DC_HZ / sr
+    init = state[M_INIT] != 0.0
+    g = state[M_GAIN]
+    dc_xl = state[M_DC_XL]
+    dc_yl = state[M_DC_YL]
+    dc_xr = state[M_DC_XR]
+    dc_yr = state[M_DC_YR]
+    lg = state[M_S_GAIN]
+    env = state[M_S_ENV]
+    hold = state[M_S_HOLD]
+    pl = state[M_S_PREV_L]
+    pr = state[M_S_PREV_R]
+    epl = state[M_S_EPREV_L]
+    epr = state[M_S_EPREV_R]
+    nonfinite = 0.0
+    clamped = 0.0
+    for i in range(i0, i1):
+        if not init:
+            init = True
+            g = t_gain
+        xl = buf_l[i]
+        xr = buf_r[i]
+        if not ((abs(xl) < INPUT_LIMIT) & (abs(xr) < INPUT_LIMIT)):
+            if not abs(xl) < INPUT_LIMIT:
+                xl = 0.0
+                nonfinite += 1.0
+            if not abs(xr) < INPUT_LIMIT:
+                xr = 0.0
+                nonfinite += 1.0
+        if g != t_gain:
+            g += ks * (t_gain - g)
+            if abs(t_gain - g) <= 1e-12 * t_gain:
+                g = t_gain
+        xl *= g
+        xr *= g
+        yl = flush(xl - dc_xl + r_dc * dc_yl)
+        yr = flush(xr - dc_xr + r_dc * dc_yr)
+        dc_xl = xl
+        dc_yl = yl
+        dc_xr = xr
+        dc_yr = yr
+        # peak limiter: a held, released peak envelope sets the gain that keeps it at the
+        # threshold; the gain falls with a 1 ms attack (what that lets through is clipped
+        # softly below) and rises as the envelope is released
+        peak = max(abs(yl), abs(yr))
+        if peak >= env:
+            env = peak
+            hold = hold_n
+        elif hold > 0.0:
+            hold -= 1.0
+        else:
+            env = flush(env + rel * (peak - env))
+        q = thr / env if env > thr else 1.0
+        lg = lg + att * (q - lg) if q < lg else q
+        zl = yl * lg
+        zr = yr * lg
+        # soft clipper at twice the rate: its distortion at this sample and at the midpoint
+        # from the last, low-passed (1/4, 1/4, 1/2) and added back; zero below the threshold
+        el = _soft_excess(zl, thr, span)
+        er = _soft_excess(zr, thr, span)
+        ml = _soft_excess(0.5 * (zl + pl), thr, span)
+        mr = _soft_excess(0.5 * (zr + pr), thr, span)
+        out_l = zl + 0.5 * el + 0.25 * (ml + epl)
+        out_r = zr + 0.5 * er + 0.25 * (mr + epr)
+        # what the low-passed distortion leaves above the threshold (deep clipping of a fast
+        # waveform) goes through the same curve once more, at the sample: below the ceiling
+        out_l += _soft_excess(out_l, thr, span)
+        out_r += _soft_excess(out_r, thr, span)
+        pl = zl
+        pr = zr
+        epl = el
+        epr = er
+        if not ((abs(out_l) <= ceiling) & (abs(out_r) <= ceiling)):   # the guarantee
+            if abs(out_l) > ceiling:
+                out_l = ceiling if out_l > 0.0 else -ceiling
+                clamped += 1.0
+            if abs(out_r) > ceiling:
+                out_r = ceiling if out_r > 0.0 else -ceiling
+                clamped += 1.0
+            if not (abs(out_l) <= ceiling and abs(out_r) <= ceiling and abs(yl) < 1e300
+                    and abs(yr) < 1e300):
+                out_l = 0.0
+                out_r = 0.0
+                state[M_RESETS] += 1.0
+                g = t_gain
+                dc_xl = 0.0
+                dc_yl = 0.0
+                dc_xr = 0.0
+                dc_yr = 0.0
+                lg = 1.0
+                env = 0.0
+                hold = 0.0
+                pl = 0.0
+                pr = 0.0
+                epl = 0.0
+                epr = 0.0
+        buf_l[i] = out_l
+        buf_r[i] = out_r
+    state[M_INIT] = 1.0 if init else 0.0
+    state[M_GAIN] = g
+    state[M_DC_XL] = dc_xl
+    state[M_DC_YL] = dc_yl
+    state[M_DC_XR] = dc_xr
+    state[M_DC_YR] = dc_yr
+    state[M_S_GAIN] = lg
+    state[M_S_ENV] = env
+    state[M_S_HOLD] = hold
+    state[M_S_PREV_L] = pl
+    state[M_S_PREV_R] = pr
+    state[M_S_EPREV_L] = epl
+    state[M_S_EPREV_R] = epr
+    state[M_LIMIT_GAIN] = lg
+    state[M_NONFINITE] += nonfinite
+    state[M_CLAMPED] += clamped
+
+
 @njit(**JIT)
 def master_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
     """AUDIO THREAD. Master bus in place on buf_l, buf_r over [i0, i1) (see module doc)."""
     if i1 <= i0:
+        return
+    if params[LIMITER_MODE] != LOOKAHEAD:
+        _safety_process(state, params, buf_l, buf_r, i0, i1, sample_rate)
         return
     sr = max(sample_rate, 1000.0)
     la = int(state[M_LOOKAHEAD])

@@ -7,6 +7,15 @@ arrays with `numba.carray`, without any Python object on the audio thread.
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
+from numba.np.arrayobj import get_cfarray_intrinsic
+
+carray = get_cfarray_intrinsic("C", None)
+"""`carray(typed_pointer, shape)`: a C-contiguous array over raw memory, built inline.
+
+Numba's public `numba.carray` is an `@overload` whose implementation is a function returning
+a new array, which needs Numba's runtime (NRT) for reference counting; the audio thread's
+kernels are compiled without NRT (engine.rt.dsp.JIT `_nrt=False`, so they cannot allocate and
+carry no reference-counting calls), and use this intrinsic, the one `numba.carray` wraps."""
 
 
 def _pointer_intrinsic(dtype):

@@ -12,7 +12,7 @@ past) applies at offset 0 and is counted.
 import math
 
 import numpy as np
-from numba import carray, njit
+from numba import njit
 
 from engine.rt import drums, fx, master, voice
 from engine.rt.dsp import JIT, db_to_gain
@@ -35,7 +35,7 @@ from engine.rt.params import (
     MIX_DELAY_SEND, MIX_GAIN_DB, MIX_MUTE, MIX_PAN, MIX_REVERB_SEND, NPARAMS, P_BEND_ST, P_MOD,
     SMOOTH_S,
 )
-from engine.rt.ptr import call_i32_i32_ptr, f32_ptr, f64_ptr, fence, i64_ptr
+from engine.rt.ptr import carray, call_i32_i32_ptr, f32_ptr, f64_ptr, fence, i64_ptr
 from engine.rt.ringbuf import pop, push
 
 # mixer runtime columns (S_MIX_CUR): smoothed linear gains
