@@ -34,7 +34,7 @@ from engine.rt.params import (
     P_FENV_OCT, P_FILTER_TYPE, P_FLT_A, P_FLT_D, P_FLT_R, P_FLT_S, P_GAIN_DB, P_KEY_TRACKING,
     P_LFO_CUTOFF, P_LFO_PITCH, P_LFO_RATE, P_LFO_SHAPE, P_MOD_VIBRATO, P_NOISE, P_OSC1_WAVE,
     P_OSC2_LEVEL, P_OSC2_SEMI, P_OSC2_WAVE, P_PULSE_WIDTH, P_RESONANCE, P_VEL_CUTOFF_OCT,
-    P_VEL_SENS, P_BEND_ST, P_MOD, SMOOTH_S, STEPPED, SWITCH_S, SWITCHED,
+    P_VEL_SENS, P_BEND_ST, P_MOD, SMOOTH_S, STEPPED, SWITCH_S, SWITCHED, SYNTH_SPECS,
 )
 
 LANES = 8
@@ -68,6 +68,14 @@ _M14, _P15 = f32(-14.0), f32(15.0)
 
 _SMOOTHED = np.array([k not in STEPPED for k in range(NPARAMS)], dtype=np.bool_)
 _SWITCHED = np.array([k in SWITCHED for k in range(NPARAMS)], dtype=np.bool_)
+_LO = np.full(NPARAMS, -np.inf)
+_HI = np.full(NPARAMS, np.inf)
+for _spec in SYNTH_SPECS.values():
+    _LO[_spec.index], _HI[_spec.index] = _spec.lo, _spec.hi
+_LO[P_BEND_ST], _HI[P_BEND_ST] = -48.0, 48.0
+_LO[P_MOD], _HI[P_MOD] = 0.0, 1.0
+"""Valid ranges: targets are clamped to them before they are used, so no value can make the
+audio unsafe (an osc2 ratio of 2^(1e30/12) made NaN in the idle voices' lanes)."""
 
 
 # ---- events (scalar code, int64 indices) ---------------------------------------------------------
@@ -440,13 +448,19 @@ def _finish_steals(vf, vm, ps, pcur, p, now, sample_rate):
                 vf[_at(VF_FENV, v)] = 0.0
 
 
+@njit(inline="always", **JIT)
+def _target(ptarget, p, k):
+    """Parameter k's target, clamped to its valid range."""
+    return min(max(ptarget[p, k], _LO[k]), _HI[k])
+
+
 @njit(**JIT)
 def _settle(ptarget, pcur, ps, p, smooth, log2_pi_over_fs):
     """One sample of parameter smoothing while PS_SETTLING; recomputes the values derived from
     the parameters, and clears PS_SETTLING once every parameter has reached its target."""
     moving = False
     for k in range(NPARAMS):
-        t = ptarget[p, k]
+        t = _target(ptarget, p, k)
         if _SWITCHED[k]:
             if pcur[p, k] != t and ps[p, PS_SWITCH] == 0.0:
                 ps[p, PS_SWITCH] = 1.0         # dip, then switch (see _switch)
@@ -480,7 +494,7 @@ def _switch(vf, ptarget, pcur, ps, p, lo, hi, step):
             duck = 0.0
             for k in range(NPARAMS):
                 if _SWITCHED[k]:
-                    pcur[p, k] = ptarget[p, k]
+                    pcur[p, k] = _target(ptarget, p, k)
             for row in (_S1, _S2, _S3, _S4):
                 for v in range(lo, hi):
                     vf[row + v] = ZERO
@@ -532,7 +546,7 @@ def render_part(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rate):
             if ps[p, PS_SWITCH] != 0.0:       # nothing sounds: switch at once
                 for k in range(NPARAMS):
                     if _SWITCHED[k]:
-                        pcur[p, k] = ptarget[p, k]
+                        pcur[p, k] = _target(ptarget, p, k)
                 ps[p, PS_SWITCH] = 0.0
                 ps[p, PS_DUCK] = 1.0
             out[s] = 0.0
