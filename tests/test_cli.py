@@ -1,6 +1,7 @@
 """engine.cli: `bandmate render` end to end (config, session, offline driver, WAV and MIDI),
 run from the repository root as a user would (patch paths in config.toml are relative)."""
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,21 @@ def test_same_seed_is_bit_identical_and_another_seed_differs(tmp_path):
     assert np.array_equal(read(a), read(b))
     assert not np.array_equal(read(a), read(c))
     assert wav_notes(a) == wav_notes(b) != wav_notes(c)
+
+
+def test_identical_input_gives_byte_identical_files(tmp_path):
+    """Nothing in the files depends on when they were written: the second render closes its
+    WAV in a later second than the first (libsndfile's PEAK chunk carried a timestamp)."""
+    a = render(tmp_path, "a", seconds="1")
+    done = int(time.time())
+    while int(time.time()) == done:
+        time.sleep(0.02)
+    b = render(tmp_path, "b", seconds="1")
+    assert a.read_bytes() == b.read_bytes()
+    assert a.with_suffix(".mid").read_bytes() == b.with_suffix(".mid").read_bytes()
+    info = sf.info(a)                                    # still a plain float WAV
+    assert (info.format, info.subtype, info.frames) == ("WAV", "FLOAT", SR)
+    assert np.abs(read(a)).max() > 0.01
 
 
 def wav_notes(wav):

@@ -2,6 +2,8 @@
 
 Most tests below are the look-ahead limiter's (LIMITER_MODE = LOOKAHEAD, renders and
 mastering); the safety limiter's (the default, zero delay) are at the end."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -349,3 +351,40 @@ def test_safety_block_size_invariance(seed):
     cuts = sorted(set(rng.integers(1, len(x) - 1, 300).tolist()) | {1, 2, 64})
     got = run(x, y, safety(), cuts=cuts)
     assert np.array_equal(ref[0], got[0]) and np.array_equal(ref[1], got[1])
+
+
+# ---- through the whole engine ----------------------------------------------------------------
+
+@pytest.mark.parametrize("limiter", ["safety", "lookahead"])
+def test_the_whole_demo_played_hot_never_needs_the_final_clamp(tmp_path, monkeypatch, limiter):
+    """The whole demo song with the master at +12 dB and every part at +12 dB, rendered the way
+    `bandmate render --demo` renders (session, scheduler, offline driver, render kernel, WAV):
+    the limiter alone (either one) holds the ceiling on every sample; the final clamp (the
+    second guarantee) never engages."""
+    import soundfile as sf
+
+    from engine.config import load_config
+    from engine.control.export import render
+    from engine.control.session import Session
+    from engine.parts import PARTS
+    from engine.rt import layout as L
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])   # patch paths are relative
+    cfg = load_config("config.toml", environ={})
+    cfg["mix"]["master_gain_db"] = 12.0
+    cfg["mix"]["limiter"] = limiter
+    for part in PARTS:
+        cfg["mix"][f"{part}_gain_db"] = 12.0
+    session = Session(cfg, SR, demo=True)
+    wav = tmp_path / "hot.wav"
+    render(session, session.length_s, wav, cfg["render"]["block_size"], progress=False)
+    counters = m.master_counters(session.state.arrays[L.S_MASTER_STATE])
+    assert counters["clamped"] == 0
+    assert counters["nonfinite"] == 0 and counters["resets"] == 0
+    out, sr = sf.read(wav, dtype="float32")
+    assert sr == SR and len(out) == round(session.length_s * SR)
+    c = np.float32(ceiling(cfg["mix"]["ceiling_db"]))        # float32 rounding is monotonic
+    assert np.abs(out).max() <= c
+    # and it was hot: driven to the ceiling, still pulling down by more than 6 dB at the end
+    assert np.abs(out).max() > 0.95 * c
+    assert counters["limit_gain"] < 0.5

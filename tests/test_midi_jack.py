@@ -11,11 +11,10 @@ import time
 
 import mido
 import pytest
+import rtmidi  # a hard dependency (pyproject): if it is missing, these tests must fail, not skip
 
 from controllers.fake import RecordingSink
 from controllers.midi_in import VIRTUAL_PORT_NAME, MidiInputs, open_backend
-
-rtmidi = pytest.importorskip("rtmidi")
 
 pytestmark = pytest.mark.jack
 

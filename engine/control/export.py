@@ -22,6 +22,21 @@ from engine.rt.layout import S_PTARGET
 from engine.rt.params import P_BEND_RANGE
 
 FILE_SOURCE = 1000
+SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sf_command: write a PEAK chunk (SF_TRUE/SF_FALSE)
+
+
+def open_wav(path: Path, sample_rate: int, channels: int = 2):
+    """A float32 WAV for writing whose bytes depend only on the audio: no PEAK chunk (by
+    default libsndfile adds one to float files, and it carries the time of writing)."""
+    import soundfile as sf
+
+    f = sf.SoundFile(path, "w", sample_rate, channels, "FLOAT")
+    # soundfile has no public sf_command: call libsndfile through its cffi handle
+    if sf._snd.sf_command(f._file, SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0) != 0:
+        f.close()
+        raise RuntimeError("libsndfile would not drop the PEAK chunk (its timestamp would "
+                           "make identical renders differ)")
+    return f
 
 
 @dataclass
@@ -77,9 +92,7 @@ def file_events(path: Path, session: Session) -> list[tuple]:
 def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
            midi_in: Path | None = None, progress: bool | None = None) -> RenderResult:
     """Render `seconds` of the session into `wav` (float32 stereo) and the notes into a .mid
-    beside it; returns the figures."""
-    import soundfile as sf
-
+    beside it; returns the figures. The same session and settings give the same bytes."""
     events = file_events(midi_in, session) if midi_in else []
     notes = [e for e in events if e[1] in (K_NOTE_ON, K_NOTE_OFF)]
     lookahead = session.scheduler.lookahead
@@ -102,7 +115,7 @@ def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
     chunk = session.sample_rate  # one second at a time
     peak = 0.0
     t0 = time.perf_counter()
-    with sf.SoundFile(wav, "w", session.sample_rate, 2, "FLOAT") as out:
+    with open_wav(wav, session.sample_rate) as out:
         done = 0
         buf = np.zeros((chunk, 2), np.float32)
         while done < frames:

@@ -102,10 +102,12 @@ ST_IDLE, ST_ATTACK, ST_DECAY, ST_RELEASE, ST_STEAL = 0.0, 1.0, 2.0, 3.0, 4.0
 
 # ---- voice bookkeeping (float64) ------------------------------------------------------------
 (VM_NOTE, VM_SOURCE, VM_START, VM_HELD, VM_SUSTAINED, VM_PEND_NOTE, VM_PEND_VEL,
- VM_PEND_SOURCE) = range(8)
-VM_SIZE = 8
+ VM_PEND_SOURCE, VM_FADE_STEP, VM_FADE_LEFT) = range(10)
+VM_SIZE = 10
 # VM_HELD: 1 while the key is down; VM_SUSTAINED: released by the key but held by the pedal
 # VM_PEND_*: the note a stolen voice will play once its fade-out is done (VM_PEND_NOTE<0: none)
+# VM_FADE_STEP, VM_FADE_LEFT: a fading (stolen) voice's linear fade: level lost per sample, and
+#   samples left after the current one (-1: the fade starts at the next sample rendered)
 
 # ---- per-part runtime (float64) ---------------------------------------------------------
 (PS_VLO, PS_VHI, PS_NACTIVE, PS_SETTLING, PS_SUSTAIN, PS_LFO_PHASE, PS_A_COEF, PS_D_COEF,

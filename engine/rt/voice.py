@@ -7,8 +7,9 @@ the part's active voices, in float32 with unsigned indices and compile-time row 
 LLVM vectorizes each loop across voices (AVX2/AVX-512) with no alias checks. Choices made per
 part (waveform, filter type) are branches outside those loops.
 
-Voice stealing never clicks: a stolen voice first fades out over ~2 ms (ST_STEAL), then
-starts the note that stole it.
+Voice stealing never clicks: a stolen voice first fades out linearly to exactly 0 over
+STEAL_TIME_S (2 ms, `steal_samples` whole samples; stage ST_STEAL), and the note that stole it
+starts on the very next sample.
 """
 import math
 
@@ -22,8 +23,8 @@ from engine.rt.layout import (
     PS_DUCK, PS_SUSTAIN, PS_SWITCH, PS_VHI, PS_VLO,
     ST_ATTACK, ST_DECAY, ST_IDLE, ST_RELEASE, ST_STEAL, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE,
     VF_G, VF_GAIN, VF_INC, VF_KEYOCT, VF_OSC, VF_OUT, VF_PHASE1, VF_PHASE2, VF_S1,
-    VF_S2, VF_S3, VF_S4, VF_VEL, VM_HELD, VM_NOTE, VM_PEND_NOTE, VM_PEND_SOURCE, VM_PEND_VEL,
-    VM_SOURCE, VM_START, VM_SUSTAINED,
+    VF_S2, VF_S3, VF_S4, VF_VEL, VM_FADE_LEFT, VM_FADE_STEP, VM_HELD, VM_NOTE, VM_PEND_NOTE,
+    VM_PEND_SOURCE, VM_PEND_VEL, VM_SOURCE, VM_START, VM_SUSTAINED,
 )
 from engine.rt.osc import (
     ONE, ZERO, exp2_fast, pulse, saw, sine, tan_fraction, tanh_fast, triangle, wrap,
@@ -33,7 +34,7 @@ from engine.rt.params import (
     P_FENV_OCT, P_FILTER_TYPE, P_FLT_A, P_FLT_D, P_FLT_R, P_FLT_S, P_GAIN_DB, P_KEY_TRACKING,
     P_LFO_CUTOFF, P_LFO_PITCH, P_LFO_RATE, P_LFO_SHAPE, P_MOD_VIBRATO, P_NOISE, P_OSC1_WAVE,
     P_OSC2_LEVEL, P_OSC2_SEMI, P_OSC2_WAVE, P_PULSE_WIDTH, P_RESONANCE, P_VEL_CUTOFF_OCT,
-    P_VEL_SENS, P_BEND_ST, P_MOD, SMOOTH_S, STEPPED, SWITCH_S, SWITCHED,
+    P_VEL_SENS, P_BEND_ST, P_MOD, SMOOTH_S, STEPPED, SWITCH_S, SWITCHED, SYNTH_SPECS,
 )
 
 LANES = 8
@@ -62,10 +63,19 @@ ATTACK_TARGET = f32(1.3)  # attack aims past 1.0 for a rounded, punchy curve; cl
 IDLE_LEVEL = 1e-4         # release ends (and the voice is freed) below -80 dB
 _IDLE_LEVEL = f32(IDLE_LEVEL)
 STEAL_TIME_S = 0.002
+"""A stolen (or panicked) voice fades out linearly over this time, rounded to whole samples."""
 _M14, _P15 = f32(-14.0), f32(15.0)
 
 _SMOOTHED = np.array([k not in STEPPED for k in range(NPARAMS)], dtype=np.bool_)
 _SWITCHED = np.array([k in SWITCHED for k in range(NPARAMS)], dtype=np.bool_)
+_LO = np.full(NPARAMS, -np.inf)
+_HI = np.full(NPARAMS, np.inf)
+for _spec in SYNTH_SPECS.values():
+    _LO[_spec.index], _HI[_spec.index] = _spec.lo, _spec.hi
+_LO[P_BEND_ST], _HI[P_BEND_ST] = -48.0, 48.0
+_LO[P_MOD], _HI[P_MOD] = 0.0, 1.0
+"""Valid ranges: targets are clamped to them before they are used, so no value can make the
+audio unsafe (an osc2 ratio of 2^(1e30/12) made NaN in the idle voices' lanes)."""
 
 
 # ---- events (scalar code, int64 indices) ---------------------------------------------------------
@@ -100,10 +110,19 @@ def _start(vf, vm, ps, pcur, p, v, note, vel, src, now, sample_rate):
 
 
 @njit(**JIT)
-def _steal(vf, ps, p, v):
+def steal_samples(sample_rate):
+    """Length of a steal fade in samples (the thief starts right after it)."""
+    return max(1, int(round(STEAL_TIME_S * sample_rate)))
+
+
+@njit(**JIT)
+def _steal(vf, vm, ps, p, v):
+    """Start fading voice v out (its level is frozen until the fade is laid out, by
+    `_begin_fades` before the next sample is rendered)."""
     if vf[_at(VF_ASTAGE, v)] != ST_STEAL:
         vf[_at(VF_ASTAGE, v)] = ST_STEAL
         vf[_at(VF_FSTAGE, v)] = ST_STEAL
+        vm[VM_FADE_LEFT, v] = -1.0
         ps[p, PS_NSTEAL] += 1.0
 
 
@@ -128,7 +147,7 @@ def note_on(vf, vm, ps, pcur, p, note, vel, src, now, sample_rate):
         if key < best_key:
             best_key = key
             best = v
-    _steal(vf, ps, p, best)
+    _steal(vf, vm, ps, p, best)
     vm[VM_HELD, best] = 0.0
     vm[VM_SUSTAINED, best] = 0.0
     vm[VM_PEND_NOTE, best] = note
@@ -186,14 +205,14 @@ def release_all(vf, vm, ps, p, src):
 
 @njit(**JIT)
 def fade_all(vf, vm, ps, p):
-    """Panic: every voice of part p fades out within ~2 ms and nothing restarts."""
+    """Panic: every voice of part p fades out over STEAL_TIME_S and nothing restarts."""
     ps[p, PS_SUSTAIN] = 0.0
     for v in range(int(ps[p, PS_VLO]), int(ps[p, PS_VHI])):
         vm[VM_PEND_NOTE, v] = -1.0
         vm[VM_HELD, v] = 0.0
         vm[VM_SUSTAINED, v] = 0.0
         if vf[_at(VF_ASTAGE, v)] != ST_IDLE:
-            _steal(vf, ps, p, v)
+            _steal(vf, vm, ps, p, v)
 
 
 @njit(**JIT)
@@ -219,13 +238,13 @@ def env_coefs(ptarget, ps, p, sample_rate):
 # ---- the per-sample voice stages (float32, vectorized across voices) ------------------------------
 
 @njit(inline="always", **VFAST)
-def _env_step(env, stage, a_coef, d_coef, r_coef, sus, steal_coef):
-    """One sample of an exponential ADSR for one voice, branch-free. Returns (env, stage)."""
+def _env_step(env, stage, a_coef, d_coef, r_coef, sus):
+    """One sample of an exponential ADSR for one voice, branch-free. Returns (env, stage).
+    A fading (stolen) voice's level is left alone: `_finish_steals` ramps it down."""
     att = stage == _ATT
     dec = stage == _DEC
     target = ATTACK_TARGET if att else (sus if dec else ZERO)
-    coef = a_coef if att else (d_coef if dec else (r_coef if stage == _REL else (
-        steal_coef if stage == _STL else ZERO)))
+    coef = a_coef if att else (d_coef if dec else (r_coef if stage == _REL else ZERO))
     env = env + (target - env) * coef
     peaked = att and env >= ONE
     env = min(env, ONE)
@@ -239,9 +258,9 @@ def _make_envelopes(level_row, stage_row):
     oscillators."""
 
     @njit(**VFAST)
-    def envelopes(vf, lo, hi, ac, dc, rc, sus, steal_coef):
+    def envelopes(vf, lo, hi, ac, dc, rc, sus):
         for v in range(lo, hi):
-            e, st = _env_step(vf[level_row + v], vf[stage_row + v], ac, dc, rc, sus, steal_coef)
+            e, st = _env_step(vf[level_row + v], vf[stage_row + v], ac, dc, rc, sus)
             vf[level_row + v] = e
             vf[stage_row + v] = st
 
@@ -393,10 +412,30 @@ def _amp_sum(vf, lo, hi):
 
 
 @njit(**JIT)
-def _finish_steals(vf, vm, ps, pcur, p, now, sample_rate):
-    """Voices whose steal fade is done start the note that stole them (or go idle)."""
+def _begin_fades(vf, vm, ps, p, sample_rate):
+    """Lay out the fades of voices stolen since the last sample: from the level e0 they had,
+    the next `steal_samples` samples sound at e0 (n-1)/n, e0 (n-2)/n, ..., 0."""
+    n = steal_samples(sample_rate)
     for v in range(int(ps[p, PS_VLO]), int(ps[p, PS_VHI])):
-        if vf[_at(VF_ASTAGE, v)] == ST_STEAL and vf[_at(VF_AENV, v)] < IDLE_LEVEL:
+        if vf[_at(VF_ASTAGE, v)] == ST_STEAL and vm[VM_FADE_LEFT, v] < 0.0:
+            step = vf[_at(VF_AENV, v)] / n
+            vm[VM_FADE_STEP, v] = step
+            vm[VM_FADE_LEFT, v] = n - 1.0
+            vf[_at(VF_AENV, v)] = step * (n - 1.0)
+
+
+@njit(**JIT)
+def _finish_steals(vf, vm, ps, pcur, p, now, sample_rate):
+    """After each sample: fading voices step down their linear fade; those whose fade is done
+    start the note that stole them at `now`, the next sample (or go idle)."""
+    for v in range(int(ps[p, PS_VLO]), int(ps[p, PS_VHI])):
+        if vf[_at(VF_ASTAGE, v)] != ST_STEAL:
+            continue
+        left = vm[VM_FADE_LEFT, v]
+        if left > 0.0:
+            vm[VM_FADE_LEFT, v] = left - 1.0
+            vf[_at(VF_AENV, v)] = vm[VM_FADE_STEP, v] * (left - 1.0)
+        elif left == 0.0:
             ps[p, PS_NSTEAL] -= 1.0
             pend = vm[VM_PEND_NOTE, v]
             if pend >= 0.0:
@@ -409,13 +448,19 @@ def _finish_steals(vf, vm, ps, pcur, p, now, sample_rate):
                 vf[_at(VF_FENV, v)] = 0.0
 
 
+@njit(inline="always", **JIT)
+def _target(ptarget, p, k):
+    """Parameter k's target, clamped to its valid range."""
+    return min(max(ptarget[p, k], _LO[k]), _HI[k])
+
+
 @njit(**JIT)
 def _settle(ptarget, pcur, ps, p, smooth, log2_pi_over_fs):
     """One sample of parameter smoothing while PS_SETTLING; recomputes the values derived from
     the parameters, and clears PS_SETTLING once every parameter has reached its target."""
     moving = False
     for k in range(NPARAMS):
-        t = ptarget[p, k]
+        t = _target(ptarget, p, k)
         if _SWITCHED[k]:
             if pcur[p, k] != t and ps[p, PS_SWITCH] == 0.0:
                 ps[p, PS_SWITCH] = 1.0         # dip, then switch (see _switch)
@@ -449,7 +494,7 @@ def _switch(vf, ptarget, pcur, ps, p, lo, hi, step):
             duck = 0.0
             for k in range(NPARAMS):
                 if _SWITCHED[k]:
-                    pcur[p, k] = ptarget[p, k]
+                    pcur[p, k] = _target(ptarget, p, k)
             for row in (_S1, _S2, _S3, _S4):
                 for v in range(lo, hi):
                     vf[row + v] = ZERO
@@ -483,7 +528,8 @@ def render_part(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rate):
     if ps[p, PS_COEF_DIRTY] != 0.0:
         env_coefs(ptarget, ps, p, sample_rate)
     smooth = 1.0 - math.exp(-1.0 / (SMOOTH_S * sample_rate))
-    steal_coef = f32(_coef(STEAL_TIME_S, STEAL_TIME_S, sample_rate, 4.6))
+    if ps[p, PS_NSTEAL] > 0.0:
+        _begin_fades(vf, vm, ps, p, sample_rate)
     log2_pi_over_fs = math.log2(math.pi / sample_rate)
     wmax = f32(math.pi * min(18000.0, 0.45 * sample_rate) / sample_rate)
     switch_step = 1.0 / (SWITCH_S * sample_rate)
@@ -500,7 +546,7 @@ def render_part(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rate):
             if ps[p, PS_SWITCH] != 0.0:       # nothing sounds: switch at once
                 for k in range(NPARAMS):
                     if _SWITCHED[k]:
-                        pcur[p, k] = ptarget[p, k]
+                        pcur[p, k] = _target(ptarget, p, k)
                 ps[p, PS_SWITCH] = 0.0
                 ps[p, PS_DUCK] = 1.0
             out[s] = 0.0
@@ -515,14 +561,13 @@ def render_part(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rate):
         mul1 = 2.0 ** (pitch_st / 12.0) if pitch_st != 0.0 else 1.0
         pw = f32(min(max(c[P_PULSE_WIDTH], 0.05), 0.95))
         _amp_envelopes(vf, lo, hi, f32(ps[p, PS_A_COEF]), f32(ps[p, PS_D_COEF]),
-                       f32(ps[p, PS_R_COEF]), f32(min(max(c[P_AMP_S], 0.0), 1.0)), steal_coef)
+                       f32(ps[p, PS_R_COEF]), f32(min(max(c[P_AMP_S], 0.0), 1.0)))
         fenv_oct = c[P_FENV_OCT]
         if fenv_oct != 0.0:
             # the filter envelope runs only while it is heard (a patch turning its amount up
             # mid-note hears it from where it stands)
             _filter_envelopes(vf, lo, hi, f32(ps[p, PS_FA_COEF]), f32(ps[p, PS_FD_COEF]),
-                              f32(ps[p, PS_FR_COEF]), f32(min(max(c[P_FLT_S], 0.0), 1.0)),
-                              steal_coef)
+                              f32(ps[p, PS_FR_COEF]), f32(min(max(c[P_FLT_S], 0.0), 1.0)))
         _osc1(vf, lo, hi, int(c[P_OSC1_WAVE]), f32(mul1), ONE, pw, ZERO)
         _osc2(vf, lo, hi, int(c[P_OSC2_WAVE]), f32(mul1 * ps[p, PS_RATIO2]),
               f32(min(max(c[P_OSC2_LEVEL], 0.0), 1.0)), pw, ONE)
