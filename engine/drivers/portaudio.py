@@ -1,8 +1,9 @@
 """PortAudio output through sounddevice's cffi handle, with a GIL-free compiled callback
 (control side: opening, closing and device lookup; the callback is `engine.rt.callbacks`).
 
-The stream is opened with `Pa_OpenStream` directly, handing PortAudio the address of a Numba
-`@cfunc` and the engine's pointer table as `userData`, so the audio thread never runs Python.
+The stream is opened with `Pa_OpenStream` directly, handing PortAudio the address of the
+compiled callback's C entry point (engine.rt.cfunc) and the engine's pointer table as
+`userData`, so the audio thread never runs Python.
 Where a platform refuses that (`callback="python"` in the config), a plain sounddevice
 callback stream calls the same kernel, with the GIL.
 """
