@@ -179,16 +179,35 @@ def test_block_size_invariance(seed):
     assert np.array_equal(ref_l, one_l) and np.array_equal(ref_r, one_r)
 
 
+def _dc_blocked(x):
+    coef = 1.0 - 2.0 * np.pi * m.DC_HZ / SR
+    y, x1, y1 = np.zeros(len(x)), 0.0, 0.0
+    for k in range(len(x)):
+        y1 = x[k] - x1 + coef * y1
+        x1 = x[k]
+        y[k] = y1
+    return y
+
+
 def test_gain_change_is_smoothed():
-    n = 9600
-    x = 0.5 * np.sin(2 * np.pi * 300 * np.arange(n) / SR)
+    """A gain change glides as a one-pole with GAIN_SMOOTH_S from the sample it arrives: the
+    output is exactly the input times that glide, DC-blocked, delayed by the look-ahead. (The
+    change lands at a peak of the sine, where a gain step would jump.)"""
+    n, at = 9600, 4800
+    x = 0.5 * np.sin(2 * np.pi * 300 * np.arange(n) / SR + np.pi / 2)
     st = m.master_alloc_state(SR)
     l, r = x.copy(), x.copy()
-    m.master_process(st, params(), l, r, 0, 4800, SR)
-    m.master_process(st, params(gain_db=-40.0), l, r, 4800, n, SR)
-    slope = 0.5 * 2 * np.pi * 300 / SR
-    assert np.max(np.abs(np.diff(l[4800 + LA - 20:4800 + LA + 200]))) <= 1.01 * slope
+    m.master_process(st, params(), l, r, 0, at, SR)
+    m.master_process(st, params(gain_db=-40.0), l, r, at, n, SR)
+    target = 10 ** (-40 / 20)
+    ks = 1.0 - np.exp(-1.0 / (m.GAIN_SMOOTH_S * SR))
+    glide = np.ones(n)
+    glide[at:] = target + (1.0 - target) * (1.0 - ks) ** np.arange(1, n - at + 1)
+    want = _dc_blocked(x * glide)
+    assert np.allclose(l[LA:], want[:n - LA], rtol=0, atol=1e-12)
     assert np.max(np.abs(l[-480:])) < 0.05  # and it does get there
+    slope = 0.5 * 2 * np.pi * 300 / SR       # and never steps: no click
+    assert np.max(np.abs(np.diff(l[at + LA - 20:at + LA + 200]))) <= 1.01 * slope
 
 
 @pytest.mark.parametrize("name,value", [("ceiling_db", 100.0), ("ceiling_db", -1e9),

@@ -248,10 +248,17 @@ def test_stolen_voice_fades_linearly_over_steal_time_then_the_thief_starts(sr):
 
 
 def test_64_voices_of_keys_play_at_once():
-    st = engine(dict(OPEN, osc1_wave="sine", gain_db=-40.0))
-    ev = [(0, K_NOTE_ON, 0, 30 + i, 1.0, 1) for i in range(64)]
-    render(st, ev, 0.1)
+    """64 notes at once on the 64 voices of keys: the part sounds exactly the sum of the 64
+    notes played alone (each voice is independent), nothing stolen."""
+    patch = dict(OPEN, osc1_wave="sine", gain_db=-40.0)
+    st = engine(patch)
+    ev = [(i, K_NOTE_ON, 0, 30 + i, 1.0, 1) for i in range(64)]
+    x = render(st, ev, 0.1, part_bus=0)
     assert st.counters()["voices"] == 64 and st.counters()["steals"] == 0
+    alone = sum(render(engine(patch), [e], 0.1, part_bus=0) for e in ev)
+    assert np.allclose(x, alone, rtol=0, atol=1e-6 * np.abs(alone).max())
+    without_one = alone - render(engine(patch), [ev[37]], 0.1, part_bus=0)
+    assert not np.allclose(x, without_one, rtol=0, atol=1e-3 * np.abs(alone).max())
 
 
 @pytest.mark.parametrize("sr", [44100, 96000])

@@ -57,8 +57,7 @@ _OSC, _G, _OUT = (u64(r * NVMAX) for r in (VF_OSC, VF_G, VF_OUT))
 _ULANES = u64(LANES)
 
 # stage codes and constants in float32
-_IDLE, _ATT, _DEC, _REL, _STL = f32(ST_IDLE), f32(ST_ATTACK), f32(ST_DECAY), f32(ST_RELEASE), \
-    f32(ST_STEAL)
+_IDLE, _ATT, _DEC, _REL = f32(ST_IDLE), f32(ST_ATTACK), f32(ST_DECAY), f32(ST_RELEASE)
 ATTACK_TARGET = f32(1.3)  # attack aims past 1.0 for a rounded, punchy curve; clipped at 1.0
 IDLE_LEVEL = 1e-4         # release ends (and the voice is freed) below -80 dB
 _IDLE_LEVEL = f32(IDLE_LEVEL)
@@ -68,14 +67,15 @@ _M14, _P15 = f32(-14.0), f32(15.0)
 
 _SMOOTHED = np.array([k not in STEPPED for k in range(NPARAMS)], dtype=np.bool_)
 _SWITCHED = np.array([k in SWITCHED for k in range(NPARAMS)], dtype=np.bool_)
+# Valid ranges: targets are clamped to them before they are used, so no value can make the audio
+# unsafe (an osc2 ratio of 2^(1e30/12) made NaN in the idle voices' lanes). Bend and mod wheel
+# as engine.rt.render clamps them.
 _LO = np.full(NPARAMS, -np.inf)
 _HI = np.full(NPARAMS, np.inf)
 for _spec in SYNTH_SPECS.values():
     _LO[_spec.index], _HI[_spec.index] = _spec.lo, _spec.hi
 _LO[P_BEND_ST], _HI[P_BEND_ST] = -48.0, 48.0
 _LO[P_MOD], _HI[P_MOD] = 0.0, 1.0
-"""Valid ranges: targets are clamped to them before they are used, so no value can make the
-audio unsafe (an osc2 ratio of 2^(1e30/12) made NaN in the idle voices' lanes)."""
 
 
 # ---- events (scalar code, int64 indices) ---------------------------------------------------------
