@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.drivers.jack import AUDIO_TYPE, MIDI_TYPE, port_names
 from tests.jackc import (ANCHOR_ARMED, ANCHOR_HOLD, T_ANCHOR, T_CYCLES, T_DROPPED, T_LATE,
                          T_LEAD, T_SCHED_COUNT, CClient)
 
@@ -73,16 +74,8 @@ def list_ports(lib, client, pattern: str = "", *, is_midi: bool | None = None,
         flags |= PORT_IS_INPUT
     elif is_input is False:
         flags |= PORT_IS_OUTPUT
-    kind = None if is_midi is None else (b"8 bit raw midi" if is_midi
-                                         else b"32 bit float mono audio")
-    names = lib.jack_get_ports(client, None, kind, flags)
-    out = []
-    if names:
-        i = 0
-        while names[i]:
-            out.append(names[i].decode())
-            i += 1
-        lib.jack_free(names)
+    kind = None if is_midi is None else (MIDI_TYPE if is_midi else AUDIO_TYPE)
+    out = port_names(lib, lib.jack_get_ports(client, None, kind, flags))
     rx = re.compile(pattern)
     return sorted(n for n in out if rx.search(n))
 
@@ -209,15 +202,8 @@ class Rig:
 
     def _connections(self, port_name: str) -> list[str]:
         port = self.lib.jack_port_by_name(self.c.client, port_name.encode())
-        names = self.lib.jack_port_get_all_connections(self.c.client, port) if port else None
-        out = []
-        if names:
-            i = 0
-            while names[i]:
-                out.append(names[i].decode())
-                i += 1
-            self.lib.jack_free(names)
-        return out
+        return port_names(self.lib, self.lib.jack_port_get_all_connections(self.c.client, port)
+                          if port else None)
 
     def loop_frames(self) -> int:
         """Frames the rig itself adds to a send -> onset measurement with the connections as

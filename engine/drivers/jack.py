@@ -77,6 +77,18 @@ WATCH_S = 0.02
 """How often the watcher thread looks at the compiled callbacks' counters."""
 
 
+def port_names(lib, names) -> list[str]:
+    """The strings of a NULL-terminated `const char **` that libjack returned, freed after."""
+    out = []
+    if names:
+        i = 0
+        while names[i]:
+            out.append(names[i].decode())
+            i += 1
+        lib.jack_free(names)
+    return out
+
+
 def _address(fn) -> int:
     return int(ctypes.cast(fn, ctypes.c_void_p).value)
 
@@ -170,16 +182,8 @@ class JackClient:
         return self.lib.jack_port_name(port).decode()
 
     def ports(self, pattern: str = "", midi: bool = False, flags: int = 0) -> list[str]:
-        names = self.lib.jack_get_ports(self.client, pattern.encode() or None,
-                                        MIDI_TYPE if midi else AUDIO_TYPE, flags)
-        out = []
-        if names:
-            i = 0
-            while names[i]:
-                out.append(names[i].decode())
-                i += 1
-            self.lib.jack_free(names)
-        return out
+        return port_names(self.lib, self.lib.jack_get_ports(
+            self.client, pattern.encode() or None, MIDI_TYPE if midi else AUDIO_TYPE, flags))
 
     def start(self, state: EngineState) -> "JackClient":
         if state.sample_rate != self.sample_rate:

@@ -90,6 +90,7 @@ M_S_EPREV_L = 19    # the clipper's distortion at the previous sample
 M_S_EPREV_R = 20
 M_S_ENV = 21        # the peak envelope (held, then released)
 M_S_HOLD = 22       # samples left before the envelope may fall
+M_LA_INIT = 23      # 1 once the look-ahead ring holds the ceiling in force
 M_HDR = 24
 # After the header, a ring of lookahead + 1 frames (and one more frame, the empty suffix), each
 # frame F_W floats: the sample's audio L and R, its required gain, its released gain, the
@@ -143,20 +144,18 @@ def _at(i):
 
 
 @njit(**JIT)
-def _reset_dynamics(state):
-    """Clear filter and limiter state, keep counters (the next sample re-snaps the params)."""
-    n = int(state[M_LOOKAHEAD]) + 1
+def _reset_front(state):
+    """The front end (gain, DC blocker): cleared; the next sample snaps the gain."""
     state[M_INIT] = 0.0
-    state[M_POS] = 0.0
     state[M_GAIN] = 0.0
     state[M_DC_XL] = 0.0
     state[M_DC_YL] = 0.0
     state[M_DC_XR] = 0.0
     state[M_DC_YR] = 0.0
-    state[M_RELEASED] = 1.0
-    state[M_LIMIT_GAIN] = 1.0
-    state[M_PMIN] = 1.0
-    state[M_PSUM] = 0.0
+
+
+@njit(**JIT)
+def _reset_safety(state):
     state[M_S_GAIN] = 1.0
     state[M_S_PREV_L] = 0.0
     state[M_S_PREV_R] = 0.0
@@ -164,6 +163,18 @@ def _reset_dynamics(state):
     state[M_S_EPREV_R] = 0.0
     state[M_S_ENV] = 0.0
     state[M_S_HOLD] = 0.0
+    state[M_LIMIT_GAIN] = 1.0
+
+
+@njit(**JIT)
+def _reset_lookahead(state):
+    n = int(state[M_LOOKAHEAD]) + 1
+    state[M_LA_INIT] = 0.0
+    state[M_POS] = 0.0
+    state[M_RELEASED] = 1.0
+    state[M_LIMIT_GAIN] = 1.0
+    state[M_PMIN] = 1.0
+    state[M_PSUM] = 0.0
     for k in range(n + 1):
         f = M_HDR + F_W * k
         state[f + F_L] = 0.0
@@ -176,9 +187,63 @@ def _reset_dynamics(state):
 
 
 @njit(**JIT)
+def _reset_dynamics(state):
+    """Clear filter and limiter state, keep counters (the next sample re-snaps the params)."""
+    _reset_front(state)
+    _reset_safety(state)
+    _reset_lookahead(state)
+
+
+@njit(**JIT)
 def master_reset(state):
     """AUDIO THREAD or control side. Silence the lookahead line and clear every filter state."""
     _reset_dynamics(state)
+
+
+@njit(**JIT)
+def _front(state, params, buf_l, buf_r, i0, i1, sr):
+    """Guard, gain (smoothed) and DC blocker, in place over [i0, i1). A sample that is NaN,
+    infinite or beyond INPUT_LIMIT becomes 0 before it touches any state, and is counted."""
+    t_gain = db_to_gain(clamp(params[MASTER_GAIN_DB], -60.0, 24.0))
+    ks = smooth_coef(GAIN_SMOOTH_S, sr)
+    r_dc = 1.0 - 2.0 * math.pi * DC_HZ / sr
+    g = state[M_GAIN] if state[M_INIT] != 0.0 else t_gain
+    dc_xl = state[M_DC_XL]
+    dc_yl = state[M_DC_YL]
+    dc_xr = state[M_DC_XR]
+    dc_yr = state[M_DC_YR]
+    nonfinite = 0.0
+    for i in range(i0, i1):
+        xl = buf_l[i]
+        xr = buf_r[i]
+        if not ((abs(xl) < INPUT_LIMIT) & (abs(xr) < INPUT_LIMIT)):  # rare: one test for both
+            if not abs(xl) < INPUT_LIMIT:
+                xl = 0.0
+                nonfinite += 1.0
+            if not abs(xr) < INPUT_LIMIT:
+                xr = 0.0
+                nonfinite += 1.0
+        if g != t_gain:
+            g += ks * (t_gain - g)
+            if abs(t_gain - g) <= 1e-12 * t_gain:
+                g = t_gain  # settled: snap, and stop smoothing
+        xl *= g
+        xr *= g
+        yl = flush(xl - dc_xl + r_dc * dc_yl)
+        yr = flush(xr - dc_xr + r_dc * dc_yr)
+        dc_xl = xl
+        dc_yl = yl
+        dc_xr = xr
+        dc_yr = yr
+        buf_l[i] = yl
+        buf_r[i] = yr
+    state[M_INIT] = 1.0
+    state[M_GAIN] = g
+    state[M_DC_XL] = dc_xl
+    state[M_DC_YL] = dc_yl
+    state[M_DC_XR] = dc_xr
+    state[M_DC_YR] = dc_yr
+    state[M_NONFINITE] += nonfinite
 
 
 @njit(inline="always", **JIT)
@@ -193,24 +258,14 @@ def _soft_excess(x, knee, span):
 
 
 @njit(**JIT)
-def _safety_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
-    """AUDIO THREAD. The zero-delay safety limiter (module doc), in place over [i0, i1)."""
-    sr = max(sample_rate, 1000.0)
-    t_gain = db_to_gain(clamp(params[MASTER_GAIN_DB], -60.0, 24.0))
+def _safety(state, params, buf_l, buf_r, i0, i1, sr):
+    """The zero-delay safety limiter (module doc), in place over [i0, i1)."""
     ceiling = db_to_gain(clamp(params[LIMITER_CEILING_DB], -24.0, 0.0))
     thr = ceiling * db_to_gain(SAFETY_THRESHOLD_DB)
     span = (ceiling - thr) * SPAN_MARGIN
     hold_n = SAFETY_HOLD_S * sr
     rel = smooth_coef(clamp(params[LIMITER_RELEASE_MS], 1.0, 2000.0) * 1e-3, sr)
     att = smooth_coef(SAFETY_ATTACK_S, sr)
-    ks = smooth_coef(GAIN_SMOOTH_S, sr)
-    r_dc = 1.0 - 2.0 * math.pi * DC_HZ / sr
-    init = state[M_INIT] != 0.0
-    g = state[M_GAIN]
-    dc_xl = state[M_DC_XL]
-    dc_yl = state[M_DC_YL]
-    dc_xr = state[M_DC_XR]
-    dc_yr = state[M_DC_YR]
     lg = state[M_S_GAIN]
     env = state[M_S_ENV]
     hold = state[M_S_HOLD]
@@ -218,33 +273,10 @@ def _safety_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
     pr = state[M_S_PREV_R]
     epl = state[M_S_EPREV_L]
     epr = state[M_S_EPREV_R]
-    nonfinite = 0.0
     clamped = 0.0
     for i in range(i0, i1):
-        if not init:
-            init = True
-            g = t_gain
-        xl = buf_l[i]
-        xr = buf_r[i]
-        if not ((abs(xl) < INPUT_LIMIT) & (abs(xr) < INPUT_LIMIT)):
-            if not abs(xl) < INPUT_LIMIT:
-                xl = 0.0
-                nonfinite += 1.0
-            if not abs(xr) < INPUT_LIMIT:
-                xr = 0.0
-                nonfinite += 1.0
-        if g != t_gain:
-            g += ks * (t_gain - g)
-            if abs(t_gain - g) <= 1e-12 * t_gain:
-                g = t_gain
-        xl *= g
-        xr *= g
-        yl = flush(xl - dc_xl + r_dc * dc_yl)
-        yr = flush(xr - dc_xr + r_dc * dc_yr)
-        dc_xl = xl
-        dc_yl = yl
-        dc_xr = xr
-        dc_yr = yr
+        yl = buf_l[i]
+        yr = buf_r[i]
         # peak limiter: a held, released peak envelope sets the gain that keeps it at the
         # threshold; the gain falls with a 1 ms attack (what that lets through is clipped
         # softly below) and rises as the envelope is released
@@ -283,16 +315,12 @@ def _safety_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
             if abs(out_r) > ceiling:
                 out_r = ceiling if out_r > 0.0 else -ceiling
                 clamped += 1.0
-            if not (abs(out_l) <= ceiling and abs(out_r) <= ceiling and abs(yl) < 1e300
-                    and abs(yr) < 1e300):
+            if not (abs(out_l) <= ceiling and abs(out_r) <= ceiling and lg == lg
+                    and env < 1e300):
+                # a poisoned state: start the limiter afresh, silent for this sample
                 out_l = 0.0
                 out_r = 0.0
                 state[M_RESETS] += 1.0
-                g = t_gain
-                dc_xl = 0.0
-                dc_yl = 0.0
-                dc_xr = 0.0
-                dc_yr = 0.0
                 lg = 1.0
                 env = 0.0
                 hold = 0.0
@@ -302,12 +330,6 @@ def _safety_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
                 epr = 0.0
         buf_l[i] = out_l
         buf_r[i] = out_r
-    state[M_INIT] = 1.0 if init else 0.0
-    state[M_GAIN] = g
-    state[M_DC_XL] = dc_xl
-    state[M_DC_YL] = dc_yl
-    state[M_DC_XR] = dc_xr
-    state[M_DC_YR] = dc_yr
     state[M_S_GAIN] = lg
     state[M_S_ENV] = env
     state[M_S_HOLD] = hold
@@ -316,68 +338,30 @@ def _safety_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
     state[M_S_EPREV_L] = epl
     state[M_S_EPREV_R] = epr
     state[M_LIMIT_GAIN] = lg
-    state[M_NONFINITE] += nonfinite
     state[M_CLAMPED] += clamped
 
 
 @njit(**JIT)
-def master_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
-    """AUDIO THREAD. Master bus in place on buf_l, buf_r over [i0, i1) (see module doc)."""
-    if i1 <= i0:
-        return
-    if params[LIMITER_MODE] != LOOKAHEAD:
-        _safety_process(state, params, buf_l, buf_r, i0, i1, sample_rate)
-        return
-    sr = max(sample_rate, 1000.0)
+def _lookahead(state, params, buf_l, buf_r, i0, i1, sr):
+    """The look-ahead brickwall limiter (module doc), in place over [i0, i1)."""
     la = int(state[M_LOOKAHEAD])
-    t_gain = db_to_gain(clamp(params[MASTER_GAIN_DB], -60.0, 24.0))
     ceiling = db_to_gain(clamp(params[LIMITER_CEILING_DB], -24.0, 0.0))
     lim = ceiling * CEILING_MARGIN
     rel = smooth_coef(clamp(params[LIMITER_RELEASE_MS], 1.0, 2000.0) * 1e-3, sr)
-    ks = smooth_coef(GAIN_SMOOTH_S, sr)
-    r_dc = 1.0 - 2.0 * math.pi * DC_HZ / sr
     inv_la = 1.0 / la
-    init = state[M_INIT] != 0.0
+    if state[M_LA_INIT] == 0.0:
+        state[M_LA_INIT] = 1.0
+        for k in range(la + 1):
+            state[M_HDR + F_W * k + F_CEIL] = ceiling
     pos = int(state[M_POS])
-    g = state[M_GAIN]
-    dc_xl = state[M_DC_XL]
-    dc_yl = state[M_DC_YL]
-    dc_xr = state[M_DC_XR]
-    dc_yr = state[M_DC_YR]
     released = state[M_RELEASED]
     pmin = state[M_PMIN]
     psum = state[M_PSUM]
     gain = state[M_LIMIT_GAIN]
-    nonfinite = 0.0
     clamped = 0.0
     for i in range(i0, i1):
-        if not init:
-            init = True
-            g = t_gain
-            for k in range(la + 1):
-                state[M_HDR + F_W * k + F_CEIL] = ceiling
-        xl = buf_l[i]
-        xr = buf_r[i]
-        if not ((abs(xl) < INPUT_LIMIT) & (abs(xr) < INPUT_LIMIT)):  # rare: one test for both
-            if not abs(xl) < INPUT_LIMIT:
-                xl = 0.0
-                nonfinite += 1.0
-            if not abs(xr) < INPUT_LIMIT:
-                xr = 0.0
-                nonfinite += 1.0
-        if g != t_gain:
-            g += ks * (t_gain - g)
-            if abs(t_gain - g) <= 1e-12 * t_gain:
-                g = t_gain  # settled: snap, and stop smoothing
-        xl *= g
-        xr *= g
-        # DC blocker
-        yl = flush(xl - dc_xl + r_dc * dc_yl)
-        yr = flush(xr - dc_xr + r_dc * dc_yr)
-        dc_xl = xl
-        dc_yl = yl
-        dc_xr = xr
-        dc_yr = yr
+        yl = buf_l[i]
+        yr = buf_r[i]
         # push into the lookahead ring
         f = M_HDR + F_W * pos
         state[_at(f + F_L)] = yl
@@ -417,7 +401,7 @@ def master_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
         out_l = state[_at(fo + F_L)] * gain
         out_r = state[_at(fo + F_R)] * gain
         c = state[_at(fo + F_CEIL)]
-        if not ((abs(out_l) <= c) & (abs(out_r) <= c) & (abs(yl) < 1e300) & (abs(yr) < 1e300)):
+        if not ((abs(out_l) <= c) & (abs(out_r) <= c)):
             # rare: one test for the hard clamp and the state guard
             if abs(out_l) > c:
                 out_l = c if out_l > 0.0 else -c
@@ -425,34 +409,39 @@ def master_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
             if abs(out_r) > c:
                 out_r = c if out_r > 0.0 else -c
                 clamped += 1.0
-            if not (abs(out_l) <= c and abs(out_r) <= c and abs(yl) < 1e300 and abs(yr) < 1e300):
-                _reset_dynamics(state)
+            if not (abs(out_l) <= c and abs(out_r) <= c):
+                # a poisoned ring: start the limiter afresh, silent for this sample
+                _reset_lookahead(state)
+                state[M_LA_INIT] = 1.0
+                for k in range(la + 1):
+                    state[M_HDR + F_W * k + F_CEIL] = ceiling
                 state[M_RESETS] += 1.0
                 out_l = 0.0
                 out_r = 0.0
-                init = False
                 pos = 0
-                g = 0.0
-                dc_xl = 0.0
-                dc_yl = 0.0
-                dc_xr = 0.0
-                dc_yr = 0.0
                 released = 1.0
                 pmin = 1.0
                 psum = 0.0
                 gain = 1.0
         buf_l[i] = out_l
         buf_r[i] = out_r
-    state[M_INIT] = 1.0 if init else 0.0
     state[M_POS] = pos
-    state[M_GAIN] = g
-    state[M_DC_XL] = dc_xl
-    state[M_DC_YL] = dc_yl
-    state[M_DC_XR] = dc_xr
-    state[M_DC_YR] = dc_yr
     state[M_RELEASED] = released
     state[M_PMIN] = pmin
     state[M_PSUM] = psum
     state[M_LIMIT_GAIN] = gain
-    state[M_NONFINITE] += nonfinite
     state[M_CLAMPED] += clamped
+
+
+@njit(**JIT)
+def master_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
+    """AUDIO THREAD. Master bus in place on buf_l, buf_r over [i0, i1) (see module doc): the
+    front end, then the limiter LIMITER_MODE picks (anything but LOOKAHEAD is SAFETY)."""
+    if i1 <= i0:
+        return
+    sr = max(sample_rate, 1000.0)
+    _front(state, params, buf_l, buf_r, i0, i1, sr)
+    if params[LIMITER_MODE] == LOOKAHEAD:
+        _lookahead(state, params, buf_l, buf_r, i0, i1, sr)
+    else:
+        _safety(state, params, buf_l, buf_r, i0, i1, sr)
