@@ -11,10 +11,11 @@ Each message yields one measurement d = arrival - backend_time * sample_rate, wh
 the audio clock when Python saw it: d = offset + that message's delivery delay >= offset. The
 least-delayed messages are the truest, so the offset tracks the *minimum* of d (the lower
 envelope), not its mean:
-  * a message below the envelope moves it down at once (it is the new least-delayed one);
-  * messages above it are delays and move nothing, except that the envelope rises toward the
-    least residual seen in a window of `window_s` at a bounded slew (`slew_ppm`), so an upward
-    drift or a wrong first guess is followed slowly;
+  * the envelope is the least d of the last `history` windows of `window_s` (none older than
+    `max_age_s`), each carried forward at the drift rate: a message below it moves it down at
+    once (it is the new least-delayed one); messages above it are delays and move nothing;
+  * when the envelope would rise (old minima expire, the drift rate is refitted) it rises at
+    most `slew_ppm` of the time passed: slowly, never as a step;
   * the two clocks drift apart at a constant rate (a sound card's crystal against the system
     clock: tens of ppm): the rate is the slope of the lower convex hull of the per-window minima
     over the last `history` windows (the hull edge across their mean time; Moon, Skelly and
