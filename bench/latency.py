@@ -8,9 +8,11 @@
   their time maps to (jitter target 0);
 - callback time per block as a share of the 1.33 ms period (median, p99);
 - xruns during a soak (default 60 s) of the live demo on each driver while the control thread
-  runs the agents and another Python thread spins (target 0).
+  runs the agents and another Python thread spins (target 0);
+- event flood (first, offline, no JACK needed): one render_block with the pending store full,
+  4096 events due in that block (bench/flood.py), and the old linear-scan loop for comparison.
 
-    python bench/latency.py [--json] [--soak-seconds 60]
+    python bench/latency.py [--json] [--soak-seconds 60] [--flood-only]
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from engine.control.warmup import warm_up  # noqa: E402
 from engine.rt import layout as L  # noqa: E402
 from engine.rt import master  # noqa: E402
 from engine.rt.events import K_NOTE_OFF, K_NOTE_ON  # noqa: E402
+from bench import flood  # noqa: E402
 from tests import latencykit as lk  # noqa: E402
 from tests.jackrig import Rig, onset_frame  # noqa: E402
 from tests.jackserver import JackServer  # noqa: E402
@@ -128,10 +131,16 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--notes", type=int, default=40)
     ap.add_argument("--soak-seconds", type=float, default=60.0)
+    ap.add_argument("--flood-only", action="store_true",
+                    help="only the event-flood figure (offline, no JACK)")
     args = ap.parse_args()
-    warm_up(("jack", "portaudio"))
     out: dict = {"period_frames": 64, "sample_rate": 48000,
                  "limiter_lookahead_frames": master.lookahead_samples(48000)}
+    out["event_flood"] = flood.measure()
+    if args.flood_only:
+        print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+        return 0
+    warm_up(("jack", "portaudio"))
     with JackServer(name="bandmate_bench_latency"):
         try:
             out["jack_native"] = _figures(lk.retry(lk.jack_native, args.notes))

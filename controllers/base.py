@@ -47,8 +47,11 @@ class Sink(Protocol):
     its `source_gone`.
     """
 
-    def feed(self, msg: mido.Message, source: int) -> None:
-        """One incoming message; the sink stamps the arrival time itself."""
+    def feed(self, msg: mido.Message, source: int, at: float | None = None) -> None:
+        """One incoming message. `at`: when the MIDI backend received it, in seconds on that
+        source's own timeline (the sum of the backend's delta times since the source's first
+        message, stamped on the backend's thread, so not delayed by Python), or None when the
+        source has no such stamp (the sink then stamps the arrival time itself)."""
 
     def source_gone(self, source: int) -> None:
         """The source vanished (port unplugged, controller closed): release every note it started."""
@@ -59,9 +62,11 @@ class Sink(Protocol):
 
 # --- MIDI backends (port discovery and delivery of raw bytes) ---------------------------------
 
-OnBytes = Callable[[Sequence[int]], None]
-"""A port's delivery function: called with the bytes of one complete MIDI message, on the
-backend's reader thread. It does not raise (controllers.midi_in catches everything)."""
+OnBytes = Callable[[Sequence[int], "float | None"], None]
+"""A port's delivery function: called with the bytes of one complete MIDI message and the
+backend's delta time (seconds since the port's previous message, measured on the backend's own
+thread; 0 for the first; None if the backend has no times), on the backend's reader thread. It
+does not raise (controllers.midi_in catches everything)."""
 
 
 class PortHandle(Protocol):

@@ -35,15 +35,17 @@ class FakePort:
         """Someone is receiving from this port."""
         return bool(self._listeners)
 
-    def send(self, msg: mido.Message) -> None:
-        self.send_bytes(msg.bytes())
+    def send(self, msg: mido.Message, delta: float | None = None) -> None:
+        self.send_bytes(msg.bytes(), delta)
 
-    def send_bytes(self, data: Sequence[int]) -> None:
-        """Deliver raw bytes, as one message - malformed ones included."""
+    def send_bytes(self, data: Sequence[int], delta: float | None = None) -> None:
+        """Deliver raw bytes, as one message - malformed ones included. `delta`: the backend's
+        delta time (seconds since this port's previous message), as rtmidi gives it; None: a
+        backend without times."""
         if not self.plugged:
             raise OSError(f"fake port {self.name!r} is unplugged")
         for on_bytes in list(self._listeners):
-            on_bytes(data)
+            on_bytes(data, delta)
 
     def unplug(self) -> None:
         """The device vanishes: it leaves the port list and delivers nothing more."""
@@ -102,21 +104,24 @@ class RecordingSink:
     """A Sink (controllers.base) that records every call, thread-safe, with arrival times.
 
     fed:   [(perf_counter time, source, msg)]    gone: [source]    logs: [text]
+    stamps: [the backend time `at` of each fed message (None: none)], in the order of `fed`
     events: every call in order: ("feed", source, msg) | ("gone", source) | ("log", text)
     """
 
     def __init__(self, echo: Callable[[str], None] | None = None):
         self.fed: list[tuple[float, int, mido.Message]] = []
+        self.stamps: list[float | None] = []
         self.gone: list[int] = []
         self.logs: list[str] = []
         self.events: list[tuple] = []
         self._echo = echo
         self._cond = threading.Condition()
 
-    def feed(self, msg: mido.Message, source: int) -> None:
+    def feed(self, msg: mido.Message, source: int, at: float | None = None) -> None:
         t = time.perf_counter()
         with self._cond:
             self.fed.append((t, source, msg))
+            self.stamps.append(at)
             self.events.append(("feed", source, msg))
             self._cond.notify_all()
 

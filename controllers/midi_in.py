@@ -15,6 +15,12 @@ ONE Python thread ("bandmate-midi-in") drains every open port's queue each `poll
     plain close_port/delete once the reader no longer touches the port.
   * latency through JACK: median 0.6 ms, p95 1.6 ms (callback mode: about 1.3 ms), for ~1.5 %
     of one core of polling.
+Time stamps: rtmidi hands every message the delta time its backend measured on its own thread
+(since the port's previous message). MidiInputs sums them into the port's timeline and passes it
+to sink.feed as `at`, so the sink can place a message at the time the backend received it, not
+when Python got round to reading it (engine.control.midi_time). How good that stamp is depends on
+the backend: ALSA's sequencer stamps each event as it is delivered; rtmidi's JACK backend stamps
+with jack_get_time() in its own process callback, the same time for every event of one JACK cycle.
 Why python-rtmidi directly and not mido's rtmidi backend (`mido.Backend('mido.backends.rtmidi')`):
 mido's Input always installs an rtmidi callback (into its ParserQueue, under an RLock), so it
 cannot keep Python off the JACK thread; its `get_input_names()` builds a throw-away MidiIn and
@@ -94,12 +100,22 @@ class _RtmidiHandle:
         self._backend._detach(self)
 
 
+# APIs where rtmidi may drop sysex, clock and active sensing in C: their delta times stay
+# right, because ALSA and WinMM advance the "previous message" time only for messages they
+# deliver. rtmidi's JACK and CoreMIDI backends advance it for the messages they filter too (RtMidi
+# 5/6: jackProcessIn stamps before its ignore checks), so each filtered clock or active-sensing
+# message would cut time out of the port's timeline: there everything comes to Python, which
+# ignores those messages itself (decode_midi; about 1 us each).
+_FILTER_IN_C = frozenset({"alsa", "windows"})
+
+
 class RtmidiBackend:
     """One MIDI API through python-rtmidi, read by polling (see the module docstring).
 
     One rtmidi MidiIn (one ALSA/JACK client) per open port, with no callback: rtmidi queues
-    messages (sysex, clock and active sensing are dropped in C first) and one reader thread
-    drains all queues every `poll_interval_s`. A long-lived probe MidiIn lists ports.
+    messages with the delta time its backend measured (ALSA, WinMM: sysex, clock and active
+    sensing are dropped in C first, see _FILTER_IN_C) and one reader thread drains all queues
+    every `poll_interval_s`. A long-lived probe MidiIn lists ports.
     Raises OSError (rtmidi.SystemError) when the API cannot start ("JACK server not running?").
     """
 
@@ -123,7 +139,10 @@ class RtmidiBackend:
 
     def _new_in(self):
         mi = rtmidi.MidiIn(self._api, name=self._client_name, queue_size_limit=self._queue_size)
-        mi.ignore_types(sysex=True, timing=True, active_sense=True)
+        if self.name in _FILTER_IN_C:
+            mi.ignore_types(sysex=True, timing=True, active_sense=True)
+        else:
+            mi.ignore_types(sysex=False, timing=False, active_sense=False)
         return mi
 
     def open_port(self, name: str, on_bytes: OnBytes) -> PortHandle:
@@ -182,7 +201,7 @@ class RtmidiBackend:
             event = get()
             if event is None:
                 return
-            on_bytes(event[0])
+            on_bytes(event[0], event[1])  # bytes, delta time stamped on rtmidi's thread
 
     def _read_loop(self) -> None:
         sleep, interval, drain = time.sleep, self.poll_interval_s, self._drain
@@ -280,12 +299,13 @@ class _Port:
     """One open port. Its counters are written only by the delivery (reader) thread."""
 
     __slots__ = ("name", "source", "virtual", "handle", "live", "received", "ignored",
-                 "dropped", "reported", "feed_errors", "feed_reported", "last_bad")
+                 "dropped", "reported", "feed_errors", "feed_reported", "last_bad", "clock")
 
     def __init__(self, name: str, source: int, virtual: bool):
         self.name, self.source, self.virtual = name, source, virtual
         self.handle: PortHandle | None = None
         self.live = True
+        self.clock = 0.0  # the port's backend timeline: sum of its delta times (seconds)
         self.received = self.ignored = 0
         self.dropped = self.reported = 0
         self.feed_errors = self.feed_reported = 0
@@ -546,9 +566,15 @@ class MidiInputs:
         source = port.source
         decode = decode_midi
 
-        def on_bytes(data: Sequence[int]) -> None:
+        def on_bytes(data: Sequence[int], delta: float | None = None) -> None:
             if not port.live:
                 return
+            # every message rtmidi queued moves the timeline, ignored and malformed ones too
+            at = None
+            if delta is not None:
+                if delta > 0.0:
+                    port.clock += delta
+                at = port.clock
             try:
                 msg = decode(data)
             except MidiDecodeError as exc:
@@ -562,7 +588,7 @@ class MidiInputs:
                 return
             port.received += 1
             try:
-                feed(msg, source)
+                feed(msg, source, at)
             except Exception as exc:
                 port.feed_errors += 1
                 port.last_bad = f"sink.feed raised {exc!r}"

@@ -32,8 +32,8 @@ SCHEMA: Schema = {
         "api": Field("auto", "rtmidi API", choices=("auto", "alsa", "jack", "coremidi",
                                                     "windows")),
         "inputs": Field(["all"], "MIDI inputs to open: all, or names / parts of names"),
-        "latency_mode": Field("fixed", "asap: next block; fixed: constant delay, no jitter",
-                              choices=("asap", "fixed")),
+        "latency_mode": Field("fixed", "asap: next block; fixed: a constant delay after the "
+                              "MIDI backend's time stamp", choices=("asap", "fixed")),
         "fixed_latency_ms": Field(5.0, "the constant delay of the fixed mode", lo=0.5, hi=100.0),
         "virtual_port": Field(True, "open a 'bandmate in' port other programs can play"),
         "computer_keyboard": Field(True, "play notes from the terminal when it is a TTY"),

@@ -296,7 +296,7 @@ def test_a_sysex_flood_does_not_crash_and_is_dropped(sink):
 
 def test_a_failing_sink_does_not_raise_into_the_port(sink):
     class Refusing(RecordingSink):
-        def feed(self, msg, source):
+        def feed(self, msg, source, at=None):
             raise RuntimeError("queue full")
 
     bad = Refusing()

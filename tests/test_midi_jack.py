@@ -125,19 +125,56 @@ def test_all_mode_opens_a_port_that_appears_later(jack_server, sender, sink):
             own.delete()
 
 
-def test_sysex_and_clock_floods_are_dropped_before_python(jack_server, sender, sink):
+def test_sysex_and_clock_floods_are_ignored_without_losing_time(jack_server, sender, sink):
+    """rtmidi's JACK backend moves its delta-time reference on messages it filters itself, so
+    they come to Python, which ignores them but counts their time into the port's timeline."""
     dev = sender()
     with MidiInputs(sink, api="jack", ports=dev.short) as inputs:
         time.sleep(0.05)
+        dev.send(mido.Message("note_on", note=60))
+        time.sleep(0.05)
+        t0 = time.perf_counter()
         for _ in range(100):
             dev.out.send_message([0xF0] + [0x22] * 1000 + [0xF7])
             dev.out.send_message([0xF8])
+            time.sleep(0.001)
         dev.out.send_message([0x3C, 0x40])  # garbage: dropped and logged
+        time.sleep(0.05)
         dev.send(mido.Message("note_on", note=61))
-        assert sink.wait_for(lambda s: len(s.fed) == 1, timeout=1.0)
-        assert sink.messages() == [mido.Message("note_on", note=61)]
+        spacing = time.perf_counter() - t0 + 0.05
+        assert sink.wait_for(lambda s: len(s.fed) == 2, timeout=1.0)
+        assert sink.messages() == [mido.Message("note_on", note=60),
+                                   mido.Message("note_on", note=61)]
         assert any("dropped 1 malformed message" in line for line in sink.logs)
-        assert inputs.stats()[dev.full_name(inputs)]["ignored"] == 0  # rtmidi filtered them in C
+        assert inputs.stats()[dev.full_name(inputs)]["ignored"] == 200
+        # the two notes' stamps are as far apart as they were sent (within a few JACK periods):
+        # had rtmidi filtered the clock in C, nearly all of it would be missing
+        assert abs((sink.stamps[1] - sink.stamps[0]) - spacing) < 0.006
+
+
+def test_stamps_are_taken_on_rtmidis_thread_not_when_python_reads(jack_server, sender, sink):
+    """Each message waits in rtmidi's queue while this thread holds the GIL for 12, 15 or 18 ms
+    (the reader cannot run), yet the stamps keep the spacing they were sent with, to within a
+    JACK cycle or two."""
+    import ctypes
+
+    import numpy as np
+    hold_gil = ctypes.PyDLL(None).usleep   # a PyDLL call keeps the GIL
+    dev = sender()
+    with MidiInputs(sink, api="jack", ports=dev.short):
+        time.sleep(0.05)
+        sent = []
+        for i in range(8):
+            sent.append(time.perf_counter())
+            dev.send(mido.Message("note_on", note=60 + i))
+            hold_gil(12000 + 3000 * (i % 3))
+        assert sink.wait_for(lambda s: len(s.fed) == 8, timeout=2.0)
+    stamps = np.array(sink.stamps)
+    read = np.array([t for t, _, _ in sink.fed])
+    period = jack_server.period / jack_server.rate
+    late = read - np.array(sent)
+    assert late.min() > 0.010 and np.ptp(np.diff(late)) > 0.004   # read late, unevenly
+    assert np.abs(np.diff(stamps) - np.diff(sent)).max() < 2 * period + 0.001
 
 
 def test_virtual_input_port_accepts_connections(jack_server, sink):

@@ -1,12 +1,21 @@
 """The engine's sink for controllers: MIDI messages → timestamped events (control side).
 
-`feed` runs on whichever thread delivered the message (rtmidi's callback threads, the asyncio
-thread for the computer keyboard). It stamps the message with a sample time and pushes one
-event to the MIDI queue:
+`feed` runs on whichever thread delivered the message (the MIDI reader thread, the asyncio
+thread for the computer keyboard). It gives the message a sample time and pushes one event to
+the MIDI queue:
 - latency mode "asap": the event applies at the start of the next block (lowest latency, but
-  the offset within the block is lost: jitter up to a block);
-- latency mode "fixed": the event is stamped on arrival with the audio clock and plays a
-  constant `fixed_latency_ms` later, at its own sample: zero jitter even when Python is busy.
+  the offset within the block is lost: jitter up to a block, plus however late Python reads it);
+- latency mode "fixed": the event plays a constant `fixed_latency_ms` after the moment the MIDI
+  backend received it, at its own sample. That moment comes from the backend's own time stamp
+  (`at`: rtmidi's delta times, measured on its backend thread, summed per port and mapped onto
+  the audio clock by `engine.control.midi_time.PortTimeline`), so a busy Python thread delays
+  when the message is read but not where it lands, as long as it is read within the fixed
+  delay; read later than that, it plays at once and counts as late. The jitter left is the
+  backend's: ALSA's sequencer stamps each event; rtmidi's JACK backend stamps all events of one
+  JACK cycle with the same time, so through it the jitter is up to one JACK period. Sources
+  without a backend stamp (the computer keyboard) are stamped on arrival: their jitter is
+  Python's. The JACK driver's own MIDI input is read in the compiled callback and needs none of
+  this.
 Several controller threads may feed at once: they serialise on a lock among themselves (the
 audio thread never takes it), so the queue keeps a single producer, as scsynth does.
 
@@ -21,6 +30,7 @@ from typing import Callable
 
 import mido
 
+from engine.control.midi_time import PortTimeline
 from engine.control.state import EngineState
 from engine.parts import KEYS
 from engine.rt.events import (
@@ -51,13 +61,17 @@ def message_event(msg: mido.Message, bend_range_st: float) -> tuple[int, float, 
 
 
 class LiveInput:
-    """Implements `controllers.base.Sink` over an EngineState's MIDI queue."""
+    """Implements `controllers.base.Sink` over an EngineState's MIDI queue.
+
+    `clock` (tests) returns the audio clock now, in samples, or None before audio runs; by
+    default it is read from the audio thread's last block (`EngineState.sample_clock`)."""
 
     def __init__(self, state: EngineState, mode: str = "fixed", fixed_latency_ms: float = 5.0,
                  part: int = KEYS,
                  on_note: Callable[[int, int, float, int, int], None] | None = None,
                  on_gone: Callable[[int], None] | None = None,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print,
+                 clock: Callable[[], float | None] | None = None):
         if mode not in ("asap", "fixed"):
             raise ValueError("latency mode must be 'asap' or 'fixed'")
         self.state = state
@@ -67,31 +81,47 @@ class LiveInput:
         self.on_note = on_note
         self.on_gone = on_gone
         self._log = log
+        self._clock = clock if clock is not None else self._audio_clock
         self._lock = threading.Lock()
+        self.timelines: dict[int, PortTimeline] = {}   # per source with backend stamps
         self.dropped = 0
 
-    def now_sample(self) -> int | None:
-        """The audio clock now, from the last block's (sample, ns) pair; None before audio runs."""
+    def _audio_clock(self) -> float | None:
         anchor = self.state.sample_clock()
         if anchor is None:
             return None
         sample, ns = anchor
-        return sample + round((time.monotonic_ns() - ns) * 1e-9 * self.state.sample_rate)
+        return sample + (time.monotonic_ns() - ns) * 1e-9 * self.state.sample_rate
 
-    def stamp(self) -> float:
+    def now_sample(self) -> int | None:
+        """The audio clock now, from the last block's (sample, ns) pair; None before audio runs."""
+        now = self._clock()
+        return None if now is None else round(now)
+
+    def stamp(self, source: int | None = None, at: float | None = None) -> float:
+        """The sample time for a message of `source` the backend stamped `at` (None: unstamped,
+        so stamped now)."""
         if self.mode == "asap":
             return ASAP
-        now = self.now_sample()
-        return ASAP if now is None else float(now + self.offset)
+        now = self._clock()
+        if now is None:
+            return ASAP
+        if at is None:
+            return float(round(now) + self.offset)
+        timeline = self.timelines.get(source)
+        if timeline is None:
+            timeline = self.timelines[source] = PortTimeline(self.state.sample_rate)
+        # a time already past plays at the start of the next block and counts as late there
+        return float(round(timeline.place(at, now)) + self.offset)
 
-    def feed(self, msg: mido.Message, source: int) -> None:
+    def feed(self, msg: mido.Message, source: int, at: float | None = None) -> None:
         bend = float(self.state.arrays[S_PTARGET][self.part, P_BEND_RANGE])
         ev = message_event(msg, bend)
         if ev is None:
             return
         kind, a, b = ev
         with self._lock:
-            t = self.stamp()
+            t = self.stamp(source, at)
             if not self.state.push_midi(t, kind, self.part, a, b, float(source)):
                 self.dropped += 1
                 return
@@ -102,6 +132,7 @@ class LiveInput:
     def source_gone(self, source: int) -> None:
         with self._lock:
             self.state.push_midi(ASAP, K_SOURCE_GONE, -1, 0.0, 0.0, float(source))
+            self.timelines.pop(source, None)
         if self.on_gone is not None:
             self.on_gone(source)
         self._log(f"MIDI source {source} gone: its notes released")

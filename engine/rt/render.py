@@ -98,22 +98,87 @@ def _rank(kind):
 def _before(pending, i, j):
     """Event i comes before event j: by time, rank, part, note, then arrival. Only the last
     depends on arrival order, so events pushed in different batches still apply in one order."""
-    for key in (pending[i, TIME] - pending[j, TIME],
-                _rank(pending[i, KIND]) - _rank(pending[j, KIND]),
-                pending[i, PART] - pending[j, PART], pending[i, A] - pending[j, A]):
-        if key != 0.0:
-            return key < 0.0
+    x, y = pending[i, TIME], pending[j, TIME]
+    if x != y:
+        return x < y
+    x, y = _rank(pending[i, KIND]), _rank(pending[j, KIND])
+    if x != y:
+        return x < y
+    x, y = pending[i, PART], pending[j, PART]
+    if x != y:
+        return x < y
+    x, y = pending[i, A], pending[j, A]
+    if x != y:
+        return x < y
     return pending[i, SEQ] < pending[j, SEQ]
 
 
+# The pending store is a binary min-heap in place: rows [0, count) of S_PENDING, ordered by
+# `_before`; row 0 is the next event to apply and the children of row i are rows 2i+1 and 2i+2.
+# Adding an event sifts its row up; taking row 0 sinks the hole to a leaf and fills it with the
+# last row: O(log n) row moves each, so a block with n events due costs O(n log n), not O(n^2).
+
+@njit(inline="always", **JIT)
+def _swap(pending, i, j):
+    for c in range(pending.shape[1]):
+        x = pending[i, c]
+        pending[i, c] = pending[j, c]
+        pending[j, c] = x
+
+
 @njit(**JIT)
-def _next_due(pending, count, end_time):
-    """Index of the first pending event due before end_time, or -1."""
-    best = -1
-    for i in range(count):
-        if pending[i, TIME] < end_time and (best < 0 or _before(pending, i, best)):
-            best = i
-    return best
+def _sift_up(pending, i):
+    while i > 0:
+        parent = (i - 1) >> 1
+        if not _before(pending, i, parent):
+            return
+        _swap(pending, i, parent)
+        i = parent
+
+
+@njit(**JIT)
+def _heap_add(pending, count, new_count):
+    """Take rows [count, new_count), just appended to the heap's rows (by `pop`), into the heap.
+    A row whose time is NaN could never fall due and would block the heap: it is dropped.
+    Returns (the heap's new count, rows dropped)."""
+    n = count
+    dropped = 0
+    for r in range(count, new_count):
+        if math.isnan(pending[r, TIME]):
+            dropped += 1
+            continue
+        if r != n:
+            for c in range(pending.shape[1]):
+                pending[n, c] = pending[r, c]
+        _sift_up(pending, n)
+        n += 1
+    return n, dropped
+
+
+@njit(**JIT)
+def _heap_take(pending, count):
+    """Remove row 0 (the first event) from the heap of `count` rows; returns the new count.
+    Bottom-up: the hole at the root sinks to a leaf through the earlier child of each pair (one
+    comparison and one row move per level), then the last row fills it and sifts up (rarely
+    more than a level or two: it is a leaf's row, late in the order)."""
+    count -= 1
+    if count == 0:
+        return 0
+    width = pending.shape[1]
+    i = 0
+    child = 1
+    while child < count:
+        if child + 1 < count and _before(pending, child + 1, child):
+            child += 1
+        for c in range(width):
+            pending[i, c] = pending[child, c]
+        i = child
+        child = 2 * i + 1
+    if i != count:
+        for c in range(width):
+            pending[i, c] = pending[count, c]
+        _sift_up(pending, i)
+    return count
 
 
 @njit(**JIT)
@@ -266,18 +331,16 @@ def render_block(tab, nframes):
     sample_rate = float(ctl[C_SAMPLE_RATE])
     count = ctl[C_PENDING]
     seq = ctl[C_SEQ]
-    count, seq, d1 = pop(f64_2d(tab, S_QSCHED), i64_1d(tab, S_QSCHED_IDX), pending, count, seq)
-    count, seq, d2 = pop(f64_2d(tab, S_QMIDI), i64_1d(tab, S_QMIDI_IDX), pending, count, seq)
-    ctl[C_DROPPED] += d1 + d2
+    new, seq, d1 = pop(f64_2d(tab, S_QSCHED), i64_1d(tab, S_QSCHED_IDX), pending, count, seq)
+    new, seq, d2 = pop(f64_2d(tab, S_QMIDI), i64_1d(tab, S_QMIDI_IDX), pending, new, seq)
+    count, d3 = _heap_add(pending, count, new)
+    ctl[C_DROPPED] += d1 + d2 + d3
     ctl[C_SEQ] = seq
     start = ctl[C_SAMPLE_TIME]
     end = start + nframes
     i = 0
-    while True:
-        k = _next_due(pending, count, float(end))
-        if k < 0:
-            break
-        t = pending[k, TIME]
+    while count > 0 and pending[0, TIME] < end:
+        t = pending[0, TIME]
         off = int(t - start)
         if t < start:
             off = 0
@@ -286,12 +349,9 @@ def render_block(tab, nframes):
         if off > i:
             _segment(tab, i, off, start, sample_rate)
             i = off
-        _apply(tab, pending[k], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, start + i,
+        _apply(tab, pending[0], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, start + i,
                sample_rate)
-        count -= 1
-        if k != count:
-            for j in range(pending.shape[1]):
-                pending[k, j] = pending[count, j]
+        count = _heap_take(pending, count)
     _segment(tab, i, nframes, start, sample_rate)
     ctl[C_PENDING] = count
     ctl[C_SAMPLE_TIME] = end
@@ -320,7 +380,7 @@ def add_event(tab, time, kind, part, a, b, c):
     ctl = ctl_of(tab)
     pending = f64_2d(tab, S_PENDING)
     n = ctl[C_PENDING]
-    if n >= pending.shape[0]:
+    if n >= pending.shape[0] or math.isnan(time):
         ctl[C_DROPPED] += 1
         return
     pending[n, TIME] = time
@@ -331,6 +391,7 @@ def add_event(tab, time, kind, part, a, b, c):
     pending[n, C] = c
     pending[n, SEQ] = ctl[C_SEQ]
     ctl[C_SEQ] += 1
+    _sift_up(pending, n)
     ctl[C_PENDING] = n + 1
 
 
