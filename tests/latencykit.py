@@ -90,7 +90,7 @@ def busy_python(enabled: bool):
     finally:
         stop.set()
         if enabled:
-            t.join()
+            t.join(timeout=10)
 
 
 def _callback_us(state) -> tuple[float, float]:
