@@ -135,7 +135,8 @@ class LiveDemo:
                 "late_events": c1["late_events"] - c0["late_events"],
                 "driver_xruns": c1["xruns"] - c0["xruns"],
                 "callback_share_median": round(float(np.median(us)) / PERIOD_US, 4),
-                "callback_share_p99": round(float(np.percentile(us, 99)) / PERIOD_US, 4)}
+                "callback_share_p99": round(float(np.percentile(us, 99)) / PERIOD_US, 4),
+                "callback_share_max": round(float(us.max()) / PERIOD_US, 4)}
 
 
 def xrun_soak(seconds: float, rounds: int = 3) -> dict:
