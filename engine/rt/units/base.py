@@ -1,0 +1,120 @@
+"""The contract every DSP unit keeps (AUDIO THREAD kernels; declarations read on the control side).
+
+A unit is one file in `engine/rt/units/` and one line in the registry (`engine.rt.units.UNITS`).
+Like a SuperCollider UGen (`PluginLoad`) or a pedalboard `Plugin`, it declares:
+
+* `NAME`: its name in patches and addresses (`/bass/eq/low_gain_db`);
+* `PARAMS`: a tuple of `Param`s: name with its unit (`cutoff_hz`, `gain_db`, `attack_ms`),
+  range, default, curve (how a 0..1 control maps onto the range: "lin", "log" or "choice") and
+  smoothing time (0: applied at once);
+* `state_size(sample_rate) -> int`: the float64 state it needs (control side, prepare time);
+* `reset(state, sample_rate)`: @njit, clears tails, delay lines, envelopes (not parameters);
+* `process(state, params, bus, io, i0, i1, sample_rate)`: @njit, the one kernel signature:
+    - `state`   float64[state_size]       the unit's own memory
+    - `params`  float64[2 * len(PARAMS)]  targets in [0, n) (written by the control side), the
+                                          smoothed current values in [n, 2n) (the unit's)
+    - `bus`     float64[rows, MAXBLOCK]   the graph's audio rows
+    - `io`      int64[IO_WIDTH]           bus rows: in L, in R, out L, out R, side L, side R
+                                          (side -1: none); out may equal in (in place)
+    - [i0, i1)  the span of this block to render (block-size invariant: a unit's output over
+                [0, n) never depends on how the span is cut)
+  It never allocates, raises or does I/O, clamps every parameter to its range (so no value can
+  make it unsafe), and keeps its output finite.
+
+`smooth_params(params, n, coef)` advances the smoothed values one sample; units call it per
+sample while any parameter moves (`params_settled` says when none does).
+"""
+import math
+
+from numba import njit
+
+from engine.rt.dsp import JIT
+
+IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, IO_SIDE_L, IO_SIDE_R = range(6)
+IO_WIDTH = 6
+CURVES = ("lin", "log", "choice")
+
+
+class Param:
+    """One parameter of a unit: name (with its unit), range, default, curve, smoothing."""
+    __slots__ = ("name", "index", "lo", "hi", "default", "curve", "smooth_s", "choices", "doc")
+
+    def __init__(self, name, lo, hi, default, curve="lin", smooth_s=0.02, choices=None, doc=""):
+        if not lo <= default <= hi:
+            raise ValueError(f"{name}: default {default} outside {lo}..{hi}")
+        if curve not in CURVES:
+            raise ValueError(f"{name}: curve {curve!r} not one of {CURVES}")
+        if curve == "log" and lo <= 0.0:
+            raise ValueError(f"{name}: a log curve needs lo > 0")
+        if curve == "choice" and not choices:
+            raise ValueError(f"{name}: a choice parameter needs its words")
+        self.name, self.index, self.lo, self.hi, self.default = name, -1, lo, hi, default
+        self.curve, self.smooth_s, self.choices, self.doc = curve, smooth_s, choices, doc
+
+    def from_unit(self, x: float) -> float:
+        """A 0..1 control value (MIDI CC, a knob) on this parameter's range and curve."""
+        x = min(max(float(x), 0.0), 1.0)
+        if self.curve == "log":
+            return self.lo * (self.hi / self.lo) ** x
+        if self.curve == "choice":
+            return float(round(x * (len(self.choices) - 1)))
+        return self.lo + x * (self.hi - self.lo)
+
+    def __repr__(self):
+        return f"Param({self.name!r}, {self.lo}..{self.hi}, default {self.default})"
+
+
+def declare(params):
+    """The PARAMS tuple of a unit, each Param given its index (its column in `params`)."""
+    params = tuple(params)
+    names = [p.name for p in params]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate parameter names: {names}")
+    for i, p in enumerate(params):
+        p.index = i
+    return params
+
+
+def default_params(params) -> "list[float]":
+    """Targets and current values, both at the defaults (control side)."""
+    d = [p.default for p in params]
+    return d + d
+
+
+@njit(inline="always", **JIT)
+def clampf(x, lo, hi):
+    """x clamped to [lo, hi]; NaN becomes lo."""
+    if not x >= lo:
+        return lo
+    return hi if x > hi else x
+
+
+@njit(inline="always", **JIT)
+def smooth_coef_s(seconds, sample_rate):
+    """One-pole coefficient reaching 63 % in `seconds` (1.0: instant)."""
+    if seconds <= 0.0:
+        return 1.0
+    return 1.0 - math.exp(-1.0 / (seconds * sample_rate))
+
+
+@njit(inline="always", **JIT)
+def params_settled(params, n):
+    for k in range(n):
+        if params[n + k] != params[k]:
+            return False
+    return True
+
+
+@njit(inline="always", **JIT)
+def smooth_param(params, n, k, coef):
+    """Advance parameter k's smoothed value one sample towards its target; snaps when close."""
+    t = params[k]
+    c = params[n + k]
+    if not abs(t) < 1e300:          # a NaN or infinite target is ignored
+        return c
+    if c != t:
+        c += coef * (t - c)
+        if abs(t - c) <= 1e-9 * (abs(t) + 1e-9):
+            c = t
+        params[n + k] = c
+    return c
