@@ -9,7 +9,7 @@ import pytest
 
 RT = Path(__file__).resolve().parents[1] / "engine" / "rt"
 ALLOWED = {"numpy", "numba", "llvmlite", "math", "ctypes"}
-MODULES = sorted(RT.glob("*.py"))
+MODULES = sorted(RT.rglob("*.py"))
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:

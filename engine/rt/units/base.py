@@ -90,6 +90,12 @@ def clampf(x, lo, hi):
 
 
 @njit(inline="always", **JIT)
+def finite_or_zero(x):
+    """An input sample, or 0 if it is NaN, infinite or absurd (beyond 1e15)."""
+    return x if abs(x) < 1e15 else 0.0
+
+
+@njit(inline="always", **JIT)
 def smooth_coef_s(seconds, sample_rate):
     """One-pole coefficient reaching 63 % in `seconds` (1.0: instant)."""
     if seconds <= 0.0:

@@ -5,7 +5,7 @@ from numba import njit
 
 from engine.rt.dsp import JIT
 from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
-                                  smooth_coef_s, smooth_param)
+                                  finite_or_zero, smooth_coef_s, smooth_param)
 
 NAME = "width"
 PARAMS = declare([
@@ -32,8 +32,8 @@ def process(state, params, bus, io, i0, i1, sample_rate):
     for i in range(i0, i1):
         w = clampf(smooth_param(params, N, P_WIDTH, cw), 0.0, 2.0)
         g = math.pow(10.0, clampf(smooth_param(params, N, P_GAIN_DB, cw), -24.0, 24.0) / 20.0)
-        l = bus[il, i]
-        r = bus[ir, i]
+        l = finite_or_zero(bus[il, i])
+        r = finite_or_zero(bus[ir, i])
         mid = 0.5 * (l + r)
         side = 0.5 * (l - r) * w
         bus[ol, i] = (mid + side) * g
