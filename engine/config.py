@@ -14,6 +14,15 @@ from pathlib import Path
 from engine.agents.base import STYLES
 from engine.tomldata import DataError, Field, Schema, WordOrNumber, load, validate
 
+
+class Chain(Field):
+    """A list of unit tables (engine.control.graph.check_chain says what is valid)."""
+
+    def check(self, value):
+        from engine.control.graph import check_chain
+        check_chain(value)
+        return value
+
 SCHEMA: Schema = {
     "audio": {
         "driver": Field("portaudio", "portaudio (any sound card) or jack (JACK/PipeWire)",
@@ -71,6 +80,8 @@ SCHEMA: Schema = {
         "reverb_decay_s": Field(2.2, "", lo=0.1, hi=30.0),
         "ceiling_db": Field(-1.0, "limiter ceiling, dBFS", lo=-24.0, hi=0.0),
         "master_gain_db": Field(-2.0, "into the limiter", lo=-60.0, hi=24.0),
+        "master_inserts": Chain([], "units on the master before the limiter, e.g. "
+                                "[{ unit = \"eq\", low_shelf_gain_db = 2.0 }]"),
         "limiter": Field("safety", "safety: no delay (live and offline alike); lookahead: "
                          "transparent, 1.5 ms later", choices=("safety", "lookahead")),
     },

@@ -22,11 +22,11 @@ from engine.control.state import EngineState, QueueFull
 from engine.parts import PART_INDEX, PARTS
 from engine.patch import load_params
 from engine.patterns.pattern import silence
+from engine.control.graph import Chain
 from engine.rt import fx, master
 from engine.rt import layout as L
 from engine.rt.events import (
-    ASAP, K_ALL_NOTES_OFF, K_FX, K_MIX, K_NOTE_ON, K_PANIC,
-    K_PARAM, K_TEMPO,
+    ASAP, K_ALL_NOTES_OFF, K_FX, K_MIX, K_NOTE_ON, K_PANIC, K_PARAM, K_TEMPO, K_UNIT_PARAM,
 )
 from engine.rt.params import MIX_SPECS
 
@@ -161,6 +161,9 @@ class Session:
         a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] = mix["ceiling_db"]
         a[L.S_MASTER_PARAMS][master.MASTER_GAIN_DB] = mix["master_gain_db"]
         a[L.S_MASTER_PARAMS][master.LIMITER_MODE] = master.LIMITER_MODES[mix["limiter"]]
+        self.master_inserts = Chain(mix["master_inserts"], self.sample_rate,
+                                    (L.B_OUT_L, L.B_OUT_R))
+        self.master_inserts.write(self.state)
         a[L.S_PART][L.GLOBAL_ROW, L.GL_TEMPO_BPM] = self.clock.bpm
 
     # ---- runtime controls (any time; through the queue) ----------------------------------------
@@ -176,6 +179,13 @@ class Session:
 
     def set_fx(self, module: int, index: int, value: float) -> None:
         self.state.push_sched(ASAP, K_FX, module, index, value)
+
+    def set_master_insert(self, op: int, name: str, value) -> None:
+        """A parameter of the master's insert number `op` (checked; choice words accepted),
+        smoothed by its unit from the next block."""
+        chain = self.master_inserts
+        self.state.push_sched(ASAP, K_UNIT_PARAM, -1, chain.param_index(op, name),
+                              chain.value(op, name, value))
 
     def load_patch(self, part: str, path: Path) -> None:
         """Load a patch onto a part while playing (the kernel smooths the change)."""

@@ -14,6 +14,8 @@ import numpy as np
 
 from engine.parts import PARTS
 from engine.rt import drums, fx, master
+from engine.rt.units.base import IO_WIDTH
+from engine.rt.units.dispatch import PR_WIDTH
 from engine.rt import layout as L
 from engine.rt.events import EVENT_WIDTH
 from engine.rt.params import MIX_SPECS, NPARAMS, SYNTH_SPECS
@@ -73,6 +75,10 @@ class EngineState:
             L.S_CBTIME: np.zeros(L.CBTIME_CAP, np.int64),
             L.S_QOUT: np.zeros((L.QCAP, EVENT_WIDTH)),
             L.S_QOUT_IDX: np.zeros(16, np.int64),
+            L.S_PROG: np.zeros((L.MAX_OPS, PR_WIDTH), np.int64),
+            L.S_USTATE: np.zeros(L.USTATE_CAP),
+            L.S_UPARAMS: np.zeros(L.UPARAMS_CAP),
+            L.S_UIO: np.full(L.MAX_OPS * IO_WIDTH, -1, np.int64),
         }
         assert set(a) == set(range(L.N_SLOTS))
         for slot, arr in a.items():

@@ -36,7 +36,11 @@ S_METER = 22       # float64[METER_SIZE]          levels and timings for the con
 S_CBTIME = 23      # int64[CBTIME_CAP]            callback durations (ns), a ring
 S_QOUT = 24        # float64[QCAP, EVENT_WIDTH]   audio → control: MIDI read in the callback
 S_QOUT_IDX = 25    # int64[16]
-N_SLOTS = 26
+S_PROG = 26        # int64[MAX_OPS, PR_WIDTH]     the unit program (engine.rt.units.dispatch)
+S_USTATE = 27      # float64[USTATE_CAP]          the units' state pool
+S_UPARAMS = 28     # float64[UPARAMS_CAP]         the units' params pool (targets | current)
+S_UIO = 29         # int64[MAX_OPS * IO_WIDTH]    the units' bus rows
+N_SLOTS = 30
 
 SLOT_DTYPES = {
     S_CTL: np.int64, S_QSCHED: np.float64, S_QSCHED_IDX: np.int64, S_QMIDI: np.float64,
@@ -46,7 +50,8 @@ SLOT_DTYPES = {
     S_REVERB_STATE: np.float64, S_REVERB_PARAMS: np.float64, S_MASTER_STATE: np.float64,
     S_MASTER_PARAMS: np.float64, S_MIX_TARGET: np.float64, S_MIX_CUR: np.float64,
     S_BUS: np.float64, S_METER: np.float64, S_CBTIME: np.int64, S_QOUT: np.float64,
-    S_QOUT_IDX: np.int64,
+    S_QOUT_IDX: np.int64, S_PROG: np.int64, S_USTATE: np.float64, S_UPARAMS: np.float64,
+    S_UIO: np.int64,
 }
 
 # ---- capacities -----------------------------------------------------------------------
@@ -54,6 +59,9 @@ QCAP = 4096          # queue slots (power of two)
 PCAP = 4096          # pending events
 MAXBLOCK = 4096      # largest block a driver may ask for
 CBTIME_CAP = 8192    # callback timing ring
+MAX_OPS = 32         # unit instances in the program
+USTATE_CAP = 1 << 18 # float64 of unit state (2 MiB)
+UPARAMS_CAP = 2048   # float64 of unit parameters
 
 # ---- ctl: int64 counters and clock ------------------------------------------------------
 C_SAMPLE_TIME = 0     # absolute sample time of the next block's first sample
@@ -76,6 +84,7 @@ C_CLOCK_SEQ = 17      # seqlock over the two below: odd while the audio thread w
 C_BLOCK_NS = 18       # CLOCK_MONOTONIC time (ns) at which the last block started rendering
 C_BLOCK_SAMPLE = 19   # the sample time of that block's first sample
 C_FRAME_OFFSET = 20   # JACK driver: JACK frame time minus engine sample time (for alignment)
+C_PROG_COUNT = 21     # unit instances the program runs (the master's inserts), 0: none
 C_CHAN_PART = 32      # 16 entries: part played by each MIDI channel read in the callback
 C_TIMESPEC = 48       # 2 entries: struct timespec scratch for clock_gettime
 CTL_SIZE = 64

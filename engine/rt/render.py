@@ -18,7 +18,7 @@ from engine.rt import drums, fx, master, voice
 from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.events import (
     A, ASAP, B, C, FX_DELAY, FX_DRUMS, FX_MASTER, FX_REVERB, K_ALL_NOTES_OFF, K_FX, K_MIX, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PARAM,
-    K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO, KIND, PART, SEQ, TIME,
+    K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO, K_UNIT_PARAM, KIND, PART, SEQ, TIME,
 )
 from engine.rt.layout import (
     B_DELAY_SEND, B_OUT_L, B_OUT_R, B_REVERB_SEND, C_BLOCKS, C_DROPPED, C_LAST_NOTE_ON, C_LATE,
@@ -29,7 +29,7 @@ from engine.rt.layout import (
     S_MIX_CUR, S_MIX_TARGET, S_PART, S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX,
     S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, S_REVERB_PARAMS, S_REVERB_STATE, S_VF, S_VMETA,
     TABLE_WIDTH, C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP, C_CLOCK_SEQ, C_BLOCK_NS,
-    C_BLOCK_SAMPLE,
+    C_BLOCK_SAMPLE, C_PROG_COUNT, MAX_OPS, S_PROG, S_UIO, S_UPARAMS, S_USTATE,
 )
 from engine.rt.params import (
     MIX_DELAY_SEND, MIX_GAIN_DB, MIX_MUTE, MIX_PAN, MIX_REVERB_SEND, NPARAMS, P_BEND_ST, P_MOD,
@@ -37,6 +37,7 @@ from engine.rt.params import (
 )
 from engine.rt.ptr import carray, call_i32_i32_ptr, f32_ptr, f64_ptr, fence, i64_ptr
 from engine.rt.ringbuf import pop, push
+from engine.rt.units.dispatch import run_program
 
 # mixer runtime columns (S_MIX_CUR): smoothed linear gains
 MC_LEFT, MC_RIGHT, MC_DELAY, MC_REVERB = 0, 1, 2, 3
@@ -62,6 +63,12 @@ def f64_1d(tab, slot):
 def i64_1d(tab, slot):
     i = slot * TABLE_WIDTH
     return carray(i64_ptr(tab[i]), tab[i + 1])
+
+
+@njit(inline="always", **JIT)
+def i64_2d(tab, slot):
+    i = slot * TABLE_WIDTH
+    return carray(i64_ptr(tab[i]), (tab[i + 1], tab[i + 2]))
 
 
 @njit(inline="always", **JIT)
@@ -251,6 +258,11 @@ def _apply(tab, ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, now,
             mix_t[p, k] = ev[B]
     elif kind == K_FX:
         _set_fx(tab, p, int(ev[A]), ev[B])
+    elif kind == K_UNIT_PARAM:
+        uparams = f64_1d(tab, S_UPARAMS)
+        k = int(ev[A])
+        if 0 <= k < uparams.shape[0] and math.isfinite(ev[B]):
+            uparams[k] = ev[B]
 
 
 # ---- segments ----------------------------------------------------------------------------------
@@ -310,6 +322,10 @@ def _segment(tab, i0, i1, now0, sample_rate):
     fx.reverb_process(f64_1d(tab, S_REVERB_STATE), f64_1d(tab, S_REVERB_PARAMS),
                       bus[B_REVERB_SEND], bus[B_REVERB_SEND], bus[B_OUT_L], bus[B_OUT_R], i0, i1,
                       sample_rate)
+    nops = min(i64_1d(tab, S_CTL)[C_PROG_COUNT], MAX_OPS)
+    if nops > 0:      # the master's inserts (engine.control.graph), in place on the out rows
+        run_program(i64_2d(tab, S_PROG), nops, f64_1d(tab, S_USTATE), f64_1d(tab, S_UPARAMS),
+                    i64_1d(tab, S_UIO), bus, i0, i1, sample_rate)
     master.master_process(f64_1d(tab, S_MASTER_STATE), f64_1d(tab, S_MASTER_PARAMS),
                           bus[B_OUT_L], bus[B_OUT_R], i0, i1, sample_rate)
 

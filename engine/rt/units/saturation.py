@@ -185,7 +185,8 @@ def process(state, params, bus, io, i0, i1, sample_rate):
     if state[ST_MODE] != mode:          # a new oversampling: start its filters clean
         reset(state, sample_rate)
         state[ST_MODE] = mode
-    delay = (0, STAGE_DELAY // 2, STAGE_DELAY // 2 + STAGE_DELAY // 4)[mode]
+    delay = 0 if mode == 0 else (STAGE_DELAY // 2 if mode == 1 else
+                                 STAGE_DELAY // 2 + STAGE_DELAY // 4)
     for i in range(i0, i1):
         g = math.pow(10.0, clampf(smooth_param(params, N, P_DRIVE_DB, cs), 0.0, 36.0) / 20.0)
         mix = clampf(smooth_param(params, N, P_MIX, cs), 0.0, 1.0)
