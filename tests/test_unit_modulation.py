@@ -1,0 +1,110 @@
+"""Modulation units (chorus, flanger, phaser) against analytic references: the exact delay
+and its interpolation with the LFO still, the delay following the LFO, the flanger's comb,
+the phaser's notches, the chorus's width."""
+import math
+
+import numpy as np
+import pytest
+
+from engine.rt.units import chorus as C
+from tests.test_units import SR, make, run
+
+
+def noise(n, seed=1, amp=0.3):
+    return amp * np.random.default_rng(seed).standard_normal(n)
+
+
+def hermite_delay(x, d):
+    """x[n - d] by the 4-point Catmull-Rom interpolator (zeros before the start)."""
+    i = int(math.floor(d))
+    f = d - i
+    pad = np.concatenate([np.zeros(i + 3), x])
+    k = np.arange(len(x)) + i + 3              # index of x[n] in pad
+    xm1, x0, x1, x2 = pad[k - i + 1], pad[k - i], pad[k - i - 1], pad[k - i - 2]
+    c1 = 0.5 * (x1 - xm1)
+    c2 = xm1 - 2.5 * x0 + 2.0 * x1 - 0.5 * x2
+    c3 = 0.5 * (x2 - xm1) + 1.5 * (x0 - x1)
+    return ((c3 * f + c2) * f + c1) * f + x0
+
+
+def centroids(y, starts, span):
+    """The first moment of y over [s, s + span) for each s: where an impulse came out."""
+    out = []
+    for s in starts:
+        seg = y[s:s + span]
+        k = np.arange(s, s + span)
+        out.append((k * seg).sum() / seg.sum())
+    return np.array(out)
+
+
+def correlation(a, b):
+    return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum()))
+
+
+# ---- chorus ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("delay_ms", [10.0, 12.3456])
+@pytest.mark.parametrize("voices", [0, 2])
+def test_chorus_with_depth_zero_is_dry_plus_the_input_delayed(delay_ms, voices):
+    x = noise(6000)
+    d = delay_ms * SR / 1000
+    for mix in (1.0, 0.5, 0.0):
+        y = run(C, *make(C, {"depth_ms": 0.0, "delay_ms": delay_ms, "mix": mix,
+                             "voices": voices}), x, x)
+        ref = (1 - mix) * x + mix * hermite_delay(x, d)
+        assert np.allclose(y[0], ref, atol=1e-12) and np.allclose(y[1], ref, atol=1e-12)
+    if d == int(d):                             # a whole number of samples: the input itself
+        y = run(C, *make(C, {"depth_ms": 0.0, "delay_ms": delay_ms, "mix": 1.0}), x, x)
+        assert np.allclose(y[0][int(d):], x[:-int(d)], atol=1e-15)
+
+
+@pytest.mark.parametrize("voices", [0, 2])
+def test_chorus_delay_follows_the_lfo(voices):
+    """An impulse every 1000 samples comes out where the voices' delays say. Voice v reads
+    at n - D_v(n), D_v(n) = delay_ms + depth_ms * sin(2 pi (rate n / SR + v / V)) in samples:
+    an impulse written at s leaves voice v at the o with o - D_v(o) = s (found by iteration);
+    the output's centroid is their mean weighted by each blip's area, 1 / (1 - D_v'(o)) (a
+    read pointer moving against the signal stretches the blip: the Doppler factor)."""
+    n = 2 * SR
+    period = 1000
+    x = np.zeros(n)
+    x[::period] = 1.0
+    rate, depth, delay = 2.0, 4.0, 12.0
+    y = run(C, *make(C, {"rate_hz": rate, "depth_ms": depth, "delay_ms": delay, "mix": 1.0,
+                         "voices": voices, "spread": 0.0}), x, x)[0]
+    starts = np.arange(0, n - period, period)
+    got = centroids(y, starts, period) - starts
+    nv = voices + 1
+    outs, weights = [], []
+    for v in range(nv):
+        o = starts.astype(float)
+        for _ in range(30):
+            o = starts + (delay + depth * np.sin(2 * np.pi * (rate * o / SR + v / nv))) \
+                * SR / 1000
+        outs.append(o)
+        slope = depth / 1000 * 2 * np.pi * rate * np.cos(2 * np.pi * (rate * o / SR + v / nv))
+        weights.append(1 / (1 - slope))
+    want = np.average(outs, axis=0, weights=weights) - starts
+    assert np.abs(got - want).max() < 0.05
+    if nv == 1:
+        assert got.max() - got.min() > 0.95 * 2 * depth * SR / 1000
+
+
+def test_chorus_widens_a_mono_input_with_spread():
+    x = noise(2 * SR)
+    wide = run(C, *make(C, {"spread": 1.0, "depth_ms": 4.0, "rate_hz": 1.0}), x, x)
+    assert correlation(wide[0][SR // 2:], wide[1][SR // 2:]) < 0.9
+    for voices in (0, 2):
+        same = run(C, *make(C, {"spread": 0.0, "voices": voices, "depth_ms": 4.0}), x, x)
+        assert np.array_equal(same[0], same[1])
+        assert correlation(same[0], same[1]) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_chorus_feedback_repeats_the_delay():
+    x = np.zeros(4000)
+    x[0] = 1.0
+    y = run(C, *make(C, {"depth_ms": 0.0, "delay_ms": 10.0, "mix": 1.0, "feedback": 0.5}),
+            x, x)[0]
+    assert y[480] == pytest.approx(1.0) and y[960] == pytest.approx(0.5)
+    assert y[1440] == pytest.approx(0.25)
+    assert np.abs(np.delete(y, [480, 960, 1440, 1920, 2400, 2880, 3360, 3840])).max() < 1e-15
