@@ -20,8 +20,10 @@ def _use_versioned_kernel_cache() -> None:
         return
     rt = Path(__file__).resolve().parent / "rt"
     digest = hashlib.sha256(str(rt).encode())    # one cache per checkout, too
-    for path in sorted(rt.glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
+    for path in sorted(rt.rglob("*.py")):       # engine/rt/units too
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(str(path.relative_to(rt)).encode() + path.read_bytes())
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     import numba
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from engine.rt.units import chorus as C
+from engine.rt.units import flanger as F
 from tests.test_units import SR, make, run
 
 
@@ -108,3 +109,80 @@ def test_chorus_feedback_repeats_the_delay():
     assert y[480] == pytest.approx(1.0) and y[960] == pytest.approx(0.5)
     assert y[1440] == pytest.approx(0.25)
     assert np.abs(np.delete(y, [480, 960, 1440, 1920, 2400, 2880, 3360, 3840])).max() < 1e-15
+
+
+# ---- flanger ----------------------------------------------------------------------------------
+
+def spectrum_db(h, nfft=1 << 16):
+    f = np.fft.rfftfreq(nfft, 1 / SR)
+    return f, 20 * np.log10(np.abs(np.fft.rfft(h, nfft)) + 1e-300)
+
+
+def extrema(f, mag, lo_hz, hi_hz, kind):
+    """Frequencies of the local maxima ("max") or minima ("min") of mag within [lo, hi]."""
+    m = mag if kind == "max" else -mag
+    k = np.nonzero((m[1:-1] > m[:-2]) & (m[1:-1] >= m[2:]))[0] + 1
+    k = k[(f[k] >= lo_hz) & (f[k] <= hi_hz)]
+    return f[k]
+
+
+@pytest.mark.parametrize("delay_ms", [2.0, 1.2345])
+def test_flanger_with_depth_zero_is_dry_plus_the_input_delayed(delay_ms):
+    x = noise(4000)
+    for mix in (1.0, 0.5):
+        y = run(F, *make(F, {"depth": 0.0, "delay_ms": delay_ms, "mix": mix,
+                             "feedback": 0.0}), x, x)
+        ref = (1 - mix) * x + mix * hermite_delay(x, delay_ms * SR / 1000)
+        assert np.allclose(y[0], ref, atol=1e-12) and np.allclose(y[1], ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("fb", [0.8, -0.8])
+@pytest.mark.parametrize("delay_ms", [2.0, 1.2345])
+def test_flanger_comb_peaks_sit_at_multiples_of_one_over_the_delay(fb, delay_ms):
+    """Wet only, LFO still: z^-D / (1 - fb z^-D) peaks at k / D (fb > 0), at (k + 1/2) / D
+    (fb < 0), and dips half way between; measured on the impulse response."""
+    n = 1 << 14
+    x = np.zeros(n)
+    x[0] = 1.0
+    h = run(F, *make(F, {"depth": 0.0, "delay_ms": delay_ms, "mix": 1.0, "feedback": fb}),
+            x, x)[0]
+    f, mag = spectrum_db(h)
+    f0 = 1000 / delay_ms
+    shift = 0.0 if fb > 0 else 0.5
+    peaks = extrema(f, mag, 0.3 * f0, 5.2 * f0, "max")
+    want = (np.arange(len(peaks)) + 1 - shift) * f0
+    assert len(peaks) >= 4
+    assert np.allclose(peaks, want, rtol=0.03)
+    top = 20 * np.log10(1 / (1 - abs(fb)))
+    assert np.interp(want[0], f, mag) == pytest.approx(top, abs=0.5)
+    dips = extrema(f, mag, 0.3 * f0, 5.2 * f0, "min")
+    assert np.allclose(dips, (np.arange(len(dips)) + (0.5 if fb > 0 else 1.0)) * f0, rtol=0.03)
+
+
+def test_flanger_half_dry_half_wet_notches_at_odd_halves_of_one_over_the_delay():
+    n = 1 << 13
+    x = np.zeros(n)
+    x[0] = 1.0
+    h = run(F, *make(F, {"depth": 0.0, "delay_ms": 1.0, "mix": 0.5, "feedback": 0.0}),
+            x, x)[0]
+    f, mag = spectrum_db(h)
+    notches = extrema(f, mag, 100, 8000, "min")
+    assert np.allclose(notches, (np.arange(len(notches)) + 0.5) * 1000, rtol=0.02)
+    assert len(notches) == 8 and np.interp(500, f, mag) < -60
+
+
+def test_flanger_delay_follows_the_lfo():
+    n = SR
+    period = 500
+    x = np.zeros(n)
+    x[::period] = 1.0
+    rate, depth, delay = 3.0, 0.8, 5.0
+    y = run(F, *make(F, {"rate_hz": rate, "depth": depth, "delay_ms": delay, "mix": 1.0,
+                         "feedback": 0.0}), x, x)[0]
+    starts = np.arange(0, n - period, period)
+    got = centroids(y, starts, period) - starts
+    o = starts.astype(float)
+    for _ in range(30):
+        o = starts + delay * (1 + depth * np.sin(2 * np.pi * rate * o / SR)) * SR / 1000
+    assert np.abs(got - (o - starts)).max() < 0.05
+    assert got.max() - got.min() > 0.95 * 2 * depth * delay * SR / 1000
