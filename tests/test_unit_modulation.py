@@ -8,6 +8,7 @@ import pytest
 
 from engine.rt.units import chorus as C
 from engine.rt.units import flanger as F
+from engine.rt.units import phaser as P
 from tests.test_units import SR, make, run
 
 
@@ -186,3 +187,69 @@ def test_flanger_delay_follows_the_lfo():
         o = starts + delay * (1 + depth * np.sin(2 * np.pi * rate * o / SR)) * SR / 1000
     assert np.abs(got - (o - starts)).max() < 0.05
     assert got.max() - got.min() > 0.95 * 2 * depth * delay * SR / 1000
+
+
+# ---- phaser -----------------------------------------------------------------------------------
+
+def impulse_response(unit, overrides, n=1 << 14):
+    x = np.zeros(n)
+    x[0] = 1.0
+    return run(unit, *make(unit, overrides), x, x)
+
+
+def phaser_response(f, fc, stages, fb, mix):
+    """The analytic frequency response: dry + mix (A^N / (1 - fb z^-1 A^N) - dry)."""
+    t = math.tan(math.pi * fc / SR)
+    a = (t - 1) / (t + 1)
+    z1 = np.exp(-2j * np.pi * f / SR)
+    ap = ((a + z1) / (1 + a * z1)) ** stages
+    wet = ap / (1 - fb * z1 * ap)
+    return 1 + mix * (wet - 1)
+
+
+@pytest.mark.parametrize("choice,stages", [(0, 4), (1, 6), (2, 8), (3, 12)])
+@pytest.mark.parametrize("fc", [440.0, 2500.0])
+def test_phaser_frozen_has_n_over_two_notches_where_the_stages_phase_is_odd_halves(
+        choice, stages, fc):
+    h = impulse_response(P, {"stages": choice, "min_hz": fc, "max_hz": fc, "mix": 0.5,
+                             "feedback": 0.0})[0]
+    f, mag = spectrum_db(h)
+    notches = extrema(f, mag, 5, SR / 2 - 50, "min")
+    notches = notches[np.interp(notches, f, mag) < -30]
+    t = math.tan(math.pi * fc / SR)
+    want = SR / math.pi * np.arctan(t * np.tan((2 * np.arange(stages // 2) + 1) * np.pi
+                                               / (2 * stages)))
+    assert len(notches) == stages // 2
+    assert np.allclose(notches, want, rtol=0.01, atol=2.0)
+
+
+@pytest.mark.parametrize("fb", [0.0, 0.6, -0.6])
+@pytest.mark.parametrize("choice,stages", [(0, 4), (3, 12)])
+def test_phaser_frozen_matches_the_analytic_response_with_feedback(fb, choice, stages):
+    fc = 1000.0
+    for mix in (0.5, 1.0):
+        h = impulse_response(P, {"stages": choice, "min_hz": fc, "max_hz": fc, "mix": mix,
+                                 "feedback": fb})
+        assert np.array_equal(h[0], h[1])
+        got = np.abs(np.fft.rfft(h[0]))
+        f = np.fft.rfftfreq(len(h[0]), 1 / SR)
+        want = np.abs(phaser_response(f, fc, stages, fb, mix))
+        assert np.abs(got - want).max() < 1e-6
+
+
+def test_phaser_sweeps_between_min_and_max_and_spreads_the_sides():
+    """A 700 Hz sine through 4 stages swept 200..5000 Hz at 4 Hz: the output level rises and
+    falls as the notches pass (an envelope that repeats with the LFO's period), the left and right swept
+    half a cycle apart with spread 1, the same with spread 0."""
+    n = SR
+    x = 0.5 * np.sin(2 * np.pi * 700 * np.arange(n) / SR)
+    over = {"min_hz": 200.0, "max_hz": 5000.0, "rate_hz": 4.0, "mix": 0.5}
+    y = run(P, *make(P, dict(over, spread=1.0)), x, x)
+    env = np.sqrt(np.convolve(y[0][2000:] ** 2, np.ones(96) / 96, "valid"))   # after the onset
+    assert env.max() > 0.33 and env.min() < 0.035          # the RMS of the sine: 0.354
+    period = SR // 4                                           # the envelope repeats with the LFO
+    assert np.abs(env[period:] - env[:-period]).max() < 1e-3
+    assert np.abs(env[period // 2:] - env[:-(period // 2)]).max() > 0.1
+    assert correlation(y[0] - y[0].mean(), y[1] - y[1].mean()) < 0.9
+    same = run(P, *make(P, dict(over, spread=0.0)), x, x)
+    assert np.array_equal(same[0], same[1])

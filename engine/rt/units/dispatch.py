@@ -9,7 +9,7 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import chorus, flanger, saturation, width
+from engine.rt.units import chorus, flanger, phaser, saturation, width
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO = range(6)
@@ -26,6 +26,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         chorus.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 3:
         flanger.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 4:
+        phaser.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -38,6 +40,8 @@ def reset_unit(kind, state, sample_rate):
         chorus.reset(state, sample_rate)
     elif kind == 3:
         flanger.reset(state, sample_rate)
+    elif kind == 4:
+        phaser.reset(state, sample_rate)
 
 
 @njit(**JIT)
