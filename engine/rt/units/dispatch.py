@@ -9,7 +9,7 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import compressor, saturation, width
+from engine.rt.units import chorus, compressor, flanger, phaser, saturation, width
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO = range(6)
@@ -24,6 +24,12 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         saturation.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 2:
         compressor.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 3:
+        chorus.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 4:
+        flanger.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 5:
+        phaser.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -34,6 +40,12 @@ def reset_unit(kind, state, sample_rate):
         saturation.reset(state, sample_rate)
     elif kind == 2:
         compressor.reset(state, sample_rate)
+    elif kind == 3:
+        chorus.reset(state, sample_rate)
+    elif kind == 4:
+        flanger.reset(state, sample_rate)
+    elif kind == 5:
+        phaser.reset(state, sample_rate)
 
 
 @njit(**JIT)

@@ -1,0 +1,90 @@
+"""Stereo chorus: 1 to 3 voices per side, each the input through a delay swept by a sine LFO
+(AUDIO THREAD).
+
+Voice v of V reads the delay line at delay_ms + depth_ms * sin(2 pi (phase + v / V)), with the
+right side's LFOs a quarter cycle times `spread` later than the left's: the two sides' delays
+differ at every moment, which decorrelates them and widens a mono input (spread 0: the sides
+are the same). The sweep is kept symmetric and inside the line: depth is limited to
+delay_ms - 1 ms. Reads are 4-point Hermite interpolated (engine.rt.units.moddelay); `feedback`
+sends the voices' mean back into the line. The LFO phase lives in the state and advances once
+per sample, so the output does not depend on how blocks are cut.
+"""
+import math
+
+from numba import njit
+
+from engine.rt.dsp import JIT, flush
+from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
+                                  finite_or_zero, smooth_coef_s, smooth_param)
+from engine.rt.units.moddelay import advance, lfo, read, wrap1
+
+NAME = "chorus"
+VOICES = ("1", "2", "3")
+PARAMS = declare([
+    Param("rate_hz", 0.05, 5.0, 0.8, curve="log", doc="LFO rate"),
+    Param("depth_ms", 0.0, 10.0, 3.0, doc="sweep either side of the centre delay"),
+    Param("delay_ms", 5.0, 40.0, 15.0, smooth_s=0.1, doc="centre delay"),
+    Param("voices", 0.0, 2.0, 1.0, curve="choice", smooth_s=0.0, choices=VOICES),
+    Param("spread", 0.0, 1.0, 1.0, doc="right LFOs later by spread x 1/4 cycle"),
+    Param("mix", 0.0, 1.0, 0.5, doc="wet share"),
+    Param("feedback", 0.0, 0.9, 0.0, doc="voices' mean sent back into the line"),
+])
+P_RATE, P_DEPTH, P_DELAY, P_VOICES, P_SPREAD, P_MIX, P_FEEDBACK = range(7)
+N = len(PARAMS)
+
+MAX_MS = 40.0 + 10.0
+ST_PHASE, ST_POS = 0, 1
+HDR = 2                 # then the left line, then the right line, m samples each
+
+
+def line_length(sample_rate):
+    return int(math.ceil(MAX_MS * 0.001 * sample_rate)) + 8
+
+
+def state_size(sample_rate):
+    return HDR + 2 * line_length(sample_rate)
+
+
+@njit(**JIT)
+def reset(state, sample_rate):
+    for i in range(state.shape[0]):
+        state[i] = 0.0
+
+
+@njit(**JIT)
+def process(state, params, bus, io, i0, i1, sample_rate):
+    il, ir, ol, orr = io[IO_IN_L], io[IO_IN_R], io[IO_OUT_L], io[IO_OUT_R]
+    sr = clampf(sample_rate, 1000.0, 1e6)
+    m = (state.shape[0] - HDR) // 2
+    cs = smooth_coef_s(0.02, sr)
+    cd = smooth_coef_s(0.1, sr)
+    nv = int(clampf(params[P_VOICES], 0.0, 2.0) + 0.5)
+    params[N + P_VOICES] = nv
+    nv += 1
+    ms = 0.001 * sr
+    pos = int(state[ST_POS])
+    phase = state[ST_PHASE]
+    for i in range(i0, i1):
+        rate = clampf(smooth_param(params, N, P_RATE, cs), 0.05, 5.0)
+        depth = clampf(smooth_param(params, N, P_DEPTH, cs), 0.0, 10.0)
+        delay = clampf(smooth_param(params, N, P_DELAY, cd), 5.0, 40.0)
+        spread = clampf(smooth_param(params, N, P_SPREAD, cs), 0.0, 1.0)
+        mix = clampf(smooth_param(params, N, P_MIX, cs), 0.0, 1.0)
+        fb = clampf(smooth_param(params, N, P_FEEDBACK, cs), 0.0, 0.9)
+        if depth > delay - 1.0:
+            depth = delay - 1.0
+        for c in range(2):
+            base = HDR + c * m
+            x = finite_or_zero(bus[il if c == 0 else ir, i])
+            off = 0.0 if c == 0 else 0.25 * spread
+            wet = 0.0
+            for v in range(nv):
+                ph = wrap1(phase + v / nv + off)
+                wet += read(state, base, m, pos, (delay + depth * lfo(ph)) * ms)
+            wet /= nv
+            state[base + pos] = flush(x + fb * wet)
+            bus[ol if c == 0 else orr, i] = flush(x + mix * (wet - x))
+        pos = pos + 1 if pos + 1 < m else 0
+        phase = advance(phase, rate / sr)
+    state[ST_POS] = pos
+    state[ST_PHASE] = phase

@@ -1,0 +1,68 @@
+"""Shared pieces of the modulation units (chorus, flanger, phaser): a sine LFO whose phase
+lives in the unit's state, and a circular delay line read at a fractional delay with 4-point
+(Catmull-Rom) Hermite interpolation (AUDIO THREAD). Not a unit itself.
+
+A delay line of `m` samples at `base` in the state holds past input; `pos` is where the current
+sample will be written. The read comes first, then the write, so a delay of d samples needs
+2 <= d <= m - 4 (the interpolator's newest tap is x[n - floor(d) + 1]); `read` clamps to that.
+"""
+import math
+
+from numba import njit
+
+from engine.rt.dsp import JIT
+
+MIN_DELAY = 2.0         # samples: the interpolator's newest tap is then already written
+
+
+@njit(inline="always", **JIT)
+def hermite(xm1, x0, x1, x2, f):
+    """The 4-point, 3rd-order Hermite (Catmull-Rom) value at f in [0, 1) between x0 and x1."""
+    c1 = 0.5 * (x1 - xm1)
+    c2 = xm1 - 2.5 * x0 + 2.0 * x1 - 0.5 * x2
+    c3 = 0.5 * (x2 - xm1) + 1.5 * (x0 - x1)
+    return ((c3 * f + c2) * f + c1) * f + x0
+
+
+@njit(inline="always", **JIT)
+def read(state, base, m, pos, d):
+    """x[n - d] from the line (x[n - k] is at pos - k), d clamped to [MIN_DELAY, m - 4]."""
+    hi = m - 4.0
+    if not d >= MIN_DELAY:
+        d = MIN_DELAY
+    elif d > hi:
+        d = hi
+    i = int(d)
+    f = d - i
+    j = pos - i + 1                     # x[n - i + 1], then three older samples
+    if j < 0:
+        j += m
+    xm1 = state[base + j]
+    j = j - 1 if j > 0 else m - 1
+    x0 = state[base + j]
+    j = j - 1 if j > 0 else m - 1
+    x1 = state[base + j]
+    j = j - 1 if j > 0 else m - 1
+    x2 = state[base + j]
+    return hermite(xm1, x0, x1, x2, f)
+
+
+@njit(inline="always", **JIT)
+def lfo(phase):
+    """The sine LFO at a phase in cycles."""
+    return math.sin(2.0 * math.pi * phase)
+
+
+@njit(inline="always", **JIT)
+def advance(phase, inc):
+    """The phase one sample on (inc in cycles per sample, 0 <= inc < 1), kept in [0, 1)."""
+    phase += inc
+    if phase >= 1.0:
+        phase -= 1.0
+    return phase
+
+
+@njit(inline="always", **JIT)
+def wrap1(x):
+    """x (>= 0) in [0, 1)."""
+    return x - math.floor(x)
