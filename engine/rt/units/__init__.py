@@ -4,9 +4,10 @@ The contract is in `engine.rt.units.base`. A unit's kind is its position in UNIT
 program names units by kind, and `engine.rt.units.dispatch.run_unit` calls the kind's
 `process` (its branches are checked against this tuple by tests/test_units.py).
 """
-from engine.rt.units import width
+from engine.rt.units import eq, width
 
 UNITS = (
     width,
+    eq,
 )
 KIND = {u.NAME: k for k, u in enumerate(UNITS)}

@@ -9,7 +9,7 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import width
+from engine.rt.units import eq, width
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO = range(6)
@@ -20,12 +20,16 @@ PR_WIDTH = 8
 def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
     if kind == 0:
         width.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 1:
+        eq.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
 def reset_unit(kind, state, sample_rate):
     if kind == 0:
         width.reset(state, sample_rate)
+    elif kind == 1:
+        eq.reset(state, sample_rate)
 
 
 @njit(**JIT)
