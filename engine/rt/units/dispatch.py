@@ -9,7 +9,7 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import chorus, compressor, flanger, phaser, saturation, width
+from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, width
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO = range(6)
@@ -30,6 +30,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         flanger.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 5:
         phaser.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 6:
+        eq.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -46,6 +48,8 @@ def reset_unit(kind, state, sample_rate):
         flanger.reset(state, sample_rate)
     elif kind == 5:
         phaser.reset(state, sample_rate)
+    elif kind == 6:
+        eq.reset(state, sample_rate)
 
 
 @njit(**JIT)
