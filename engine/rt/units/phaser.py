@@ -57,7 +57,7 @@ def process(state, params, bus, io, i0, i1, sample_rate):
     cs = smooth_coef_s(0.02, sr)
     choice = int(clampf(params[P_STAGES], 0.0, 3.0) + 0.5)
     params[N + P_STAGES] = choice
-    ns = (4, 6, 8, 12)[choice]
+    ns = 12 if choice == 3 else 4 + 2 * choice       # 4, 6, 8, 12 (no tuple index: it can raise)
     for c in range(2):                  # stages not in use start clean when they come back
         for k in range(ns, MAX_STAGES):
             state[1 + c * CH + k] = 0.0
