@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--style")
     common.add_argument("--latency-mode", choices=("asap", "fixed"))
     sub.add_parser("devices", parents=[common], help="list audio outputs and MIDI inputs")
+    sub.add_parser("units", parents=[common],
+                   help="list the effect units and their parameters (for inserts)")
     jam = sub.add_parser("jam", parents=[common], help="play live with the band")
     jam.add_argument("--seconds", type=float, help="stop after this long")
     jam.add_argument("--no-keyboard", action="store_true", help="no computer-keyboard piano")

@@ -19,6 +19,22 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def units(cfg: dict, args) -> int:
+    """Every registered unit with its parameters: range, default, choices, what it does."""
+    from engine.rt.units import UNITS
+    for unit in UNITS:
+        doc = " ".join((unit.__doc__ or "").strip().split("\n\n")[0].split())
+        _say(f"{unit.NAME}: {doc}")
+        for p in unit.PARAMS:
+            if p.choices:
+                what = f"one of {', '.join(p.choices)}; default {p.choices[int(p.default)]}"
+            else:
+                what = f"{p.lo:g}..{p.hi:g}, default {p.default:g}"
+            _say(f"    {p.name:22s} {what}" + (f"  ({p.doc})" if p.doc else ""))
+    _say('use them in config.toml: [mix] master_inserts = [{ unit = "eq", peak1_gain_db = 3.0 }]')
+    return 0
+
+
 def devices(cfg: dict, args) -> int:
     from engine.drivers import portaudio
     try:

@@ -194,3 +194,23 @@ def test_missing_explicit_config_file_is_an_error(tmp_path, capsys):
                "-o", str(tmp_path / "x.wav")])
     assert rc == 2
     assert "nope.toml" in capsys.readouterr().err
+
+
+def test_units_lists_every_unit_and_parameter(capsys):
+    from engine.rt.units import UNITS
+    assert main(["units"]) == 0
+    out = capsys.readouterr().out
+    for unit in UNITS:
+        assert f"\n{unit.NAME}: " in "\n" + out
+        for p in unit.PARAMS:
+            assert f"    {p.name} " in out
+    assert "one of tanh, soft, hard; default tanh" in out
+
+
+def test_render_with_master_inserts_from_the_config(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[mix]\nmaster_inserts = [{ unit = "width", width = 0.0 }]\n')
+    out = tmp_path / "mono.wav"
+    assert main(["--config", str(cfg), "render", "--seconds", "1", "-o", str(out)]) == 0
+    x, _ = sf.read(out)
+    assert np.abs(x).max() > 0.01 and np.array_equal(x[:, 0], x[:, 1])
