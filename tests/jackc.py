@@ -25,7 +25,6 @@ races ahead of any Python thread).
 from __future__ import annotations
 
 import ctypes
-import time
 
 import numpy as np
 from llvmlite import ir

@@ -19,7 +19,7 @@ from engine.control.session import Session
 from engine.control.warmup import warm_up
 from engine.rt import master
 from tests import latencykit as lk
-from tests.jackrig import Rig, RigError
+from tests.jackrig import Rig
 
 pytestmark = pytest.mark.jack
 

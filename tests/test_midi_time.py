@@ -19,7 +19,7 @@ from engine.control.live_input import LiveInput
 from engine.control.midi_time import PortTimeline
 from engine.control.state import EngineState
 from engine.rt import layout as L
-from engine.rt.events import ASAP, K_NOTE_ON, TIME
+from engine.rt.events import ASAP, TIME
 from engine.rt.render import render_block
 
 SR = 48000

@@ -25,7 +25,7 @@ import re
 import llvmlite.binding as llb
 import numpy as np
 import pytest
-from numba import njit, types
+from numba import njit
 
 from engine.rt import callbacks as cb
 from engine.rt.cfunc import RtCallback

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from engine.rt import layout as L
 from engine.rt.units import KIND, UNITS
 from engine.rt.units.base import IO_WIDTH

@@ -81,6 +81,13 @@ def default_params(params) -> "list[float]":
     return d + d
 
 
+@njit(**JIT)
+def clear(state):
+    """Every state value to 0 (most units' reset starts here)."""
+    for i in range(state.shape[0]):
+        state[i] = 0.0
+
+
 @njit(inline="always", **JIT)
 def clampf(x, lo, hi):
     """x clamped to [lo, hi]; NaN becomes lo."""

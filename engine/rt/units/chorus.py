@@ -9,14 +9,13 @@ delay_ms - 1 ms. Reads are 4-point Hermite interpolated (engine.rt.units.moddela
 sends the voices' mean back into the line. The LFO phase lives in the state and advances once
 per sample, so the output does not depend on how blocks are cut.
 """
-import math
 
 from numba import njit
 
 from engine.rt.dsp import JIT, flush
-from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
+from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, clear, declare,
                                   finite_or_zero, smooth_coef_s, smooth_param)
-from engine.rt.units.moddelay import advance, lfo, read, wrap1
+from engine.rt.units.moddelay import HDR, ST_PHASE, ST_POS, advance, lfo, read, stereo_line_size, wrap1
 
 NAME = "chorus"
 VOICES = ("1", "2", "3")
@@ -33,22 +32,15 @@ P_RATE, P_DEPTH, P_DELAY, P_VOICES, P_SPREAD, P_MIX, P_FEEDBACK = range(7)
 N = len(PARAMS)
 
 MAX_MS = 40.0 + 10.0
-ST_PHASE, ST_POS = 0, 1
-HDR = 2                 # then the left line, then the right line, m samples each
-
-
-def line_length(sample_rate):
-    return int(math.ceil(MAX_MS * 0.001 * sample_rate)) + 8
 
 
 def state_size(sample_rate):
-    return HDR + 2 * line_length(sample_rate)
+    return stereo_line_size(MAX_MS, sample_rate)
 
 
 @njit(**JIT)
 def reset(state, sample_rate):
-    for i in range(state.shape[0]):
-        state[i] = 0.0
+    clear(state)
 
 
 @njit(**JIT)

@@ -8,14 +8,13 @@ for a positive feedback, at (k + 1/2) / D for a negative one; blended half and h
 dry signal and no feedback, notches at (k + 1/2) / D. The right side's LFO is `spread` half
 cycles later than the left's. The LFO phase lives in the state and advances once per sample.
 """
-import math
 
 from numba import njit
 
 from engine.rt.dsp import JIT, flush
-from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
+from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, clear, declare,
                                   finite_or_zero, smooth_coef_s, smooth_param)
-from engine.rt.units.moddelay import advance, lfo, read, wrap1
+from engine.rt.units.moddelay import HDR, ST_PHASE, ST_POS, advance, lfo, read, stereo_line_size, wrap1
 
 NAME = "flanger"
 PARAMS = declare([
@@ -30,22 +29,15 @@ P_DELAY, P_DEPTH, P_RATE, P_FEEDBACK, P_MIX, P_SPREAD = range(6)
 N = len(PARAMS)
 
 MAX_MS = 20.0
-ST_PHASE, ST_POS = 0, 1
-HDR = 2
-
-
-def line_length(sample_rate):
-    return int(math.ceil(MAX_MS * 0.001 * sample_rate)) + 8
 
 
 def state_size(sample_rate):
-    return HDR + 2 * line_length(sample_rate)
+    return stereo_line_size(MAX_MS, sample_rate)
 
 
 @njit(**JIT)
 def reset(state, sample_rate):
-    for i in range(state.shape[0]):
-        state[i] = 0.0
+    clear(state)
 
 
 @njit(**JIT)

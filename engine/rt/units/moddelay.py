@@ -13,6 +13,13 @@ from numba import njit
 from engine.rt.dsp import JIT
 
 MIN_DELAY = 2.0         # samples: the interpolator's newest tap is then already written
+HDR = 2                 # a stereo line's state: LFO phase, write position, then L and R lines
+ST_PHASE, ST_POS = 0, 1
+
+
+def stereo_line_size(max_ms, sample_rate):
+    """State size of a unit with an LFO and a stereo delay line of up to `max_ms`."""
+    return HDR + 2 * (int(math.ceil(max_ms * 0.001 * sample_rate)) + 8)
 
 
 @njit(inline="always", **JIT)

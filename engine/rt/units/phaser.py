@@ -16,7 +16,7 @@ import math
 from numba import njit
 
 from engine.rt.dsp import JIT, flush
-from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
+from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, clear, declare,
                                   finite_or_zero, smooth_coef_s, smooth_param)
 from engine.rt.units.moddelay import advance, lfo, wrap1
 
@@ -46,8 +46,7 @@ def state_size(sample_rate):
 
 @njit(**JIT)
 def reset(state, sample_rate):
-    for i in range(SIZE):
-        state[i] = 0.0
+    clear(state)
 
 
 @njit(**JIT)

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from engine.rt.dsp import JIT, flush
-from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
+from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, clear, declare,
                                   finite_or_zero, smooth_coef_s, smooth_param)
 
 NAME = "saturation"
@@ -65,8 +65,7 @@ def state_size(sample_rate):
 
 @njit(**JIT)
 def reset(state, sample_rate):
-    for i in range(SIZE):
-        state[i] = 0.0
+    clear(state)
     state[ST_MODE] = -1.0
 
 
