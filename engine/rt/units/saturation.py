@@ -118,44 +118,47 @@ def _fir_full(state, base, p):
 
 
 @njit(inline="always", **JIT)
+def _up(state, base, pos, x):
+    """One sample into a 2x stage's interpolator: its two outputs (even, odd phase)."""
+    p = _push(state, base, pos, x)
+    return 2.0 * _fir(state, base, p, 0), 2.0 * _fir(state, base, p, 1)
+
+
+@njit(inline="always", **JIT)
+def _down(state, base, pos, ya, yb):
+    """Two 2x-rate samples into a stage's decimator: one output, on the even phase."""
+    q = _push(state, base, pos, ya)
+    out = _fir_full(state, base, q)
+    _push(state, base, pos, yb)
+    return out
+
+
+@njit(inline="always", **JIT)
 def _os2(state, c, x, g, kind):
     """One sample through 2x: interpolate, the curve twice, filter, decimate."""
     base = c * CH
     pos = ST_POS + 5 * c
-    p = _push(state, base + ST_UP1, pos, x)
-    a = 2.0 * _fir(state, base + ST_UP1, p, 0)
-    b = 2.0 * _fir(state, base + ST_UP1, p, 1)
-    q = _push(state, base + ST_DOWN1, pos + 1, _curve(a * g, kind))
-    out = _fir_full(state, base + ST_DOWN1, q)      # decimate on the even phase
-    _push(state, base + ST_DOWN1, pos + 1, _curve(b * g, kind))
-    return out
-
-
-@njit(inline="always", **JIT)
-def _os4_inner(state, c, x, g, kind):
-    """One 2x-rate sample through the inner 2x stage (4x in all)."""
-    base = c * CH
-    pos = ST_POS + 5 * c
-    p = _push(state, base + ST_UP2, pos + 2, x)
-    a = 2.0 * _fir(state, base + ST_UP2, p, 0)
-    b = 2.0 * _fir(state, base + ST_UP2, p, 1)
-    q = _push(state, base + ST_DOWN2, pos + 3, _curve(a * g, kind))
-    out = _fir_full(state, base + ST_DOWN2, q)
-    _push(state, base + ST_DOWN2, pos + 3, _curve(b * g, kind))
-    return out
+    a, b = _up(state, base + ST_UP1, pos, x)
+    return _down(state, base + ST_DOWN1, pos + 1, _curve(a * g, kind), _curve(b * g, kind))
 
 
 @njit(inline="always", **JIT)
 def _os4(state, c, x, g, kind):
+    """One sample through 4x: the outer 2x stage around the inner one (at 2x, the curve at
+    4x)."""
     base = c * CH
     pos = ST_POS + 5 * c
-    p = _push(state, base + ST_UP1, pos, x)
-    a = 2.0 * _fir(state, base + ST_UP1, p, 0)
-    b = 2.0 * _fir(state, base + ST_UP1, p, 1)
-    q = _push(state, base + ST_DOWN1, pos + 1, _os4_inner(state, c, a, g, kind))
-    out = _fir_full(state, base + ST_DOWN1, q)
-    _push(state, base + ST_DOWN1, pos + 1, _os4_inner(state, c, b, g, kind))
-    return out
+    a, b = _up(state, base + ST_UP1, pos, x)
+    ya = 0.0
+    yb = 0.0
+    for k in range(2):
+        aa, bb = _up(state, base + ST_UP2, pos + 2, a if k == 0 else b)
+        y = _down(state, base + ST_DOWN2, pos + 3, _curve(aa * g, kind), _curve(bb * g, kind))
+        if k == 0:
+            ya = y
+        else:
+            yb = y
+    return _down(state, base + ST_DOWN1, pos + 1, ya, yb)
 
 
 @njit(inline="always", **JIT)
