@@ -40,7 +40,7 @@ def render(left, right=None, prm=None, side=None, cuts=None, state=None, sr=SR, 
     n = len(left)
     bus = np.zeros((6, n))
     bus[0], bus[1] = left, right
-    io = np.array([0, 1, 2, 3, -1, -1], dtype=np.int64)
+    io = np.array([0, 1, 2, 3, -1, -1, -1, -1], dtype=np.int64)
     if side is not None:
         sl, sr_ = (side, side) if not isinstance(side, tuple) else side
         bus[4], bus[5] = sl, sr_

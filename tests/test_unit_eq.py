@@ -11,7 +11,7 @@ from engine.rt.units.dispatch import reset_unit, run_unit
 FS = 48000.0
 N = eq.N
 IDX = {p.name: p.index for p in eq.PARAMS}
-IO = np.array([0, 1, 2, 3, -1, -1], dtype=np.int64)
+IO = np.array([0, 1, 2, 3, -1, -1, -1, -1], dtype=np.int64)
 
 
 def params_at(**values):
@@ -409,7 +409,7 @@ def test_in_place():
     bus = np.zeros((2, len(x)))
     bus[0] = x
     bus[1] = x
-    eq.process(fresh(), params_at(**GLIDE_FROM), bus, np.array([0, 1, 0, 1, -1, -1]), 0,
+    eq.process(fresh(), params_at(**GLIDE_FROM), bus, np.array([0, 1, 0, 1, -1, -1, -1, -1]), 0,
                len(x), FS)
     assert np.array_equal(bus[0], want[0]) and np.array_equal(bus[1], want[1])
 

@@ -24,8 +24,8 @@ def make(unit, overrides=None):
     return state, params
 
 
-def io(inl=0, inr=1, outl=2, outr=3, sidel=-1, sider=-1):
-    return np.array([inl, inr, outl, outr, sidel, sider], dtype=np.int64)
+def io(inl=0, inr=1, outl=2, outr=3, sidel=-1, sider=-1, ctx=-1):
+    return np.array([inl, inr, outl, outr, sidel, sider, ctx, -1], dtype=np.int64)
 
 
 def signal(n, seed=1):

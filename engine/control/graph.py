@@ -97,7 +97,7 @@ class Chain:
             prog[k, PR_PARAMS], prog[k, PR_PARAMS_LEN] = p, 2 * np_
             prog[k, PR_IO] = k * IO_WIDTH
             l, r = self.rows
-            uio[k * IO_WIDTH:(k + 1) * IO_WIDTH] = [l, r, l, r, -1, -1]
+            uio[k * IO_WIDTH:(k + 1) * IO_WIDTH] = [l, r, l, r, -1, -1, -1, -1]
             for q in unit.PARAMS:
                 v = spec.get(q.name, q.default)
                 uparams[p + q.index] = v

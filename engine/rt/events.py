@@ -29,6 +29,7 @@ K_TEMPO = 9         # B=beats per minute (tempo-synced effects follow it, smooth
 K_MIX = 10          # A=mixer param index (engine.rt.params MIX_*), B=target value
 K_SOURCE_GONE = 11  # C=source id: release every note that source started (unplugged device)
 K_FX = 12           # PART=FX_* module, A=param index in that module, B=value (smoothed there)
+K_AFTERTOUCH = 14   # B=0..1 (channel pressure; polyphonic: A=note)
 K_UNIT_PARAM = 13   # A=index into the units' params pool (a target), B=value (the unit smooths
                     # and clamps it; engine.control.graph gives each parameter's index)
 

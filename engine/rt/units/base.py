@@ -15,11 +15,29 @@ Like a SuperCollider UGen (`PluginLoad`) or a pedalboard `Plugin`, it declares:
                                           smoothed current values in [n, 2n) (the unit's)
     - `bus`     float64[rows, MAXBLOCK]   the graph's audio rows
     - `io`      int64[IO_WIDTH]           bus rows: in L, in R, out L, out R, side L, side R
-                                          (side -1: none); out may equal in (in place)
+                                          (side -1: none), and the context row (-1: none);
+                                          out may equal in (in place)
     - [i0, i1)  the span of this block to render (block-size invariant: a unit's output over
                 [0, n) never depends on how the span is cut)
   It never allocates, raises or does I/O, clamps every parameter to its range (so no value can
   make it unsafe), and keeps its output finite.
+
+The context row (`io[IO_CTX]`) carries the graph's shared values for the block being rendered,
+one per column: CTX_TEMPO_BPM (tempo-synced delays and LFOs; read it with `tempo_bpm(bus, io)`,
+120 when there is no context row), CTX_SAMPLE_TIME (the absolute sample time of column 0 of the
+block) and CTX_BEAT (the beat position at column 0, for LFOs locked to the bar).
+
+An *instrument* is a unit that makes sound from events: its module also sets
+`INSTRUMENT = True` and has
+* `event(state, params, kind, a, b, c, sample_rate)`: @njit, applies one event at the current
+  sample (the render kernel calls it between spans, at the event's exact sample offset), with
+  `kind` one of engine.rt.events K_NOTE_ON (a = note, fractional allowed; b = velocity 0..1;
+  c = source id), K_NOTE_OFF (a = note, c = source), K_SUSTAIN (b > 0.5: down), K_PITCH_BEND
+  (b = semitones), K_MOD_WHEEL (b = 0..1), K_AFTERTOUCH (b = 0..1), K_ALL_NOTES_OFF,
+  K_SOURCE_GONE (c = source: release its notes), K_PANIC (every voice fades within a few ms);
+  other kinds are ignored. It returns the number of voices it stole (0 or 1).
+* its `process` ignores the in rows and WRITES (not adds) its stereo output to out L/R.
+* `active_voices(state) -> int`: @njit, voices sounding (meters, tests for stuck notes).
 
 `smooth_params(params, n, coef)` advances the smoothed values one sample; units call it per
 sample while any parameter moves (`params_settled` says when none does).
@@ -30,8 +48,10 @@ from numba import njit
 
 from engine.rt.dsp import JIT
 
-IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, IO_SIDE_L, IO_SIDE_R = range(6)
-IO_WIDTH = 6
+IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, IO_SIDE_L, IO_SIDE_R, IO_CTX = range(7)
+IO_WIDTH = 8
+CTX_TEMPO_BPM, CTX_SAMPLE_TIME, CTX_BEAT = range(3)
+DEFAULT_TEMPO_BPM = 120.0
 CURVES = ("lin", "log", "choice")
 
 
@@ -131,3 +151,12 @@ def smooth_param(params, n, k, coef):
             c = t
         params[n + k] = c
     return c
+
+
+@njit(inline="always", **JIT)
+def tempo_bpm(bus, io):
+    """The graph's tempo for this block (20..400 BPM; 120 without a context row)."""
+    row = io[IO_CTX]
+    if row < 0:
+        return DEFAULT_TEMPO_BPM
+    return clampf(bus[row, CTX_TEMPO_BPM], 20.0, 400.0)
