@@ -33,10 +33,11 @@ from engine.rt import layout as L  # noqa: E402
 from engine.rt import master, render  # noqa: E402
 from engine.rt.dsp import JIT  # noqa: E402
 from engine.rt.events import (  # noqa: E402
-    A, ASAP, EVENT_WIDTH, K_MIX, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PARAM, K_PITCH_BEND,
+    A, ASAP, EVENT_WIDTH, K_UNIT_PARAM, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PARAM, K_PITCH_BEND,
     KIND, PART, SEQ, TIME,
 )
-from engine.rt.params import MIX_SPECS, SYNTH_SPECS  # noqa: E402
+from engine.control.graph import Program, default_spec  # noqa: E402
+from engine.rt.params import SYNTH_SPECS  # noqa: E402
 from engine.rt.ringbuf import pop  # noqa: E402
 
 BLOCK = 64
@@ -48,11 +49,11 @@ def flood_rows(start: int, n: int = L.PCAP, block: int = BLOCK, seed: int = 11) 
     rng = np.random.default_rng(seed)
     rows = np.zeros((n, EVENT_WIDTH))
     cut = SYNTH_SPECS["cutoff_hz"].index
-    pan = MIX_SPECS["pan"].index
+    pan = Program(default_spec(), 48000).resolve("/keys/mix/pan")[0]
     for i in range(n):
         t = start + int(rng.choice([0, 1, 17, 32, block - 1]))
         part = int(rng.integers(0, 5))
-        kind = int(rng.choice([K_NOTE_ON, K_NOTE_ON, K_NOTE_OFF, K_NOTE_OFF, K_PARAM, K_MIX,
+        kind = int(rng.choice([K_NOTE_ON, K_NOTE_ON, K_NOTE_OFF, K_NOTE_OFF, K_PARAM, K_UNIT_PARAM,
                                K_PITCH_BEND, K_MOD_WHEEL]))
         note = float(rng.integers(48, 56))
         if kind in (K_NOTE_ON, K_NOTE_OFF):
@@ -61,8 +62,8 @@ def flood_rows(start: int, n: int = L.PCAP, block: int = BLOCK, seed: int = 11) 
             rows[i, :6] = (t, kind, part, 36.0 if part == 4 else note, 0.7, 1.0)
         elif kind == K_PARAM:
             rows[i, :6] = (t, kind, part % 4, cut, float(rng.uniform(200, 8000)), 0.0)
-        elif kind == K_MIX:
-            rows[i, :6] = (t, kind, part, pan, float(rng.uniform(-1, 1)), 0.0)
+        elif kind == K_UNIT_PARAM:
+            rows[i, :6] = (t, kind, -1, pan, float(rng.uniform(-1, 1)), 0.0)
         else:
             rows[i, :6] = (t, kind, part % 4, 0.0, float(rng.uniform(0, 1)), 0.0)
     return rows
@@ -101,7 +102,6 @@ def render_block_linear(tab, nframes):
     ps = render.f64_2d(tab, L.S_PART)
     dstate = render.f64_2d(tab, L.S_DRUM_STATE)
     dparams = render.f64_1d(tab, L.S_DRUM_PARAMS)
-    mix_t = render.f64_2d(tab, L.S_MIX_TARGET)
     sample_rate = float(ctl[L.C_SAMPLE_RATE])
     count = ctl[L.C_PENDING]
     seq = ctl[L.C_SEQ]
@@ -127,7 +127,7 @@ def render_block_linear(tab, nframes):
         if off > i:
             render._segment(tab, i, off, start, sample_rate)
             i = off
-        render._apply(tab, pending[k], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t,
+        render._apply(tab, pending[k], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams,
                       start + i, sample_rate)
         count -= 1
         if k != count:

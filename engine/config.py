@@ -82,6 +82,13 @@ SCHEMA: Schema = {
         "master_gain_db": Field(-2.0, "into the limiter", lo=-60.0, hi=24.0),
         "master_inserts": Chain([], "units on the master before the limiter, e.g. "
                                 "[{ unit = \"eq\", low_shelf_gain_db = 2.0 }]"),
+        "delay_chain": Chain([], "the units of the delay send"),
+        "reverb_chain": Chain([], "the units of the reverb send"),
+    } | {
+        f"{part}_inserts": Chain([], f"units on the {part} part before its fader, e.g. "
+                                 "[{ unit = \"compressor\", sidechain = \"drums\" }]")
+        for part in ("keys", "bass", "chords", "lead", "drums")
+    } | {
         "limiter": Field("safety", "safety: no delay (live and offline alike); lookahead: "
                          "transparent, 1.5 ms later", choices=("safety", "lookahead")),
     },

@@ -1,9 +1,15 @@
 """Synth patches: TOML files of named parameters with units (control side).
 
-A patch sets any of the synth parameters (`engine.rt.params.SYNTH_SPECS`), grouped in tables
-for reading; names say their units (`cutoff_hz`, `amp_attack_s`, `gain_db`). Choices are
-words (`osc1_wave = "saw"`). A patch becomes K_PARAM events for one part, which the kernel
-smooths, so loading a patch while notes sound never clicks.
+A patch names its engine in `[patch] engine`: `analog` (the built-in subtractive voice, the
+default) or an instrument unit (`engine.rt.units`, e.g. `wavetable`, `fm`). An analog patch sets
+any of the synth parameters (`engine.rt.params.SYNTH_SPECS`), grouped in tables for reading; a
+unit engine's patch sets its unit's parameters in `[synth]`. Names say their units (`cutoff_hz`,
+`amp_attack_s`, `gain_db`); choices are words (`osc1_wave = "saw"`). Any patch may carry its
+own effect chain, `[patch] inserts = [{ unit = "chorus" }, ...]`, and tags.
+
+An analog patch becomes K_PARAM events for one part, which the kernel smooths, so loading it
+while notes sound never clicks; a unit engine's patch, or any patch with inserts, becomes a new
+graph for the session, crossfaded in (engine.control.graph).
 """
 from __future__ import annotations
 
@@ -34,8 +40,96 @@ def _field(name: str) -> Field:
     return Field(float(spec.default), lo=spec.lo, hi=spec.hi)
 
 
-SCHEMA: Schema = {"patch": {"name": Field(""), "description": Field("")}} | {
+class _Chain(Field):
+    """A patch's insert chain (engine.control.graph.check_chain says what is valid)."""
+
+    def check(self, value):
+        from engine.control.graph import check_chain
+        check_chain(value)
+        return value
+
+
+def engines() -> tuple[str, ...]:
+    """`analog` and every instrument unit's name."""
+    from engine.rt.units import UNITS
+    return ("analog",) + tuple(u.NAME for u in UNITS if getattr(u, "INSTRUMENT", False))
+
+
+META = {"name": Field(""), "description": Field(""), "tags": Field([]),
+        "engine": Field("analog"), "inserts": _Chain([])}
+SCHEMA: Schema = {"patch": META} | {
     group: {name: _field(name) for name in names} for group, names in GROUPS.items()}
+
+
+def unit_schema(engine: str) -> Schema:
+    """The schema of a patch for an instrument unit: [patch] and [synth]."""
+    from engine.rt.units import KIND, UNITS
+    unit = UNITS[KIND[engine]]
+    fields = {}
+    for q in unit.PARAMS:
+        if q.curve == "choice":
+            fields[q.name] = Field(q.choices[int(q.default)], q.doc, choices=tuple(q.choices))
+        else:
+            fields[q.name] = Field(float(q.default), q.doc, lo=q.lo, hi=q.hi)
+    return {"patch": META, "synth": fields}
+
+
+class Patch:
+    """A loaded, validated patch: its engine, its values, its inserts, its words."""
+
+    def __init__(self, data: dict, path: Path | None = None):
+        meta = data["patch"]
+        self.path = path
+        self.data = data
+        self.engine = meta["engine"]
+        self.name, self.description = meta["name"], meta["description"]
+        self.tags = list(meta["tags"])
+        self.inserts = list(meta["inserts"])
+
+    @property
+    def analog(self) -> bool:
+        return self.engine == "analog"
+
+    def params(self) -> dict[int, float]:
+        """An analog patch's parameter index → engine value."""
+        return param_values(self.data)
+
+    def instrument(self) -> dict | None:
+        """The graph's instrument table of a unit engine's patch (None for analog)."""
+        if self.analog:
+            return None
+        from engine.rt.units import KIND, UNITS
+        unit = UNITS[KIND[self.engine]]
+        out = {"unit": self.engine}
+        for q in unit.PARAMS:
+            v = self.data["synth"][q.name]
+            out[q.name] = float(q.choices.index(v)) if q.curve == "choice" else float(v)
+        return out
+
+
+def read_patch(path: str | Path) -> Patch:
+    """Any patch file, validated against its engine's schema; errors name file, line, field."""
+    from engine.tomldata import line_of, parse, validate
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from exc
+    raw = parse(text, str(path))
+    engine = raw.get("patch", {}).get("engine", "analog") if isinstance(raw.get("patch"), dict) \
+        else "analog"
+    known = engines()
+    if engine not in known:
+        line = line_of(text, "patch", "engine")
+        raise DataError(f"{path}:{line}: [patch] engine: must be one of {', '.join(known)}; "
+                        f"got {engine!r}")
+    schema = SCHEMA if engine == "analog" else unit_schema(engine)
+    try:
+        return Patch(validate(raw, schema, text, str(path)), path)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other failure still names the file
+        raise DataError(f"{path}: {exc}") from exc
 
 
 def load_patch(path: str | Path) -> dict:
@@ -47,6 +141,8 @@ def param_values(patch: dict) -> dict[int, float]:
     """Parameter index → engine value (choices become their index)."""
     out = {}
     for group in GROUPS:
+        if group not in patch:
+            continue
         for name, value in patch[group].items():
             spec = SYNTH_SPECS[name]
             out[spec.index] = float(spec.choices.index(value) if spec.choices else value)

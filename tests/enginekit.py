@@ -7,7 +7,7 @@ from engine.control.offline import OfflineDriver
 from engine.control.state import EngineState
 from engine.rt import layout as L
 from engine.rt import master
-from engine.rt.params import MIX_SPECS, SYNTH_SPECS
+from engine.rt.params import SYNTH_SPECS
 
 SR = 48000
 DRY_MIX = {"delay_send": 0.0, "reverb_send": 0.0, "pan": 0.0, "gain_db": 0.0}
@@ -23,11 +23,13 @@ def engine(patch: dict | None = None, part: int = 0, sr: int = SR, dry: bool = T
         v = float(spec.choices.index(value) if isinstance(value, str) else value)
         a[L.S_PTARGET][part, spec.index] = v
         a[L.S_PCUR][part, spec.index] = v
-    if dry:
-        for p in range(L.NPARTS):
-            for name, v in DRY_MIX.items():
-                a[L.S_MIX_TARGET][p, MIX_SPECS[name].index] = v
     return st
+
+
+def unit_param(st: EngineState, address: str) -> int:
+    """The params-pool index (a K_UNIT_PARAM event's A) of a graph address, in the bank
+    playing (bank 0 until a swap)."""
+    return st.graph.program.resolve(address)[0]
 
 
 def render(st: EngineState, events, seconds: float, block: int = 256,

@@ -41,8 +41,6 @@ def click_engine(rate: int) -> EngineState:
     for name, value in CLICK.items():
         st.arrays[L.S_PTARGET][0, SYNTH_SPECS[name].index] = value
         st.arrays[L.S_PCUR][0, SYNTH_SPECS[name].index] = value
-    for p in range(L.NPARTS):   # dry: no delay or reverb tails between notes
-        st.arrays[L.S_MIX_TARGET][p, 3:5] = 0.0
     return st
 
 

@@ -19,10 +19,12 @@ from numba import njit
 from engine.rt import layout as L
 from engine.rt.dsp import JIT
 from engine.rt.events import (
-    A, ASAP, B, EVENT_WIDTH, K_ALL_NOTES_OFF, K_MIX, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PARAM,
+    A, ASAP, B, EVENT_WIDTH, K_ALL_NOTES_OFF, K_UNIT_PARAM, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PARAM,
     K_PITCH_BEND, K_SUSTAIN, K_TEMPO, KIND, PART, SEQ, TIME,
 )
-from engine.rt.params import MIX_SPECS, P_BEND_ST, P_MOD, SYNTH_SPECS
+from engine.control.graph import Program, default_spec
+from engine.parts import PARTS
+from engine.rt.params import P_BEND_ST, P_MOD, SYNTH_SPECS
 from engine.rt.render import (
     _heap_add, _heap_take, add_event, f64_2d, i64_1d, render_block,
 )
@@ -64,8 +66,8 @@ def drain_and_take(tab, end, out):
 POLY = {"keys": 64, "bass": 8, "chords": 32, "lead": 16}
 CUT = SYNTH_SPECS["cutoff_hz"].index
 RES = SYNTH_SPECS["resonance"].index
-PAN = MIX_SPECS["pan"].index
-GAIN = MIX_SPECS["gain_db"].index
+_GRAPH = Program(default_spec(), 48000)     # the graph every EngineState starts with
+MIX = [_GRAPH.resolve(f"/{part}/mix/{name}")[0] for part in PARTS for name in ("pan", "gain_db")]
 
 
 def flood(start, seed=5):
@@ -92,8 +94,8 @@ def flood(start, seed=5):
             rows.append((t, K_PARAM, p, float(rng.choice([CUT, RES])),
                          float(rng.integers(0, 1000)) if rng.integers(2) else 0.25, 0.0))
         elif r <= 6:
-            rows.append((t, K_MIX, int(rng.integers(0, 5)), float(rng.choice([PAN, GAIN])),
-                         float(rng.uniform(-1, 0)), 0.0))
+            rows.append((t, K_UNIT_PARAM, -1, float(rng.choice(MIX)), float(rng.uniform(-1, 0)),
+                         0.0))
         elif r == 7:
             rows.append((t, K_PITCH_BEND, p, 0.0, float(rng.integers(-4, 5)), 0.0))
         elif r == 8:
@@ -149,15 +151,15 @@ def test_a_full_store_due_in_one_block_is_applied_completely_and_in_order():
     # the state the sorted order leaves behind (later events of one target overwrite earlier)
     a = st_.arrays
     want_ptarget = a[L.S_PTARGET].copy()
-    want_mix = a[L.S_MIX_TARGET].copy()
+    want_mix = a[L.S_UPARAMS].copy()
     held = {p: [] for p in range(4)}
     tempo = None
     for row in sorted(arrived, key=key):
         kind, p, x, v = int(row[KIND]), int(row[PART]), row[A], row[B]
         if kind == K_PARAM:
             want_ptarget[p, int(x)] = v
-        elif kind == K_MIX:
-            want_mix[p, int(x)] = v
+        elif kind == K_UNIT_PARAM:
+            want_mix[int(x)] = v
         elif kind == K_PITCH_BEND:
             want_ptarget[p, P_BEND_ST] = v
         elif kind == K_MOD_WHEEL:
@@ -169,7 +171,7 @@ def test_a_full_store_due_in_one_block_is_applied_completely_and_in_order():
         elif kind == K_NOTE_OFF:
             held[p] = [n for n in held[p] if n != x]
     assert np.array_equal(a[L.S_PTARGET], want_ptarget)
-    assert np.array_equal(a[L.S_MIX_TARGET], want_mix)
+    assert np.array_equal(a[L.S_UPARAMS][:len(_GRAPH.uparams) // 2], want_mix[:len(_GRAPH.uparams) // 2])
     assert a[L.S_PART][L.GLOBAL_ROW, L.GL_TEMPO_BPM] == tempo
     vm = a[L.S_VMETA]
     for p, (lo, hi) in enumerate(st_.voice_ranges[name] for name in POLY):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from engine.config import load_config
-from engine.control.graph import Chain, check_chain
+from engine.control.graph import Graph, GraphBusy, Program, check_chain
 from engine.control.offline import OfflineDriver
 from engine.control.session import Session
 from engine.rt import layout as L
@@ -50,7 +50,7 @@ def test_the_master_chain_runs_in_the_engine_and_an_empty_one_changes_nothing():
     _, plain = _render(cfg)
     cfg["mix"]["master_inserts"] = [{"unit": "width", "width": 0.0}]
     s, mono = _render(cfg)
-    assert s.state.ctl[L.C_PROG_COUNT] == 1
+    assert s.state.ctl[L.C_BANK_OPS] == 6                    # 5 strips and the insert
     assert np.array_equal(mono[:, 0], mono[:, 1])           # width 0 before the limiter: mono
     assert not np.array_equal(plain[:, 0], plain[:, 1])
     cfg["mix"]["master_inserts"] = [{"unit": "width", "width": 1.0, "gain_db": 0.0}]
@@ -73,34 +73,123 @@ def test_a_live_parameter_change_reaches_the_unit_smoothed():
     s = Session(cfg, SR, demo=True)
     drv = OfflineDriver(s.state, 256, s.scheduler.advance)
     drv.render(SR // 2)
-    s.set_master_insert(0, "width", 0.0)
+    s.set("/master/width/width", 0.0)
     out = drv.render(SR // 2)
-    k = s.master_inserts.param_index(0, "width")
-    n = len(s.master_inserts.ops[0][0].PARAMS)
+    k, q = s.graph.program.resolve("/master/width/width")
+    n = len(s.graph.program.ops[-1].unit.PARAMS)
     assert s.state.arrays[L.S_UPARAMS][k] == 0.0
     assert s.state.arrays[L.S_UPARAMS][k + n] < 1e-6      # the smoothed value arrived
     side = np.abs(out[:, 0] - out[:, 1])
     assert side[:256].max() > 0.01 and side[-4800:].max() < 1e-4
     with pytest.raises(ValueError):
-        s.set_master_insert(0, "width", 5.0)
-    with pytest.raises(KeyError):
-        s.set_master_insert(0, "depth", 1.0)
+        s.set("/master/width/width", 5.0)
+    with pytest.raises(KeyError) as err:
+        s.set("/master/width/depth", 1.0)
+    assert "/master/width has gain_db, width" in str(err.value)
 
 
-def test_chain_layout_matches_running_the_units_by_hand():
+def test_every_parameter_has_one_address():
+    spec = {"parts": {"bass": {"inserts": [{"unit": "eq"}, {"unit": "compressor",
+                                                           "sidechain": "drums"},
+                                           {"unit": "eq", "name": "tone"}, {"unit": "eq"}],
+                               "mix": {"pan": -0.25, "sends": {"reverb": 0.2}}},
+                      "drums": {}},
+            "sends": {"delay": [{"unit": "chorus"}], "reverb": [{"unit": "width"}]},
+            "master": [{"unit": "saturation"}]}
+    prog = Program(spec, SR)
+    paths = [op.path for op in prog.ops]
+    assert paths == ["/bass/eq", "/bass/compressor", "/bass/tone", "/bass/eq2", "/bass/mix",
+                     "/drums/mix", "/sends/delay/chorus", "/sends/delay/return",
+                     "/sends/reverb/width", "/sends/reverb/return", "/master/saturation"]
+    assert prog.value_of("/bass/mix/pan") == -0.25
+    assert prog.value_of("/bass/mix/reverb_send") == 0.2 == prog.value_of("/bass/mix/send2")
+    assert prog.value_of("/bass/mix/delay_send") == 0.0
+    # rows: the first insert reads the instrument row, the rest the part's stereo pair
+    bass = L.B_PART0 + 2, L.B_PART0 + 3
+    assert list(prog.ops[0].io[:4]) == [1, 1, *bass]
+    assert list(prog.ops[1].io[:6]) == [*bass, *bass, 4, 4]        # sidechain: the drums row
+    assert list(prog.ops[4].io[:4]) == [*bass, L.B_OUT_L, L.B_OUT_R]
+    assert list(prog.ops[5].io[:4]) == [4, 4, L.B_OUT_L, L.B_OUT_R]
+    assert list(prog.ops[6].io[:4]) == [L.B_SEND0, L.B_SEND0 + 1] * 2
+    assert all(op.io[6] == L.B_CTX for op in prog.ops)
+    for bad, words in (({"parts": {"tuba": {}}}, "parts.tuba: no such part"),
+                       ({"parts": {"bass": {"mix": {"sends": {"echo": 1.0}}}}},
+                        "parts.bass.mix.sends.echo: no such send"),
+                       ({"parts": {"bass": {"inserts": [{"unit": "eq", "sidechain": "x"}]}}},
+                        "parts.bass.inserts[0].sidechain"),
+                       ({"parts": {"bass": {"inserts": [{"unit": "eq", "name": "a"},
+                                                        {"unit": "width", "name": "a"}]}}},
+                        "/bass/a: two units with one name"),
+                       ({"master": [{"unit": "strip"}]}, "master[0].unit: strip is not an effect"),
+                       ({"sends": {"a": [], "b": [], "c": [], "d": [], "e": []}}, "at most 4")):
+        with pytest.raises(ValueError) as err:
+            Program(bad, SR)
+        assert words in str(err.value), (words, str(err.value))
+
+
+BASE = {"parts": {p: {} for p in ("keys", "bass", "chords", "lead", "drums")},
+        "sends": {"delay": [], "reverb": []}}
+
+
+def _notes_engine(spec):
     from engine.control.state import EngineState
+    from engine.rt.events import K_NOTE_ON
     st = EngineState(SR)
-    chain = Chain([{"unit": "width", "width": 0.5}, {"unit": "saturation", "drive_db": 6.0}],
-                  SR, (L.B_OUT_L, L.B_OUT_R))
-    chain.write(st)
-    from engine.rt.units import dispatch, saturation, width
-    rng = np.random.default_rng(3)
-    l, r = 0.3 * rng.standard_normal(2000), 0.3 * rng.standard_normal(2000)
-    bus = st.arrays[L.S_BUS]
-    bus[L.B_OUT_L, :2000], bus[L.B_OUT_R, :2000] = l, r
-    dispatch.run_program(st.arrays[L.S_PROG], int(st.ctl[L.C_PROG_COUNT]),
-                         st.arrays[L.S_USTATE], st.arrays[L.S_UPARAMS], st.arrays[L.S_UIO],
-                         bus, 0, 2000, float(SR))
-    a = run(width, *make(width, {"width": 0.5}), l, r)
-    b = run(saturation, *make(saturation, {"drive_db": 6.0}), a[0], a[1])
-    assert np.array_equal(bus[L.B_OUT_L, :2000], b[0]) and np.array_equal(bus[L.B_OUT_R, :2000], b[1])
+    st.graph = Graph(st, spec, SR)
+    for k, n in enumerate((48, 55, 60, 64)):
+        st.push_sched(0, K_NOTE_ON, k % 4, n, 0.8, 1)
+    return st
+
+
+def test_a_swap_crossfades_without_a_click_and_is_acknowledged():
+    dark = {**BASE, "master": [{"unit": "width", "gain_db": -6.0}]}
+    st = _notes_engine(BASE)
+    drv = OfflineDriver(st, 128)
+    a = drv.render(SR // 2)
+    assert not st.graph.busy()
+    st.graph.swap(dark, xfade_ms=20.0, time=SR // 2 + 1000)
+    assert st.graph.busy()
+    with pytest.raises(GraphBusy):
+        st.graph.swap(BASE)
+    b = drv.render(SR // 2)
+    assert not st.graph.busy() and st.ctl[L.C_BANK] == 1
+    out = np.concatenate([a, b])
+    # the swap changed the sound from its time on, and never jumped more than the music does
+    ref = OfflineDriver(_notes_engine(BASE), 128).render(SR)
+    t = SR // 2 + 1000
+    assert np.array_equal(out[:t], ref[:t])
+    change = out[-SR // 4:] - ref[-SR // 4:]
+    assert np.sqrt(np.mean(change ** 2)) > 0.1 * np.sqrt(np.mean(ref[-SR // 4:] ** 2))
+    steps = np.abs(np.diff(out, axis=0)).max(1)
+    around = steps[SR // 2 + 900:SR // 2 + 2100].max()
+    assert around <= 1.1 * steps[SR // 4:SR // 2].max()
+    # the same events, another block size, the swap at the same time: bit-identical
+    st2 = _notes_engine(BASE)
+    drv2 = OfflineDriver(st2, 61)
+    c = drv2.render(SR // 2)
+    st2.graph.swap(dark, xfade_ms=20.0, time=SR // 2 + 1000)
+    d = drv2.render(SR // 2)
+    assert np.array_equal(out, np.concatenate([c, d]))
+
+
+def test_a_swap_carries_the_state_of_units_that_stay():
+    spec = {**BASE, "parts": {"keys": {"inserts": [{"unit": "chorus"}]}},
+            "master": [{"unit": "compressor", "threshold_db": -30.0}]}
+    st = _notes_engine(spec)
+    drv = OfflineDriver(st, 256)
+    a = drv.render(SR // 4)
+    new = st.graph.swap(spec, xfade_ms=5.0)           # the same graph again
+    assert [int(r) for r in new.prog[:, 6]] == [0, 1, 2]
+    b = drv.render(SR // 4)
+    # the new bank continued the old one's delay lines and envelopes: the swap is inaudible,
+    # the output the same as with no swap at all
+    st2 = _notes_engine(spec)
+    drv2 = OfflineDriver(st2, 256)
+    ref = drv2.render(SR // 2)
+    assert np.allclose(np.concatenate([a, b]), ref, atol=1e-6)
+    # a unit that changed is not carried (its state starts fresh, crossfaded in)
+    other = {**spec, "master": [{"unit": "saturation"}]}
+    while st.graph.busy():
+        drv.render(256)
+    new = st.graph.swap(other)
+    assert [int(r) for r in new.prog[:, 6]] == [0, 1, -1]

@@ -154,7 +154,7 @@ def test_mixer_and_effect_controls_take_effect_smoothly(cfg):
     s.set_fx(FX_MASTER, master.MASTER_GAIN_DB, -20.0)       # master down 18 dB
     b = run(s, 0.4)
     assert np.abs(b[-4800:]).max() < 0.2 * np.abs(a[-4800:]).max()
-    s.set_mix("keys", "mute", 1.0)
+    s.set("/keys/mix/mute", "on")
     c = run(s, 0.2)
     assert np.abs(c[-2400:]).max() < 1e-4                    # muted (after a smooth fade)
     across, steady = _seam_jump(a, b)

@@ -47,6 +47,7 @@ def run(unit, state, params, l, r, side=None, cuts=(), kind=None):
         m = b - a
         bus[0, :m] = l[a:b]
         bus[1, :m] = r[a:b]
+        bus[2:4, :m] = 0.0     # as the graph does before each span (a strip adds into them)
         rows = io()
         if side is not None:
             bus[4, :m] = side[a:b]

@@ -1,25 +1,48 @@
-"""Unit chains: validated specs compiled into the program the audio thread runs (control side).
+"""The session graph: parts, their inserts and strips, sends, the master's inserts, compiled into
+the flat program the audio thread runs, and swapped while the music plays (control side).
 
-A chain is a list of unit specs, each a table naming the unit and any of its parameters:
+A graph spec is plain data (from config.toml's [mix] or from Python):
 
-    master_inserts = [{ unit = "eq", low_shelf_gain_db = 2.0 },
-                      { unit = "saturation", drive_db = 6.0, curve = "tanh" }]
+    {"parts":  {"bass": {"inserts": [{unit = "eq", low_shelf_gain_db = 2.0},
+                                     {unit = "compressor", sidechain = "drums"}],
+                         "mix": {"gain_db": 0.0, "pan": 0.0, "sends": {"reverb": 0.1}}}, ...},
+     "sends":  {"delay": [{unit = "delay"}], "reverb": [{unit = "reverb"}]},
+     "master": [{unit = "eq"}]}
 
-`check_chain` validates one (unknown units and parameters, values outside their ranges, choice
-words) with messages naming the entry and the key; `Chain` lays the instances out in the
-engine's pools (engine.rt.layout S_PROG, S_USTATE, S_UPARAMS, S_UIO) at prepare time, before a
-stream starts, and tells each parameter's index in the params pool, the address a K_UNIT_PARAM
-event (MIDI, OSC, MQTT, Python) changes while the music plays.
+`Program` compiles one into a topologically ordered list of unit instances: for each part, its
+inserts (the first reads the part's instrument row, the rest work in place on the part's stereo
+pair) and a `strip` adding it into the out rows and the send rows; then each send's chain in
+place on its pair and a strip returning it into the out rows; then the master's inserts in
+place on the out rows. The program and its state and parameter pools are fresh arrays
+(allocated here, never on the audio thread).
+
+`Graph` owns the two banks of the engine (engine.rt.layout S_BANK0): one plays; `swap` writes a
+new program into the other and sends a K_GRAPH event; the audio thread crossfades to it at that
+sample (units present in both, by address, carry their state over, so an unchanged reverb keeps
+its tail) and acknowledges; only then may that bank be reused.
+
+Every parameter has one address, `/<part>/<op>/<param>` (`/bass/eq/low_shelf_gain_db`,
+`/bass/mix/pan`, `/bass/mix/reverb_send`), `/sends/<send>/<op>/<param>` and
+`/master/<op>/<param>`; an op is named by its unit (`eq`, then `eq2` for a second one) or by its
+`name` key. `Graph.set(address, value)` is the one way MIDI, OSC, MQTT and Python change one.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from engine.parts import PART_INDEX, PARTS
 from engine.rt import layout as L
-from engine.rt.units import KIND, UNITS
-from engine.rt.units.base import IO_WIDTH
-from engine.rt.units.dispatch import (PR_IO, PR_KIND, PR_PARAMS, PR_PARAMS_LEN, PR_STATE,
-                                      PR_STATE_LEN)
+from engine.rt.events import ASAP, K_GRAPH, K_UNIT_PARAM
+from engine.rt.units import KIND, UNITS, strip
+from engine.rt.units.base import (IO_AUX, IO_CTX, IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R,
+                                  IO_SIDE_L, IO_SIDE_R, IO_WIDTH)
+from engine.rt.units.dispatch import (PR_CARRY, PR_IO, PR_KIND, PR_PARAMS, PR_PARAMS_LEN,
+                                      PR_STATE, PR_STATE_LEN, PR_WIDTH)
+
+OP_KEYS = ("unit", "name", "sidechain")   # keys of a unit table that are not parameters
+XFADE_MS = 20.0
 
 
 def _unit(name):
@@ -28,12 +51,29 @@ def _unit(name):
     return UNITS[KIND[name]]
 
 
+def _check_value(p, key, value, where):
+    if p.curve == "choice":
+        if isinstance(value, str):
+            if value not in p.choices:
+                raise ValueError(f"{where}{key}: must be one of {', '.join(p.choices)}, got "
+                                 f"{value!r}")
+            return float(p.choices.index(value))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise ValueError(f"{where}{key}: must be a number, got {value!r}")
+    if not p.lo <= value <= p.hi:
+        raise ValueError(f"{where}{key}: must be {p.lo:g}..{p.hi:g}, got {value!r}")
+    if p.curve == "choice" and value != int(value):
+        raise ValueError(f"{where}{key}: must be a whole number (a choice), got {value!r}")
+    return float(value)
+
+
 def check_chain(specs) -> list[dict]:
     """The chain with every value checked and choice words turned into their numbers."""
     if not isinstance(specs, list):
         raise ValueError(f"must be a list of unit tables, got {specs!r}")
-    if len(specs) > L.MAX_OPS:
-        raise ValueError(f"at most {L.MAX_OPS} units, got {len(specs)}")
+    if len(specs) > L.MAX_OPS // 4:
+        raise ValueError(f"at most {L.MAX_OPS // 4} units in a chain, got {len(specs)}")
     out = []
     for i, spec in enumerate(specs):
         if not isinstance(spec, dict) or "unit" not in spec:
@@ -42,79 +82,350 @@ def check_chain(specs) -> list[dict]:
             unit = _unit(spec["unit"])
         except ValueError as exc:
             raise ValueError(f"[{i}].unit: {exc}") from None
+        if getattr(unit, "INSTRUMENT", False) or unit is strip:
+            raise ValueError(f"[{i}].unit: {unit.NAME} is not an effect")
         params = {p.name: p for p in unit.PARAMS}
         done = {"unit": unit.NAME}
         for key, value in spec.items():
             if key == "unit":
                 continue
+            if key == "name":
+                if not isinstance(value, str) or not value.isidentifier():
+                    raise ValueError(f"[{i}].name: must be a word (letters, digits, _), got "
+                                     f"{value!r}")
+                done[key] = value
+                continue
+            if key == "sidechain":
+                if value not in PART_INDEX:
+                    raise ValueError(f"[{i}].sidechain: must be a part ({', '.join(PARTS)}), "
+                                     f"got {value!r}")
+                done[key] = value
+                continue
             if key not in params:
                 raise ValueError(f"[{i}].{key}: {unit.NAME} has no such parameter; it has "
                                  f"{', '.join(params)}")
-            p = params[key]
-            if p.curve == "choice":
-                if value not in p.choices:
-                    raise ValueError(f"[{i}].{key}: must be one of {', '.join(p.choices)}, got "
-                                     f"{value!r}")
-                done[key] = float(p.choices.index(value))
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value):
-                raise ValueError(f"[{i}].{key}: must be a number, got {value!r}")
-            if not p.lo <= value <= p.hi:
-                raise ValueError(f"[{i}].{key}: must be {p.lo:g}..{p.hi:g}, got {value!r}")
-            done[key] = float(value)
+            done[key] = _check_value(params[key], key, value, f"[{i}].")
         out.append(done)
     return out
 
 
-class Chain:
-    """A checked chain laid out for the engine, running in place on bus rows `rows` (L, R)."""
+def check_instrument(spec) -> dict:
+    """An instrument unit's table ({unit = "wavetable", ...its parameters}), checked."""
+    if not isinstance(spec, dict) or "unit" not in spec:
+        raise ValueError(f": must be a table with a `unit` key, got {spec!r}")
+    try:
+        unit = _unit(spec["unit"])
+    except ValueError as exc:
+        raise ValueError(f".unit: {exc}") from None
+    if not getattr(unit, "INSTRUMENT", False):
+        raise ValueError(f".unit: {unit.NAME} is not an instrument")
+    params = {p.name: p for p in unit.PARAMS}
+    done = {"unit": unit.NAME}
+    for key, value in spec.items():
+        if key == "unit":
+            continue
+        if key not in params:
+            raise ValueError(f".{key}: {unit.NAME} has no such parameter")
+        done[key] = _check_value(params[key], key, value, ".")
+    return done
 
-    def __init__(self, specs, sample_rate: int, rows: tuple[int, int]):
-        self.specs = check_chain(specs)
-        self.sample_rate = sample_rate
-        self.ops = []          # (unit, state offset, state length, params offset)
+
+def check_mix(mix, sends) -> dict:
+    """A strip's settings: gain_db, pan, mute, and {send name: level}."""
+    if not isinstance(mix, dict):
+        raise ValueError(f"must be a table, got {mix!r}")
+    params = {p.name: p for p in strip.PARAMS}
+    out = {"sends": {}}
+    for key, value in mix.items():
+        if key == "sends":
+            if not isinstance(value, dict):
+                raise ValueError(f"sends: must be a table of send levels, got {value!r}")
+            for name, level in value.items():
+                if name not in sends:
+                    raise ValueError(f"sends.{name}: no such send; sends: {', '.join(sends)}")
+                out["sends"][name] = _check_value(params["send1"], name, level, "sends.")
+        elif key in ("gain_db", "pan", "mute"):
+            out[key] = _check_value(params[key], key, value, "")
+        else:
+            raise ValueError(f"{key}: unknown; a strip has gain_db, pan, mute, sends")
+    return out
+
+
+def check_spec(spec) -> dict:
+    """A whole graph spec, checked; error messages name the place (`parts.bass.inserts[1]`)."""
+    if not isinstance(spec, dict):
+        raise ValueError("a graph spec must be a table")
+    unknown = set(spec) - {"parts", "sends", "master"}
+    if unknown:
+        raise ValueError(f"{sorted(unknown)[0]}: unknown; a graph has parts, sends, master")
+    sends = spec.get("sends", {})
+    if len(sends) > L.N_SENDS:
+        raise ValueError(f"sends: at most {L.N_SENDS}, got {len(sends)}")
+    out = {"parts": {}, "sends": {}, "master": []}
+    for name, chain in sends.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"sends: a send's name must be a word, got {name!r}")
+        try:
+            out["sends"][name] = check_chain(chain)
+        except ValueError as exc:
+            raise ValueError(f"sends.{name}{exc}") from None
+    for part, pspec in spec.get("parts", {}).items():
+        if part not in PART_INDEX:
+            raise ValueError(f"parts.{part}: no such part; parts: {', '.join(PARTS)}")
+        if not isinstance(pspec, dict) or set(pspec) - {"instrument", "inserts", "mix"}:
+            raise ValueError(f"parts.{part}: must be a table with instrument, inserts, mix")
+        instrument = None
+        if pspec.get("instrument") is not None:
+            try:
+                instrument = check_instrument(pspec["instrument"])
+            except ValueError as exc:
+                raise ValueError(f"parts.{part}.instrument{exc}") from None
+        try:
+            inserts = check_chain(pspec.get("inserts", []))
+        except ValueError as exc:
+            raise ValueError(f"parts.{part}.inserts{exc}") from None
+        try:
+            mix = check_mix(pspec.get("mix", {}), out["sends"])
+        except ValueError as exc:
+            raise ValueError(f"parts.{part}.mix.{exc}") from None
+        out["parts"][part] = {"instrument": instrument, "inserts": inserts, "mix": mix}
+    try:
+        out["master"] = check_chain(spec.get("master", []))
+    except ValueError as exc:
+        raise ValueError(f"master{exc}") from None
+    return out
+
+
+def spec_from_config(mix: dict, patches: dict | None = None) -> dict:
+    """The graph spec of config.toml's [mix] section (validated there) and the parts' patches
+    (engine.patch.Patch: an instrument unit, and inserts before the part's own)."""
+    sends = {"delay": mix["delay_chain"], "reverb": mix["reverb_chain"]}
+    parts = {}
+    for part in PARTS:
+        patch = (patches or {}).get(part)
+        parts[part] = {"instrument": patch.instrument() if patch else None,
+                       "inserts": (patch.inserts if patch else []) + mix[f"{part}_inserts"],
+                       "mix": {"gain_db": mix[f"{part}_gain_db"], "pan": mix[f"{part}_pan"],
+                               "sends": {"delay": mix[f"{part}_delay_send"],
+                                         "reverb": mix[f"{part}_reverb_send"]}}}
+    return {"parts": parts, "sends": sends, "master": mix["master_inserts"]}
+
+
+def default_spec() -> dict:
+    """Every part through a strip at 0 dB, centred, no sends used, no inserts."""
+    return {"parts": {part: {} for part in PARTS}, "sends": {"delay": [], "reverb": []},
+            "master": []}
+
+
+class Op:
+    """One unit instance in a program."""
+    __slots__ = ("path", "unit", "values", "io", "state", "state_len", "params", "carry")
+
+    def __init__(self, path, unit, values, io):
+        self.path, self.unit, self.values, self.io = path, unit, values, io
+        self.state = self.state_len = self.params = 0
+        self.carry = -1
+
+    def __repr__(self):
+        return f"Op({self.path}, {self.unit.NAME})"
+
+
+class Program:
+    """A checked graph spec compiled for the engine: the program rows and fresh pools."""
+
+    def __init__(self, spec, sample_rate: int):
+        self.spec = check_spec(spec)
+        self.sample_rate = int(sample_rate)
+        self.ops: list[Op] = []
+        self.part_op = [-1] * len(PARTS)    # the program row of each part's instrument unit
+        self.addresses: dict[str, tuple[int, object]] = {}   # address → (param index, Param)
+        send_names = list(self.spec["sends"])
+        for part, pspec in self.spec["parts"].items():
+            p = PART_INDEX[part]
+            src = (p, p)
+            rows = (L.B_PART0 + 2 * p, L.B_PART0 + 2 * p + 1)
+            if pspec["instrument"] is not None:
+                spec_i = pspec["instrument"]
+                self.part_op[p] = len(self.ops)
+                self._add(f"/{part}/synth", _unit(spec_i["unit"]),
+                          {k: v for k, v in spec_i.items() if k != "unit"}, rows + rows)
+                src = rows
+            src = self._chain(f"/{part}", pspec["inserts"], src, rows)
+            values = {k: v for k, v in pspec["mix"].items() if k != "sends"}
+            for k, name in enumerate(send_names):
+                values[f"send{k + 1}"] = pspec["mix"]["sends"].get(name, 0.0)
+            op = self._add(f"/{part}/mix", strip, values, src + (L.B_OUT_L, L.B_OUT_R),
+                           aux=L.B_SEND0)
+            for k, name in enumerate(send_names):     # /keys/mix/reverb_send
+                self.addresses[f"{op.path}/{name}_send"] = self.addresses[f"{op.path}/send{k + 1}"]
+        for k, (name, chain) in enumerate(self.spec["sends"].items()):
+            rows = (L.B_SEND0 + 2 * k, L.B_SEND0 + 2 * k + 1)
+            if chain:       # (an empty chain: the send row is read by engine.rt.fx, for now)
+                src = self._chain(f"/sends/{name}", chain, rows, rows)
+                self._add(f"/sends/{name}/return", strip, {}, src + (L.B_OUT_L, L.B_OUT_R))
+        self.n_before_master = len(self.ops)
+        self._chain("/master", self.spec["master"], (L.B_OUT_L, L.B_OUT_R),
+                    (L.B_OUT_L, L.B_OUT_R))
+        if len(self.ops) > L.MAX_OPS:
+            raise ValueError(f"the graph has {len(self.ops)} units; the engine runs at most "
+                             f"{L.MAX_OPS}")
         s = p = 0
-        for spec in self.specs:
+        for op in self.ops:
+            op.state, op.state_len, op.params = s, op.unit.state_size(self.sample_rate), p
+            s += op.state_len
+            p += 2 * len(op.unit.PARAMS)
+        self.prog = np.zeros((max(len(self.ops), 1), PR_WIDTH), np.int64)
+        self.ustate = np.zeros(max(s, 1))
+        self.uparams = np.zeros(max(p, 1))
+        self.uio = np.full(max(len(self.ops), 1) * IO_WIDTH, -1, np.int64)
+        for k, op in enumerate(self.ops):
+            row = self.prog[k]
+            row[PR_KIND] = KIND[op.unit.NAME]
+            row[PR_STATE], row[PR_STATE_LEN] = op.state, op.state_len
+            n = len(op.unit.PARAMS)
+            row[PR_PARAMS], row[PR_PARAMS_LEN] = op.params, 2 * n
+            row[PR_IO] = k * IO_WIDTH
+            row[PR_CARRY] = -1
+            self.uio[k * IO_WIDTH:(k + 1) * IO_WIDTH] = op.io
+            for q in op.unit.PARAMS:
+                v = op.values.get(q.name, q.default)
+                self.uparams[op.params + q.index] = v
+                self.uparams[op.params + n + q.index] = v
+            op.unit.reset(self.ustate[op.state:op.state + op.state_len], float(self.sample_rate))
+        self.targets = self.uparams.copy()   # the control side's copy (the pools are the engine's)
+
+    def _chain(self, scope, chain, src, rows):
+        names: dict[str, int] = {}
+        for spec in chain:
             unit = _unit(spec["unit"])
-            n = unit.state_size(sample_rate)
-            self.ops.append((unit, s, n, p))
-            s += n
-            p += 2 * len(unit.PARAMS)
-        if s > L.USTATE_CAP or p > L.UPARAMS_CAP:
-            raise ValueError(f"the chain needs {s} state and {p} parameter values; the engine "
-                             f"has {L.USTATE_CAP} and {L.UPARAMS_CAP}")
-        self.rows = rows
+            name = spec.get("name")
+            if name is None:
+                names[unit.NAME] = names.get(unit.NAME, 0) + 1
+                name = unit.NAME + (str(names[unit.NAME]) if names[unit.NAME] > 1 else "")
+            side = (-1, -1)
+            if "sidechain" in spec:
+                q = PART_INDEX[spec["sidechain"]]
+                side = (q, q)
+            values = {k: v for k, v in spec.items() if k not in OP_KEYS}
+            if any(op.path == f"{scope}/{name}" for op in self.ops):
+                raise ValueError(f"{scope}/{name}: two units with one name")
+            self._add(f"{scope}/{name}", unit, values, src + rows, side)
+            src = rows
+        return src
 
-    def write(self, state) -> None:
-        """Lay the chain into `state`'s pools (prepare time: before a stream starts)."""
-        a = state.arrays
-        prog, ustate, uparams, uio = a[L.S_PROG], a[L.S_USTATE], a[L.S_UPARAMS], a[L.S_UIO]
-        for k, ((unit, s, n, p), spec) in enumerate(zip(self.ops, self.specs)):
-            prog[k, PR_KIND] = KIND[unit.NAME]
-            prog[k, PR_STATE], prog[k, PR_STATE_LEN] = s, n
-            np_ = len(unit.PARAMS)
-            prog[k, PR_PARAMS], prog[k, PR_PARAMS_LEN] = p, 2 * np_
-            prog[k, PR_IO] = k * IO_WIDTH
-            l, r = self.rows
-            uio[k * IO_WIDTH:(k + 1) * IO_WIDTH] = [l, r, l, r, -1, -1, -1, -1]
-            for q in unit.PARAMS:
-                v = spec.get(q.name, q.default)
-                uparams[p + q.index] = v
-                uparams[p + np_ + q.index] = v
-            unit.reset(ustate[s:s + n], float(self.sample_rate))
-        state.ctl[L.C_PROG_COUNT] = len(self.ops)
-
-    def param_index(self, op: int, name: str) -> int:
-        """The params-pool index of parameter `name` of instance `op` (its target)."""
-        unit, _, _, p = self.ops[op]
+    def _add(self, path, unit, values, rows4, side=(-1, -1), aux=-1):
+        io = [-1] * IO_WIDTH
+        io[IO_IN_L], io[IO_IN_R], io[IO_OUT_L], io[IO_OUT_R] = rows4
+        io[IO_SIDE_L], io[IO_SIDE_R] = side
+        io[IO_CTX], io[IO_AUX] = L.B_CTX, aux
+        op = Op(path, unit, values, io)
+        self.ops.append(op)
+        n = len(self.ops)   # the op's params offset is known after layout: store the op
         for q in unit.PARAMS:
-            if q.name == name:
-                return p + q.index
-        raise KeyError(f"{unit.NAME} has no parameter {name!r}")
+            self.addresses[f"{path}/{q.name}"] = (n - 1, q)
+        return op
 
-    def value(self, op: int, name: str, value) -> float:
-        """`value` checked for parameter `name` of instance `op` (choice words accepted)."""
-        unit = self.ops[op][0]
-        spec = check_chain([{"unit": unit.NAME, name: value}])[0]
-        return spec[name]
+    # ---- addresses --------------------------------------------------------------------------
+    def resolve(self, address: str) -> tuple[int, object]:
+        """(params-pool index of the target, Param) of an address."""
+        try:
+            k, q = self.addresses[address]
+        except KeyError:
+            scope = address.rsplit("/", 1)[0]
+            near = sorted(a for a in self.addresses if a.startswith(scope + "/"))
+            hint = f"; {scope} has {', '.join(a.rsplit('/', 1)[1] for a in near)}" if near \
+                else ""
+            raise KeyError(f"{address}: no such parameter{hint}") from None
+        return self.ops[k].params + q.index, q
+
+    def value_of(self, address: str) -> float:
+        """The target value of an address in this program's pools (control side's view)."""
+        return float(self.targets[self.resolve(address)[0]])
+
+    def carry_from(self, old: "Program") -> int:
+        """Mark the ops that continue an op of `old` (same address, unit and state size): the
+        audio thread copies their state and smoothed values when the swap begins. Returns how
+        many carry over."""
+        where = {op.path: (k, op) for k, op in enumerate(old.ops)}
+        n = 0
+        for k, op in enumerate(self.ops):
+            hit = where.get(op.path)
+            if not hit or hit[1].unit is not op.unit:
+                continue
+            if hit[1].state_len == op.state_len:
+                self.prog[k, PR_CARRY] = hit[0]
+                n += 1
+            # a value the new spec leaves as the old one had it keeps its live setting (a
+            # fader moved while playing stays where it is)
+            was = hit[1]
+            for q in op.unit.PARAMS:
+                if op.values.get(q.name) == was.values.get(q.name):
+                    v = old.targets[was.params + q.index]
+                    self.targets[op.params + q.index] = self.uparams[op.params + q.index] = v
+        return n
+
+
+class GraphBusy(RuntimeError):
+    """A swap while the previous one is still crossfading."""
+
+
+class Graph:
+    """The engine's graph: the program playing, changes to its parameters, swaps."""
+
+    def __init__(self, state, spec, sample_rate: int):
+        self.state = state
+        self.sample_rate = int(sample_rate)
+        self.program = Program(spec, sample_rate)
+        self.bank = 0
+        self.gen = 0
+        self._banks: list[Program | None] = [None] * L.N_BANKS
+        self._install(self.program, 0)
+        state.ctl[L.C_BANK] = 0
+        state.ctl[L.C_XFADE_LEFT] = 0
+
+    def _install(self, program: Program, bank: int) -> None:
+        st = self.state
+        for what, arr in ((L.G_PROG, program.prog), (L.G_USTATE, program.ustate),
+                          (L.G_UPARAMS, program.uparams), (L.G_UIO, program.uio)):
+            st.set_slot(L.bank_slot(bank, what), arr)
+        st.ctl[L.C_BANK_SENDS + bank] = program.n_before_master
+        st.ctl[L.C_PART_OP + bank * L.NPARTS:L.C_PART_OP + (bank + 1) * L.NPARTS] = \
+            program.part_op
+        st.ctl[L.C_BANK_OPS + bank] = len(program.ops)
+        self._banks[bank] = program
+
+    @property
+    def spec(self) -> dict:
+        return self.program.spec
+
+    def busy(self) -> bool:
+        """A swap is still crossfading (its old bank is not free yet)."""
+        return int(self.state.ctl[L.C_GRAPH_ACK]) < self.gen
+
+    def swap(self, spec, xfade_ms: float = XFADE_MS, time: float = ASAP) -> Program:
+        """Compile `spec` and crossfade to it at sample `time` (ASAP: the next block). The
+        spec is checked first: on an error nothing changes. Raises GraphBusy while the last
+        swap has not been acknowledged."""
+        program = Program(spec, self.sample_rate)
+        if self.busy():
+            raise GraphBusy("the previous graph change is still crossfading")
+        program.carry_from(self.program)
+        bank = 1 - self.bank
+        self._install(program, bank)
+        self.gen += 1
+        n = max(1, round(xfade_ms * 1e-3 * self.sample_rate))
+        self.state.push_sched(time, K_GRAPH, -1, n, bank, 0.0, self.gen)
+        self.program, self.bank = program, bank
+        return program
+
+    def set(self, address: str, value, time: float = ASAP) -> float:
+        """Change a parameter by its address (checked; choice words accepted) at `time`; the
+        unit smooths it. Returns the value sent."""
+        index, q = self.program.resolve(address)
+        v = _check_value(q, address, value, "")
+        self.program.targets[index] = v     # the control side's view of the targets
+        self.state.push_sched(time, K_UNIT_PARAM, -1, index, v, self.bank)
+        return v
+
+    def addresses(self) -> list[str]:
+        return sorted(self.program.addresses)

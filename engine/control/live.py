@@ -90,7 +90,10 @@ class LiveRun:
                 loop.add_signal_handler(sig, self.stop)
             except (NotImplementedError, RuntimeError):
                 pass
-        self.tasks = [asyncio.create_task(self._schedule()), asyncio.create_task(self._status())]
+        from engine.control.hotreload import PatchWatcher
+        watcher = PatchWatcher(self.session, log=self.log)
+        self.tasks = [asyncio.create_task(self._schedule()), asyncio.create_task(self._status()),
+                      asyncio.create_task(watcher.run(self.stopping))]
         self.tasks += [asyncio.create_task(coro) for coro in extra]
         try:
             if seconds is None:

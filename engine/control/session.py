@@ -20,15 +20,14 @@ from engine.control.clock import Clock
 from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
 from engine.parts import PART_INDEX, PARTS
-from engine.patch import load_params
+from engine.patch import read_patch
 from engine.patterns.pattern import silence
-from engine.control.graph import Chain
+from engine.control.graph import Graph, check_spec, spec_from_config
 from engine.rt import fx, master
 from engine.rt import layout as L
 from engine.rt.events import (
-    ASAP, K_ALL_NOTES_OFF, K_FX, K_MIX, K_NOTE_ON, K_PANIC, K_PARAM, K_TEMPO, K_UNIT_PARAM,
+    ASAP, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_PARAM, K_TEMPO,
 )
-from engine.rt.params import MIX_SPECS
 
 @dataclass
 class Recorder:
@@ -145,25 +144,22 @@ class Session:
     # ---- prepare time: write settings straight into the (not yet running) engine ------------
     def _prepare(self) -> None:
         a = self.state.arrays
-        for part, key in (("keys", "keys"), ("bass", "bass"), ("chords", "chords"),
-                          ("lead", "lead")):
-            path = self.root / self.cfg["patches"][key]
-            for index, value in load_params(path).items():
-                a[L.S_PTARGET][PART_INDEX[part], index] = value
-                a[L.S_PCUR][PART_INDEX[part], index] = value
+        self.patches = {part: read_patch(self.root / self.cfg["patches"][part])
+                        for part in ("keys", "bass", "chords", "lead")}
+        for part, patch in self.patches.items():
+            if patch.analog:
+                for index, value in patch.params().items():
+                    a[L.S_PTARGET][PART_INDEX[part], index] = value
+                    a[L.S_PCUR][PART_INDEX[part], index] = value
         mix = self.cfg["mix"]
-        for part in PARTS:
-            for name in ("gain_db", "pan", "delay_send", "reverb_send"):
-                a[L.S_MIX_TARGET][PART_INDEX[part], MIX_SPECS[name].index] = mix[f"{part}_{name}"]
+        self.graph = self.state.graph = Graph(self.state, spec_from_config(mix, self.patches),
+                                              self.sample_rate)
         a[L.S_DELAY_PARAMS][fx.DELAY_TIME_BEATS] = mix["delay_time_beats"]
         a[L.S_DELAY_PARAMS][fx.DELAY_FEEDBACK] = mix["delay_feedback"]
         a[L.S_REVERB_PARAMS][fx.REVERB_DECAY_S] = mix["reverb_decay_s"]
         a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] = mix["ceiling_db"]
         a[L.S_MASTER_PARAMS][master.MASTER_GAIN_DB] = mix["master_gain_db"]
         a[L.S_MASTER_PARAMS][master.LIMITER_MODE] = master.LIMITER_MODES[mix["limiter"]]
-        self.master_inserts = Chain(mix["master_inserts"], self.sample_rate,
-                                    (L.B_OUT_L, L.B_OUT_R))
-        self.master_inserts.write(self.state)
         a[L.S_PART][L.GLOBAL_ROW, L.GL_TEMPO_BPM] = self.clock.bpm
 
     # ---- runtime controls (any time; through the queue) ----------------------------------------
@@ -174,23 +170,28 @@ class Session:
     def set_param(self, part: str, index: int, value: float) -> None:
         self.state.push_sched(ASAP, K_PARAM, PART_INDEX[part], index, value)
 
-    def set_mix(self, part: str, name: str, value: float) -> None:
-        self.state.push_sched(ASAP, K_MIX, PART_INDEX[part], MIX_SPECS[name].index, value)
+    def set(self, address: str, value) -> float:
+        """Any parameter of the graph by its address (`/bass/mix/pan`, `/master/eq/...`;
+        `graph.addresses()` lists them), checked, smoothed by its unit from the next block."""
+        return self.graph.set(address, value)
 
     def set_fx(self, module: int, index: int, value: float) -> None:
         self.state.push_sched(ASAP, K_FX, module, index, value)
 
-    def set_master_insert(self, op: int, name: str, value) -> None:
-        """A parameter of the master's insert number `op` (checked; choice words accepted),
-        smoothed by its unit from the next block."""
-        chain = self.master_inserts
-        self.state.push_sched(ASAP, K_UNIT_PARAM, -1, chain.param_index(op, name),
-                              chain.value(op, name, value))
-
     def load_patch(self, part: str, path: Path) -> None:
-        """Load a patch onto a part while playing (the kernel smooths the change)."""
-        for index, value in load_params(path).items():
-            self.set_param(part, index, value)
+        """Load a patch onto a part while playing. The file is validated first: a broken one
+        raises DataError (file, line, field) and nothing changes. An analog patch's values are
+        smoothed by the kernel; a new engine or insert chain is a graph swap, crossfaded
+        (GraphBusy if the last swap is still fading: try again a moment later)."""
+        patch = read_patch(path)
+        patches = dict(self.patches, **{part: patch})
+        spec = spec_from_config(self.cfg["mix"], patches)
+        if check_spec(spec)["parts"][part] != self.graph.spec["parts"][part]:
+            self.graph.swap(spec)
+        if patch.analog:
+            for index, value in patch.params().items():
+                self.set_param(part, index, value)
+        self.patches = patches
 
     def set_tempo(self, bpm: float) -> None:
         """From the next beat not yet scheduled: nothing already scheduled moves."""

@@ -14,11 +14,9 @@ import numpy as np
 
 from engine.parts import PARTS
 from engine.rt import drums, fx, master
-from engine.rt.units.base import IO_WIDTH
-from engine.rt.units.dispatch import PR_WIDTH
 from engine.rt import layout as L
 from engine.rt.events import EVENT_WIDTH
-from engine.rt.params import MIX_SPECS, NPARAMS, SYNTH_SPECS
+from engine.rt.params import NPARAMS, SYNTH_SPECS
 from engine.rt.ringbuf import push, push_rows
 from engine.rt.voice import LANES
 
@@ -68,18 +66,13 @@ class EngineState:
             L.S_REVERB_PARAMS: fx.reverb_default_params(),
             L.S_MASTER_STATE: master.master_alloc_state(sr),
             L.S_MASTER_PARAMS: master.master_default_params(),
-            L.S_MIX_TARGET: np.zeros((L.NPARTS, 8)),
-            L.S_MIX_CUR: np.zeros((L.NPARTS, 8)),
             L.S_BUS: np.zeros((L.BUS_ROWS, L.MAXBLOCK)),
             L.S_METER: np.zeros(L.METER_SIZE),
             L.S_CBTIME: np.zeros(L.CBTIME_CAP, np.int64),
             L.S_QOUT: np.zeros((L.QCAP, EVENT_WIDTH)),
             L.S_QOUT_IDX: np.zeros(16, np.int64),
-            L.S_PROG: np.zeros((L.MAX_OPS, PR_WIDTH), np.int64),
-            L.S_USTATE: np.zeros(L.USTATE_CAP),
-            L.S_UPARAMS: np.zeros(L.UPARAMS_CAP),
-            L.S_UIO: np.full(L.MAX_OPS * IO_WIDTH, -1, np.int64),
-        }
+        } | {L.bank_slot(b, g): np.zeros((1, 8) if g == L.G_PROG else 1, L.SLOT_DTYPES[
+            L.bank_slot(b, g)]) for b in range(L.N_BANKS) for g in range(L.BANK_STRIDE)}
         assert set(a) == set(range(L.N_SLOTS))
         for slot, arr in a.items():
             assert arr.dtype == L.SLOT_DTYPES[slot], slot
@@ -100,15 +93,22 @@ class EngineState:
         for spec in SYNTH_SPECS.values():
             a[L.S_PTARGET][:, spec.index] = spec.default
             a[L.S_PCUR][:, spec.index] = spec.default
-        for spec in MIX_SPECS.values():
-            a[L.S_MIX_TARGET][:, spec.index] = spec.default
         self.table = np.zeros(L.N_SLOTS * L.TABLE_WIDTH, np.int64)
         for slot, arr in a.items():
-            i = slot * L.TABLE_WIDTH
-            self.table[i] = arr.ctypes.data
-            self.table[i + 1] = arr.shape[0]
-            self.table[i + 2] = arr.shape[1] if arr.ndim == 2 else 0
+            self.set_slot(slot, arr)
         self.address = int(self.table.ctypes.data)
+        from engine.control.graph import Graph, default_spec
+        self.graph = Graph(self, default_spec(), sr)
+
+    def set_slot(self, slot: int, arr: np.ndarray) -> None:
+        """Point table slot `slot` at `arr` (kept alive here). Only for a slot the audio thread
+        is not reading: at prepare time, or a graph bank that is not playing."""
+        assert arr.dtype == L.SLOT_DTYPES[slot] and arr.flags.c_contiguous, slot
+        self.arrays[slot] = arr
+        i = slot * L.TABLE_WIDTH
+        self.table[i + 1] = arr.shape[0]
+        self.table[i + 2] = arr.shape[1] if arr.ndim == 2 else 0
+        self.table[i] = arr.ctypes.data
 
     # ---- producer side of the queues ----------------------------------------------------
     def push_sched(self, time: int, kind: int, part: int, a=0.0, b=0.0, c=0.0, d=0.0) -> None:

@@ -26,11 +26,12 @@ K_SUSTAIN = 6       # B=1 pedal down, 0 pedal up
 K_ALL_NOTES_OFF = 7 # release every voice of PART (PART=-1: all parts); sustain is lifted
 K_PANIC = 8         # hard stop: every voice fades out within a few ms, tails cleared
 K_TEMPO = 9         # B=beats per minute (tempo-synced effects follow it, smoothed)
-K_MIX = 10          # A=mixer param index (engine.rt.params MIX_*), B=target value
 K_SOURCE_GONE = 11  # C=source id: release every note that source started (unplugged device)
 K_FX = 12           # PART=FX_* module, A=param index in that module, B=value (smoothed there)
+K_GRAPH = 15        # swap the graph: B=bank to play, A=crossfade samples, D=generation
+                    # (engine.control.graph.Graph.swap)
 K_AFTERTOUCH = 14   # B=0..1 (channel pressure; polyphonic: A=note)
-K_UNIT_PARAM = 13   # A=index into the units' params pool (a target), B=value (the unit smooths
-                    # and clamps it; engine.control.graph gives each parameter's index)
+K_UNIT_PARAM = 13   # A=index into the units' params pool (a target), B=value, C=graph bank (the
+                    # unit smooths and clamps it; engine.control.graph gives each address's index)
 
 FX_DELAY, FX_REVERB, FX_MASTER, FX_DRUMS = range(4)

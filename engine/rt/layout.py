@@ -29,39 +29,49 @@ S_REVERB_STATE = 15
 S_REVERB_PARAMS = 16
 S_MASTER_STATE = 17
 S_MASTER_PARAMS = 18
-S_MIX_TARGET = 19  # float64[NPARTS, MIX_SIZE]
-S_MIX_CUR = 20     # float64[NPARTS, MIX_SIZE]
-S_BUS = 21         # float64[NPARTS + 4, MAXBLOCK] part buses, send buses, stereo out
-S_METER = 22       # float64[METER_SIZE]          levels and timings for the control side
-S_CBTIME = 23      # int64[CBTIME_CAP]            callback durations (ns), a ring
-S_QOUT = 24        # float64[QCAP, EVENT_WIDTH]   audio → control: MIDI read in the callback
-S_QOUT_IDX = 25    # int64[16]
-S_PROG = 26        # int64[MAX_OPS, PR_WIDTH]     the unit program (engine.rt.units.dispatch)
-S_USTATE = 27      # float64[USTATE_CAP]          the units' state pool
-S_UPARAMS = 28     # float64[UPARAMS_CAP]         the units' params pool (targets | current)
-S_UIO = 29         # int64[MAX_OPS * IO_WIDTH]    the units' bus rows
-N_SLOTS = 30
+S_BUS = 19         # float64[BUS_ROWS, MAXBLOCK]  instrument rows, the graph's rows, stereo out
+S_METER = 20       # float64[METER_SIZE]          levels and timings for the control side
+S_CBTIME = 21      # int64[CBTIME_CAP]            callback durations (ns), a ring
+S_QOUT = 22        # float64[QCAP, EVENT_WIDTH]   audio → control: MIDI read in the callback
+S_QOUT_IDX = 23    # int64[16]
+# The graph (engine.control.graph): two banks, each a compiled program and its pools. One bank
+# plays; the control side allocates a new program into the other and swaps it in with an event
+# (allocate → swap → free after the audio thread acknowledges, as scsynth does).
+S_BANK0 = 24
+BANK_STRIDE = 4
+G_PROG, G_USTATE, G_UPARAMS, G_UIO = range(4)
+#   bank b, slot S_BANK0 + b * BANK_STRIDE + G_*:
+#   G_PROG    int64[ops, PR_WIDTH]   the unit program (engine.rt.units.dispatch)
+#   G_USTATE  float64[...]           the units' state pool
+#   G_UPARAMS float64[...]           the units' params pool (targets | current, per unit)
+#   G_UIO     int64[ops * IO_WIDTH]  the units' bus rows
+S_PROG, S_USTATE, S_UPARAMS, S_UIO = (S_BANK0 + k for k in range(4))   # bank 0
+N_BANKS = 2
+N_SLOTS = S_BANK0 + N_BANKS * BANK_STRIDE
 
+_BANK_DTYPES = (np.int64, np.float64, np.float64, np.int64)
 SLOT_DTYPES = {
     S_CTL: np.int64, S_QSCHED: np.float64, S_QSCHED_IDX: np.int64, S_QMIDI: np.float64,
     S_QMIDI_IDX: np.int64, S_PENDING: np.float64, S_VF: np.float32, S_VMETA: np.float64,
     S_PTARGET: np.float64, S_PCUR: np.float64, S_PART: np.float64, S_DRUM_STATE: np.float64,
     S_DRUM_PARAMS: np.float64, S_DELAY_STATE: np.float64, S_DELAY_PARAMS: np.float64,
     S_REVERB_STATE: np.float64, S_REVERB_PARAMS: np.float64, S_MASTER_STATE: np.float64,
-    S_MASTER_PARAMS: np.float64, S_MIX_TARGET: np.float64, S_MIX_CUR: np.float64,
-    S_BUS: np.float64, S_METER: np.float64, S_CBTIME: np.int64, S_QOUT: np.float64,
-    S_QOUT_IDX: np.int64, S_PROG: np.int64, S_USTATE: np.float64, S_UPARAMS: np.float64,
-    S_UIO: np.int64,
-}
+    S_MASTER_PARAMS: np.float64, S_BUS: np.float64, S_METER: np.float64, S_CBTIME: np.int64,
+    S_QOUT: np.float64, S_QOUT_IDX: np.int64,
+} | {S_BANK0 + b * BANK_STRIDE + k: _BANK_DTYPES[k] for b in range(N_BANKS) for k in range(4)}
+
+
+def bank_slot(bank: int, what: int) -> int:
+    """The pointer-table slot of `what` (G_*) of graph bank `bank`."""
+    return S_BANK0 + bank * BANK_STRIDE + what
+
 
 # ---- capacities -----------------------------------------------------------------------
 QCAP = 4096          # queue slots (power of two)
 PCAP = 4096          # pending events
 MAXBLOCK = 4096      # largest block a driver may ask for
 CBTIME_CAP = 8192    # callback timing ring
-MAX_OPS = 32         # unit instances in the program
-USTATE_CAP = 1 << 18 # float64 of unit state (2 MiB)
-UPARAMS_CAP = 2048   # float64 of unit parameters
+MAX_OPS = 256        # unit instances in one program
 
 # ---- ctl: int64 counters and clock ------------------------------------------------------
 C_SAMPLE_TIME = 0     # absolute sample time of the next block's first sample
@@ -84,7 +94,17 @@ C_CLOCK_SEQ = 17      # seqlock over the two below: odd while the audio thread w
 C_BLOCK_NS = 18       # CLOCK_MONOTONIC time (ns) at which the last block started rendering
 C_BLOCK_SAMPLE = 19   # the sample time of that block's first sample
 C_FRAME_OFFSET = 20   # JACK driver: JACK frame time minus engine sample time (for alignment)
-C_PROG_COUNT = 21     # unit instances the program runs (the master's inserts), 0: none
+C_BANK_OPS = 21       # 2 entries: unit instances in each bank's program
+C_BANK = 23           # the bank playing
+C_XFADE_LEFT = 24     # samples left of the crossfade from the other bank (0: none)
+C_XFADE_LEN = 25      # that crossfade's length
+C_GRAPH_GEN = 26      # generation of the last swap applied (the event's D column)
+C_GRAPH_ACK = 27      # generation whose crossfade has finished: the old bank may be freed
+C_GRAPH_BAD = 28      # swap events refused (an empty or unknown bank)
+C_BANK_SENDS = 29     # 2 entries: each bank's ops before the master's (engine.rt.fx's sends run
+                      #   between them, until they are units)
+C_PART_OP = 52        # 2 x NPARTS entries: per bank, the program row of each part's instrument
+                      #   unit (-1: the part plays the built-in voice / drum kit)
 C_CHAN_PART = 32      # 16 entries: part played by each MIDI channel read in the callback
 C_TIMESPEC = 48       # 2 entries: struct timespec scratch for clock_gettime
 CTL_SIZE = 64
@@ -133,13 +153,23 @@ PS_SIZE = 20
 # PS_DUCK: the level of that dip (1 = none)
 GLOBAL_ROW = NPARTS   # S_PART has one more row for engine-wide runtime values:
 GL_TEMPO_BPM = 0
+GL_ANCHOR_SAMPLE = 1  # the beat position is GL_ANCHOR_BEAT at sample GL_ANCHOR_SAMPLE, then
+GL_ANCHOR_BEAT = 2    #   advances at the tempo (re-anchored at each tempo change)
 
 # ---- bus rows -----------------------------------------------------------------------------
-B_DELAY_SEND = NPARTS
-B_REVERB_SEND = NPARTS + 1
-B_OUT_L = NPARTS + 2
-B_OUT_R = NPARTS + 3
-BUS_ROWS = NPARTS + 4
+# Instruments write rows [0, NPARTS) (mono today); the graph's program reads them and writes
+# the rest: each part's stereo pair after its inserts, the send pairs, the stereo out.
+B_OUT_L = NPARTS
+B_OUT_R = NPARTS + 1
+B_CTX = NPARTS + 2        # the context row (engine.rt.units.base CTX_*): tempo, sample time
+B_XFADE_L = NPARTS + 3    # the outgoing program's output during a crossfade
+B_XFADE_R = NPARTS + 4
+N_SENDS = 4
+B_SEND0 = NPARTS + 5      # send k: rows B_SEND0 + 2k, + 2k + 1
+B_PART0 = B_SEND0 + 2 * N_SENDS   # part p after its inserts: rows B_PART0 + 2p, + 2p + 1
+BUS_ROWS = B_PART0 + 2 * NPARTS
+B_GRAPH_FIRST = B_OUT_L   # rows a program writes (cleared before it runs), except the two below
+B_GRAPH_END = BUS_ROWS
 
 # ---- meters -----------------------------------------------------------------------------
 M_PEAK_L, M_PEAK_R, M_PART_PEAK = 0, 1, 2   # M_PART_PEAK + part: peak since last read

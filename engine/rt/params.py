@@ -2,8 +2,8 @@
 
 Every parameter has a name with its unit, a default, a valid range and whether the kernel
 smooths it. The kernels clamp to the range too, so no value can make the audio unsafe.
-Patches (`patches/*.toml`) and mixer settings are validated against `SYNTH_SPECS` /
-`MIX_SPECS` on the control side before they reach the audio thread.
+Patches (`patches/*.toml`) are validated against `SYNTH_SPECS` on the control side before
+they reach the audio thread. (The mixer is units on the graph: engine.control.graph.)
 """
 
 
@@ -77,15 +77,3 @@ SWITCH_S = 0.003
 STEPPED = frozenset({P_OSC1_WAVE, P_OSC2_WAVE, P_FILTER_TYPE, P_LFO_SHAPE, P_AMP_A, P_AMP_D,
                      P_AMP_R, P_FLT_A, P_FLT_D, P_FLT_R, P_BEND_RANGE})
 SMOOTH_S = 0.015
-
-# ---- mixer (per part) -----------------------------------------------------------------------
-_MIX = [
-    ("gain_db",          0.0, -70.0, 12.0, None),
-    ("pan",              0.0,  -1.0,  1.0, None),
-    ("mute",             0.0,   0.0,  1.0, None),
-    ("delay_send",       0.0,   0.0,  1.0, None),
-    ("reverb_send",      0.0,   0.0,  1.0, None),
-]
-MIX_SPECS = {n: Spec(n, i, d, lo, hi, ch) for i, (n, d, lo, hi, ch) in enumerate(_MIX)}
-MIX_GAIN_DB, MIX_PAN, MIX_MUTE, MIX_DELAY_SEND, MIX_REVERB_SEND = range(len(_MIX))
-MIX_SIZE = 8

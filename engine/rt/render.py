@@ -17,30 +17,30 @@ from numba import njit
 from engine.rt import drums, fx, master, voice
 from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.events import (
-    A, ASAP, B, C, FX_DELAY, FX_DRUMS, FX_MASTER, FX_REVERB, K_ALL_NOTES_OFF, K_FX, K_MIX, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PARAM,
-    K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO, K_UNIT_PARAM, KIND, PART, SEQ, TIME,
+    A, ASAP, B, C, D, FX_DELAY, FX_DRUMS, FX_MASTER, FX_REVERB, K_ALL_NOTES_OFF, K_FX, K_GRAPH,
+    K_AFTERTOUCH, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PARAM, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN,
+    K_TEMPO, K_UNIT_PARAM, KIND, PART, SEQ, TIME,
 )
 from engine.rt.layout import (
-    B_DELAY_SEND, B_OUT_L, B_OUT_R, B_REVERB_SEND, C_BLOCKS, C_DROPPED, C_LAST_NOTE_ON, C_LATE,
-    C_NONFINITE, C_PENDING, C_SAMPLE_RATE, C_SAMPLE_TIME, C_SEQ, C_STEALS, C_VOICES_ACTIVE,
-    DRUM_PART, GL_TEMPO_BPM, GLOBAL_ROW, M_PART_PEAK, M_PEAK_L, M_PEAK_R, N_SYNTH_PARTS,
-    NPARTS, PS_COEF_DIRTY, PS_NACTIVE, PS_SETTLING, S_BUS, S_CTL, S_DELAY_PARAMS,
-    S_DELAY_STATE, S_DRUM_PARAMS, S_DRUM_STATE, S_MASTER_PARAMS, S_MASTER_STATE, S_METER,
-    S_MIX_CUR, S_MIX_TARGET, S_PART, S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX,
+    B_CTX, B_GRAPH_END, B_GRAPH_FIRST, B_OUT_L, B_OUT_R, B_SEND0, B_XFADE_L, B_XFADE_R,
+    BANK_STRIDE, C_BANK, C_BANK_OPS, C_BANK_SENDS, C_BLOCKS, C_PART_OP, C_DROPPED, C_GRAPH_ACK, C_GRAPH_BAD, C_GRAPH_GEN,
+    C_LAST_NOTE_ON, C_LATE, C_NONFINITE, C_PENDING, C_SAMPLE_RATE, C_SAMPLE_TIME, C_SEQ,
+    C_STEALS, C_VOICES_ACTIVE, C_XFADE_LEFT, C_XFADE_LEN, DRUM_PART, G_PROG, G_UIO, G_UPARAMS,
+    G_USTATE, GL_ANCHOR_BEAT, GL_ANCHOR_SAMPLE, GL_TEMPO_BPM, GLOBAL_ROW, M_PART_PEAK, M_PEAK_L, M_PEAK_R, MAX_OPS, N_BANKS,
+    N_SYNTH_PARTS, NPARTS, PS_COEF_DIRTY, PS_NACTIVE, PS_SETTLING, S_BANK0, S_BUS, S_CTL,
+    S_DELAY_PARAMS, S_DELAY_STATE, S_DRUM_PARAMS, S_DRUM_STATE, S_MASTER_PARAMS,
+    S_MASTER_STATE, S_METER, S_PART, S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX,
     S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, S_REVERB_PARAMS, S_REVERB_STATE, S_VF, S_VMETA,
     TABLE_WIDTH, C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP, C_CLOCK_SEQ, C_BLOCK_NS,
-    C_BLOCK_SAMPLE, C_PROG_COUNT, MAX_OPS, S_PROG, S_UIO, S_UPARAMS, S_USTATE,
+    C_BLOCK_SAMPLE,
 )
-from engine.rt.params import (
-    MIX_DELAY_SEND, MIX_GAIN_DB, MIX_MUTE, MIX_PAN, MIX_REVERB_SEND, NPARAMS, P_BEND_ST, P_MOD,
-    SMOOTH_S,
-)
+from engine.rt.params import NPARAMS, P_BEND_ST, P_MOD
 from engine.rt.ptr import carray, call_i32_i32_ptr, f32_ptr, f64_ptr, fence, i64_ptr
 from engine.rt.ringbuf import pop, push
-from engine.rt.units.dispatch import run_program
-
-# mixer runtime columns (S_MIX_CUR): smoothed linear gains
-MC_LEFT, MC_RIGHT, MC_DELAY, MC_REVERB = 0, 1, 2, 3
+from engine.rt.units.base import CTX_BEAT, CTX_SAMPLE_TIME, CTX_TEMPO_BPM
+from engine.rt.units.dispatch import (PR_KIND, PR_PARAMS, PR_PARAMS_LEN, PR_STATE,
+                                      PR_STATE_LEN, carry_program, event_unit, run_program,
+                                      voices_unit)
 
 
 # ---- the pointer table ---------------------------------------------------------------------
@@ -188,6 +188,15 @@ def _heap_take(pending, count):
     return count
 
 
+@njit(inline="always", **JIT)
+def _beat_at(ps, t, sample_rate):
+    """The beat position at sample time t (from the last tempo anchor; exact for any way a
+    block is cut into spans)."""
+    g = GLOBAL_ROW
+    return ps[g, GL_ANCHOR_BEAT] + (t - ps[g, GL_ANCHOR_SAMPLE]) * ps[g, GL_TEMPO_BPM] / (
+        60.0 * sample_rate)
+
+
 @njit(**JIT)
 def _set_fx(tab, module, index, value):
     """A parameter of a send effect, the master or the drum kit (each module clamps and
@@ -206,10 +215,44 @@ def _set_fx(tab, module, index, value):
         params[index] = value
 
 
+@njit(inline="always", **JIT)
+def _voice_event(kind):
+    return kind == K_NOTE_ON or kind == K_NOTE_OFF or kind == K_SUSTAIN or \
+        kind == K_PITCH_BEND or kind == K_MOD_WHEEL or kind == K_AFTERTOUCH or \
+        kind == K_ALL_NOTES_OFF or kind == K_SOURCE_GONE or kind == K_PANIC
+
+
 @njit(**JIT)
-def _apply(tab, ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, now, sample_rate):
+def _instrument_event(tab, ctl, p, kind, a, b, c, sample_rate):
+    """An event for part p's instrument unit, if the playing graph gives it one: returns the
+    voices it stole, or -1 when the part plays the built-in voice / drum kit."""
+    bank = ctl[C_BANK]
+    r = ctl[C_PART_OP + bank * NPARTS + p]
+    if r < 0 or r >= min(ctl[C_BANK_OPS + bank], MAX_OPS):
+        return -1
+    g = S_BANK0 + bank * BANK_STRIDE
+    prog = i64_2d(tab, g + G_PROG)
+    s0, p0 = prog[r, PR_STATE], prog[r, PR_PARAMS]
+    return event_unit(prog[r, PR_KIND], f64_1d(tab, g + G_USTATE)[s0:s0 + prog[r, PR_STATE_LEN]],
+                      f64_1d(tab, g + G_UPARAMS)[p0:p0 + prog[r, PR_PARAMS_LEN]], kind, a, b, c,
+                      sample_rate)
+
+
+@njit(**JIT)
+def _apply(tab, ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, now, sample_rate):
     kind = int(ev[KIND])
     p = int(ev[PART])
+    if _voice_event(kind):      # parts whose graph plays an instrument unit
+        if 0 <= p < NPARTS:
+            stolen = _instrument_event(tab, ctl, p, kind, ev[A], ev[B], ev[C], sample_rate)
+            if stolen >= 0:
+                ctl[C_STEALS] += stolen
+                if kind == K_NOTE_ON:
+                    ctl[C_LAST_NOTE_ON] = now
+                return
+        elif p < 0:
+            for q in range(NPARTS):
+                _instrument_event(tab, ctl, q, kind, ev[A], ev[B], ev[C], sample_rate)
     if kind == K_NOTE_ON:
         if p == DRUM_PART:
             drums.drum_trigger(dstate, dparams, ev[A], ev[B], sample_rate)
@@ -251,50 +294,120 @@ def _apply(tab, ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, now,
         drums.drum_panic(dstate, sample_rate)
     elif kind == K_TEMPO:
         if math.isfinite(ev[B]):
+            ps[GLOBAL_ROW, GL_ANCHOR_BEAT] = _beat_at(ps, now, sample_rate)
+            ps[GLOBAL_ROW, GL_ANCHOR_SAMPLE] = now
             ps[GLOBAL_ROW, GL_TEMPO_BPM] = min(max(ev[B], 20.0), 400.0)
-    elif kind == K_MIX:
-        k = int(ev[A])
-        if 0 <= p < NPARTS and 0 <= k < mix_t.shape[1] and math.isfinite(ev[B]):
-            mix_t[p, k] = ev[B]
     elif kind == K_FX:
         _set_fx(tab, p, int(ev[A]), ev[B])
     elif kind == K_UNIT_PARAM:
-        uparams = f64_1d(tab, S_UPARAMS)
-        k = int(ev[A])
-        if 0 <= k < uparams.shape[0] and math.isfinite(ev[B]):
-            uparams[k] = ev[B]
+        bank = ev[C]
+        if bank == 0.0 or bank == 1.0:
+            uparams = f64_1d(tab, S_BANK0 + int(bank) * BANK_STRIDE + G_UPARAMS)
+            k = ev[A]
+            if 0.0 <= k < uparams.shape[0] and math.isfinite(ev[B]):
+                uparams[int(k)] = ev[B]
+    elif kind == K_GRAPH:
+        _graph_swap(tab, ctl, ev[B], ev[A], ev[D])
 
 
 # ---- segments ----------------------------------------------------------------------------------
 
 @njit(**JIT)
-def _mix(bus, mix_t, mix_c, i0, i1, smooth):
-    """Parts → stereo out and the two mono send buses, with smoothed equal-power pan/gain."""
-    for s in range(i0, i1):
-        bus[B_OUT_L, s] = 0.0
-        bus[B_OUT_R, s] = 0.0
-        bus[B_DELAY_SEND, s] = 0.0
-        bus[B_REVERB_SEND, s] = 0.0
+def _bank(tab, ctl, bank, bus, i0, i1, sample_rate):
+    """Run graph bank `bank`'s program over [i0, i1) on rows it first clears."""
+    for r in range(B_GRAPH_FIRST, B_GRAPH_END):
+        if r != B_CTX and r != B_XFADE_L and r != B_XFADE_R:
+            for s in range(i0, i1):
+                bus[r, s] = 0.0
+    n = min(ctl[C_BANK_OPS + bank], MAX_OPS)
+    m = min(max(ctl[C_BANK_SENDS + bank], 0), n)
+    b = S_BANK0 + bank * BANK_STRIDE
+    prog = i64_2d(tab, b + G_PROG)
+    ustate = f64_1d(tab, b + G_USTATE)
+    uparams = f64_1d(tab, b + G_UPARAMS)
+    uio = i64_1d(tab, b + G_UIO)
+    if m > 0:
+        run_program(prog, m, ustate, uparams, uio, bus, i0, i1, sample_rate)
+    # the send effects not yet on units (engine.rt.fx): sends 1 and 2
+    tempo = bus[B_CTX, CTX_TEMPO_BPM]
+    fx.delay_process(f64_1d(tab, S_DELAY_STATE), f64_1d(tab, S_DELAY_PARAMS), bus[B_SEND0],
+                     bus[B_SEND0 + 1], bus[B_OUT_L], bus[B_OUT_R], i0, i1, tempo, sample_rate)
+    fx.reverb_process(f64_1d(tab, S_REVERB_STATE), f64_1d(tab, S_REVERB_PARAMS),
+                      bus[B_SEND0 + 2], bus[B_SEND0 + 3], bus[B_OUT_L], bus[B_OUT_R], i0, i1,
+                      sample_rate)
+    if n > m:
+        run_program(prog[m:], n - m, ustate, uparams, uio, bus, i0, i1, sample_rate)
+
+
+@njit(**JIT)
+def _instrument_voices(tab, ctl):
+    """Voices sounding in the playing graph's instrument units."""
+    bank = ctl[C_BANK]
+    n = min(ctl[C_BANK_OPS + bank], MAX_OPS)
+    g = S_BANK0 + bank * BANK_STRIDE
+    prog = i64_2d(tab, g + G_PROG)
+    ustate = f64_1d(tab, g + G_USTATE)
+    total = 0
     for p in range(NPARTS):
-        g = 0.0 if mix_t[p, MIX_MUTE] > 0.5 else db_to_gain(min(max(mix_t[p, MIX_GAIN_DB], -70.0),
-                                                                  12.0))
-        if mix_t[p, MIX_GAIN_DB] <= -70.0:
-            g = 0.0
-        angle = (min(max(mix_t[p, MIX_PAN], -1.0), 1.0) + 1.0) * (math.pi / 4.0)
-        tl = g * math.cos(angle) * math.sqrt(2.0)
-        tr = g * math.sin(angle) * math.sqrt(2.0)
-        td = g * min(max(mix_t[p, MIX_DELAY_SEND], 0.0), 1.0)
-        tv = g * min(max(mix_t[p, MIX_REVERB_SEND], 0.0), 1.0)
+        r = ctl[C_PART_OP + bank * NPARTS + p]
+        if 0 <= r < n:
+            s0 = prog[r, PR_STATE]
+            total += voices_unit(prog[r, PR_KIND], ustate[s0:s0 + prog[r, PR_STATE_LEN]])
+    return total
+
+
+@njit(**JIT)
+def _graph_swap(tab, ctl, bank_f, length_f, gen_f):
+    """K_GRAPH: start playing bank `bank`, crossfading from the one playing over `length`
+    samples; ops that continue an op of the old program take over its state first."""
+    if not (bank_f == 0.0 or bank_f == 1.0) or ctl[C_BANK_OPS + int(bank_f)] < 0:
+        ctl[C_GRAPH_BAD] += 1
+        return
+    new = int(bank_f)
+    old = ctl[C_BANK]
+    if new != old:
+        bn = S_BANK0 + new * BANK_STRIDE
+        bo = S_BANK0 + old * BANK_STRIDE
+        carry_program(i64_2d(tab, bn + G_PROG), min(ctl[C_BANK_OPS + new], MAX_OPS),
+                      f64_1d(tab, bn + G_USTATE), f64_1d(tab, bn + G_UPARAMS),
+                      i64_2d(tab, bo + G_PROG), min(ctl[C_BANK_OPS + old], MAX_OPS),
+                      f64_1d(tab, bo + G_USTATE), f64_1d(tab, bo + G_UPARAMS))
+    length = 1
+    if length_f >= 1.0:
+        length = int(min(length_f, 1e6))
+    if ctl[C_XFADE_LEFT] > 0:
+        ctl[C_GRAPH_ACK] = ctl[C_GRAPH_GEN]   # a swap during a fade: the older one is done
+    ctl[C_BANK] = new
+    ctl[C_XFADE_LEN] = length
+    ctl[C_XFADE_LEFT] = length if new != old else 0
+    ctl[C_GRAPH_GEN] = int(gen_f) if math.isfinite(gen_f) else ctl[C_GRAPH_GEN]
+    if new == old:
+        ctl[C_GRAPH_ACK] = ctl[C_GRAPH_GEN]
+
+
+@njit(**JIT)
+def _graph(tab, ctl, bus, i0, i1, now0, sample_rate):
+    """The graph's program over [i0, i1): the playing bank, and while a swap crossfades, the
+    outgoing one too (its output faded out as the new one fades in, raised-cosine)."""
+    active = ctl[C_BANK]
+    left = ctl[C_XFADE_LEFT]
+    if left > 0:
+        _bank(tab, ctl, 1 - active, bus, i0, i1, sample_rate)
         for s in range(i0, i1):
-            mix_c[p, MC_LEFT] += (tl - mix_c[p, MC_LEFT]) * smooth
-            mix_c[p, MC_RIGHT] += (tr - mix_c[p, MC_RIGHT]) * smooth
-            mix_c[p, MC_DELAY] += (td - mix_c[p, MC_DELAY]) * smooth
-            mix_c[p, MC_REVERB] += (tv - mix_c[p, MC_REVERB]) * smooth
-            x = bus[p, s]
-            bus[B_OUT_L, s] += x * mix_c[p, MC_LEFT]
-            bus[B_OUT_R, s] += x * mix_c[p, MC_RIGHT]
-            bus[B_DELAY_SEND, s] += x * mix_c[p, MC_DELAY]
-            bus[B_REVERB_SEND, s] += x * mix_c[p, MC_REVERB]
+            bus[B_XFADE_L, s] = bus[B_OUT_L, s]
+            bus[B_XFADE_R, s] = bus[B_OUT_R, s]
+    _bank(tab, ctl, active, bus, i0, i1, sample_rate)
+    if left > 0:
+        n = ctl[C_XFADE_LEN]
+        for s in range(i0, i1):
+            if left > 0:
+                w = 0.5 - 0.5 * math.cos(math.pi * (n - left + 1) / n)   # new program's weight
+                bus[B_OUT_L, s] = w * bus[B_OUT_L, s] + (1.0 - w) * bus[B_XFADE_L, s]
+                bus[B_OUT_R, s] = w * bus[B_OUT_R, s] + (1.0 - w) * bus[B_XFADE_R, s]
+                left -= 1
+        ctl[C_XFADE_LEFT] = left
+        if left == 0:
+            ctl[C_GRAPH_ACK] = ctl[C_GRAPH_GEN]
 
 
 @njit(**JIT)
@@ -314,18 +427,10 @@ def _segment(tab, i0, i1, now0, sample_rate):
         bus[DRUM_PART, s] = 0.0
     drums.drum_render(f64_2d(tab, S_DRUM_STATE), f64_1d(tab, S_DRUM_PARAMS), bus[DRUM_PART], i0,
                       i1, sample_rate)
-    smooth = 1.0 - math.exp(-1.0 / (SMOOTH_S * sample_rate))
-    _mix(bus, f64_2d(tab, S_MIX_TARGET), f64_2d(tab, S_MIX_CUR), i0, i1, smooth)
-    tempo = ps[GLOBAL_ROW, GL_TEMPO_BPM]
-    fx.delay_process(f64_1d(tab, S_DELAY_STATE), f64_1d(tab, S_DELAY_PARAMS), bus[B_DELAY_SEND],
-                     bus[B_DELAY_SEND], bus[B_OUT_L], bus[B_OUT_R], i0, i1, tempo, sample_rate)
-    fx.reverb_process(f64_1d(tab, S_REVERB_STATE), f64_1d(tab, S_REVERB_PARAMS),
-                      bus[B_REVERB_SEND], bus[B_REVERB_SEND], bus[B_OUT_L], bus[B_OUT_R], i0, i1,
-                      sample_rate)
-    nops = min(i64_1d(tab, S_CTL)[C_PROG_COUNT], MAX_OPS)
-    if nops > 0:      # the master's inserts (engine.control.graph), in place on the out rows
-        run_program(i64_2d(tab, S_PROG), nops, f64_1d(tab, S_USTATE), f64_1d(tab, S_UPARAMS),
-                    i64_1d(tab, S_UIO), bus, i0, i1, sample_rate)
+    bus[B_CTX, CTX_TEMPO_BPM] = ps[GLOBAL_ROW, GL_TEMPO_BPM]
+    bus[B_CTX, CTX_SAMPLE_TIME] = now0 + i0
+    bus[B_CTX, CTX_BEAT] = _beat_at(ps, now0 + i0, sample_rate)
+    _graph(tab, i64_1d(tab, S_CTL), bus, i0, i1, now0, sample_rate)
     master.master_process(f64_1d(tab, S_MASTER_STATE), f64_1d(tab, S_MASTER_PARAMS),
                           bus[B_OUT_L], bus[B_OUT_R], i0, i1, sample_rate)
 
@@ -343,7 +448,6 @@ def render_block(tab, nframes):
     ps = f64_2d(tab, S_PART)
     dstate = f64_2d(tab, S_DRUM_STATE)
     dparams = f64_1d(tab, S_DRUM_PARAMS)
-    mix_t = f64_2d(tab, S_MIX_TARGET)
     sample_rate = float(ctl[C_SAMPLE_RATE])
     count = ctl[C_PENDING]
     seq = ctl[C_SEQ]
@@ -365,7 +469,7 @@ def render_block(tab, nframes):
         if off > i:
             _segment(tab, i, off, start, sample_rate)
             i = off
-        _apply(tab, pending[0], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, mix_t, start + i,
+        _apply(tab, pending[0], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, start + i,
                sample_rate)
         count = _heap_take(pending, count)
     _segment(tab, i, nframes, start, sample_rate)
@@ -384,6 +488,7 @@ def render_block(tab, nframes):
     active = 0
     for p in range(N_SYNTH_PARTS):
         active += int(ps[p, PS_NACTIVE])
+    active += _instrument_voices(tab, ctl)
     ctl[C_VOICES_ACTIVE] = active
     ctl[C_NONFINITE] = int(f64_1d(tab, S_MASTER_STATE)[master.M_NONFINITE])
 

@@ -15,17 +15,21 @@ Like a SuperCollider UGen (`PluginLoad`) or a pedalboard `Plugin`, it declares:
                                           smoothed current values in [n, 2n) (the unit's)
     - `bus`     float64[rows, MAXBLOCK]   the graph's audio rows
     - `io`      int64[IO_WIDTH]           bus rows: in L, in R, out L, out R, side L, side R
-                                          (side -1: none), and the context row (-1: none);
+                                          (side -1: none), the context row (-1: none) and
+                                          a unit-specific row (the strip's first send row);
                                           out may equal in (in place)
     - [i0, i1)  the span of this block to render (block-size invariant: a unit's output over
                 [0, n) never depends on how the span is cut)
+  The graph clears the rows a program writes before each span, so a unit may write its out
+  rows or (the mixer strip) add into them.
   It never allocates, raises or does I/O, clamps every parameter to its range (so no value can
   make it unsafe), and keeps its output finite.
 
-The context row (`io[IO_CTX]`) carries the graph's shared values for the block being rendered,
+The context row (`io[IO_CTX]`) carries the graph's shared values for the span being rendered,
 one per column: CTX_TEMPO_BPM (tempo-synced delays and LFOs; read it with `tempo_bpm(bus, io)`,
-120 when there is no context row), CTX_SAMPLE_TIME (the absolute sample time of column 0 of the
-block) and CTX_BEAT (the beat position at column 0, for LFOs locked to the bar).
+120 when there is no context row), CTX_SAMPLE_TIME (the absolute sample time of column i0) and
+CTX_BEAT (the beat position at column i0, for LFOs locked to the bar; it advances at the tempo,
+which is constant within a span).
 
 An *instrument* is a unit that makes sound from events: its module also sets
 `INSTRUMENT = True` and has
@@ -48,7 +52,7 @@ from numba import njit
 
 from engine.rt.dsp import JIT
 
-IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, IO_SIDE_L, IO_SIDE_R, IO_CTX = range(7)
+IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, IO_SIDE_L, IO_SIDE_R, IO_CTX, IO_AUX = range(8)
 IO_WIDTH = 8
 CTX_TEMPO_BPM, CTX_SAMPLE_TIME, CTX_BEAT = range(3)
 DEFAULT_TEMPO_BPM = 120.0

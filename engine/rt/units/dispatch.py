@@ -9,10 +9,11 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, width
+from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, strip, width
 from engine.rt.units.base import IO_WIDTH
 
-PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO = range(6)
+PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO, PR_CARRY = range(7)
+# PR_CARRY: the row of the outgoing program whose state this op continues at a swap (-1: none)
 PR_WIDTH = 8
 
 
@@ -32,6 +33,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         phaser.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 6:
         eq.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 7:
+        strip.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -50,6 +53,8 @@ def reset_unit(kind, state, sample_rate):
         phaser.reset(state, sample_rate)
     elif kind == 6:
         eq.reset(state, sample_rate)
+    elif kind == 7:
+        strip.reset(state, sample_rate)
 
 
 @njit(**JIT)
@@ -62,3 +67,37 @@ def run_program(program, count, states, params, ios, bus, i0, i1, sample_rate):
         run_unit(program[r, PR_KIND], states[s0:s0 + program[r, PR_STATE_LEN]],
                  params[p0:p0 + program[r, PR_PARAMS_LEN]], bus, ios[io0:io0 + IO_WIDTH],
                  i0, i1, sample_rate)
+
+
+@njit(**JIT)
+def carry_program(program, count, states, params, old_program, old_count, old_states,
+                  old_params):
+    """At a swap: each op of `program` continuing an op of the outgoing program (PR_CARRY)
+    takes over its state and its smoothed parameter values (its targets stay the new ones, so
+    a changed setting glides from the old value)."""
+    for r in range(count):
+        o = program[r, PR_CARRY]
+        if o < 0 or o >= old_count or old_program[o, PR_KIND] != program[r, PR_KIND] \
+                or old_program[o, PR_STATE_LEN] != program[r, PR_STATE_LEN] \
+                or old_program[o, PR_PARAMS_LEN] != program[r, PR_PARAMS_LEN]:
+            continue
+        s0, s1, n = program[r, PR_STATE], old_program[o, PR_STATE], program[r, PR_STATE_LEN]
+        for i in range(n):
+            states[s0 + i] = old_states[s1 + i]
+        half = program[r, PR_PARAMS_LEN] // 2
+        p0, p1 = program[r, PR_PARAMS], old_program[o, PR_PARAMS]
+        for i in range(half):
+            params[p0 + half + i] = old_params[p1 + half + i]
+
+
+@njit(**JIT)
+def event_unit(kind, state, params, ev_kind, a, b, c, sample_rate):
+    """An event for an instrument unit (engine.rt.units.base); returns voices stolen. Kinds
+    that are not instruments ignore events."""
+    return 0
+
+
+@njit(**JIT)
+def voices_unit(kind, state):
+    """Voices an instrument unit is sounding (0 for effects)."""
+    return 0
