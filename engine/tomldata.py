@@ -84,7 +84,9 @@ def parse(text: str, where: str) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise DataError(f"{where}: not valid TOML: {exc}") from exc
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        at = f"{where}:{m.group(1)}" if m else where
+        raise DataError(f"{at}: not valid TOML: {exc}") from exc
 
 
 def validate(data: dict, schema: Schema, text: str = "", where: str = "<data>",
