@@ -9,7 +9,8 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, strip, width
+from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, gate, phaser,
+                             saturation, strip, width)
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO, PR_CARRY = range(7)
@@ -35,6 +36,12 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         eq.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 7:
         strip.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 8:
+        gate.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 9:
+        bitcrusher.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 10:
+        delay.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -55,6 +62,12 @@ def reset_unit(kind, state, sample_rate):
         eq.reset(state, sample_rate)
     elif kind == 7:
         strip.reset(state, sample_rate)
+    elif kind == 8:
+        gate.reset(state, sample_rate)
+    elif kind == 9:
+        bitcrusher.reset(state, sample_rate)
+    elif kind == 10:
+        delay.reset(state, sample_rate)
 
 
 @njit(**JIT)
