@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("devices", parents=[common], help="list audio outputs and MIDI inputs")
     sub.add_parser("units", parents=[common],
                    help="list the effect units and their parameters (for inserts)")
+    sub.add_parser("patches", parents=[common],
+                   help="list the patches (factory and your own) with their tags")
+    prev = sub.add_parser("preview", parents=[common],
+                          help="render a patch playing a phrase to a WAV and a spectrogram PNG")
+    prev.add_argument("patch", help="a patch name (bandmate patches) or a .toml file")
+    prev.add_argument("-o", "--output", help="WAV path (default out/preview-NAME.wav)")
     jam = sub.add_parser("jam", parents=[common], help="play live with the band")
     jam.add_argument("--seconds", type=float, help="stop after this long")
     jam.add_argument("--no-keyboard", action="store_true", help="no computer-keyboard piano")

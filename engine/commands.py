@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,61 @@ def units(cfg: dict, args) -> int:
                 what = f"{p.lo:g}..{p.hi:g}, default {p.default:g}"
             _say(f"    {p.name:22s} {what}" + (f"  ({p.doc})" if p.doc else ""))
     _say('use them in config.toml: [mix] master_inserts = [{ unit = "eq", peak1_gain_db = 3.0 }]')
+    return 0
+
+
+PATCH_DIRS = ("patches",)
+
+
+def _patch_files() -> list[Path]:
+    files = []
+    for folder in PATCH_DIRS:
+        files += sorted(Path(folder).glob("*.toml"))
+    return files
+
+
+def patches(cfg: dict, args) -> int:
+    """Every patch: name, engine, tags, description (a broken file says why)."""
+    from engine.patch import read_patch
+    from engine.tomldata import DataError
+    files = _patch_files()
+    if not files:
+        _say("no patches found in " + ", ".join(PATCH_DIRS))
+        return 1
+    for path in files:
+        try:
+            p = read_patch(path)
+        except DataError as exc:
+            _say(f"{path.stem:22s} BROKEN: {exc}")
+            continue
+        tags = ", ".join(p.tags)
+        _say(f"{path.stem:22s} {p.engine:10s} {tags:28s} {p.description}")
+    _say("hear one: bandmate preview NAME  (a WAV and a spectrogram PNG)")
+    return 0
+
+
+def preview(cfg: dict, args) -> int:
+    """Render a patch playing a phrase that suits it, to a WAV and a spectrogram PNG."""
+    from engine.control.preview import render_preview, spectrogram_png
+    from engine.patch import read_patch
+    path = Path(args.patch)
+    if not path.is_file():
+        hits = [p for p in _patch_files() if p.stem == args.patch]
+        if not hits:
+            raise UserError(f"no patch {args.patch!r}; `bandmate patches` lists them")
+        path = hits[0]
+    patch = read_patch(path)
+    sr = cfg["render"]["sample_rate"]
+    warm_up()
+    audio = render_preview(patch, sr)
+    out = Path(args.output or f"out/preview-{path.stem}.wav")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with export.open_wav(out, sr) as f:
+        f.write(audio)
+    png = spectrogram_png(audio, sr, out.with_suffix(".png"),
+                          f"{patch.name or path.stem} ({patch.engine})")
+    peak = float(abs(audio).max())
+    _say(f"wrote {out} and {png}: {len(audio) / sr:.1f} s, peak {20 * math.log10(max(peak, 1e-9)):.1f} dBFS")
     return 0
 
 

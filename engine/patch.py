@@ -50,9 +50,21 @@ class _Chain(Field):
 
 
 def engines() -> tuple[str, ...]:
-    """`analog` and every instrument unit's name."""
+    """`analog`, `kit` (the built-in drum machine) and every instrument unit's name."""
     from engine.rt.units import UNITS
-    return ("analog",) + tuple(u.NAME for u in UNITS if getattr(u, "INSTRUMENT", False))
+    return ("analog", "kit") + tuple(u.NAME for u in UNITS if getattr(u, "INSTRUMENT", False))
+
+
+def _kit_schema() -> dict:
+    from engine.rt import drums
+    fields = {"tune_st": Field(0.0, "every pitch and filter of the kit, semitones",
+                               lo=-drums.TUNE_MAX_ST, hi=drums.TUNE_MAX_ST),
+              "decay_scale": Field(1.0, "multiplies every decay", lo=drums.DECAY_SCALE_MIN,
+                                   hi=drums.DECAY_SCALE_MAX),
+              "level_db": Field(0.0, "the whole kit", lo=-90.0, hi=drums.LEVEL_MAX_DB)}
+    for name in drums.INSTRUMENT_NAMES:
+        fields[f"{name}_level_db"] = Field(0.0, "", lo=-90.0, hi=drums.LEVEL_MAX_DB)
+    return fields
 
 
 META = {"name": Field(""), "description": Field(""), "tags": Field([]),
@@ -64,6 +76,8 @@ SCHEMA: Schema = {"patch": META} | {
 def unit_schema(engine: str) -> Schema:
     """The schema of a patch for an instrument unit: [patch] and [synth]."""
     from engine.rt.units import KIND, UNITS
+    if engine == "kit":
+        return {"patch": META, "kit": _kit_schema()}
     unit = UNITS[KIND[engine]]
     fields = {}
     for q in unit.PARAMS:
@@ -94,9 +108,20 @@ class Patch:
         """An analog patch's parameter index → engine value."""
         return param_values(self.data)
 
+    def apply_kit(self, params) -> None:
+        """A kit patch's values into the drum machine's params array (prepare time)."""
+        from engine.rt.drums import DRUM_PARAM_NAMES
+        for name, value in self.data["kit"].items():
+            params[DRUM_PARAM_NAMES[name]] = value
+
+    def kit_values(self) -> dict[int, float]:
+        """A kit patch's drum-machine param index → value (K_FX FX_DRUMS events)."""
+        from engine.rt.drums import DRUM_PARAM_NAMES
+        return {DRUM_PARAM_NAMES[n]: float(v) for n, v in self.data["kit"].items()}
+
     def instrument(self) -> dict | None:
-        """The graph's instrument table of a unit engine's patch (None for analog)."""
-        if self.analog:
+        """The graph's instrument table of a unit engine's patch (None for analog, kit)."""
+        if self.engine in ("analog", "kit"):
             return None
         from engine.rt.units import KIND, UNITS
         unit = UNITS[KIND[self.engine]]

@@ -213,7 +213,8 @@ def spec_from_config(mix: dict, patches: dict | None = None) -> dict:
 
 def default_spec() -> dict:
     """Every part through a strip at 0 dB, centred, no sends used, no inserts."""
-    return {"parts": {part: {} for part in PARTS}, "sends": {"delay": [], "reverb": []},
+    return {"parts": {part: {} for part in PARTS},
+            "sends": {"delay": [{"unit": "delay", "dry_level": 0.0}], "reverb": []},
             "master": []}
 
 

@@ -25,6 +25,8 @@ class PatchWatcher:
         root = session.root
         self.folders = [Path(f) if Path(f).is_absolute() else root / f for f in folders]
         for part, rel in session.cfg["patches"].items():
+            if not rel:
+                continue
             folder = (root / rel).parent
             if folder not in self.folders:
                 self.folders.append(folder)
@@ -50,7 +52,7 @@ class PatchWatcher:
     def _parts_playing(self, path: Path) -> list[str]:
         root = self.session.root
         return [part for part, rel in self.session.cfg["patches"].items()
-                if (root / rel).resolve() == path]
+                if rel and (root / rel).resolve() == path]
 
     def poll(self) -> list[str]:
         """Check once; returns what happened, one line each (also logged)."""

@@ -21,12 +21,13 @@ from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
 from engine.parts import PART_INDEX, PARTS
 from engine.patch import read_patch
+from engine.tomldata import DataError
 from engine.patterns.pattern import silence
 from engine.control.graph import Graph, check_spec, spec_from_config
 from engine.rt import fx, master
 from engine.rt import layout as L
 from engine.rt.events import (
-    ASAP, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_PARAM, K_TEMPO,
+    ASAP, FX_DRUMS, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_PARAM, K_TEMPO,
 )
 
 @dataclass
@@ -144,18 +145,19 @@ class Session:
     # ---- prepare time: write settings straight into the (not yet running) engine ------------
     def _prepare(self) -> None:
         a = self.state.arrays
-        self.patches = {part: read_patch(self.root / self.cfg["patches"][part])
-                        for part in ("keys", "bass", "chords", "lead")}
+        self.patches = {part: read_patch(self.root / rel)
+                        for part, rel in self.cfg["patches"].items() if rel}
         for part, patch in self.patches.items():
+            self._check_engine(part, patch)
             if patch.analog:
                 for index, value in patch.params().items():
                     a[L.S_PTARGET][PART_INDEX[part], index] = value
                     a[L.S_PCUR][PART_INDEX[part], index] = value
+            elif patch.engine == "kit":
+                patch.apply_kit(a[L.S_DRUM_PARAMS])
         mix = self.cfg["mix"]
         self.graph = self.state.graph = Graph(self.state, spec_from_config(mix, self.patches),
                                               self.sample_rate)
-        a[L.S_DELAY_PARAMS][fx.DELAY_TIME_BEATS] = mix["delay_time_beats"]
-        a[L.S_DELAY_PARAMS][fx.DELAY_FEEDBACK] = mix["delay_feedback"]
         a[L.S_REVERB_PARAMS][fx.REVERB_DECAY_S] = mix["reverb_decay_s"]
         a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] = mix["ceiling_db"]
         a[L.S_MASTER_PARAMS][master.MASTER_GAIN_DB] = mix["master_gain_db"]
@@ -184,6 +186,7 @@ class Session:
         smoothed by the kernel; a new engine or insert chain is a graph swap, crossfaded
         (GraphBusy if the last swap is still fading: try again a moment later)."""
         patch = read_patch(path)
+        self._check_engine(part, patch)
         patches = dict(self.patches, **{part: patch})
         spec = spec_from_config(self.cfg["mix"], patches)
         if check_spec(spec)["parts"][part] != self.graph.spec["parts"][part]:
@@ -191,7 +194,19 @@ class Session:
         if patch.analog:
             for index, value in patch.params().items():
                 self.set_param(part, index, value)
+        elif patch.engine == "kit":
+            for index, value in patch.kit_values().items():
+                self.set_fx(FX_DRUMS, index, value)
         self.patches = patches
+
+    @staticmethod
+    def _check_engine(part: str, patch) -> None:
+        where = f"{patch.path}: [patch] engine"
+        if part == "drums" and patch.engine in ("analog",):
+            raise DataError(f"{where}: the drums part plays a kit or an instrument unit, not "
+                            f"{patch.engine!r}")
+        if part != "drums" and patch.engine == "kit":
+            raise DataError(f"{where}: a kit patch is for the drums part, not {part}")
 
     def set_tempo(self, bpm: float) -> None:
         """From the next beat not yet scheduled: nothing already scheduled moves."""

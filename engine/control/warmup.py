@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine.control.state import EngineState
 from engine.rt.events import (
-    ASAP, FX_DELAY, K_ALL_NOTES_OFF, K_FX, K_GRAPH, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC,
+    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_GRAPH, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC,
     K_PARAM, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
 )
 from engine.rt.render import run_block
@@ -36,7 +36,7 @@ def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
         state.push_sched(10 + ftype, K_PARAM, 0, 7, float(ftype))
     for t, kind in enumerate((K_PITCH_BEND, K_MOD_WHEEL, K_SUSTAIN, K_NOTE_OFF, K_TEMPO,
                               K_FX, K_SOURCE_GONE, K_ALL_NOTES_OFF, K_PANIC)):
-        state.push_sched(100 + t, kind, 0 if kind != K_FX else FX_DELAY, 60.0, 0.5, 1)
+        state.push_sched(100 + t, kind, 0 if kind != K_FX else FX_MASTER, 60.0, 0.5, 1)
     state.graph.swap(state.graph.spec, time=120)     # K_GRAPH, the crossfade, carried state
     state.graph.set("/keys/mix/pan", 0.1, time=130)  # K_UNIT_PARAM
     state.push_midi(ASAP, K_NOTE_ON, 0, 64, 0.5, 2)

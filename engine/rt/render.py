@@ -17,7 +17,7 @@ from numba import njit
 from engine.rt import drums, fx, master, voice
 from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.events import (
-    A, ASAP, B, C, D, FX_DELAY, FX_DRUMS, FX_MASTER, FX_REVERB, K_ALL_NOTES_OFF, K_FX, K_GRAPH,
+    A, ASAP, B, C, D, FX_DRUMS, FX_MASTER, FX_REVERB, K_ALL_NOTES_OFF, K_FX, K_GRAPH,
     K_AFTERTOUCH, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PARAM, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN,
     K_TEMPO, K_UNIT_PARAM, KIND, PART, SEQ, TIME,
 )
@@ -28,7 +28,7 @@ from engine.rt.layout import (
     C_STEALS, C_VOICES_ACTIVE, C_XFADE_LEFT, C_XFADE_LEN, DRUM_PART, G_PROG, G_UIO, G_UPARAMS,
     G_USTATE, GL_ANCHOR_BEAT, GL_ANCHOR_SAMPLE, GL_TEMPO_BPM, GLOBAL_ROW, M_PART_PEAK, M_PEAK_L, M_PEAK_R, MAX_OPS, N_BANKS,
     N_SYNTH_PARTS, NPARTS, PS_COEF_DIRTY, PS_NACTIVE, PS_SETTLING, S_BANK0, S_BUS, S_CTL,
-    S_DELAY_PARAMS, S_DELAY_STATE, S_DRUM_PARAMS, S_DRUM_STATE, S_MASTER_PARAMS,
+    S_DRUM_PARAMS, S_DRUM_STATE, S_MASTER_PARAMS,
     S_MASTER_STATE, S_METER, S_PART, S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX,
     S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, S_REVERB_PARAMS, S_REVERB_STATE, S_VF, S_VMETA,
     TABLE_WIDTH, C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP, C_CLOCK_SEQ, C_BLOCK_NS,
@@ -201,9 +201,7 @@ def _beat_at(ps, t, sample_rate):
 def _set_fx(tab, module, index, value):
     """A parameter of a send effect, the master or the drum kit (each module clamps and
     smooths its own parameters)."""
-    if module == FX_DELAY:
-        params = f64_1d(tab, S_DELAY_PARAMS)
-    elif module == FX_REVERB:
+    if module == FX_REVERB:
         params = f64_1d(tab, S_REVERB_PARAMS)
     elif module == FX_MASTER:
         params = f64_1d(tab, S_MASTER_PARAMS)
@@ -328,10 +326,7 @@ def _bank(tab, ctl, bank, bus, i0, i1, sample_rate):
     uio = i64_1d(tab, b + G_UIO)
     if m > 0:
         run_program(prog, m, ustate, uparams, uio, bus, i0, i1, sample_rate)
-    # the send effects not yet on units (engine.rt.fx): sends 1 and 2
-    tempo = bus[B_CTX, CTX_TEMPO_BPM]
-    fx.delay_process(f64_1d(tab, S_DELAY_STATE), f64_1d(tab, S_DELAY_PARAMS), bus[B_SEND0],
-                     bus[B_SEND0 + 1], bus[B_OUT_L], bus[B_OUT_R], i0, i1, tempo, sample_rate)
+    # the send effect not yet a unit (engine.rt.fx): send 2
     fx.reverb_process(f64_1d(tab, S_REVERB_STATE), f64_1d(tab, S_REVERB_PARAMS),
                       bus[B_SEND0 + 2], bus[B_SEND0 + 3], bus[B_OUT_L], bus[B_OUT_R], i0, i1,
                       sample_rate)

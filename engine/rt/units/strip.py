@@ -54,16 +54,26 @@ def process(state, params, bus, io, i0, i1, sample_rate):
     gain_db = params[P_GAIN_DB]
     if params[P_MUTE] < 0.5 and gain_db > -70.0:
         g = math.pow(10.0, clampf(gain_db, -70.0, 12.0) / 20.0)
-    angle = (clampf(params[P_PAN], -1.0, 1.0) + 1.0) * (math.pi / 4.0)
-    tl = g * math.cos(angle) * math.sqrt(2.0)
-    tr = g * math.sin(angle) * math.sqrt(2.0)
+    pan = clampf(params[P_PAN], -1.0, 1.0)
+    tl = tr = g                       # centre: exactly the level (a return adds x * 1.0)
+    if pan != 0.0:
+        angle = (pan + 1.0) * (math.pi / 4.0)
+        tl = g * math.cos(angle) * math.sqrt(2.0)
+        tr = g * math.sin(angle) * math.sqrt(2.0)
     smooth = smooth_coef_s(SMOOTH_S, sample_rate)
     gl, gr = state[G_LEFT], state[G_RIGHT]
-    for s in range(i0, i1):
-        gl += (tl - gl) * smooth
-        gr += (tr - gr) * smooth
-        bus[ol, s] += finite_or_zero(bus[il, s]) * gl
-        bus[orr, s] += finite_or_zero(bus[ir, s]) * gr
+    if gl == tl and gr == tr:
+        for s in range(i0, i1):
+            bus[ol, s] += finite_or_zero(bus[il, s]) * gl
+            bus[orr, s] += finite_or_zero(bus[ir, s]) * gr
+    else:
+        for s in range(i0, i1):
+            gl += (tl - gl) * smooth
+            gr += (tr - gr) * smooth
+            if abs(tl - gl) < 1e-12 and abs(tr - gr) < 1e-12:
+                gl, gr = tl, tr       # settled: exactly the target from here on
+            bus[ol, s] += finite_or_zero(bus[il, s]) * gl
+            bus[orr, s] += finite_or_zero(bus[ir, s]) * gr
     state[G_LEFT], state[G_RIGHT] = gl, gr
     if aux < 0:
         return
@@ -74,9 +84,10 @@ def process(state, params, bus, io, i0, i1, sample_rate):
             continue
         rl = aux + 2 * k
         for s in range(i0, i1):
-            gs += (ts - gs) * smooth
+            if gs != ts:
+                gs += (ts - gs) * smooth
+                if abs(ts - gs) < 1e-12:
+                    gs = ts   # settled (a send turned off ends at 0 and is skipped from then)
             bus[rl, s] += finite_or_zero(bus[il, s]) * gs
             bus[rl + 1, s] += finite_or_zero(bus[ir, s]) * gs
-        if ts == 0.0 and abs(gs) < 1e-30:
-            gs = 0.0          # a send turned off ends exactly at 0 (and is skipped from then)
         state[G_SEND + k] = gs
