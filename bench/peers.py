@@ -1,6 +1,6 @@
 """Peers measured beside bandmate in bench/voices.py: the same reference voice in other engines.
 
-The reference voice is patches/reference.toml, read through engine.patch (so the figures use
+The reference voice is bench/reference-voice.toml, read through engine.patch (so the figures use
 exactly the values bandmate plays, defaults included): two detuned saws -> resonant 4-pole
 ladder low-pass whose cutoff follows a filter envelope (filter_env_octaves, exponential in
 octaves, as in every shipped patch) -> amp ADSR. N voices at different pitches (`note`), all
@@ -99,7 +99,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 _MARK = "PEERS_RESULT "
-REFERENCE_PATCH = ROOT / "patches" / "reference.toml"
+REFERENCE_PATCH = ROOT / "bench" / "reference-voice.toml"
 VELOCITY = 0.8
 SAWS = ("table", "lfo")
 SCSYNTH_INSTALL = "apt-get install --no-install-recommends supercollider-server"

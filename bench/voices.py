@@ -1,7 +1,7 @@
 """Voices per core: the reference voice through bandmate's real render path, beside its peers.
 
 Reference voice: 2 detuned band-limited saws -> resonant 4-pole ladder whose cutoff follows a
-filter envelope (2 octaves, as every shipped patch has one) -> amp ADSR (patches/reference.toml),
+filter envelope (2 octaves, as every shipped patch has one) -> amp ADSR (bench/reference-voice.toml),
 N sustained notes, `--seconds` at 48 kHz, rendered offline by `engine.rt.render.run_block` (the
 same kernel the live callbacks run). The figure is the time above an idle engine (mixer, sends
 and master running with no voice) per voice-sample; the raw figure (everything included) is
