@@ -9,7 +9,8 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, width
+from engine.rt.units import (chorus, compressor, eq, flanger, formant, phaser, plate, reverb,
+                             saturation, width)
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO = range(6)
@@ -32,6 +33,12 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         phaser.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 6:
         eq.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 7:
+        reverb.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 8:
+        plate.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 9:
+        formant.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -50,6 +57,12 @@ def reset_unit(kind, state, sample_rate):
         phaser.reset(state, sample_rate)
     elif kind == 6:
         eq.reset(state, sample_rate)
+    elif kind == 7:
+        reverb.reset(state, sample_rate)
+    elif kind == 8:
+        plate.reset(state, sample_rate)
+    elif kind == 9:
+        formant.reset(state, sample_rate)
 
 
 @njit(**JIT)
