@@ -1,4 +1,4 @@
-"""Benchmark of the audio-thread effect, master and drum kernels.
+"""Benchmark of the audio-thread master and drum kernels (units: bench/effects.py).
 
 Prints one JSON line: ms of CPU per second of 48 kHz audio for each kernel (min of RUNS runs),
 each kernel driven in isolation the way engine.rt.render drives it (from compiled code, in
@@ -17,7 +17,7 @@ from numba import njit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from engine.rt import drums, fx, master  # noqa: E402
+from engine.rt import drums, master  # noqa: E402
 
 SR = 48000
 TEMPO = 123.0  # a delay of a fractional number of samples (the interpolating path)
@@ -33,18 +33,6 @@ def _signal(n, seed=0):
     for hz, a in ((110.0, 0.2), (220.0, 0.1), (331.0, 0.05), (1250.0, 0.02)):
         x += a * np.sin(2 * np.pi * hz * t + rng.uniform(0, 2 * np.pi))
     return x + 0.02 * rng.standard_normal(n), x[::-1] + 0.02 * rng.standard_normal(n)
-
-
-@njit(nogil=True)
-def _delay_blocks(st, p, send, out_l, out_r, n, block):
-    for a in range(0, n, block):
-        fx.delay_process(st, p, send, send, out_l, out_r, a, min(a + block, n), TEMPO, SR)
-
-
-@njit(nogil=True)
-def _reverb_blocks(st, p, send, out_l, out_r, n, block):
-    for a in range(0, n, block):
-        fx.reverb_process(st, p, send, send, out_l, out_r, a, min(a + block, n), SR)
 
 
 @njit(nogil=True)
@@ -69,28 +57,6 @@ def _cpu(prepare, run):
 
 def _nothing():
     pass
-
-
-def bench_delay(n, block):
-    x_l, x_r = _signal(n)
-    send = 0.5 * (x_l + x_r)
-    out_l, out_r = np.zeros(n), np.zeros(n)
-    st, p = fx.delay_alloc_state(SR), fx.delay_default_params()
-
-    def run():
-        _delay_blocks(st, p, send, out_l, out_r, n, block)
-    return _nothing, run
-
-
-def bench_reverb(n, block):
-    x_l, x_r = _signal(n, 1)
-    send = 0.5 * (x_l + x_r)
-    out_l, out_r = np.zeros(n), np.zeros(n)
-    st, p = fx.reverb_alloc_state(SR), fx.reverb_default_params()
-
-    def run():
-        _reverb_blocks(st, p, send, out_l, out_r, n, block)
-    return _nothing, run
 
 
 def bench_master(n, block):
@@ -127,8 +93,8 @@ def bench_drums(n, block):
     return prepare, run
 
 
-KERNELS = {"reverb_process": bench_reverb, "master_process": bench_master,
-           "delay_process": bench_delay, "drum_render": bench_drums}
+KERNELS = {"master_process": bench_master, "drum_render": bench_drums}
+# (the delay and reverb are units on the graph now: bench/effects.py measures every unit)
 
 
 def main(argv=None):

@@ -76,14 +76,14 @@ SCHEMA: Schema = {
                                             ("delay_send", 0.0, 1.0), ("reverb_send", 0.0, 1.0)),
                                            sends)
     } | {
-        "reverb_decay_s": Field(2.2, "", lo=0.1, hi=30.0),
         "ceiling_db": Field(-1.0, "limiter ceiling, dBFS", lo=-24.0, hi=0.0),
         "master_gain_db": Field(-2.0, "into the limiter", lo=-60.0, hi=24.0),
         "master_inserts": Chain([], "units on the master before the limiter, e.g. "
                                 "[{ unit = \"eq\", low_shelf_gain_db = 2.0 }]"),
         "delay_chain": Chain([{"unit": "delay", "dry_level": 0.0}],
                              "the units of the delay send (wet only: dry_level 0)"),
-        "reverb_chain": Chain([], "the units of the reverb send"),
+        "reverb_chain": Chain([{"unit": "reverb", "dry_level": 0.0}],
+                              "the units of the reverb send (wet only: dry_level 0)"),
     } | {
         f"{part}_inserts": Chain([], f"units on the {part} part before its fader, e.g. "
                                  "[{ unit = \"compressor\", sidechain = \"drums\" }]")

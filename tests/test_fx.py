@@ -1,8 +1,9 @@
-"""engine.rt.fx: tempo-synced ping-pong delay and FDN reverb, checked offline on their signal."""
+"""The send effects (the delay and reverb units as sends: wet only, added into the mix),
+checked offline on their signal."""
 import numpy as np
 import pytest
 
-from engine.rt import fx
+from tests import sendfx as fx
 
 SR = 48000
 
@@ -42,16 +43,17 @@ def random_cuts(n, seed):
 
 
 def delay_params(**kw):
+    """Settings in place from the start (target and current value)."""
     p = fx.delay_default_params()
     for k, v in kw.items():
-        p[fx.DELAY_PARAM_NAMES[k]] = v
+        p[fx.DELAY_PARAM_NAMES[k]] = p[len(p) // 2 + fx.DELAY_PARAM_NAMES[k]] = v
     return p
 
 
 def reverb_params(**kw):
     p = fx.reverb_default_params()
     for k, v in kw.items():
-        p[fx.REVERB_PARAM_NAMES[k]] = v
+        p[fx.REVERB_PARAM_NAMES[k]] = p[len(p) // 2 + fx.REVERB_PARAM_NAMES[k]] = v
     return p
 
 

@@ -50,7 +50,7 @@ def test_the_master_chain_runs_in_the_engine_and_an_empty_one_changes_nothing():
     _, plain = _render(cfg)
     cfg["mix"]["master_inserts"] = [{"unit": "width", "width": 0.0}]
     s, mono = _render(cfg)
-    assert s.state.ctl[L.C_BANK_OPS] == 8      # 5 strips, the delay send and its return, the insert
+    assert s.state.ctl[L.C_BANK_OPS] == 10     # 5 strips, 2 sends and their returns, the insert
     assert np.array_equal(mono[:, 0], mono[:, 1])           # width 0 before the limiter: mono
     assert not np.array_equal(plain[:, 0], plain[:, 1])
     cfg["mix"]["master_inserts"] = [{"unit": "width", "width": 1.0, "gain_db": 0.0}]
@@ -179,7 +179,7 @@ def test_a_swap_carries_the_state_of_units_that_stay():
     drv = OfflineDriver(st, 256)
     a = drv.render(SR // 4)
     new = st.graph.swap(spec, xfade_ms=5.0)           # the same graph again
-    assert [int(r) for r in new.prog[:, 6]] == [0, 1, 2]
+    assert [int(r) for r in new.prog[:, 6]] == [0, 1, 2, 3, 4]
     b = drv.render(SR // 4)
     # the new bank continued the old one's delay lines and envelopes: the swap is inaudible,
     # the output the same as with no swap at all
@@ -192,4 +192,4 @@ def test_a_swap_carries_the_state_of_units_that_stay():
     while st.graph.busy():
         drv.render(256)
     new = st.graph.swap(other)
-    assert [int(r) for r in new.prog[:, 6]] == [0, 1, -1]
+    assert [int(r) for r in new.prog[:, 6]] == [0, 1, 2, 3, -1]

@@ -4,7 +4,7 @@ import pytest
 
 from engine.rt import layout as L
 from engine.rt.events import (
-    ASAP, FX_MASTER, FX_REVERB, K_ALL_NOTES_OFF, K_FX, K_UNIT_PARAM, K_MOD_WHEEL, K_NOTE_OFF,
+    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_UNIT_PARAM, K_MOD_WHEEL, K_NOTE_OFF,
     K_NOTE_ON, K_PANIC, K_PARAM, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
 )
 from engine.rt import master, voice
@@ -14,7 +14,8 @@ from tests.enginekit import SR, engine, latency, render
 
 _GRAPH = Program(default_spec(), SR)     # the graph every EngineState starts with
 MIX = {a: _GRAPH.resolve(a)[0] for a in ("/bass/mix/pan", "/lead/mix/delay_send",
-                                           "/sends/delay/delay/feedback")}
+                                           "/sends/delay/delay/feedback",
+                                           "/sends/reverb/reverb/decay_s")}
 
 
 RATES = [44100, 48000, 96000]
@@ -57,7 +58,7 @@ def busy_session(sr=SR):
         (7000, K_MOD_WHEEL, 3, 0, 0.8, 0), (9000, K_SUSTAIN, 0, 0, 1.0, 0),
         (50000, K_SUSTAIN, 0, 0, 0.0, 0), (60000, K_UNIT_PARAM, -1, MIX["/bass/mix/pan"], -0.7, 0),
         (61000, K_UNIT_PARAM, -1, MIX["/lead/mix/delay_send"], 0.9, 0),
-        (62000, K_FX, FX_REVERB, 0, 5.0, 0), (63000, K_UNIT_PARAM, -1, MIX["/sends/delay/delay/feedback"], 0.7, 0),
+        (62000, K_UNIT_PARAM, -1, MIX["/sends/reverb/reverb/decay_s"], 5.0, 0), (63000, K_UNIT_PARAM, -1, MIX["/sends/delay/delay/feedback"], 0.7, 0),
         (64000, K_TEMPO, -1, 0, 140.0, 0), (70000, K_SOURCE_GONE, -1, 0, 0, 1),
         (80000, K_ALL_NOTES_OFF, 2, 0, 0, 0), (88000, K_FX, FX_MASTER, 0, 3.0, 0)]]
     return ev
@@ -139,7 +140,7 @@ def test_no_nan_or_inf_and_never_above_the_ceiling_under_abuse():
                    float(rng.choice([0, 1, 127, 60.5, 200, -5])), float(rng.uniform(-1, 3)), 1))
     ev += [(100, K_PITCH_BEND, 0, 0, 1e9, 0), (200, K_MOD_WHEEL, 0, 0, -50, 0),
            (300, K_UNIT_PARAM, -1, 0, 1e9, 0), (400, K_UNIT_PARAM, -1, MIX["/sends/delay/delay/feedback"], 50.0, 0),
-           (500, K_FX, FX_REVERB, 0, 1e6, 0), (600, K_FX, FX_MASTER, 0, 1e6, 0),
+           (500, K_UNIT_PARAM, -1, MIX["/sends/reverb/reverb/decay_s"], 1e6, 0), (600, K_FX, FX_MASTER, 0, 1e6, 0),
            (700, K_FX, 99, 0, 1.0, 0), (800, K_PARAM, 7, 0, 1.0, 0), (900, K_UNIT_PARAM, -1, 1e9, 1.0, 0), (950, K_UNIT_PARAM, -1, 3, 1.0, 7),
            (SR // 2, K_PANIC, -1, 0, 0, 0), (SR // 2 + 10, K_NOTE_ON, 0, 60, 1.0, 1)]
     st = engine(dry=False)

@@ -124,8 +124,9 @@ def test_the_render_path_is_really_walked(built):
         reach.add(n)
         todo.extend(_CALLEE.findall(str(funcs[n])))
     text = " ".join(reach)
-    for part in ("render_block", "render_part", "drum_render", "reverb_process",
-                 "delay_process", "master_process", "jack_read_midi", "note_on", "parse"):
+    for part in ("render_block", "render_part", "drum_render", "run_program", "run_unit",
+                 "5delay7process", "6reverb7process", "5strip7process", "event_unit",
+                 "master_process", "jack_read_midi", "note_on", "parse"):
         assert part in text, part
 
 

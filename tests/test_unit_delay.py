@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from engine.rt import fx
 from engine.rt.units import KIND, UNITS, delay, dispatch
 from engine.rt.units.base import CTX_TEMPO_BPM, default_params
 from tests import fx_delay_before as before
@@ -102,7 +101,6 @@ def test_registered_and_dispatched():
     st = np.full(delay.state_size(SR), 7.0)
     dispatch.reset_unit(KIND["delay"], st, SR)
     assert np.array_equal(st, fresh_state())
-    assert np.array_equal(fresh_state(), fx.delay_alloc_state(SR))   # one layout
 
 
 # ---------------------------------------------------------------- the move
@@ -124,34 +122,22 @@ CASES = [
 def test_send_return_is_bit_identical_to_the_delay_before_the_move(case):
     """dry_level 0, low_cut_hz 0, sync on, the same parameters, tempo and splits: the unit
     writes exactly what the old fx.delay_process added into a zeroed buffer, through tempo
-    glides, parameter glides, steady chunks and the switches between them; and fx.delay_process
-    (which now calls the unit's kernel) adds the same."""
+    glides, parameter glides, steady chunks and the switches between them."""
     p, tempo, tempo_changes, param_changes = CASES[case]
     n = 90000
     rng = np.random.default_rng(case)
     xl, xr = rng.standard_normal(n), rng.standard_normal(n)
     xl[30000:31000] = 0.0
     cuts = sorted(set(rng.integers(1, n, 300).tolist()) | set(range(0, n, 4096)))
-    p5 = fx.delay_default_params()
+    p5 = before.delay_default_params()
     for name, v in p.items():
-        p5[fx.DELAY_PARAM_NAMES["mix" if name == "wet_level" else name]] = v
+        p5[before.DELAY_PARAM_NAMES["mix" if name == "wet_level" else name]] = v
     want = send_before(xl, xr, p5.copy(), tempo, tempo_changes, param_changes, cuts)
     assert np.max(np.abs(want[0])) > 0.1
     prm = params(dry_level=0.0, low_cut_hz=0.0, sync="on", **p)
     got = render(xl, xr, prm=prm, tempo=tempo, tempo_changes=tempo_changes,
                  param_changes=param_changes, cuts=cuts)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
-    # the send as the engine calls it now
-    st = fx.delay_alloc_state(SR)
-    ol, orr = np.zeros(n), np.zeros(n)
-    points = sorted(set([0, n] + cuts + list(tempo_changes) + list(param_changes)))
-    q = p5.copy()
-    for a, b in zip(points[:-1], points[1:]):
-        tempo = tempo_changes.get(a, tempo)
-        for name, v in param_changes.get(a, {}).items():
-            q[fx.DELAY_PARAM_NAMES["mix" if name == "wet_level" else name]] = v
-        fx.delay_process(st, q, xl, xr, ol, orr, a, b, tempo, SR)
-    assert np.array_equal(ol, want[0]) and np.array_equal(orr, want[1])
 
 
 # ---------------------------------------------------------------- timing

@@ -214,7 +214,8 @@ def spec_from_config(mix: dict, patches: dict | None = None) -> dict:
 def default_spec() -> dict:
     """Every part through a strip at 0 dB, centred, no sends used, no inserts."""
     return {"parts": {part: {} for part in PARTS},
-            "sends": {"delay": [{"unit": "delay", "dry_level": 0.0}], "reverb": []},
+            "sends": {"delay": [{"unit": "delay", "dry_level": 0.0}],
+                      "reverb": [{"unit": "reverb", "dry_level": 0.0}]},
             "master": []}
 
 
@@ -261,10 +262,8 @@ class Program:
                 self.addresses[f"{op.path}/{name}_send"] = self.addresses[f"{op.path}/send{k + 1}"]
         for k, (name, chain) in enumerate(self.spec["sends"].items()):
             rows = (L.B_SEND0 + 2 * k, L.B_SEND0 + 2 * k + 1)
-            if chain:       # (an empty chain: the send row is read by engine.rt.fx, for now)
-                src = self._chain(f"/sends/{name}", chain, rows, rows)
-                self._add(f"/sends/{name}/return", strip, {}, src + (L.B_OUT_L, L.B_OUT_R))
-        self.n_before_master = len(self.ops)
+            src = self._chain(f"/sends/{name}", chain, rows, rows)
+            self._add(f"/sends/{name}/return", strip, {}, src + (L.B_OUT_L, L.B_OUT_R))
         self._chain("/master", self.spec["master"], (L.B_OUT_L, L.B_OUT_R),
                     (L.B_OUT_L, L.B_OUT_R))
         if len(self.ops) > L.MAX_OPS:
@@ -389,7 +388,6 @@ class Graph:
         for what, arr in ((L.G_PROG, program.prog), (L.G_USTATE, program.ustate),
                           (L.G_UPARAMS, program.uparams), (L.G_UIO, program.uio)):
             st.set_slot(L.bank_slot(bank, what), arr)
-        st.ctl[L.C_BANK_SENDS + bank] = program.n_before_master
         st.ctl[L.C_PART_OP + bank * L.NPARTS:L.C_PART_OP + (bank + 1) * L.NPARTS] = \
             program.part_op
         st.ctl[L.C_BANK_OPS + bank] = len(program.ops)

@@ -62,7 +62,6 @@ def preview_engine(patch: Patch, sample_rate: int = 48000) -> tuple[EngineState,
     part = DRUMS if drums else KEYS
     spec = default_spec()
     name = PARTS[part]
-    spec["sends"]["reverb"] = []
     spec["parts"][name] = {"instrument": patch.instrument(), "inserts": patch.inserts,
                            "mix": {"sends": {"reverb": 0.15, "delay": 0.0}}}
     st.graph = Graph(st, spec, sample_rate)

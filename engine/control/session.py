@@ -24,7 +24,7 @@ from engine.patch import read_patch
 from engine.tomldata import DataError
 from engine.patterns.pattern import silence
 from engine.control.graph import Graph, check_spec, spec_from_config
-from engine.rt import fx, master
+from engine.rt import master
 from engine.rt import layout as L
 from engine.rt.events import (
     ASAP, FX_DRUMS, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_PARAM, K_TEMPO,
@@ -158,7 +158,6 @@ class Session:
         mix = self.cfg["mix"]
         self.graph = self.state.graph = Graph(self.state, spec_from_config(mix, self.patches),
                                               self.sample_rate)
-        a[L.S_REVERB_PARAMS][fx.REVERB_DECAY_S] = mix["reverb_decay_s"]
         a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] = mix["ceiling_db"]
         a[L.S_MASTER_PARAMS][master.MASTER_GAIN_DB] = mix["master_gain_db"]
         a[L.S_MASTER_PARAMS][master.LIMITER_MODE] = master.LIMITER_MODES[mix["limiter"]]

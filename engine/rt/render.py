@@ -14,23 +14,23 @@ import math
 import numpy as np
 from numba import njit
 
-from engine.rt import drums, fx, master, voice
+from engine.rt import drums, master, voice
 from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.events import (
-    A, ASAP, B, C, D, FX_DRUMS, FX_MASTER, FX_REVERB, K_ALL_NOTES_OFF, K_FX, K_GRAPH,
+    A, ASAP, B, C, D, FX_DRUMS, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_GRAPH,
     K_AFTERTOUCH, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PARAM, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN,
     K_TEMPO, K_UNIT_PARAM, KIND, PART, SEQ, TIME,
 )
 from engine.rt.layout import (
     B_CTX, B_GRAPH_END, B_GRAPH_FIRST, B_OUT_L, B_OUT_R, B_SEND0, B_XFADE_L, B_XFADE_R,
-    BANK_STRIDE, C_BANK, C_BANK_OPS, C_BANK_SENDS, C_BLOCKS, C_PART_OP, C_DROPPED, C_GRAPH_ACK, C_GRAPH_BAD, C_GRAPH_GEN,
+    BANK_STRIDE, C_BANK, C_BANK_OPS, C_BLOCKS, C_PART_OP, C_DROPPED, C_GRAPH_ACK, C_GRAPH_BAD, C_GRAPH_GEN,
     C_LAST_NOTE_ON, C_LATE, C_NONFINITE, C_PENDING, C_SAMPLE_RATE, C_SAMPLE_TIME, C_SEQ,
     C_STEALS, C_VOICES_ACTIVE, C_XFADE_LEFT, C_XFADE_LEN, DRUM_PART, G_PROG, G_UIO, G_UPARAMS,
     G_USTATE, GL_ANCHOR_BEAT, GL_ANCHOR_SAMPLE, GL_TEMPO_BPM, GLOBAL_ROW, M_PART_PEAK, M_PEAK_L, M_PEAK_R, MAX_OPS, N_BANKS,
     N_SYNTH_PARTS, NPARTS, PS_COEF_DIRTY, PS_NACTIVE, PS_SETTLING, S_BANK0, S_BUS, S_CTL,
     S_DRUM_PARAMS, S_DRUM_STATE, S_MASTER_PARAMS,
     S_MASTER_STATE, S_METER, S_PART, S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX,
-    S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, S_REVERB_PARAMS, S_REVERB_STATE, S_VF, S_VMETA,
+    S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, S_VF, S_VMETA,
     TABLE_WIDTH, C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP, C_CLOCK_SEQ, C_BLOCK_NS,
     C_BLOCK_SAMPLE,
 )
@@ -201,9 +201,7 @@ def _beat_at(ps, t, sample_rate):
 def _set_fx(tab, module, index, value):
     """A parameter of a send effect, the master or the drum kit (each module clamps and
     smooths its own parameters)."""
-    if module == FX_REVERB:
-        params = f64_1d(tab, S_REVERB_PARAMS)
-    elif module == FX_MASTER:
+    if module == FX_MASTER:
         params = f64_1d(tab, S_MASTER_PARAMS)
     elif module == FX_DRUMS:
         params = f64_1d(tab, S_DRUM_PARAMS)
@@ -318,20 +316,11 @@ def _bank(tab, ctl, bank, bus, i0, i1, sample_rate):
             for s in range(i0, i1):
                 bus[r, s] = 0.0
     n = min(ctl[C_BANK_OPS + bank], MAX_OPS)
-    m = min(max(ctl[C_BANK_SENDS + bank], 0), n)
-    b = S_BANK0 + bank * BANK_STRIDE
-    prog = i64_2d(tab, b + G_PROG)
-    ustate = f64_1d(tab, b + G_USTATE)
-    uparams = f64_1d(tab, b + G_UPARAMS)
-    uio = i64_1d(tab, b + G_UIO)
-    if m > 0:
-        run_program(prog, m, ustate, uparams, uio, bus, i0, i1, sample_rate)
-    # the send effect not yet a unit (engine.rt.fx): send 2
-    fx.reverb_process(f64_1d(tab, S_REVERB_STATE), f64_1d(tab, S_REVERB_PARAMS),
-                      bus[B_SEND0 + 2], bus[B_SEND0 + 3], bus[B_OUT_L], bus[B_OUT_R], i0, i1,
-                      sample_rate)
-    if n > m:
-        run_program(prog[m:], n - m, ustate, uparams, uio, bus, i0, i1, sample_rate)
+    if n > 0:
+        b = S_BANK0 + bank * BANK_STRIDE
+        run_program(i64_2d(tab, b + G_PROG), n, f64_1d(tab, b + G_USTATE),
+                    f64_1d(tab, b + G_UPARAMS), i64_1d(tab, b + G_UIO), bus, i0, i1,
+                    sample_rate)
 
 
 @njit(**JIT)

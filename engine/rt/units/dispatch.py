@@ -9,8 +9,8 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, gate, phaser,
-                             saturation, strip, width)
+from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, formant, gate,
+                             phaser, plate, reverb, saturation, strip, width)
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO, PR_CARRY = range(7)
@@ -42,6 +42,12 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         bitcrusher.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 10:
         delay.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 11:
+        reverb.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 12:
+        plate.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 13:
+        formant.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -68,6 +74,12 @@ def reset_unit(kind, state, sample_rate):
         bitcrusher.reset(state, sample_rate)
     elif kind == 10:
         delay.reset(state, sample_rate)
+    elif kind == 11:
+        reverb.reset(state, sample_rate)
+    elif kind == 12:
+        plate.reset(state, sample_rate)
+    elif kind == 13:
+        formant.reset(state, sample_rate)
 
 
 @njit(**JIT)
