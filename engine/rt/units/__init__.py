@@ -4,7 +4,7 @@ The contract is in `engine.rt.units.base`. A unit's kind is its position in UNIT
 program names units by kind, and `engine.rt.units.dispatch.run_unit` calls the kind's
 `process` (its branches are checked against this tuple by tests/test_units.py).
 """
-from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, width
+from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, wavetable, width
 
 UNITS = (
     width,
@@ -14,5 +14,6 @@ UNITS = (
     flanger,
     phaser,
     eq,
+    wavetable,
 )
 KIND = {u.NAME: k for k, u in enumerate(UNITS)}

@@ -9,7 +9,7 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, width
+from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, wavetable, width
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO = range(6)
@@ -32,6 +32,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         phaser.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 6:
         eq.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 7:
+        wavetable.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -50,6 +52,25 @@ def reset_unit(kind, state, sample_rate):
         phaser.reset(state, sample_rate)
     elif kind == 6:
         eq.reset(state, sample_rate)
+    elif kind == 7:
+        wavetable.reset(state, sample_rate)
+
+
+@njit(**JIT)
+def event_unit(kind, state, params, ev_kind, a, b, c, sample_rate):
+    """An event for an instrument unit (the kind's `event`); other kinds ignore it. Returns
+    the number of voices stolen."""
+    if kind == 7:
+        return wavetable.event(state, params, ev_kind, a, b, c, sample_rate)
+    return 0
+
+
+@njit(**JIT)
+def voices_unit(kind, state):
+    """Voices an instrument unit has sounding (0 for other kinds)."""
+    if kind == 7:
+        return wavetable.active_voices(state)
+    return 0
 
 
 @njit(**JIT)
