@@ -4,7 +4,8 @@ The contract is in `engine.rt.units.base`. A unit's kind is its position in UNIT
 program names units by kind, and `engine.rt.units.dispatch.run_unit` calls the kind's
 `process` (its branches are checked against this tuple by tests/test_units.py).
 """
-from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, wavetable, width
+from engine.rt.units import (chorus, compressor, eq, flanger, fm, phaser, saturation, wavetable,
+                             width)
 
 UNITS = (
     width,
@@ -15,5 +16,6 @@ UNITS = (
     phaser,
     eq,
     wavetable,
+    fm,
 )
 KIND = {u.NAME: k for k, u in enumerate(UNITS)}

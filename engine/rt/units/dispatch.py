@@ -9,7 +9,8 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import chorus, compressor, eq, flanger, phaser, saturation, wavetable, width
+from engine.rt.units import (chorus, compressor, eq, flanger, fm, phaser, saturation, wavetable,
+                             width)
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO = range(6)
@@ -34,6 +35,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         eq.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 7:
         wavetable.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 8:
+        fm.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -54,6 +57,8 @@ def reset_unit(kind, state, sample_rate):
         eq.reset(state, sample_rate)
     elif kind == 7:
         wavetable.reset(state, sample_rate)
+    elif kind == 8:
+        fm.reset(state, sample_rate)
 
 
 @njit(**JIT)
@@ -62,6 +67,8 @@ def event_unit(kind, state, params, ev_kind, a, b, c, sample_rate):
     the number of voices stolen."""
     if kind == 7:
         return wavetable.event(state, params, ev_kind, a, b, c, sample_rate)
+    if kind == 8:
+        return fm.event(state, params, ev_kind, a, b, c, sample_rate)
     return 0
 
 
@@ -70,6 +77,8 @@ def voices_unit(kind, state):
     """Voices an instrument unit has sounding (0 for other kinds)."""
     if kind == 7:
         return wavetable.active_voices(state)
+    if kind == 8:
+        return fm.active_voices(state)
     return 0
 
 

@@ -61,7 +61,7 @@ BEND_S = 0.005             # smoothing of bend, mod wheel and aftertouch
 STACK = 32                 # held keys: (note, velocity, source) triples, oldest first
 STACK_N = 16
 X0 = STACK + 3 * STACK_N   # the instrument's own header slots start here
-HDR = 128
+HDR = 192
 
 # ---- voice rows ---------------------------------------------------------------------------
 (R_STATE, R_NOTE, R_SRC, R_VEL, R_AGE, R_SUST, R_UIDX, R_UPOS, R_PITCH, R_PSLOPE, R_TARGET,

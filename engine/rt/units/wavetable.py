@@ -32,10 +32,11 @@ import numpy as np
 from numba import njit
 
 from engine.rt.dsp import JIT
+from engine.rt.osc import tan_fraction
 from engine.rt.units import poly
 from engine.rt.units.base import IO_OUT_L, IO_OUT_R, Param, clampf, declare
 from engine.rt.units.poly import (CHUNK, H_AT_CUR, H_BEND_CUR, H_CPOS, H_HI, H_LFO_PHASE,
-                                  H_WHEEL_CUR, HDR, P_DETUNE, P_SPREAD, POLY_ROWS, R_DIRTY,
+                                  H_WHEEL_CUR, HDR, NV, P_DETUNE, P_SPREAD, POLY_ROWS, R_DIRTY,
                                   R_START, R_STATE, R_UIDX, R_UPOS, R_VEL, ST_ATTACK, ST_IDLE,
                                   START_FRESH, START_NONE, START_RETRIG, V_IDLE, V_OFF, V_ON, X0,
                                   adsr_coefs, adsr_step, at, choice, motion, pan_gains, rewind,
@@ -90,14 +91,16 @@ SMOOTH_S = np.array([p.smooth_s for p in PARAMS])
 
 # ---- state ------------------------------------------------------------------------------------
 X_PCOEF = X0                          # N smoothing coefficients
-(X_LFO, X_PITCH_OFF, X_K, X_M0, X_M1, X_M2, X_GAIN, X_CA, X_CD, X_CR, X_MA, X_MD,
- X_MR) = range(X0 + 32, X0 + 45)
-assert X0 + N <= X0 + 32 and X_MR < HDR
+(X_LFO, X_PITCH_OFF, X_K, X_M0, X_M1, X_M2, X_GAIN, X_L2F, X_L2C) = range(X0 + 32, X0 + 41)
+assert N <= 32 and X_L2C < HDR
+LN2 = math.log(2.0)
+O_MAX = math.log2(1024.0 * 0.45)      # f0 at most 0.45 fs
+W_MAX = math.log2(0.45 * math.pi)     # cutoff at most 0.45 fs
 
-(W_PH, W_INC, W_FA, W_WCUR, W_WSLOPE, W_MIPA, W_MIPB, W_MIPW, W_S1, W_S2, W_A1, W_A2, W_A3,
- W_GL, W_GLS, W_GR, W_GRS, A_LEV, A_SL, A_ST, M_LEV, M_SL, M_ST) = range(POLY_ROWS,
-                                                                          POLY_ROWS + 23)
-ROWS = POLY_ROWS + 23
+(W_PH, W_INC, W_FA, W_WCUR, W_WSLOPE, W_OA, W_OB, W_NA, W_NB, W_MIPW, W_STRIDE, W_S1, W_S2,
+ W_A1, W_A2, W_A3, W_GL, W_GLS, W_GR, W_GRS, W_OUTL, W_OUTR, A_LEV, A_SL, A_ST, M_LEV, M_SL,
+ M_ST) = range(POLY_ROWS, POLY_ROWS + 28)
+ROWS = POLY_ROWS + 28
 T0 = poly.poly_state_size(ROWS)       # frames in the loaded table, then the table
 TABLE = T0 + 1
 
@@ -264,71 +267,88 @@ def _bspline(state, j, t):
             + t3 * state[j + 3]) * (1.0 / 6.0)
 
 
+def _off(row):
+    """Voice row `row` as an unsigned compile-time offset."""
+    return np.uint64(HDR + row * NV)
+
+
+(_PH, _INC, _WC, _WS, _GL, _GLS, _GR, _GRS, _S1, _S2, _A1, _A2, _A3, _OA, _OB, _NA, _NB, _MW,
+ _STRIDE, _OUTL, _OUTR) = (_off(r) for r in (
+    W_PH, W_INC, W_WCUR, W_WSLOPE, W_GL, W_GLS, W_GR, W_GRS, W_S1, W_S2, W_A1, W_A2, W_A3,
+    W_OA, W_OB, W_NA, W_NB, W_MIPW, W_STRIDE, W_OUTL, W_OUTR))
+_LANES = np.uint64(4)
+
+
 @njit(**RFAST)
-def _render(state, bus, ol, orr, v, i0, n):
-    """Voice v over [i0, i0 + n), added into the out rows."""
-    ph = state[at(W_PH, v)]
-    if not 0.0 <= ph < 1.0:
-        ph = 0.0
-    inc = state[at(W_INC, v)]
-    w = state[at(W_WCUR, v)]
-    ws = state[at(W_WSLOPE, v)]
-    gl = state[at(W_GL, v)]
-    gls = state[at(W_GLS, v)]
-    gr = state[at(W_GR, v)]
-    grs = state[at(W_GRS, v)]
-    s1 = state[at(W_S1, v)]
-    s2 = state[at(W_S2, v)]
-    a1 = state[at(W_A1, v)]
-    a2 = state[at(W_A2, v)]
-    a3 = state[at(W_A3, v)]
-    m0 = state[X_M0]
-    m1 = state[X_M1]
-    m2 = state[X_M2]
-    frames = int(clampf(state[T0], 1.0, MAX_FRAMES))
-    fa = int(clampf(state[at(W_FA, v)], 0.0, frames - 1.0))
-    stride = FRAME_STRIDE if fa + 1 < frames else 0
-    ma = int(clampf(state[at(W_MIPA, v)], 0.0, MIPS - 1.0))
-    mb = int(clampf(state[at(W_MIPB, v)], 0.0, MIPS - 1.0))
-    mw = state[at(W_MIPW, v)]
-    base = TABLE + fa * FRAME_STRIDE
-    oa = base + MIP_OFF[ma]
-    na = float(MIP_N[ma])
-    ob = base + MIP_OFF[mb]
-    nb = float(MIP_N[mb])
-    for i in range(i0, i0 + n):
+def _voices(state, hi, m0, m1, m2):
+    """One sample of voices [0, hi): each one's output into the W_OUTL / W_OUTR rows (the
+    voices are independent: their work overlaps)."""
+    for v in range(np.uint64(0), hi):
+        ph = state[_PH + v]
+        w = state[_WC + v]
+        stride = int(state[_STRIDE + v])
+        na = state[_NA + v]
         x = ph * na
         k = int(x)
         t = x - k
-        ya = _bspline(state, oa + k, t)
-        y = ya + w * (_bspline(state, oa + k + stride, t) - ya)
+        j = int(state[_OA + v]) + k
+        ya = _bspline(state, j, t)
+        y = ya + w * (_bspline(state, j + stride, t) - ya)
+        mw = state[_MW + v]
         if mw > 0.0:
-            x = ph * nb
+            x = ph * state[_NB + v]
             k = int(x)
             t = x - k
-            yb = _bspline(state, ob + k, t)
-            yb += w * (_bspline(state, ob + k + stride, t) - yb)
+            j = int(state[_OB + v]) + k
+            yb = _bspline(state, j, t)
+            yb += w * (_bspline(state, j + stride, t) - yb)
             y += mw * (yb - y)
+        s1 = state[_S1 + v]
+        s2 = state[_S2 + v]
+        a2 = state[_A2 + v]
         v3 = y - s2
-        v1 = a1 * s1 + a2 * v3
-        v2 = s2 + a2 * s1 + a3 * v3
-        s1 = 2.0 * v1 - s1
-        s2 = 2.0 * v2 - s2
+        v1 = state[_A1 + v] * s1 + a2 * v3
+        v2 = s2 + a2 * s1 + state[_A3 + v] * v3
+        state[_S1 + v] = 2.0 * v1 - s1
+        state[_S2 + v] = 2.0 * v2 - s2
         out = m0 * y + m1 * v1 + m2 * v2
-        bus[ol, i] += out * gl
-        bus[orr, i] += out * gr
-        gl += gls
-        gr += grs
-        w += ws
-        ph += inc
-        if ph >= 1.0:
-            ph -= 1.0
-    state[at(W_PH, v)] = ph
-    state[at(W_WCUR, v)] = w
-    state[at(W_GL, v)] = gl
-    state[at(W_GR, v)] = gr
-    state[at(W_S1, v)] = s1 if abs(s1) > 1e-18 else 0.0
-    state[at(W_S2, v)] = s2 if abs(s2) > 1e-18 else 0.0
+        gl = state[_GL + v]
+        gr = state[_GR + v]
+        state[_OUTL + v] = out * gl
+        state[_OUTR + v] = out * gr
+        state[_GL + v] = gl + state[_GLS + v]
+        state[_GR + v] = gr + state[_GRS + v]
+        state[_WC + v] = w + state[_WS + v]
+        ph += state[_INC + v]
+        state[_PH + v] = ph - 1.0 if ph >= 1.0 else ph
+
+
+@njit(**JIT)
+def _sum(state, row, hi):
+    """Row `row` summed over voices [0, hi) (hi a multiple of 4), each voice always into the
+    same one of four accumulators (the sum does not depend on where hi stands)."""
+    a0 = a1 = a2 = a3 = 0.0
+    for b in range(np.uint64(0), hi, _LANES):
+        a0 += state[row + b]
+        a1 += state[row + b + np.uint64(1)]
+        a2 += state[row + b + np.uint64(2)]
+        a3 += state[row + b + np.uint64(3)]
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(**JIT)
+def _render(state, bus, ol, orr, i0, n):
+    """Every voice over [i0, i0 + n), into the out rows (which hold 0 there)."""
+    hi = np.uint64(((int(state[H_HI]) + 3) // 4) * 4)
+    if hi == 0:
+        return
+    m0 = state[X_M0]
+    m1 = state[X_M1]
+    m2 = state[X_M2]
+    for i in range(i0, i0 + n):
+        _voices(state, hi, m0, m1, m2)
+        bus[ol, i] = _sum(state, _OUTL, hi)
+        bus[orr, i] = _sum(state, _OUTR, hi)
 
 
 @njit(**JIT)
@@ -366,13 +386,12 @@ def _plan(state, params, v, seg, r_left, sample_rate, ca, cd, cr, ma, md, mr):
     # pitch: increment and mip-maps
     upos = state[at(R_UPOS, v)]
     semis = pitch + state[X_PITCH_OFF] + upos * 0.005 * clampf(c[P_DETUNE], 0.0, 100.0)
-    inc = min(440.0 / sample_rate * math.pow(2.0, (clampf(semis, -100.0, 200.0) - 69.0) / 12.0),
-              0.45)
-    state[at(W_INC, v)] = inc
-    o = math.log2(1024.0 * inc)            # mip m is alias-free for o <= m
+    # o = log2(1024 inc): mip m is alias-free for o <= m
+    o = min(10.0 + state[X_L2F] + (clampf(semis, -100.0, 200.0) - 69.0) / 12.0, O_MAX)
+    state[at(W_INC, v)] = math.exp(LN2 * (o - 10.0))
     k = max(0.0, math.ceil(o))
-    state[at(W_MIPA, v)] = min(k, MIPS - 1.0)
-    state[at(W_MIPB, v)] = min(k + 1.0, MIPS - 1.0)
+    ma = int(min(k, MIPS - 1.0))
+    mb = int(min(k + 1.0, MIPS - 1.0))
     state[at(W_MIPW, v)] = clampf((o - (k - MIP_BLEND)) / MIP_BLEND, 0.0, 1.0)
 
     # position
@@ -390,14 +409,20 @@ def _plan(state, params, v, seg, r_left, sample_rate, ca, cd, cr, ma, md, mr):
                                       -1.0, 2.0)
     state[at(W_FA, v)] = fa
     state[at(W_WSLOPE, v)] = (w_end - state[at(W_WCUR, v)]) / seg
+    base = TABLE + fa * FRAME_STRIDE
+    state[at(W_OA, v)] = base + MIP_OFF[ma]
+    state[at(W_OB, v)] = base + MIP_OFF[mb]
+    state[at(W_NA, v)] = MIP_N[ma]
+    state[at(W_NB, v)] = MIP_N[mb]
+    state[at(W_STRIDE, v)] = FRAME_STRIDE if fa + 1.0 < frames else 0.0
 
     # filter
     octs = clampf(c[P_FENV], -8.0, 8.0) * m1 \
         + clampf(c[P_KEYTRACK], 0.0, 1.0) * (pitch - 60.0) / 12.0 \
         + clampf(c[P_AT_OCT], 0.0, 4.0) * state[H_AT_CUR]
-    fc = clampf(clampf(c[P_CUTOFF], 20.0, 20000.0) * math.pow(2.0, clampf(octs, -20.0, 20.0)),
-                10.0, 0.45 * sample_rate)
-    g = math.tan(math.pi * fc / sample_rate)
+    # g = tan(pi fc / fs), fc = cutoff * 2^octs, below 0.45 fs
+    num, den = tan_fraction(math.exp(LN2 * clampf(state[X_L2C] + octs, -16.0, W_MAX)))
+    g = num / den
     d1 = 1.0 / (1.0 + g * (g + state[X_K]))
     state[at(W_A1, v)] = d1
     state[at(W_A2, v)] = g * d1
@@ -430,13 +455,29 @@ def _tick(state, params, sample_rate):
     ca, cd, cr, ma, md, mr = _env_coefs(params, CHUNK, sample_rate)
     for v in range(int(state[H_HI])):
         st = state[at(R_STATE, v)]
-        if st == V_IDLE:
-            continue
         if st == V_OFF and state[at(A_ST, v)] == ST_IDLE and state[at(R_START, v)] == 0.0:
             poly.free_voice(state, v)
+            st = V_IDLE
+        if st == V_IDLE:
+            _mute(state, v)
             continue
         _plan(state, params, v, float(CHUNK), 0.0, sample_rate, ca, cd, cr, ma, md, mr)
     poly.shrink(state)
+
+
+@njit(**JIT)
+def _mute(state, v):
+    """An idle voice renders exact zeros from a valid table point (the voice loop runs over
+    idle voices too)."""
+    state[at(W_GL, v)] = state[at(W_GLS, v)] = 0.0
+    state[at(W_GR, v)] = state[at(W_GRS, v)] = 0.0
+    state[at(W_S1, v)] = state[at(W_S2, v)] = 0.0
+    state[at(W_OA, v)] = state[at(W_OB, v)] = TABLE
+    state[at(W_NA, v)] = state[at(W_NB, v)] = MIP_N[0]
+    state[at(W_STRIDE, v)] = 0.0
+    state[at(W_MIPW, v)] = 0.0
+    state[at(W_INC, v)] = 0.0
+    state[at(W_PH, v)] = 0.0
 
 
 @njit(**JIT)
@@ -457,6 +498,8 @@ def _unit_values(state, params, n, sample_rate):
     state[X_M1] = m1
     state[X_M2] = m2
     state[X_GAIN] = math.pow(10.0, clampf(c[P_GAIN_DB], -48.0, 12.0) / 20.0)
+    state[X_L2F] = math.log2(440.0 / sample_rate)
+    state[X_L2C] = math.log2(math.pi * clampf(c[P_CUTOFF], 20.0, 20000.0) / sample_rate)
 
 
 @njit(**JIT)
@@ -496,9 +539,7 @@ def process(state, params, bus, io, i0, i1, sample_rate):
         if cpos == 0:
             _tick(state, params, sr)
         n = min(i1 - i, CHUNK - cpos)
-        for v in range(int(state[H_HI])):
-            if state[at(R_STATE, v)] != V_IDLE:
-                _render(state, bus, ol, orr, v, i, n)
+        _render(state, bus, ol, orr, i, n)
         cpos += n
         state[H_CPOS] = 0.0 if cpos >= CHUNK else float(cpos)
         i += n
