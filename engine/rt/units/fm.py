@@ -119,7 +119,8 @@ X_PCOEF = X0                           # N smoothing coefficients
 (X_PITCH_OFF, X_FBK, X_M10, X_M20, X_M21, X_M30, X_M31, X_M32, X_C0, X_C1, X_C2, X_C3,
  X_OUTG) = range(X0 + 48, X0 + 61)
 X_COEF = X0 + 61                       # per slot j: attack, decay, release coefficients (CHUNK)
-assert N <= 48 and X_COEF + 3 * OPS <= HDR
+X_RATIO = X_COEF + 3 * OPS             # per slot j: frequency ratio with its detune
+assert N <= 48 and X_RATIO + OPS <= HDR
 
 # voice rows: per slot j, row base + j
 F_PH = POLY_ROWS
@@ -312,9 +313,7 @@ def _plan(state, params, v, seg, r_left, sample_rate, at_tick):
         state[at(E_LEV + j, v)] = e1
         state[at(E_SL + j, v)] = (e1 - e) / seg
         state[at(E_ST + j, v)] = st
-        ratio = clampf(c[b + F_RATIO], 0.125, 32.0) \
-            * math.pow(2.0, clampf(c[b + F_DETUNE], -50.0, 50.0) / 1200.0)
-        state[at(F_INC + j, v)] = min(f0 * ratio, 0.5)
+        state[at(F_INC + j, v)] = min(f0 * state[X_RATIO + j], 0.5)
         s = clampf(c[b + F_VEL], 0.0, 1.0)
         g = clampf(c[b + F_LEVEL], 0.0, 1.0) * e1 * ((1.0 - s) + s * vel)
         if ALG_CAR[alg, j] == 0.0:
@@ -362,6 +361,9 @@ def _tick(state, params, sample_rate):
     state[X_FBK] = clampf(c[P_FEEDBACK], 0.0, 1.0) * FEEDBACK_MAX / TWO_PI * 0.5
     state[X_OUTG] = math.pow(10.0, clampf(c[P_GAIN_DB], -48.0, 12.0) / 20.0) / max(ncar, 1.0)
     for j in range(OPS):
+        b = P_OPS + (3 - j) * NF
+        state[X_RATIO + j] = clampf(c[b + F_RATIO], 0.125, 32.0) \
+            * math.pow(2.0, clampf(c[b + F_DETUNE], -50.0, 50.0) / 1200.0)
         ca, cd, cr = _op_coefs(state, params, j, CHUNK, sample_rate)
         state[X_COEF + 3 * j] = ca
         state[X_COEF + 3 * j + 1] = cd

@@ -4,11 +4,15 @@
 Tables. A table set is 1..MAX_FRAMES single-cycle frames. Each frame is stored as MIPS
 mip-maps, one per octave: mip m keeps harmonics 1..MIP_H[m] = 512 >> m and is played only
 where its highest harmonic stays below Nyquist (f0 * MIP_H[m] <= fs / 2), so no harmonic can
-alias. Mip 0 has 4096 points, the others 2048, so a table always holds at least 8 points per
-period of its highest harmonic. A table stores cubic B-spline coefficients (its spectrum
+alias. The interpolator's images depend on the points per period of a mip's highest
+harmonic: mip 0 has 4096 points (8 per period of harmonic 512, itself 54 dB down), every other
+mip 16 per period of its highest harmonic and at least 512 (4096, 2048, 1024, then 512). So a
+voice steps at most 8 points per sample through a large table, and a high note reads a small
+one: the tables a voice plays stay in cache (2048-point tables at every octave would make a
+high note fetch a new cache line per read). A table stores cubic B-spline coefficients (its spectrum
 divided by the B-spline's response sinc^4(h / N)), and is read with the 4-point cubic
 B-spline: harmonics come out at their exact level and the interpolator's images, the only
-aliasing left, are below -100 dB. Mips cross-fade over the top MIP_BLEND octave of each range
+aliasing left, sum to about -103 dB (a saw in mip 0; below -115 dB in the others). Mips cross-fade over the top MIP_BLEND octave of each range
 (towards the next, poorer mip), so a gliding or bent note never switches its spectrum at once.
 
 Tables come from formulas (`TABLES`, the `table` parameter) or from single-cycle WAV files
@@ -49,7 +53,7 @@ INSTRUMENT = True
 MAX_FRAMES = 16
 MIPS = 10
 MIP_H = np.array([512 >> m for m in range(MIPS)], dtype=np.int64)
-MIP_N = np.array([4096] + [2048] * (MIPS - 1), dtype=np.int64)
+MIP_N = np.array([4096] + [max(512, 16 * (512 >> m)) for m in range(1, MIPS)], dtype=np.int64)
 GUARD = 3                   # stored: c[N-1], c[0..N-1], c[0], c[1]
 MIP_OFF = np.concatenate([[0], np.cumsum(MIP_N + GUARD)[:-1]]).astype(np.int64)
 FRAME_STRIDE = int((MIP_N + GUARD).sum())
