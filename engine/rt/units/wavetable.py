@@ -101,10 +101,10 @@ LN2 = math.log(2.0)
 O_MAX = math.log2(1024.0 * 0.45)      # f0 at most 0.45 fs
 W_MAX = math.log2(0.45 * math.pi)     # cutoff at most 0.45 fs
 
-(W_PH, W_INC, W_FA, W_WCUR, W_WSLOPE, W_OA, W_OB, W_NA, W_NB, W_MIPW, W_STRIDE, W_S1, W_S2,
+(W_PH, W_INC, W_FA, W_WCUR, W_WEND, W_WSLOPE, W_OA, W_OB, W_NA, W_NB, W_MIPW, W_STRIDE, W_S1, W_S2,
  W_A1, W_A2, W_A3, W_GL, W_GLS, W_GR, W_GRS, W_OUTL, W_OUTR, A_LEV, A_SL, A_ST, M_LEV, M_SL,
- M_ST) = range(POLY_ROWS, POLY_ROWS + 28)
-ROWS = POLY_ROWS + 28
+ M_ST) = range(POLY_ROWS, POLY_ROWS + 29)
+ROWS = POLY_ROWS + 29
 T0 = poly.poly_state_size(ROWS)       # frames in the loaded table, then the table
 TABLE = T0 + 1
 
@@ -356,7 +356,7 @@ def _render(state, bus, ol, orr, i0, n):
 
 
 @njit(**JIT)
-def _plan(state, params, v, seg, r_left, sample_rate, ca, cd, cr, ma, md, mr):
+def _plan(state, params, v, seg, r_left, sample_rate, ca, cd, cr, ma, md, mr, at_tick):
     """Voice v's control values for the next `seg` samples (its ramps rewound by r_left)."""
     c = params[N:]
     start = state[at(R_START, v)]
@@ -403,16 +403,30 @@ def _plan(state, params, v, seg, r_left, sample_rate, ca, cd, cr, ma, md, mr):
     pos = clampf(c[P_POSITION] + clampf(c[P_POS_LFO], 0.0, 1.0) * state[X_LFO]
                  + clampf(c[P_POS_ENV], -1.0, 1.0) * m1, 0.0, 1.0)
     x = pos * (frames - 1.0)
-    fa = min(math.floor(x), max(frames - 2.0, 0.0))
-    w_end = x - fa
+    top = max(frames - 2.0, 0.0)
     if start == START_FRESH:
-        state[at(W_WCUR, v)] = w_end
+        fa = min(math.floor(x), top)
+        state[at(W_WCUR, v)] = state[at(W_WEND, v)] = x - fa
+        state[at(W_WSLOPE, v)] = 0.0
+    elif at_tick:
+        # The mix ramps within one pair of frames per control period; a position beyond the
+        # pair takes the next pair at the next tick, from the same point (w 1 of a pair is
+        # w 0 of the next), so the morph never jumps (it lags by at most one period).
+        fa = clampf(state[at(W_FA, v)], 0.0, top)
+        w = state[at(W_WEND, v)]
+        if w >= 1.0 and x > fa + 1.0 and fa + 1.0 <= top:
+            fa += 1.0
+            w = 0.0
+        elif w <= 0.0 and x < fa and fa >= 1.0:
+            fa -= 1.0
+            w = 1.0
+        w_end = clampf(x - fa, 0.0, 1.0)
+        state[at(W_WCUR, v)] = w
+        state[at(W_WEND, v)] = w_end
+        state[at(W_WSLOPE, v)] = (w_end - w) / seg
     else:
-        # the same point, seen from the new pair of frames
-        state[at(W_WCUR, v)] = clampf(state[at(W_WCUR, v)] + state[at(W_FA, v)] - fa,
-                                      -1.0, 2.0)
+        fa = clampf(state[at(W_FA, v)], 0.0, top)    # mid-period: the ramp carries on
     state[at(W_FA, v)] = fa
-    state[at(W_WSLOPE, v)] = (w_end - state[at(W_WCUR, v)]) / seg
     base = TABLE + fa * FRAME_STRIDE
     state[at(W_OA, v)] = base + MIP_OFF[ma]
     state[at(W_OB, v)] = base + MIP_OFF[mb]
@@ -465,7 +479,7 @@ def _tick(state, params, sample_rate):
         if st == V_IDLE:
             _mute(state, v)
             continue
-        _plan(state, params, v, float(CHUNK), 0.0, sample_rate, ca, cd, cr, ma, md, mr)
+        _plan(state, params, v, float(CHUNK), 0.0, sample_rate, ca, cd, cr, ma, md, mr, True)
     poly.shrink(state)
 
 
@@ -525,7 +539,7 @@ def event(state, params, kind, a, b, c, sample_rate):
         ca, cd, cr, ma, md, mr = _env_coefs(params, seg, sr)
         for v in range(int(state[H_HI])):
             if state[at(R_DIRTY, v)] != 0.0 and state[at(R_STATE, v)] != V_IDLE:
-                _plan(state, params, v, seg, seg, sr, ca, cd, cr, ma, md, mr)
+                _plan(state, params, v, seg, seg, sr, ca, cd, cr, ma, md, mr, False)
     return stolen
 
 
