@@ -84,8 +84,8 @@ def spectrum(y, nfft=65536):
 
 
 def harmonic_amps(y, f0, count, nfft=65536):
-    """Amplitudes of harmonics 1..count of f0 (peak of each, f0 on a bin centre or not:
-    summed power over the main lobe)."""
+    """Amplitudes of harmonics 1..count of f0 in the last nfft samples: the power summed
+    over each one's main lobe (so f0 need not sit on a bin), by Parseval."""
     seg = y[-nfft:]
     w = blackmanharris(nfft)
     p = np.abs(np.fft.rfft(seg * w)) ** 2
@@ -94,7 +94,7 @@ def harmonic_amps(y, f0, count, nfft=65536):
     amps = []
     for h in range(1, count + 1):
         lobe = np.abs(k - h * f0 / df) <= 4
-        amps.append(math.sqrt(p[lobe].sum() * 2.0 / (w ** 2).sum()) * math.sqrt(2.0))
+        amps.append(math.sqrt(4.0 * p[lobe].sum() / (nfft * (w ** 2).sum())))
     return np.array(amps)
 
 

@@ -9,7 +9,7 @@ from engine.rt.events import (K_ALL_NOTES_OFF, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K
                               K_SOURCE_GONE, K_SUSTAIN)
 from engine.rt.units import poly
 from tests.synthkit import (IDS, INSTRUMENTS, note_hz, patch, pitch_at, pitch_track, render,
-                            rms)
+                            rms, semitones)
 from tests.test_units import SR, make, run
 
 instruments = pytest.mark.parametrize("unit", INSTRUMENTS, ids=IDS)
@@ -270,3 +270,26 @@ def test_a_note_starts_at_its_exact_sample(unit, t):
     first sample is silent (the sine and the level both start from 0), the next is not."""
     left, right, _, _ = render(unit, 6000, [(t, K_NOTE_ON, 60.0, 1.0, 1.0)], patch(unit))
     assert not np.any(left[:t + 1]) and left[t + 1] != 0.0 and right[t + 1] != 0.0
+
+
+@instruments
+def test_the_adsr_follows_its_exponential_segments(unit):
+    """Attack 50 ms to 1 (aiming at 1.3), decay 100 ms towards 0.5 (99 % of the way), release
+    200 ms (-40 dB), against the closed forms, read at the peaks of a 1.5 kHz sine (one
+    every 32 samples, exactly on a sample): within 0.005 everywhere."""
+    ta, td, tr, sus = 0.05, 0.1, 0.2, 0.5
+    off = 24000
+    note = float(semitones(1500.0))
+    left, _, _, _ = render(unit, 48000, [(0, K_NOTE_ON, note, 1.0, 1.0),
+                                         (off, K_NOTE_OFF, note, 0.0, 1.0)],
+                           patch(unit, attack_ms=ta * 1e3, decay_ms=td * 1e3, sustain=sus,
+                                 release_ms=tr * 1e3))
+    peaks = np.arange(8, 48000, 32)
+    t = peaks / SR
+    att = 1.3 * (1 - np.exp(-t * math.log(13 / 3) / ta))
+    dec = sus + (1 - sus) * np.exp(-(t - ta) * math.log(100) / td)
+    env = np.where(t < ta, att, dec)
+    at_off = sus + (1 - sus) * math.exp(-(off / SR - ta) * math.log(100) / td)
+    rel = at_off * np.exp(-(t - off / SR) * math.log(100) / tr)
+    env = np.where(peaks < off, env, rel)
+    assert np.abs(left[peaks] / math.sqrt(0.5) - env).max() < 0.005
