@@ -276,7 +276,8 @@ def test_a_note_starts_at_its_exact_sample(unit, t):
 def test_the_adsr_follows_its_exponential_segments(unit):
     """Attack 50 ms to 1 (aiming at 1.3), decay 100 ms towards 0.5 (99 % of the way), release
     200 ms (-40 dB), against the closed forms, read at the peaks of a 1.5 kHz sine (one
-    every 32 samples, exactly on a sample): within 0.005 everywhere."""
+    every 32 samples, exactly on a sample): within 0.01 everywhere (a segment ends at the end
+    of a control period, up to CHUNK samples late: 0.008 of the steepest decay here)."""
     ta, td, tr, sus = 0.05, 0.1, 0.2, 0.5
     off = 24000
     note = float(semitones(1500.0))
@@ -292,4 +293,4 @@ def test_the_adsr_follows_its_exponential_segments(unit):
     at_off = sus + (1 - sus) * math.exp(-(off / SR - ta) * math.log(100) / td)
     rel = at_off * np.exp(-(t - off / SR) * math.log(100) / tr)
     env = np.where(peaks < off, env, rel)
-    assert np.abs(left[peaks] / math.sqrt(0.5) - env).max() < 0.005
+    assert np.abs(left[peaks] / math.sqrt(0.5) - env).max() < 0.01
