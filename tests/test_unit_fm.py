@@ -39,7 +39,8 @@ def test_two_operators_make_bessel_sidebands(c, m, index):
     silent: every partial above -60 dB is at the carrier's level times |J_n(I)| (folded)
     within 0.1 dB."""
     f0 = 431.3
-    over = patch(F, **op_over(1, ratio=c, level=1.0), **op_over(2, ratio=m, level=index / F.MOD_INDEX))
+    over = patch(F, **op_over(1, ratio=c, level=1.0),
+                 **op_over(2, ratio=m, level=index / F.MOD_INDEX))
     left, _, _, _ = render(F, 80000, [(0, K_NOTE_ON, float(semitones(f0)), 1.0, 1.0)], over)
     count = 16
     got = harmonic_amps(left, f0, count)

@@ -8,8 +8,8 @@ import soundfile
 
 from engine.rt.events import K_NOTE_ON
 from engine.rt.units import wavetable as W
-from tests.synthkit import alias_db, harmonic_amps, patch, pitch_at, render, semitones
-from tests.test_units import SR, make, run
+from tests.synthkit import alias_db, harmonic_amps, patch, render, semitones
+from tests.test_units import SR
 
 SAW = dict(table=0.0)
 

@@ -141,8 +141,8 @@ def state_size(sample_rate):
 RFAST = dict(JIT, fastmath={"contract", "arcp", "nsz"})
 
 TWO_PI = 2.0 * math.pi
-_SIN3, _SIN5, _SIN7, _SIN9, _SIN11, _SIN13 = (-1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0, 1.0 / 362880.0,
-                                  -1.0 / 39916800.0, 1.0 / 6227020800.0)
+_SIN3, _SIN5, _SIN7, _SIN9, _SIN11, _SIN13 = (
+    -1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0, 1.0 / 362880.0, -1.0 / 39916800.0, 1.0 / 6227020800.0)
 
 
 @njit(inline="always", **RFAST)
@@ -395,7 +395,7 @@ def _mute(state, v):
 def event(state, params, kind, a, b, c, sample_rate):
     sr = clampf(sample_rate, 1000.0, 1e6)
     stolen = poly.poly_event(state, params, kind, a, b, c, sr)
-    cpos = state[H_CPOS]
+    cpos = clampf(state[H_CPOS], 0.0, CHUNK - 1.0)
     if cpos > 0.0:
         seg = CHUNK - cpos
         for v in range(int(state[H_HI])):

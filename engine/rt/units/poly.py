@@ -42,7 +42,6 @@ control rate and each instrument decides what they do.
 """
 import math
 
-import numpy as np
 from numba import njit
 
 from engine.rt.dsp import JIT

@@ -4,16 +4,16 @@
 Tables. A table set is 1..MAX_FRAMES single-cycle frames. Each frame is stored as MIPS
 mip-maps, one per octave: mip m keeps harmonics 1..MIP_H[m] = 512 >> m and is played only
 where its highest harmonic stays below Nyquist (f0 * MIP_H[m] <= fs / 2), so no harmonic can
-alias. The interpolator's images depend on the points per period of a mip's highest
-harmonic: mip 0 has 4096 points (8 per period of harmonic 512, itself 54 dB down), every other
-mip 16 per period of its highest harmonic and at least 512 (4096, 2048, 1024, then 512). So a
-voice steps at most 8 points per sample through a large table, and a high note reads a small
-one: the tables a voice plays stay in cache (2048-point tables at every octave would make a
-high note fetch a new cache line per read). A table stores cubic B-spline coefficients (its spectrum
-divided by the B-spline's response sinc^4(h / N)), and is read with the 4-point cubic
-B-spline: harmonics come out at their exact level and the interpolator's images, the only
-aliasing left, sum to about -103 dB (a saw in mip 0; below -115 dB in the others). Mips cross-fade over the top MIP_BLEND octave of each range
-(towards the next, poorer mip), so a gliding or bent note never switches its spectrum at once.
+alias. A mip stores cubic B-spline coefficients (its spectrum divided by the B-spline's
+response sinc^4(h / N)) and is read with the 4-point cubic B-spline: harmonics come out at
+their exact level, and the interpolator's images, the only aliasing left, depend on the points
+per period of the mip's highest harmonic. Mip 0 has 4096 points (8 per period of harmonic
+512, itself 54 dB down: images about -103 dB for a saw); every other mip 16 per period of its
+highest harmonic and at least 512 (4096, 2048, 1024, then 512: images below -115 dB). So a
+voice steps at most 8 points a sample through a large table and a high note reads a small one:
+what a voice plays stays in cache (2048 points at every octave would make a high note fetch a
+new cache line per read). Mips cross-fade over the top MIP_BLEND octave of each range (to the
+next, poorer mip), so a gliding or bent note never switches its spectrum at once.
 
 Tables come from formulas (`TABLES`, the `table` parameter) or from single-cycle WAV files
 (`load_wav_table`); either is built by FFT on the control side (`build_table`) and copied into
@@ -21,7 +21,8 @@ the unit's state by `prepare` / `install` before the stream starts; `reset` keep
 
 Position morph: `position` (0..1, smoothed) plus the LFO (`position_lfo`) and the mod
 envelope (`position_env`) picks a point between frames; the voice reads the two frames around
-it and mixes them, the mix ramping per sample.
+it and mixes them, the mix ramping per sample within one pair of frames per control period
+(crossing into the next pair at a period's start, where both pairs give the same wave).
 
 Per voice: amp ADSR, mod ADSR (filter cutoff and position), a zero-delay-feedback state
 variable filter (Simper: lowpass, bandpass, highpass, or off) with key tracking, velocity;
@@ -95,16 +96,17 @@ SMOOTH_S = np.array([p.smooth_s for p in PARAMS])
 
 # ---- state ------------------------------------------------------------------------------------
 X_PCOEF = X0                          # N smoothing coefficients
-(X_LFO, X_PITCH_OFF, X_K, X_M0, X_M1, X_M2, X_GAIN, X_L2F, X_L2C) = range(X0 + 32, X0 + 41)
-assert N <= 32 and X_L2C < HDR
+(X_LFO, X_PITCH_OFF, X_K, X_M0, X_M1, X_M2, X_GAIN, X_L2F, X_L2C,
+ X_NDUAL) = range(X0 + 32, X0 + 42)
+assert N <= 32 and X_NDUAL < HDR
 LN2 = math.log(2.0)
 O_MAX = math.log2(1024.0 * 0.45)      # f0 at most 0.45 fs
 W_MAX = math.log2(0.45 * math.pi)     # cutoff at most 0.45 fs
 
 (W_PH, W_INC, W_FA, W_WCUR, W_WEND, W_WSLOPE, W_OA, W_OB, W_NA, W_NB, W_MIPW, W_STRIDE, W_S1, W_S2,
  W_A1, W_A2, W_A3, W_GL, W_GLS, W_GR, W_GRS, W_OUTL, W_OUTR, A_LEV, A_SL, A_ST, M_LEV, M_SL,
- M_ST) = range(POLY_ROWS, POLY_ROWS + 29)
-ROWS = POLY_ROWS + 29
+ M_ST, W_Y, W_DUAL) = range(POLY_ROWS, POLY_ROWS + 31)
+ROWS = POLY_ROWS + 31
 T0 = poly.poly_state_size(ROWS)       # frames in the loaded table, then the table
 TABLE = T0 + 1
 
@@ -277,36 +279,49 @@ def _off(row):
 
 
 (_PH, _INC, _WC, _WS, _GL, _GLS, _GR, _GRS, _S1, _S2, _A1, _A2, _A3, _OA, _OB, _NA, _NB, _MW,
- _STRIDE, _OUTL, _OUTR) = (_off(r) for r in (
+ _STRIDE, _OUTL, _OUTR, _Y, _DUAL) = (_off(r) for r in (
     W_PH, W_INC, W_WCUR, W_WSLOPE, W_GL, W_GLS, W_GR, W_GRS, W_S1, W_S2, W_A1, W_A2, W_A3,
-    W_OA, W_OB, W_NA, W_NB, W_MIPW, W_STRIDE, W_OUTL, W_OUTR))
+    W_OA, W_OB, W_NA, W_NB, W_MIPW, W_STRIDE, W_OUTL, W_OUTR, W_Y, W_DUAL))
 _LANES = np.uint64(4)
 
 
 @njit(**RFAST)
-def _voices(state, hi, m0, m1, m2):
-    """One sample of voices [0, hi): each one's output into the W_OUTL / W_OUTR rows (the
-    voices are independent: their work overlaps)."""
+def _read(state, hi):
+    """One sample of voices [0, hi): the mip each plays, its two frames mixed, into W_Y."""
     for v in range(np.uint64(0), hi):
-        ph = state[_PH + v]
         w = state[_WC + v]
-        stride = int(state[_STRIDE + v])
-        na = state[_NA + v]
-        x = ph * na
+        x = state[_PH + v] * state[_NA + v]
         k = int(x)
         t = x - k
         j = int(state[_OA + v]) + k
         ya = _bspline(state, j, t)
-        y = ya + w * (_bspline(state, j + stride, t) - ya)
-        mw = state[_MW + v]
-        if mw > 0.0:
-            x = ph * state[_NB + v]
-            k = int(x)
-            t = x - k
-            j = int(state[_OB + v]) + k
-            yb = _bspline(state, j, t)
-            yb += w * (_bspline(state, j + stride, t) - yb)
-            y += mw * (yb - y)
+        state[_Y + v] = ya + w * (_bspline(state, j + int(state[_STRIDE + v]), t) - ya)
+
+
+@njit(**RFAST)
+def _blend(state, count):
+    """The voices in a mip cross-fade (the first `count` of the W_DUAL list): the next mip
+    mixed in. (A separate loop over a list: a branch per voice in `_read` would mispredict
+    whenever such voices alternate with others.)"""
+    for d in range(count):
+        v = np.uint64(state[_DUAL + np.uint64(d)])
+        w = state[_WC + v]
+        x = state[_PH + v] * state[_NB + v]
+        k = int(x)
+        t = x - k
+        j = int(state[_OB + v]) + k
+        yb = _bspline(state, j, t)
+        yb += w * (_bspline(state, j + int(state[_STRIDE + v]), t) - yb)
+        y = state[_Y + v]
+        state[_Y + v] = y + state[_MW + v] * (yb - y)
+
+
+@njit(**RFAST)
+def _voices(state, hi, m0, m1, m2):
+    """One sample of voices [0, hi) after `_read` and `_blend`: the filter, the level and
+    place into W_OUTL / W_OUTR, the ramps and phases one sample on."""
+    for v in range(np.uint64(0), hi):
+        y = state[_Y + v]
         s1 = state[_S1 + v]
         s2 = state[_S2 + v]
         a2 = state[_A2 + v]
@@ -322,9 +337,20 @@ def _voices(state, hi, m0, m1, m2):
         state[_OUTR + v] = out * gr
         state[_GL + v] = gl + state[_GLS + v]
         state[_GR + v] = gr + state[_GRS + v]
-        state[_WC + v] = w + state[_WS + v]
-        ph += state[_INC + v]
+        state[_WC + v] = state[_WC + v] + state[_WS + v]
+        ph = state[_PH + v] + state[_INC + v]
         state[_PH + v] = ph - 1.0 if ph >= 1.0 else ph
+
+
+@njit(**JIT)
+def _dual_list(state):
+    """W_DUAL: the sounding voices in a mip cross-fade, X_NDUAL of them."""
+    nd = 0
+    for v in range(int(state[H_HI])):
+        if state[at(W_MIPW, v)] > 0.0 and state[at(R_STATE, v)] != V_IDLE:
+            state[at(W_DUAL, nd)] = v
+            nd += 1
+    state[X_NDUAL] = nd
 
 
 @njit(**JIT)
@@ -349,7 +375,11 @@ def _render(state, bus, ol, orr, i0, n):
     m0 = state[X_M0]
     m1 = state[X_M1]
     m2 = state[X_M2]
+    nd = int(clampf(state[X_NDUAL], 0.0, NV))
     for i in range(i0, i0 + n):
+        _read(state, hi)
+        if nd > 0:
+            _blend(state, nd)
         _voices(state, hi, m0, m1, m2)
         bus[ol, i] = _sum(state, _OUTL, hi)
         bus[orr, i] = _sum(state, _OUTR, hi)
@@ -481,6 +511,7 @@ def _tick(state, params, sample_rate):
             continue
         _plan(state, params, v, float(CHUNK), 0.0, sample_rate, ca, cd, cr, ma, md, mr, True)
     poly.shrink(state)
+    _dual_list(state)
 
 
 @njit(**JIT)
@@ -532,7 +563,7 @@ def _env_coefs(params, n, sample_rate):
 def event(state, params, kind, a, b, c, sample_rate):
     sr = clampf(sample_rate, 1000.0, 1e6)
     stolen = poly.poly_event(state, params, kind, a, b, c, sr)
-    cpos = state[H_CPOS]
+    cpos = clampf(state[H_CPOS], 0.0, CHUNK - 1.0)
     if cpos > 0.0:
         # re-plan the voices this event touched for the rest of the control period
         seg = CHUNK - cpos
@@ -540,6 +571,7 @@ def event(state, params, kind, a, b, c, sample_rate):
         for v in range(int(state[H_HI])):
             if state[at(R_DIRTY, v)] != 0.0 and state[at(R_STATE, v)] != V_IDLE:
                 _plan(state, params, v, seg, seg, sr, ca, cd, cr, ma, md, mr, False)
+        _dual_list(state)
     return stolen
 
 
