@@ -1,7 +1,8 @@
 """One dispatch for every unit kind, and the program walker (AUDIO THREAD).
 
 `run_unit` has one branch per registered unit, in the order of `engine.rt.units.UNITS`
-(tests/test_units.py checks that each kind reaches its own unit). `run_program` walks a flat,
+(tests/test_units.py checks that each kind reaches its own unit); `event_unit` and
+`voices_unit` have one per instrument unit (INSTRUMENT = True) and do nothing for the others. `run_program` walks a flat,
 topologically ordered program compiled off the audio thread: one row per unit instance,
 PR_WIDTH int64 columns (kind, state offset and length, params offset and length, io offset) into
 one state pool, one params pool and one io table.

@@ -9,7 +9,8 @@ L * MOD_INDEX radians at full envelope, so a modulator at level I / MOD_INDEX dr
 carrier of the same ratio makes sin(wt + I sin(wt)), whose partials are Bessel functions
 J_n(I). op4 can modulate itself: `feedback` f feeds f * FEEDBACK_MAX radians of the mean of
 its last two outputs back into its phase (the mean tames the period-2 oscillation a
-one-sample loop otherwise falls into).
+one-sample loop otherwise falls into: without it the loop rings at fs / 2 from about 1.2
+radians, with it it stays clean to about 2; FEEDBACK_MAX is 1.6).
 
 Algorithms (`ROUTES`; the same table as ymfm's s_algorithm_ops, which lists the routing of
 the OPM/OPZ chips these instruments use), carriers in brackets:
@@ -17,8 +18,10 @@ the OPM/OPZ chips these instruments use), carriers in brackets:
     2: (4 + 3) -> 2 -> [1]                6: 4 -> [3], 4 -> [2], 4 -> [1]
     3: 4 -> [1], 3 -> 2 -> [1]            7: 4 -> [3], [2], [1]
     4: 4 -> 3 -> [1], 2 -> [1]            8: [4], [3], [2], [1]
-The carriers are summed and divided by their count. Voices, unison, spread, glide and play
-modes come from engine.rt.units.poly; the mod wheel adds vibrato, aftertouch raises the
+The carriers are summed and divided by their count. Each sample runs every voice side by side
+(one loop over the voice rows: the four operators of one voice depend on each other, different
+voices do not, so the loop is vectorized and overlapped). Voices, unison, spread, glide and
+play modes come from engine.rt.units.poly; the mod wheel adds vibrato, aftertouch raises the
 modulators' levels (`aftertouch_index`).
 """
 import math
@@ -64,14 +67,21 @@ def _j(op):
     return 4 - op
 
 
-ALG_MOD = np.zeros((8, OPS, OPS))       # [algorithm, target slot, modulator slot]
-ALG_CAR = np.zeros((8, OPS))
-for _a in range(8):
-    for _m, _t in ROUTES[_a]:
-        assert _j(_m) < _j(_t)             # a modulator is computed before its target
-        ALG_MOD[_a, _j(_t), _j(_m)] = 1.0
-    for _c in CARRIERS[_a]:
-        ALG_CAR[_a, _j(_c)] = 1.0
+def _routing():
+    """ROUTES and CARRIERS as the kernel reads them: mod[algorithm, target slot, modulator
+    slot] and car[algorithm, slot], 1.0 or 0.0 (numpy constants, indexed at run time)."""
+    mod = np.zeros((8, OPS, OPS))
+    car = np.zeros((8, OPS))
+    for a in range(8):
+        for m, t in ROUTES[a]:
+            assert _j(m) < _j(t)               # a modulator is computed before its target
+            mod[a, _j(t), _j(m)] = 1.0
+        for c in CARRIERS[a]:
+            car[a, _j(c)] = 1.0
+    return mod, car
+
+
+ALG_MOD, ALG_CAR = _routing()
 
 _OP_FIELDS = ("ratio", "detune_cents", "level", "attack_ms", "decay_ms", "sustain",
               "release_ms", "velocity")
