@@ -1,10 +1,16 @@
 """DSP units: the contract every registered unit keeps, the dispatch, the program walker, and
-the stereo width unit. Each unit's own signal tests live in tests/test_unit_<name>.py."""
+the stereo width unit. Each unit's own signal tests live in tests/test_unit_<name>.py.
+
+Instruments (INSTRUMENT = True) keep the same contract and get notes: `run` applies events at
+their absolute sample positions between spans, and each generic test plays `script` (notes,
+pedal, bend, wheel, aftertouch, source-gone, all-notes-off, panic; some on block edges)."""
 import math
 
 import numpy as np
 import pytest
 
+from engine.rt.events import (K_AFTERTOUCH, K_ALL_NOTES_OFF, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON,
+                              K_PANIC, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN)
 from engine.rt.units import KIND, UNITS, dispatch
 from engine.rt.units import width as W
 from engine.rt.units.base import IO_WIDTH, Param, declare, default_params
@@ -21,7 +27,34 @@ def make(unit, overrides=None):
     for name, value in (overrides or {}).items():
         k = next(p.index for p in unit.PARAMS if p.name == name)
         params[k] = params[n + k] = value
+    if hasattr(unit, "prepare"):            # control-side data (tables) copied into the state
+        unit.prepare(state, params, SR)
     return state, params
+
+
+def is_instrument(unit):
+    return getattr(unit, "INSTRUMENT", False)
+
+
+def script(n, seed=1):
+    """Events (time, kind, a, b, c) for an instrument over n samples: chords, the pedal, bend,
+    wheel, aftertouch, a source unplugged, all-notes-off and panic, some on block edges."""
+    ev = [(0, K_NOTE_ON, 60.0, 0.9, 1.0), (700, K_NOTE_ON, 67.25, 0.5, 2.0),
+          (3000, K_SUSTAIN, 0.0, 1.0, 0.0), (3500, K_NOTE_OFF, 60.0, 0.0, 1.0),
+          (4096, K_NOTE_ON, 64.0, 0.7, 1.0), (5000, K_PITCH_BEND, 0.0, 1.5, 0.0),
+          (5200, K_MOD_WHEEL, 0.0, 0.8, 0.0), (6000, K_AFTERTOUCH, 0.0, 0.6, 0.0),
+          (6500, K_NOTE_OFF, 64.0, 0.0, 1.0), (7000, K_SUSTAIN, 0.0, 0.0, 0.0),
+          (7680, K_NOTE_ON, 72.0, 1.0, 3.0), (8192, K_NOTE_ON, 36.0, 0.8, 2.0),
+          (9000, K_SOURCE_GONE, 0.0, 0.0, 2.0), (10000, K_ALL_NOTES_OFF, 0.0, 0.0, 0.0),
+          (10500, K_NOTE_ON, 48.0, 0.6, 1.0), (11000, K_NOTE_ON, 55.0, 0.6, 1.0),
+          (11500, K_PANIC, 0.0, 0.0, 0.0)]
+    rng = np.random.default_rng(seed)
+    for t in sorted(rng.integers(1, n - 1, 24).tolist()):
+        note = float(rng.integers(36, 90))
+        ev.append((t, K_NOTE_ON, note, float(rng.random()), 4.0))
+        ev.append((min(n - 1, t + int(rng.integers(50, 3000))), K_NOTE_OFF, note, 0.0, 4.0))
+    ev = [e for e in ev if e[0] < n]
+    return sorted(ev, key=lambda e: e[0])
 
 
 def io(inl=0, inr=1, outl=2, outr=3, sidel=-1, sider=-1, ctx=-1):
@@ -37,13 +70,22 @@ def signal(n, seed=1):
     return l, r, side
 
 
-def run(unit, state, params, l, r, side=None, cuts=(), kind=None):
-    """The unit over l, r (side rows if given), split at `cuts`, in blocks of <= 4096."""
+def run(unit, state, params, l, r, side=None, cuts=(), kind=None, events=()):
+    """The unit over l, r (side rows if given), split at `cuts`, in blocks of <= 4096; each
+    event (time, kind, a, b, c) applied before the sample at its time (instruments)."""
     n = len(l)
     out_l, out_r = np.zeros(n), np.zeros(n)
-    points = sorted(set([0, n] + [c for c in cuts if 0 < c < n] + list(range(0, n, 4096))))
+    points = sorted(set([0, n] + [c for c in cuts if 0 < c < n] + list(range(0, n, 4096))
+                        + [e[0] for e in events if 0 < e[0] < n]))
     bus = np.zeros((ROWS, 4096))
+    pending = list(events)
     for a, b in zip(points[:-1], points[1:]):
+        while pending and pending[0][0] <= a:
+            _, ek, ea, eb, ec = pending.pop(0)
+            if kind is None:
+                unit.event(state, params, ek, ea, eb, ec, float(SR))
+            else:
+                dispatch.event_unit(kind, state, params, ek, ea, eb, ec, float(SR))
         m = b - a
         bus[0, :m] = l[a:b]
         bus[1, :m] = r[a:b]
@@ -81,14 +123,23 @@ def test_dispatch_reaches_each_kind_s_own_unit(unit):
     """run_unit(kind) is the unit's own process (with parameters away from their defaults, a
     branch that called another unit would not give the same samples)."""
     l, r, side = signal(3000)
-    outs = []
+    ev = script(3000) if is_instrument(unit) else ()
+    outs, voices = [], []
     for kind in (None, KIND[unit.NAME]):
         st, pa = make(unit)
         _glide(unit, st, pa, 3)
         pa[len(unit.PARAMS):] = pa[:len(unit.PARAMS)]
-        outs.append(run(unit, st, pa, l, r, side, kind=kind))
+        outs.append(run(unit, st, pa, l, r, side, kind=kind, events=ev))
+        voices.append(dispatch.voices_unit(KIND[unit.NAME], st))
+        if is_instrument(unit):
+            assert voices[-1] == unit.active_voices(st) > 0
+        else:
+            assert voices[-1] == 0
+            assert dispatch.event_unit(KIND[unit.NAME], st, pa, K_NOTE_ON, 60.0, 1.0, 0.0,
+                                       float(SR)) == 0
     assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
     assert not np.array_equal(outs[0][0], l)     # the unit did something
+    assert np.abs(outs[0][0]).max() > 1e-3
 
 
 def _glide(unit, state, params, seed):
@@ -103,9 +154,10 @@ def _glide(unit, state, params, seed):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_block_size_invariance(unit, seed):
     l, r, side = signal(12000, seed)
+    ev = script(12000, seed) if is_instrument(unit) else ()
     st, pa = make(unit)
     _glide(unit, st, pa, seed)
-    ref = run(unit, st, pa, l, r, side)
+    ref = run(unit, st, pa, l, r, side, events=ev)
     rng = np.random.default_rng(seed)
     for cuts in (range(1, 12000, 1), range(7, 12000, 7), range(64, 12000, 64),
                  sorted(rng.integers(1, 11999, 200).tolist())):
@@ -113,7 +165,7 @@ def test_block_size_invariance(unit, seed):
             cuts = range(1, 600)        # block size 1 over the first 600 samples, then larger
         st, pa = make(unit)
         _glide(unit, st, pa, seed)
-        got = run(unit, st, pa, l, r, side, cuts=list(cuts))
+        got = run(unit, st, pa, l, r, side, cuts=list(cuts), events=ev)
         assert np.array_equal(ref[0], got[0]) and np.array_equal(ref[1], got[1])
 
 
@@ -131,20 +183,56 @@ def test_extreme_parameters_and_input_stay_finite(unit, where):
     l = l * 1e6
     l[100:110] = np.nan
     r[200] = np.inf
-    out = run(unit, st, pa, l, r, side)
+    ev = ()
+    if is_instrument(unit):
+        bad = {"lo": -1e300, "hi": 1e300, "nan": math.nan, "inf": math.inf}[where]
+        ev = script(6000) + [(50, K_NOTE_ON, bad, 1.0, 5.0), (60, K_NOTE_ON, 70.0, bad, bad),
+                             (70, K_PITCH_BEND, 0.0, bad, 0.0), (80, K_MOD_WHEEL, 0.0, bad, 0.0),
+                             (90, K_AFTERTOUCH, 0.0, bad, 0.0), (95, K_NOTE_OFF, bad, 0.0, bad)]
+        ev.sort(key=lambda e: e[0])
+    out = run(unit, st, pa, l, r, side, events=ev)
     assert np.all(np.isfinite(out[0])) and np.all(np.isfinite(out[1]))
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=UNIT_IDS)
 def test_reset_returns_to_a_fresh_unit(unit):
     l, r, side = signal(5000)
+    ev = script(5000) if is_instrument(unit) else ()
     st, pa = make(unit)
-    run(unit, st, pa, l * 3, r * 3, side)
+    run(unit, st, pa, l * 3, r * 3, side, events=ev[:len(ev) // 2])
     unit.reset(st, SR)
     st2, pa2 = make(unit)
-    a = run(unit, st, pa, l, r, side)
-    b = run(unit, st2, pa2, l, r, side)
+    a = run(unit, st, pa, l, r, side, events=ev)
+    b = run(unit, st2, pa2, l, r, side, events=ev)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("unit", [u for u in UNITS if is_instrument(u)],
+                         ids=[u.NAME for u in UNITS if is_instrument(u)])
+def test_an_instrument_writes_its_output_and_ignores_its_input(unit):
+    """The out rows are written, not added to; the in rows make no difference."""
+    n = 6000
+    ev = script(n)
+    outs = []
+    for x in (np.zeros(n), signal(n)[0]):
+        st, pa = make(unit)
+        bus = np.full((ROWS, 4096), 123.0)
+        out = np.zeros((2, n))
+        pending = list(ev)
+        for a in range(0, n, 1000):
+            bus[0, :1000] = x[a:a + 1000]
+            bus[1, :1000] = x[a:a + 1000]
+            t = a
+            for b in sorted({e[0] for e in pending if a < e[0] < a + 1000} | {a + 1000}):
+                while pending and pending[0][0] <= t:
+                    _, ek, ea, eb, ec = pending.pop(0)
+                    unit.event(st, pa, ek, ea, eb, ec, float(SR))
+                unit.process(st, pa, bus, io(0, 1, 2, 3), t - a, b - a, float(SR))
+                t = b
+            out[:, a:a + 1000] = bus[2:4, :1000]
+        outs.append(out)
+        assert np.all(np.isfinite(out)) and np.abs(out).max() < 100.0
+    assert np.array_equal(outs[0], outs[1])
 
 
 def test_params_are_declared_with_checked_ranges():

@@ -4,8 +4,8 @@ The contract is in `engine.rt.units.base`. A unit's kind is its position in UNIT
 program names units by kind, and `engine.rt.units.dispatch.run_unit` calls the kind's
 `process` (its branches are checked against this tuple by tests/test_units.py).
 """
-from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, formant, gate,
-                             phaser, plate, reverb, saturation, strip, width)
+from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, fm, formant, gate,
+                             phaser, plate, reverb, saturation, strip, wavetable, width)
 
 UNITS = (
     width,
@@ -22,5 +22,7 @@ UNITS = (
     reverb,
     plate,
     formant,
+    wavetable,
+    fm,
 )
 KIND = {u.NAME: k for k, u in enumerate(UNITS)}

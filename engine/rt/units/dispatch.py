@@ -9,8 +9,8 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, formant, gate,
-                             phaser, plate, reverb, saturation, strip, width)
+from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, fm, formant, gate,
+                             phaser, plate, reverb, saturation, strip, wavetable, width)
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO, PR_CARRY = range(7)
@@ -48,6 +48,10 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         plate.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 13:
         formant.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 14:
+        wavetable.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 15:
+        fm.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -80,6 +84,10 @@ def reset_unit(kind, state, sample_rate):
         plate.reset(state, sample_rate)
     elif kind == 13:
         formant.reset(state, sample_rate)
+    elif kind == 14:
+        wavetable.reset(state, sample_rate)
+    elif kind == 15:
+        fm.reset(state, sample_rate)
 
 
 @njit(**JIT)
@@ -119,10 +127,18 @@ def carry_program(program, count, states, params, old_program, old_count, old_st
 def event_unit(kind, state, params, ev_kind, a, b, c, sample_rate):
     """An event for an instrument unit (engine.rt.units.base); returns voices stolen. Kinds
     that are not instruments ignore events."""
+    if kind == 14:
+        return wavetable.event(state, params, ev_kind, a, b, c, sample_rate)
+    elif kind == 15:
+        return fm.event(state, params, ev_kind, a, b, c, sample_rate)
     return 0
 
 
 @njit(**JIT)
 def voices_unit(kind, state):
     """Voices an instrument unit is sounding (0 for effects)."""
+    if kind == 14:
+        return wavetable.active_voices(state)
+    elif kind == 15:
+        return fm.active_voices(state)
     return 0
