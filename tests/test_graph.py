@@ -193,3 +193,62 @@ def test_a_swap_carries_the_state_of_units_that_stay():
         drv.render(256)
     new = st.graph.swap(other)
     assert [int(r) for r in new.prog[:, 6]] == [0, 1, 2, 3, -1]
+
+
+@pytest.mark.parametrize("engine", ["wavetable", "fm"])
+def test_a_part_plays_an_instrument_unit_through_the_graph(engine):
+    """Notes for a part whose graph has an instrument go to that unit (at their sample), not
+    to the built-in voice; its voices are counted; every note ends; a swap to another engine
+    crossfades and the new one plays."""
+    from engine.control.state import EngineState
+    from engine.rt.events import K_NOTE_OFF, K_NOTE_ON, K_SUSTAIN
+    st = EngineState(SR)
+    spec = {**BASE, "parts": {"bass": {"instrument": {"unit": engine, "gain_db": -6.0},
+                                       "inserts": [{"unit": "eq", "low_cut_hz": 30.0}]}}}
+    st.graph = Graph(st, spec, SR)
+    assert st.graph.program.ops[0].path == "/bass/synth"
+    assert st.ctl[L.C_PART_OP + 1] == 0 and st.ctl[L.C_PART_OP] == -1
+    for k, n in enumerate((36, 43, 48)):
+        st.push_sched(1000 + 4800 * k, K_NOTE_ON, 1, n, 0.9, 1)
+        st.push_sched(30000 + 100 * k, K_NOTE_OFF, 1, n, 0.0, 1)
+    st.push_sched(20000, K_SUSTAIN, 1, 0, 1.0, 0)
+    st.push_sched(40000, K_SUSTAIN, 1, 0, 0.0, 0)
+    drv = OfflineDriver(st, 128)
+    a = drv.render(1000)
+    assert np.abs(a).max() == 0.0                              # nothing before the first note
+    b = drv.render(24000)
+    assert np.abs(b).max() > 0.01
+    assert int(st.ctl[L.C_VOICES_ACTIVE]) == 3
+    assert st.arrays[L.S_PART][1, L.PS_NACTIVE] == 0           # the built-in voice is idle
+    c = drv.render(5 * SR)                    # pedal up at 40000: released, rung out
+    assert int(st.ctl[L.C_VOICES_ACTIVE]) == 0
+    assert np.abs(c[-4800:]).max() < 1e-4                      # no stuck note
+    # the first sample of sound is the note's sample
+    st2 = EngineState(SR)
+    st2.graph = Graph(st2, spec, SR)
+    st2.push_sched(777, K_NOTE_ON, 1, 48, 0.9, 1)
+    x = OfflineDriver(st2, 256).render(2000)
+    assert np.abs(x[:777]).max() == 0.0 and np.abs(x[777:800]).max() > 0.0
+    # swap the part to the other engine while a note sounds: it fades over, then plays
+    other = "fm" if engine == "wavetable" else "wavetable"
+    st2.graph.swap({**spec, "parts": {"bass": {"instrument": {"unit": other}}}})
+    st2.push_sched(st2.sample_time + 4800, K_NOTE_ON, 1, 55, 0.9, 1)
+    y = OfflineDriver(st2, 256).render(SR // 2)
+    steps = np.abs(np.diff(np.concatenate([x, y]), axis=0)).max()
+    assert steps < 0.2
+    assert np.abs(y[-4800:]).max() > 0.01
+    assert int(st2.ctl[L.C_VOICES_ACTIVE]) == 1
+
+
+def test_an_instrument_is_not_an_insert_and_a_table_is_set_at_build_time():
+    with pytest.raises(ValueError, match="wavetable is not an effect"):
+        Program({"master": [{"unit": "wavetable"}]}, SR)
+    with pytest.raises(ValueError, match="eq is not an instrument"):
+        Program({"parts": {"keys": {"instrument": {"unit": "eq"}}}}, SR)
+    from engine.control.state import EngineState
+    st = EngineState(SR)
+    st.graph = Graph(st, {"parts": {"keys": {"instrument": {"unit": "wavetable",
+                                                            "table": "square"}}}}, SR)
+    with pytest.raises(ValueError, match="set when the graph is built"):
+        st.graph.set("/keys/synth/table", "saw")
+    st.graph.set("/keys/synth/cutoff_hz", 500.0)

@@ -291,7 +291,11 @@ class Program:
                 v = op.values.get(q.name, q.default)
                 self.uparams[op.params + q.index] = v
                 self.uparams[op.params + n + q.index] = v
-            op.unit.reset(self.ustate[op.state:op.state + op.state_len], float(self.sample_rate))
+            st = self.ustate[op.state:op.state + op.state_len]
+            op.unit.reset(st, float(self.sample_rate))
+            if hasattr(op.unit, "prepare"):     # control-side data (tables) into the state
+                op.unit.prepare(st, self.uparams[op.params:op.params + 2 * n],
+                                float(self.sample_rate))
         self.targets = self.uparams.copy()   # the control side's copy (the pools are the engine's)
 
     def _chain(self, scope, chain, src, rows):
@@ -352,7 +356,9 @@ class Program:
             hit = where.get(op.path)
             if not hit or hit[1].unit is not op.unit:
                 continue
-            if hit[1].state_len == op.state_len:
+            same_data = all(op.values.get(q) == hit[1].values.get(q)
+                            for q in getattr(op.unit, "PREPARE_PARAMS", ()))
+            if hit[1].state_len == op.state_len and same_data:
                 self.prog[k, PR_CARRY] = hit[0]
                 n += 1
             # a value the new spec leaves as the old one had it keeps its live setting (a
@@ -421,6 +427,10 @@ class Graph:
         """Change a parameter by its address (checked; choice words accepted) at `time`; the
         unit smooths it. Returns the value sent."""
         index, q = self.program.resolve(address)
+        unit = self.program.ops[self.program.addresses[address][0]].unit
+        if q.name in getattr(unit, "PREPARE_PARAMS", ()):
+            raise ValueError(f"{address}: set when the graph is built (it loads data); change "
+                             f"it in the patch or swap the graph")
         v = _check_value(q, address, value, "")
         self.program.targets[index] = v     # the control side's view of the targets
         self.state.push_sched(time, K_UNIT_PARAM, -1, index, v, self.bank)

@@ -62,6 +62,8 @@ MIP_BLEND = 1.0 / 3.0       # octaves over which a mip hands over to the next
 TABLES = ("saw", "square", "triangle", "sine", "sine_saw", "pwm")
 FILTERS = ("off", "lowpass", "bandpass", "highpass")
 
+PREPARE_PARAMS = ("table",)   # applied when the graph is built: a change is a new instrument
+
 PARAMS = declare(poly.poly_params() + [
     Param("table", 0, len(TABLES) - 1, 0, curve="choice", smooth_s=0.0, choices=TABLES,
           doc="built-in table set, copied into the state at prepare time (a change applies "
