@@ -50,7 +50,8 @@ def test_the_master_chain_runs_in_the_engine_and_an_empty_one_changes_nothing():
     _, plain = _render(cfg)
     cfg["mix"]["master_inserts"] = [{"unit": "width", "width": 0.0}]
     s, mono = _render(cfg)
-    assert s.state.ctl[L.C_BANK_OPS] == 10     # 5 strips, 2 sends and their returns, the insert
+    assert s.state.ctl[L.C_BANK_OPS] == len(s.graph.program.ops)
+    assert s.graph.program.ops[-1].path == "/master/width"
     assert np.array_equal(mono[:, 0], mono[:, 1])           # width 0 before the limiter: mono
     assert not np.array_equal(plain[:, 0], plain[:, 1])
     cfg["mix"]["master_inserts"] = [{"unit": "width", "width": 1.0, "gain_db": 0.0}]

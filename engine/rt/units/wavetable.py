@@ -16,7 +16,7 @@ new cache line per read). Mips cross-fade over the top MIP_BLEND octave of each 
 next, poorer mip), so a gliding or bent note never switches its spectrum at once.
 
 Tables come from formulas (`TABLES`, the `table` parameter) or from single-cycle WAV files
-(`load_wav_table`); either is built by FFT on the control side (`build_table`) and copied into
+(`engine.control.wavetables.load_wav_table`); either is built by FFT on the control side (`build_table`) and copied into
 the unit's state by `prepare` / `install` before the stream starts; `reset` keeps it.
 
 Position morph: `position` (0..1, smoothed) plus the LFO (`position_lfo`) and the mod
@@ -30,7 +30,6 @@ unison, spread, glide and the play modes from engine.rt.units.poly. The mod whee
 vibrato (the LFO, `vibrato_st` at full wheel), aftertouch opens the filter
 (`aftertouch_oct`).
 """
-import functools
 import math
 
 import numpy as np
@@ -67,7 +66,7 @@ PREPARE_PARAMS = ("table",)   # applied when the graph is built: a change is a n
 PARAMS = declare(poly.poly_params() + [
     Param("table", 0, len(TABLES) - 1, 0, curve="choice", smooth_s=0.0, choices=TABLES,
           doc="built-in table set, copied into the state at prepare time (a change applies "
-              "at the next prepare; load_wav_table gives custom sets)"),
+              "at the next prepare; wavetables.load_wav_table gives custom sets)"),
     Param("position", 0.0, 1.0, 0.0, smooth_s=0.05, doc="point between the first and last frame"),
     Param("position_lfo", 0.0, 1.0, 0.0, doc="LFO depth on the position"),
     Param("position_env", -1.0, 1.0, 0.0, doc="mod envelope amount on the position"),
@@ -171,9 +170,17 @@ def _sine_series(amps):
     return -1j * np.asarray(amps, dtype=float)
 
 
-@functools.lru_cache(maxsize=None)
+_BUILT: dict = {}
+
+
 def builtin_table(name):
     """One of TABLES (sample-rate independent, so built once per process)."""
+    if name not in _BUILT:
+        _BUILT[name] = _build_builtin(name)
+    return _BUILT[name]
+
+
+def _build_builtin(name):
     h = np.arange(513, dtype=float)
     h[0] = 1.0
     saw = np.where(h > 0, 2.0 / np.pi * (-1.0) ** (h + 1) / h, 0.0)
@@ -209,15 +216,15 @@ def builtin_table(name):
     return build_table(spectra)
 
 
-def load_wav_table(path, frames=1):
-    """A Wavetable from a WAV file holding `frames` single cycles back to back (1: the whole
-    file is one cycle). Each cycle is resampled exactly (by its spectrum) into the mip-maps;
-    a file with more than MAX_FRAMES cycles keeps MAX_FRAMES of them, evenly spaced, the
-    first and the last included. Levels stay relative: the set is scaled to peak 1."""
-    import soundfile
-    x, _ = soundfile.read(str(path), dtype="float64", always_2d=True)
-    x = x.mean(axis=1)
+def table_from_cycles(x, frames=1, where="samples"):
+    """A Wavetable from `frames` single cycles back to back in the mono array `x` (1: all of it
+    is one cycle; engine.control.wavetables.load_wav_table reads them from a WAV file). Each
+    cycle is resampled exactly (by its spectrum) into the mip-maps; more than MAX_FRAMES
+    cycles keep MAX_FRAMES of them, evenly spaced, the first and the last included. Levels
+    stay relative: the set is scaled to peak 1."""
+    x = np.asarray(x, dtype=np.float64)
     frames = int(frames)
+    path = where
     if frames < 1 or len(x) % frames or len(x) // frames < 4:
         raise ValueError(f"{path}: {len(x)} samples do not split into {frames} cycles of "
                          f"at least 4 samples")
