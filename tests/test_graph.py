@@ -258,30 +258,30 @@ def test_an_instrument_is_not_an_insert_and_a_table_is_set_at_build_time():
 def test_every_address_reaches_its_parameter():
     """Session.set is the one way to change anything: graph units, the analog voice, the kit,
     the limiter; a wrong address or value is refused with the reason."""
-    from engine.rt import drums, master
+    from engine.rt import master
     from engine.rt.params import SYNTH_SPECS
     cfg = load_config("config.toml", environ={})
     s = Session(cfg, SR, demo=True)
     addrs = s.addresses()
     for a in ("/bass/synth/cutoff_hz", "/chords/chorus/mix", "/drums/reverb/decay_s",
-              "/drums/kit/tune_st", "/master/limiter/ceiling_db", "/lead/mix/reverb_send",
+              "/drums/synth/tune_st", "/drums/synth/closed_hat_pan", "/master/limiter/ceiling_db", "/lead/mix/reverb_send",
               "/sends/delay/delay/time_beats"):
         assert a in addrs, a
     s.set("/bass/synth/cutoff_hz", 321.0)
     s.set("/bass/synth/filter_type", "svf_lowpass")
-    s.set("/drums/kit/tune_st", -2.0)
+    s.set("/drums/synth/tune_st", -2.0)
     s.set("/master/limiter/ceiling_db", -3.0)
     s.set("/chords/chorus/mix", 0.2)
     OfflineDriver(s.state, 256, s.scheduler.advance).render(512)
     a = s.state.arrays
     assert a[L.S_PTARGET][1, SYNTH_SPECS["cutoff_hz"].index] == 321.0
     assert a[L.S_PTARGET][1, SYNTH_SPECS["filter_type"].index] == 1.0
-    assert a[L.S_DRUM_PARAMS][drums.DRUM_TUNE_ST] == -2.0
+    assert a[L.S_UPARAMS][s.graph.program.resolve("/drums/synth/tune_st")[0]] == -2.0
     assert a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] == -3.0
     k, _ = s.graph.program.resolve("/chords/chorus/mix")
     assert a[L.S_UPARAMS][k] == 0.2
     for bad, exc, words in (("/bass/synth/cutof_hz", KeyError, "analog voice"),
-                            ("/drums/kit/tuning", KeyError, "the kit has"),
+                            ("/drums/synth/tuning", KeyError, "/drums/synth has"),
                             ("/master/limiter/limiter", KeyError, "before a stream"),
                             ("/chords/chorus/speed", KeyError, "/chords/chorus has")):
         with pytest.raises(exc, match=words):

@@ -21,19 +21,17 @@ S_VMETA = 7        # float64[VM_SIZE, NVOICES]    voice bookkeeping (note, sourc
 S_PTARGET = 8      # float64[NPARTS, NPARAMS]     synth part parameter targets
 S_PCUR = 9         # float64[NPARTS, NPARAMS]     smoothed current values
 S_PART = 10        # float64[NPARTS + 1, PS_SIZE] per-part runtime (bend, lfo phase, ranges...)
-S_DRUM_STATE = 11  # float64 drum voices          (engine.rt.drums)
-S_DRUM_PARAMS = 12 # float64
-S_MASTER_STATE = 13
-S_MASTER_PARAMS = 14
-S_BUS = 15         # float64[BUS_ROWS, MAXBLOCK]  instrument rows, the graph's rows, stereo out
-S_METER = 16       # float64[METER_SIZE]          levels and timings for the control side
-S_CBTIME = 17      # int64[CBTIME_CAP]            callback durations (ns), a ring
-S_QOUT = 18        # float64[QCAP, EVENT_WIDTH]   audio → control: MIDI read in the callback
-S_QOUT_IDX = 19    # int64[16]
+S_MASTER_STATE = 11
+S_MASTER_PARAMS = 12
+S_BUS = 13         # float64[BUS_ROWS, MAXBLOCK]  instrument rows, the graph's rows, stereo out
+S_METER = 14       # float64[METER_SIZE]          levels and timings for the control side
+S_CBTIME = 15      # int64[CBTIME_CAP]            callback durations (ns), a ring
+S_QOUT = 16        # float64[QCAP, EVENT_WIDTH]   audio → control: MIDI read in the callback
+S_QOUT_IDX = 17    # int64[16]
 # The graph (engine.control.graph): two banks, each a compiled program and its pools. One bank
 # plays; the control side allocates a new program into the other and swaps it in with an event
 # (allocate → swap → free after the audio thread acknowledges, as scsynth does).
-S_BANK0 = 20
+S_BANK0 = 18
 BANK_STRIDE = 4
 G_PROG, G_USTATE, G_UPARAMS, G_UIO = range(4)
 #   bank b, slot S_BANK0 + b * BANK_STRIDE + G_*:
@@ -49,8 +47,7 @@ _BANK_DTYPES = (np.int64, np.float64, np.float64, np.int64)
 SLOT_DTYPES = {
     S_CTL: np.int64, S_QSCHED: np.float64, S_QSCHED_IDX: np.int64, S_QMIDI: np.float64,
     S_QMIDI_IDX: np.int64, S_PENDING: np.float64, S_VF: np.float32, S_VMETA: np.float64,
-    S_PTARGET: np.float64, S_PCUR: np.float64, S_PART: np.float64, S_DRUM_STATE: np.float64,
-    S_DRUM_PARAMS: np.float64, S_MASTER_STATE: np.float64,
+    S_PTARGET: np.float64, S_PCUR: np.float64, S_PART: np.float64, S_MASTER_STATE: np.float64,
     S_MASTER_PARAMS: np.float64, S_BUS: np.float64, S_METER: np.float64, S_CBTIME: np.int64,
     S_QOUT: np.float64, S_QOUT_IDX: np.int64,
 } | {S_BANK0 + b * BANK_STRIDE + k: _BANK_DTYPES[k] for b in range(N_BANKS) for k in range(4)}
