@@ -58,3 +58,9 @@ def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
         cb.jack_port_connect_callback()
         cb.jack_shutdown_callback()
     return time.perf_counter() - t0
+
+
+if __name__ == "__main__":      # `python -m engine.control.warmup`: fill the kernel cache
+    import sys
+    seconds = warm_up(("portaudio", "jack", "python"), say=print)
+    print(f"audio kernels compiled and cached in {seconds:.1f} s", file=sys.stderr)
