@@ -106,15 +106,25 @@ N_SYNTH_PARTS = 4
 
 # ---- voice DSP state: one flat float32 array of rows, NVMAX voices per row -----------------
 # A compile-time row stride lets LLVM prove that rows never overlap, so the voice loops
-# vectorize without runtime alias checks.
-NVMAX = 1024
+# vectorize without runtime alias checks. The stride is 4160 bytes, not 4096: rows a multiple of
+# 4 KiB apart share an L1 set (and look alike to the load-store unit), and the voice stages touch
+# 20-odd rows at the same column; at 1024 they thrashed one set and the kernel ran 25 % slower.
+NVMAX = 1040
 (VF_PHASE1, VF_PHASE2, VF_INC, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE, VF_S1, VF_S2, VF_S3,
  VF_S4, VF_VEL, VF_KEYOCT, VF_GAIN, VF_OSC, VF_G, VF_OUT) = range(17)
-VF_ROWS = 17
+VF_CHUNK = 32
+"""Samples a part renders stage by stage (engine.rt.voice): each stage runs over up to VF_CHUNK
+samples before the next, its per-sample results kept in the chunk rows below."""
+VF_C_OSC = 17                      # rows VF_C_OSC + t: oscillator sum at sample t of the chunk
+VF_C_G = VF_C_OSC + VF_CHUNK       # rows VF_C_G + t: filter coefficient at sample t
+VF_C_OUT = VF_C_G + VF_CHUNK       # rows VF_C_OUT + t: filter output at sample t
+VF_C_SCALAR = VF_C_OUT + VF_CHUNK  # one row of per-sample part values (engine.rt.voice CS_*)
+VF_ROWS = VF_C_SCALAR + 1
 # VF_INC: oscillator 1 phase increment at zero bend (cycles per sample)
 # VF_KEYOCT: (note - 60) / 12, for key tracking
 # VF_GAIN: velocity-scaled amplitude
-# VF_OSC, VF_G, VF_OUT: per-sample scratch (oscillator sum, filter coefficient, filter out)
+# VF_OSC, VF_G, VF_OUT: per-sample scratch (oscillator sum, filter coefficient, filter out);
+#   VF_G also keeps the coefficients while they need no recomputing (PS_G_DIRTY)
 
 # stage codes (both envelopes)
 ST_IDLE, ST_ATTACK, ST_DECAY, ST_RELEASE, ST_STEAL = 0.0, 1.0, 2.0, 3.0, 4.0
