@@ -13,9 +13,10 @@ parameters
              the smoothing and everything derived from the parameters is recomputed all the
              time; choice parameters stay at their defaults.
 
-Figures: min (and median) of `--repeats` runs, wall clock, in ns per stereo frame (one sample
-on each channel) and as times faster than real time; the harness alone (copying the signal in
-and out of the bus, no unit) is measured the same way and subtracted ("harness_ns_per_frame").
+Figures: min (and median) of `--repeats` runs, wall clock (and the min in CPU time), in ns per
+stereo frame (one sample on each channel) and as times faster than real time; the harness alone
+(copying the signal in and out of the bus, no unit) is measured the same way and subtracted
+("harness_ns_per_frame", wall).
 
 In the same run, pyo's equivalents (where pyo has one: see PYO) render the same kind of signal
 (pyo's Noise and Sine objects) offline, `Server(audio="offline")` as bench/peers.py does, one
@@ -40,7 +41,9 @@ JSON (--json), schema "bandmate.bench.effects/1":
                       "bandmate_over_pyo": {label: {block: {"default_vs_static": r,
                                                             "busy_vs_moving": r}}}}},
      "not_measured": {name: why}, "pyo_version", "load_average": {"start", "end"}}
-    FIG = {"ns_per_frame", "ns_per_frame_median", "x_realtime"}
+    FIG = {"ns_per_frame", "ns_per_frame_median", "cpu_ns_per_frame", "x_realtime"}
+    ratios: "default_vs_static", "busy_vs_moving" (wall, min of repeats) and the same with
+    "_cpu" (CPU time of the rendering thread / pyo's worker: steadier on a loaded machine)
 
     python bench/effects.py [--json] [--seconds 2] [--repeats 5] [--blocks 64 512] [--no-pyo]
 """
@@ -179,9 +182,9 @@ def _io() -> np.ndarray:
 
 
 def bandmate_times(kind: int, unit, x: np.ndarray, block: int, setting: str, repeats: int,
-                   sample_rate: int = SR) -> tuple[list[float], np.ndarray]:
-    """Wall seconds of each repeat (state reset, parameters at their defaults first), and the
-    output of the last."""
+                   sample_rate: int = SR) -> tuple[list[float], list[float], np.ndarray]:
+    """Wall and CPU seconds of each repeat (state reset, parameters at their defaults first),
+    and the output of the last."""
     y = np.zeros_like(x)
     bus = np.zeros((5, max(block, 8)))
     io = _io()
@@ -196,24 +199,28 @@ def bandmate_times(kind: int, unit, x: np.ndarray, block: int, setting: str, rep
         targets = busy_targets(unit, sample_rate, block) if setting == "busy" \
             else np.zeros((0, n))
     start = params.copy()
-    times = []
+    walls, cpus = [], []
     for r in range(repeats + 1):        # the first run compiles / warms up, untimed
         if unit is not None:
             unit.reset(state, float(sample_rate))
         params[:] = start
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         _drive(kind, state, params, n, bus, io, x, y, block, targets, float(sample_rate))
         if r:
-            times.append(time.perf_counter() - t0)
-    return times, y
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.thread_time() - c0)
+    return walls, cpus, y
 
 
-def _figure(times: list[float], frames: int, seconds: float, minus: float = 0.0) -> dict:
-    best = min(times) - minus * frames * 1e-9
-    med = statistics.median(times) - minus * frames * 1e-9
-    return {"ns_per_frame": round(best / frames * 1e9, 3),
-            "ns_per_frame_median": round(med / frames * 1e9, 3),
-            "x_realtime": round(seconds / best, 1) if best > 0 else None}
+def _figure(walls: list[float], cpus: list[float], frames: int, seconds: float,
+            minus: tuple[float, float] = (0.0, 0.0)) -> dict:
+    """FIG from seconds per repeat, less `minus` (wall, cpu) ns per frame."""
+    best = min(walls) / frames * 1e9 - minus[0]
+    med = statistics.median(walls) / frames * 1e9 - minus[0]
+    cpu = min(cpus) / frames * 1e9 - minus[1]
+    return {"ns_per_frame": round(best, 3), "ns_per_frame_median": round(med, 3),
+            "cpu_ns_per_frame": round(cpu, 3),
+            "x_realtime": round(1e9 / (best * frames / seconds), 1) if best > 0 else None}
 
 
 def _check(y: np.ndarray, what: str, seconds: float) -> None:
@@ -321,9 +328,9 @@ def _pyo_worker(cfg: dict) -> dict:
         def render(what):
             times = []
             for _ in range(repeats + 1):            # the first is a warm-up
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 s.start()                           # offline: the whole duration, then returns
-                times.append(time.perf_counter() - t0)
+                times.append((time.perf_counter() - t0, time.process_time() - c0))
             y, _ = sf.read(path, dtype="float32")
             silent = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) < 1e-4
             if len(y) < frames or not np.all(np.isfinite(y)) or (silent and seconds >= 0.5):
@@ -382,14 +389,19 @@ def pyo_times(names: list[str], seconds: float, block: int, repeats: int,
 
 
 def _pyo_figure(times, baseline, frames, seconds) -> dict:
+    """FIG of one instance from the (wall, cpu) seconds of each repeat."""
     if isinstance(times, dict):          # an error
         return times
-    best = (min(times) - min(baseline)) / PYO_INSTANCES
-    med = (statistics.median(times) - statistics.median(baseline)) / PYO_INSTANCES
-    if best <= 0:
+    walls, cpus = [w for w, _ in times], [c for _, c in times]
+    bw, bc = [w for w, _ in baseline], [c for _, c in baseline]
+    best = (min(walls) - min(bw)) / PYO_INSTANCES
+    med = (statistics.median(walls) - statistics.median(bw)) / PYO_INSTANCES
+    cpu = (min(cpus) - min(bc)) / PYO_INSTANCES
+    if best <= 0 or cpu <= 0:
         return {"error": f"no measurable cost above the signal alone: {times} vs {baseline}"}
     return {"ns_per_frame": round(best / frames * 1e9, 3),
             "ns_per_frame_median": round(med / frames * 1e9, 3),
+            "cpu_ns_per_frame": round(cpu / frames * 1e9, 3),
             "x_realtime": round(seconds / best, 1)}
 
 
@@ -406,17 +418,18 @@ def run(seconds: float = 2.0, repeats: int = 5, blocks=BLOCKS, with_pyo: bool = 
                     "not_measured": not_measured(), "pyo_version": None}
     harness = {}
     for block in blocks:
-        times, _ = bandmate_times(NO_UNIT, None, x, block, "default", repeats, sample_rate)
-        harness[block] = min(times) / frames * 1e9
-        result["harness_ns_per_frame"][str(block)] = round(harness[block], 3)
+        walls, cpus, _ = bandmate_times(NO_UNIT, None, x, block, "default", repeats, sample_rate)
+        harness[block] = (min(walls) / frames * 1e9, min(cpus) / frames * 1e9)
+        result["harness_ns_per_frame"][str(block)] = round(harness[block][0], 3)
     for kind, unit in units:
         entry = {"kind": kind, "params": len(unit.PARAMS), "bandmate": {}}
         for block in blocks:
             entry["bandmate"][str(block)] = {}
             for setting in SETTINGS:
-                times, y = bandmate_times(kind, unit, x, block, setting, repeats, sample_rate)
+                walls, cpus, y = bandmate_times(kind, unit, x, block, setting, repeats,
+                                                sample_rate)
                 _check(y, f"{unit.NAME} ({setting}, block {block})", seconds)
-                entry["bandmate"][str(block)][setting] = _figure(times, frames, seconds,
+                entry["bandmate"][str(block)][setting] = _figure(walls, cpus, frames, seconds,
                                                                  harness[block])
         result["units"][unit.NAME] = entry
     names = [u.NAME for _, u in units]
@@ -456,8 +469,9 @@ def run(seconds: float = 2.0, repeats: int = 5, blocks=BLOCKS, with_pyo: bool = 
                 r = {}
                 for key, (a, b) in {"default_vs_static": ("default", "static"),
                                     "busy_vs_moving": ("busy", "moving")}.items():
-                    p, m = fig[b].get("ns_per_frame"), mine[a]["ns_per_frame"]
-                    r[key] = round(m / p, 3) if p and p > 0 and m > 0 else None
+                    for suffix, fkey in (("", "ns_per_frame"), ("_cpu", "cpu_ns_per_frame")):
+                        p, m = fig[b].get(fkey), mine[a][fkey]
+                        r[key + suffix] = round(m / p, 3) if p and p > 0 and m > 0 else None
                 ratios[label][str(block)] = r
             variants[label] = v
         entry["pyo"] = {"objects": "; ".join(o for o, _ in PYO[name].values()),
@@ -483,7 +497,8 @@ def _print(result: dict) -> None:
                 v = e["pyo"]["variants"][label][block]
                 st, mv = v["static"].get("ns_per_frame"), v["moving"].get("ns_per_frame")
                 line += (f" | pyo {label} {st} / {mv} ns: bandmate/pyo "
-                         f"{r[block]['default_vs_static']} / {r[block]['busy_vs_moving']}")
+                         f"{r[block]['default_vs_static']} / {r[block]['busy_vs_moving']} (cpu "
+                         f"{r[block]['default_vs_static_cpu']} / {r[block]['busy_vs_moving_cpu']})")
             if "skipped" in e["pyo"] or "error" in e["pyo"]:
                 line += f" | pyo: {e['pyo'].get('skipped') or e['pyo'].get('error')}"
             print(line)
