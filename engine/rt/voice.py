@@ -983,23 +983,37 @@ def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
         if va != hi:
             _voice_chunk(vf, va, va, unt, noise > 0.0, need_any, kt, vel_oct, pc)
     else:
-        _osc1_chunk(vf, lo, hi, unt, w1, ONE, pw)
-        _osc2_chunk(vf, lo, hi, unt, w2, level2, pw)
+        # the stages run over the active voices rounded up to what the vector loops take whole:
+        # 4 (one 128-bit step; the rest of the 8 lanes summed are idle, so 0) or whole 16s
+        # where the part has the voices (one 512-bit step each), else 8s; idle voices in the
+        # range are computed and never heard
+        hs = lo + u64(4)
+        if n <= 4:
+            for t in range(unt):
+                for v in range(hs, hi):
+                    vf[_COUT + t * _NV + v] = ZERO
+        else:
+            hs = lo + u64(((n + 15) // 16) * 16)
+            if hs > u64(ps[p, PS_VHI]):
+                hs = hi
+            hi = hs
+        _osc1_chunk(vf, lo, hs, unt, w1, ONE, pw)
+        _osc2_chunk(vf, lo, hs, unt, w2, level2, pw)
         if noise > 0.0:
-            _noise_chunk(vf, lo, hi, unt)
+            _noise_chunk(vf, lo, hs, unt)
         g_row, g_step = _G, u64(0)
         if need_any:
-            _cutoff_chunk(vf, lo, hi, unt, fenv_oct != 0.0, fa, fd, fr, fsus, kt, f32(fenv_oct),
+            _cutoff_chunk(vf, lo, hs, unt, fenv_oct != 0.0, fa, fd, fr, fsus, kt, f32(fenv_oct),
                           vel_oct, wmax, one_pole)
             g_row, g_step = _CG, _NV
             last = _CG + (unt - u64(1)) * _NV
-            for v in range(lo, hi):
+            for v in range(lo, hs):
                 vf[_G + v] = vf[last + v]
         if ftype == 0:
-            _ladder_chunk(vf, lo, hi, unt, g_row, g_step, f32(k), f32(drive), f32(comp), aa,
+            _ladder_chunk(vf, lo, hs, unt, g_row, g_step, f32(k), f32(drive), f32(comp), aa,
                           ad, ar, asus)
         else:
-            _svf_chunk(vf, lo, hi, unt, g_row, g_step, f32(damp), f32(drive), ftype, aa, ad, ar,
+            _svf_chunk(vf, lo, hs, unt, g_row, g_step, f32(damp), f32(drive), ftype, aa, ad, ar,
                        asus)
     if need_any:
         ps[p, PS_G_DIRTY] = 0.0
