@@ -679,14 +679,18 @@ def _cutoff_chunk(vf, lo, hi, nt, fenv_on, ac, dc, rc, sus, kt, fenv_oct, vel_oc
     for v in range(lo, hi):
         vf[_OUT + v] = _voice_octaves(kt, vf[_KEY + v], vel_oct, vf[_VEL + v])
     for t in range(nt):
-        if fenv_on:
+        o = _CG + t * _NV
+        log2_base = vf[_CS_BASE + t]
+        if fenv_on:             # then the coefficients change every sample
             for v in range(lo, hi):
                 e, st = _env_step(vf[_FENV + v], vf[_FSTG + v], ac, dc, rc, sus)
                 vf[_FENV + v] = e
                 vf[_FSTG + v] = st
-        o = _CG + t * _NV
-        if vf[_CS_NEED + t] != ZERO:
-            log2_base = vf[_CS_BASE + t]
+                octs = (log2_base + fenv_oct * e) + vf[_OUT + v]
+                w = min(exp2_fast(min(max(octs, _M14), _P15)), wmax)
+                num, den = tan_fraction(w)
+                vf[o + v] = num / (den + num * one_pole)
+        elif vf[_CS_NEED + t] != ZERO:
             for v in range(lo, hi):
                 octs = (log2_base + fenv_oct * vf[_FENV + v]) + vf[_OUT + v]
                 w = min(exp2_fast(min(max(octs, _M14), _P15)), wmax)
@@ -699,9 +703,10 @@ def _cutoff_chunk(vf, lo, hi, nt, fenv_on, ac, dc, rc, sus, kt, fenv_oct, vel_oc
 
 
 @njit(**VFAST)
-def _ladder_chunk(vf, lo, hi, nt, g_row, g_step, k, drive, comp):
-    """`_ladder` over a chunk: input row VF_C_OSC + t, coefficients row g_row + t g_step,
-    output row VF_C_OUT + t."""
+def _ladder_chunk(vf, lo, hi, nt, g_row, g_step, k, drive, comp, ac, dc, rc, sus):
+    """`_ladder` and the amplifier (amp envelope times voice gain, as `_amp_sum`) over a
+    chunk: input row VF_C_OSC + t, coefficients row g_row + t g_step, output row
+    VF_C_OUT + t."""
     for t in range(nt):
         gr = g_row + t * g_step
         xr = _COSC + t * _NV
@@ -729,45 +734,39 @@ def _ladder_chunk(vf, lo, hi, nt, g_row, g_step, k, drive, comp):
             vf[_S2 + v] = y2 + v2
             vf[_S3 + v] = y3 + v3
             vf[_S4 + v] = y4 + v4
-            vf[yr + v] = y4
+            e, st = _env_step(vf[_AENV + v], vf[_ASTG + v], ac, dc, rc, sus)
+            vf[_AENV + v] = e
+            vf[_ASTG + v] = st
+            vf[yr + v] = y4 * (e * vf[_GAIN + v])
+
+
+@njit(inline="always", **VFAST)
+def _svf_amp(vf, v, gr, xr, yr, damp, drive, mode, ac, dc, rc, sus):
+    vf[_S1 + v], vf[_S2 + v], x, band, low = _svf_tick(
+        vf[gr + v], vf[_S1 + v], vf[_S2 + v], vf[xr + v], damp, drive)
+    y = low if mode == 1 else (band * damp if mode == 2 else x - damp * band - low)
+    e, st = _env_step(vf[_AENV + v], vf[_ASTG + v], ac, dc, rc, sus)
+    vf[_AENV + v] = e
+    vf[_ASTG + v] = st
+    vf[yr + v] = y * (e * vf[_GAIN + v])
 
 
 @njit(**VFAST)
-def _svf_chunk(vf, lo, hi, nt, g_row, g_step, damp, drive, mode):
-    """`_svf` over a chunk (rows as `_ladder_chunk`)."""
+def _svf_chunk(vf, lo, hi, nt, g_row, g_step, damp, drive, mode, ac, dc, rc, sus):
+    """`_svf` and the amplifier over a chunk (rows as `_ladder_chunk`)."""
     for t in range(nt):
         gr = g_row + t * g_step
         xr = _COSC + t * _NV
         yr = _COUT + t * _NV
         if mode == 1:
             for v in range(lo, hi):
-                vf[_S1 + v], vf[_S2 + v], x, band, low = _svf_tick(
-                    vf[gr + v], vf[_S1 + v], vf[_S2 + v], vf[xr + v], damp, drive)
-                vf[yr + v] = low
+                _svf_amp(vf, v, gr, xr, yr, damp, drive, 1, ac, dc, rc, sus)
         elif mode == 2:
             for v in range(lo, hi):
-                vf[_S1 + v], vf[_S2 + v], x, band, low = _svf_tick(
-                    vf[gr + v], vf[_S1 + v], vf[_S2 + v], vf[xr + v], damp, drive)
-                vf[yr + v] = band * damp
+                _svf_amp(vf, v, gr, xr, yr, damp, drive, 2, ac, dc, rc, sus)
         else:
             for v in range(lo, hi):
-                vf[_S1 + v], vf[_S2 + v], x, band, low = _svf_tick(
-                    vf[gr + v], vf[_S1 + v], vf[_S2 + v], vf[xr + v], damp, drive)
-                vf[yr + v] = x - damp * band - low
-
-
-@njit(**VFAST)
-def _amp_chunk(vf, lo, hi, nt, ac, dc, rc, sus):
-    """The amp envelope and the amplifier over a chunk: row VF_C_OUT + t times the envelope
-    and the voice gain, as `_amp_sum` does for one sample."""
-    for t in range(nt):
-        for v in range(lo, hi):
-            e, st = _env_step(vf[_AENV + v], vf[_ASTG + v], ac, dc, rc, sus)
-            vf[_AENV + v] = e
-            vf[_ASTG + v] = st
-        yr = _COUT + t * _NV
-        for v in range(lo, hi):
-            vf[yr + v] *= vf[_AENV + v] * vf[_GAIN + v]
+                _svf_amp(vf, v, gr, xr, yr, damp, drive, 3, ac, dc, rc, sus)
 
 
 @njit(**VFAST)
@@ -984,23 +983,38 @@ def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
         if va != hi:
             _voice_chunk(vf, va, va, unt, noise > 0.0, need_any, kt, vel_oct, pc)
     else:
-        _osc1_chunk(vf, lo, hi, unt, w1, ONE, pw)
-        _osc2_chunk(vf, lo, hi, unt, w2, level2, pw)
+        # the stages run over the active voices rounded up to what the vector loops take whole:
+        # 4 (one 128-bit step; the rest of the 8 lanes summed are idle, so 0) or whole 16s
+        # where the part has the voices (one 512-bit step each), else 8s; idle voices in the
+        # range are computed and never heard
+        hs = lo + u64(4)
+        if n <= 4:
+            for t in range(unt):
+                for v in range(hs, hi):
+                    vf[_COUT + t * _NV + v] = ZERO
+        else:
+            hs = lo + u64(((n + 15) // 16) * 16)
+            if hs > u64(ps[p, PS_VHI]):
+                hs = hi
+            hi = hs
+        _osc1_chunk(vf, lo, hs, unt, w1, ONE, pw)
+        _osc2_chunk(vf, lo, hs, unt, w2, level2, pw)
         if noise > 0.0:
-            _noise_chunk(vf, lo, hi, unt)
+            _noise_chunk(vf, lo, hs, unt)
         g_row, g_step = _G, u64(0)
         if need_any:
-            _cutoff_chunk(vf, lo, hi, unt, fenv_oct != 0.0, fa, fd, fr, fsus, kt, f32(fenv_oct),
+            _cutoff_chunk(vf, lo, hs, unt, fenv_oct != 0.0, fa, fd, fr, fsus, kt, f32(fenv_oct),
                           vel_oct, wmax, one_pole)
             g_row, g_step = _CG, _NV
             last = _CG + (unt - u64(1)) * _NV
-            for v in range(lo, hi):
+            for v in range(lo, hs):
                 vf[_G + v] = vf[last + v]
         if ftype == 0:
-            _ladder_chunk(vf, lo, hi, unt, g_row, g_step, f32(k), f32(drive), f32(comp))
+            _ladder_chunk(vf, lo, hs, unt, g_row, g_step, f32(k), f32(drive), f32(comp), aa,
+                          ad, ar, asus)
         else:
-            _svf_chunk(vf, lo, hi, unt, g_row, g_step, f32(damp), f32(drive), ftype)
-        _amp_chunk(vf, lo, hi, unt, aa, ad, ar, asus)
+            _svf_chunk(vf, lo, hs, unt, g_row, g_step, f32(damp), f32(drive), ftype, aa, ad, ar,
+                       asus)
     if need_any:
         ps[p, PS_G_DIRTY] = 0.0
     _sum_chunk(vf, lo, hi, unt, ps[p, PS_GAIN], out, u64(s0))
