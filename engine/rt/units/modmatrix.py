@@ -2,6 +2,9 @@
 sample-and-hold), a mod envelope, per-note sources and eight routing slots (AUDIO THREAD
 kernels; the Params are declared on the control side).
 
+(A module of its own beside engine.rt.units.poly: poly is about voices, this about what
+moves them; both instruments import the two.)
+
 Sources (`SOURCES`, each a value per voice, evaluated once per control period):
     mod_env     the mod ADSR (mod_attack_ms .. mod_release_ms), 0..1
     lfo1, lfo2  the LFOs, -1..1: `lfo_*` (LFO 1, also the one the instrument's own vibrato
@@ -11,16 +14,19 @@ Sources (`SOURCES`, each a value per voice, evaluated once per control period):
     velocity    the note's, 0..1
     key         key tracking, (pitch - 60) / 12 (the gliding pitch: octaves from middle C)
     mod_wheel, aftertouch   0..1, smoothed (engine.rt.units.poly)
-    random      one value per note in -1..1, from `mod_seed` and the note's number among the
-                unit's note-ons (poly R_NKEY): the same for any block split, live or offline
+    random      one value per note in -1..1 (its unison voices share it), from `mod_seed`
+                and the note's number among the unit's note-ons since reset (poly R_NKEY):
+                the same for any block split, live or offline
 An LFO (and the S&H) runs at `<name>_hz`, or (`<name>_sync` = beats) once every
 `<name>_beats` beats at the tempo of the graph's context row (120 BPM without one). Its phase
 (`<name>_trigger`): free (one phase for the unit: a note starts where it stands), note (each
 note starts it at `<name>_phase`), or beat (locked to the context row's beat position:
 phase = beats played x cycles per beat + `<name>_phase`; the unit's own sample clock at 120
-BPM without a context row). Shapes: sine, triangle (both start at 0 rising), saw (-1 rising
-to 1), square (+1 then -1), sample_hold (a new random value each cycle; free and beat LFOs
-give every voice the same values, note LFOs each note its own).
+BPM without a context row; with one, the beat is read at each span's start, so block cuts
+move it by rounding only, and a cycle's start within 1e-9 of a whole number is snapped onto
+it). Shapes: sine, triangle (both start at 0 rising), saw (-1 rising to 1), square (+1 then
+-1), sample_hold (a new random value each cycle; free and beat LFOs give every voice the same
+values, note LFOs each note its own).
 
 Slots: `mod<k>_source`, `mod<k>_via`, `mod<k>_dest`, `mod<k>_amount` (k = 1..8): each period
 every slot whose source is not off and whose amount is not 0 adds amount x source (x via,
@@ -33,13 +39,16 @@ were not there. Destinations common to every instrument (`COMMON_DESTS`):
     a free or note LFO whose rate is modulated runs its own phase; beat LFOs ignore it);
 each instrument appends its own (cutoff, position, operator levels...).
 
-Control rate: the unit's tick (engine.rt.units.poly) runs `mod_tick` (modulator phases, the
-slot list, the envelope coefficients) and, per sounding voice, `mod_voice_tick` (its
-modulators' phases and values); the instrument's plan of a voice runs `mod_env_step`, then
-`mod_eval` (the destinations into the scratch slots MX_D + d), then `mod_voice_rates`. The
-instrument ramps what it ramps (levels, pan, the wavetable position) over the period and
-holds the rest (pitch, filter coefficients) for its 16 samples. A sine LFO is computed once per
-period for the whole unit and shared by every voice whose phase is the unit's.
+Control rate: the unit's tick (engine.rt.units.poly) runs `mod_tick` (the modulators' unit
+phases and values, the slot list, the envelope coefficients) and, per sounding voice,
+`mod_voice_tick`; the instrument's plan of a voice runs `mod_env_step`, then `mod_eval` (the
+destinations into the scratch slots MX_D + d), then `mod_voice_rates`. The instrument ramps
+what it ramps per sample (levels, pan, the wavetable position) over the period and holds the
+rest (pitch increments, filter coefficients) for its 16 samples. A free modulator keeps, per
+voice, only its offset from the unit's phase (0 unless its rate was modulated), so a voice
+costs nothing while its modulators are free, unread and at their own rate; a sine shared by
+the voices is computed once per period for the unit. (FM's mod envelope, read by no fixed
+knob, runs only while a slot reads it.)
 """
 import math
 
@@ -191,7 +200,9 @@ def _mix(z):
 
 @njit(inline="always", **JIT)
 def _u(x):
-    return np.uint64(clampf(x, 0.0, CYC_WRAP - 1.0))
+    """A whole number (a float) as a uint64 in 0..2^32 - 1, wrapped (NaN: 0)."""
+    x = clampf(x, 0.0, 2.0 ** 53)
+    return np.uint64(clampf(x - CYC_WRAP * math.floor(x / CYC_WRAP), 0.0, CYC_WRAP - 1.0))
 
 
 @njit(**JIT)
