@@ -341,6 +341,27 @@ def test_key_tracks_an_lfo_s_rate(unit):
 
 
 @instruments
+def test_an_lfo_whose_rate_modulation_ends_keeps_its_phase(unit):
+    """Mod wheel -> lfo1_rate 1 octave (wheel full: 8 Hz instead of 4), then the slot's
+    amount glides to 0 and the slot drops out: the vibrato carries on at 4 Hz from where it
+    was, without a jump in pitch."""
+    over = dict(lfo_hz=4.0, **slot(unit, 1, "lfo1", "pitch", 1.0),
+                **slot(unit, 2, "mod_wheel", "lfo1_rate", 1.0))
+    state, params = make(unit, patch(unit, **over))
+    a, _ = play(unit, SR, [(0, K_NOTE_ON, 81.0, 1.0, 1.0), (0, K_MOD_WHEEL, 0.0, 1.0, 0.0)],
+                {}, state=(state, params))
+    params[next(p.index for p in unit.PARAMS if p.name == "mod2_amount")] = 0.0
+    b, _ = play(unit, SR, [], {}, state=(state, params))
+    t, p = pitch_track(np.concatenate([a, b]))
+    f1, _, _ = fit_sine(t[(t > 4800) & (t < SR)], p[(t > 4800) & (t < SR)])
+    f2, a2, _ = fit_sine(t[t > SR + 4800], p[t > SR + 4800])
+    assert f1 * SR == pytest.approx(8.0, rel=1e-3) and f2 * SR == pytest.approx(4.0, rel=1e-3)
+    assert a2 == pytest.approx(1.0, rel=0.01)
+    steady = np.abs(np.diff(p[(t > 4800) & (t < SR)])).max()
+    assert np.abs(np.diff(p)).max() < 1.05 * steady
+
+
+@instruments
 def test_aftertouch_to_amp_and_lfo_to_pan(unit):
     """aftertouch -> amp -6 dB halves the level at full pressure; a square LFO -> pan 1
     throws the voice from right to left."""

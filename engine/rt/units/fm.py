@@ -322,13 +322,15 @@ def _plan(state, params, v, seg, r_left, sample_rate, at_tick):
     state[at(R_DIRTY, v)] = 0.0
     pitch, fade = motion(state, v, seg, r_left, steal_samples(sample_rate))
     gate = state[at(R_STATE, v)] == V_ON
-    if at_tick:
-        ma = state[mm.MX_ENV]
-        md = state[mm.MX_ENV + 1]
-        mr = state[mm.MX_ENV + 2]
-    else:
-        ma, md, mr = mm.env_coefs(params, N, MP, seg, sample_rate)
-    menv = mm.mod_env_step(state, params, N, MP, v, seg, r_left, gate, ma, md, mr)
+    menv = 0.0
+    if state[mm.MX_NEED_ENV] != 0.0:       # the mod envelope runs while a slot reads it
+        if at_tick:
+            ma = state[mm.MX_ENV]
+            md = state[mm.MX_ENV + 1]
+            mr = state[mm.MX_ENV + 2]
+        else:
+            ma, md, mr = mm.env_coefs(params, N, MP, seg, sample_rate)
+        menv = mm.mod_env_step(state, params, N, MP, v, seg, r_left, gate, ma, md, mr)
     mm.mod_eval(state, v, menv, pitch)
     mm.mod_voice_rates(state, v)
     upos = state[at(R_UPOS, v)]

@@ -2,6 +2,9 @@
 sample-and-hold), a mod envelope, per-note sources and eight routing slots (AUDIO THREAD
 kernels; the Params are declared on the control side).
 
+(A module of its own beside engine.rt.units.poly: poly is about voices, this about what
+moves them; both instruments import the two.)
+
 Sources (`SOURCES`, each a value per voice, evaluated once per control period):
     mod_env     the mod ADSR (mod_attack_ms .. mod_release_ms), 0..1
     lfo1, lfo2  the LFOs, -1..1: `lfo_*` (LFO 1, also the one the instrument's own vibrato
@@ -11,16 +14,19 @@ Sources (`SOURCES`, each a value per voice, evaluated once per control period):
     velocity    the note's, 0..1
     key         key tracking, (pitch - 60) / 12 (the gliding pitch: octaves from middle C)
     mod_wheel, aftertouch   0..1, smoothed (engine.rt.units.poly)
-    random      one value per note in -1..1, from `mod_seed` and the note's number among the
-                unit's note-ons (poly R_NKEY): the same for any block split, live or offline
+    random      one value per note in -1..1 (its unison voices share it), from `mod_seed`
+                and the note's number among the unit's note-ons since reset (poly R_NKEY):
+                the same for any block split, live or offline
 An LFO (and the S&H) runs at `<name>_hz`, or (`<name>_sync` = beats) once every
 `<name>_beats` beats at the tempo of the graph's context row (120 BPM without one). Its phase
 (`<name>_trigger`): free (one phase for the unit: a note starts where it stands), note (each
 note starts it at `<name>_phase`), or beat (locked to the context row's beat position:
 phase = beats played x cycles per beat + `<name>_phase`; the unit's own sample clock at 120
-BPM without a context row). Shapes: sine, triangle (both start at 0 rising), saw (-1 rising
-to 1), square (+1 then -1), sample_hold (a new random value each cycle; free and beat LFOs
-give every voice the same values, note LFOs each note its own).
+BPM without a context row; with one, the beat is read at each span's start, so block cuts
+move it by rounding only, and a cycle's start within 1e-9 of a whole number is snapped onto
+it). Shapes: sine, triangle (both start at 0 rising), saw (-1 rising to 1), square (+1 then
+-1), sample_hold (a new random value each cycle; free and beat LFOs give every voice the same
+values, note LFOs each note its own).
 
 Slots: `mod<k>_source`, `mod<k>_via`, `mod<k>_dest`, `mod<k>_amount` (k = 1..8): each period
 every slot whose source is not off and whose amount is not 0 adds amount x source (x via,
@@ -33,13 +39,16 @@ were not there. Destinations common to every instrument (`COMMON_DESTS`):
     a free or note LFO whose rate is modulated runs its own phase; beat LFOs ignore it);
 each instrument appends its own (cutoff, position, operator levels...).
 
-Control rate: the unit's tick (engine.rt.units.poly) runs `mod_tick` (modulator phases, the
-slot list, the envelope coefficients) and, per sounding voice, `mod_voice_tick` (its
-modulators' phases and values); the instrument's plan of a voice runs `mod_env_step`, then
-`mod_eval` (the destinations into the scratch slots MX_D + d), then `mod_voice_rates`. The
-instrument ramps what it ramps (levels, pan, the wavetable position) over the period and
-holds the rest (pitch, filter coefficients) for its 16 samples. A sine LFO is computed once per
-period for the whole unit and shared by every voice whose phase is the unit's.
+Control rate: the unit's tick (engine.rt.units.poly) runs `mod_tick` (the modulators' unit
+phases and values, the slot list, the envelope coefficients) and, per sounding voice,
+`mod_voice_tick`; the instrument's plan of a voice runs `mod_env_step`, then `mod_eval` (the
+destinations into the scratch slots MX_D + d), then `mod_voice_rates`. The instrument ramps
+what it ramps per sample (levels, pan, the wavetable position) over the period and holds the
+rest (pitch increments, filter coefficients) for its 16 samples. A free modulator keeps, per
+voice, only its offset from the unit's phase (0 unless its rate was modulated), so a voice
+costs nothing while its modulators are free, unread and at their own rate; a sine shared by
+the voices is computed once per period for the unit. (FM's mod envelope, read by no fixed
+knob, runs only while a slot reads it.)
 """
 import math
 
@@ -151,7 +160,10 @@ MX_TRIG = MX_U + 5 * NGEN        # per modulator: trigger this period
 MX_SHAPE = MX_TRIG + NGEN        # per modulator: shape this period
 MX_NEED = MX_SHAPE + NGEN        # per modulator: 1.0 when its value is read this period
 MX_NEED_RAND = MX_NEED + NGEN
-MX_SEED = MX_NEED_RAND + 1
+MX_NEED_ENV = MX_NEED_RAND + 1   # 1.0 when a slot reads the mod envelope
+MX_RATED = MX_NEED_ENV + 1       # per modulator: 1.0 when a slot modulates its rate
+MX_WORK = MX_RATED + NGEN        # 1.0 when any voice's modulators need their own work
+MX_SEED = MX_WORK + 1
 MX_TICKS = MX_SEED + 1           # control periods since reset (the beat without a context row)
 MX_ENV = MX_TICKS + 1            # mod envelope attack, decay, release coefficients (CHUNK)
 MX_NACT = MX_ENV + 3
@@ -161,10 +173,11 @@ MX_D = MX_SRC + NSRC             # scratch: one voice's destinations (read by th
 X_FREE = MX_D + NDEST_MAX        # the instrument's own header slots start here
 assert X_FREE < HDR
 
-L_PH = POLY_ROWS                 # modulator j's row: base + j
-L_INC = L_PH + NGEN
-L_CYC = L_INC + NGEN
-L_VAL = L_CYC + NGEN
+L_PH = POLY_ROWS                 # modulator j's row: base + j. A note modulator: its phase,
+L_INC = L_PH + NGEN              # increment per period and cycle; a free one: its offset from
+L_CYC = L_INC + NGEN             # the unit's phase and cycle, and its extra increment (0 but
+L_VAL = L_CYC + NGEN             # while its rate is modulated); a beat one: the unit's. Then
+                                 # its value, when read
 ME_LEV, ME_SL, ME_ST = range(L_VAL + NGEN, L_VAL + NGEN + 3)
 ROWS_END = ME_ST + 1             # the instrument's own voice rows start here
 
@@ -187,7 +200,9 @@ def _mix(z):
 
 @njit(inline="always", **JIT)
 def _u(x):
-    return np.uint64(clampf(x, 0.0, CYC_WRAP - 1.0))
+    """A whole number (a float) as a uint64 in 0..2^32 - 1, wrapped (NaN: 0)."""
+    x = clampf(x, 0.0, 2.0 ** 53)
+    return np.uint64(clampf(x - CYC_WRAP * math.floor(x / CYC_WRAP), 0.0, CYC_WRAP - 1.0))
 
 
 @njit(**JIT)
@@ -258,7 +273,11 @@ def mod_tick(state, params, n, mp, sample_rate, tempo, beat, need_lfo1):
     # the slots
     nact = 0
     need0 = need_lfo1
-    need1 = need2 = needr = False
+    need1 = need2 = needr = neede = False
+    work = False
+    for j in range(NGEN):
+        work |= state[MX_RATED + j] != 0.0     # a rate modulation just ended: its voices reset
+        state[MX_RATED + j] = 0.0
     for k in range(NSLOTS):
         b = MP_SLOTS + 4 * k
         src = choice(params, mp[b + SL_SOURCE], NSRC)
@@ -279,7 +298,12 @@ def mod_tick(state, params, n, mp, sample_rate, tempo, beat, need_lfo1):
         need1 |= src == S_LFO2 or via == S_LFO2
         need2 |= src == S_SH or via == S_SH
         needr |= src == S_RAND or via == S_RAND
+        neede |= src == S_ENV or via == S_ENV
+        if dst >= D_LFO1_RATE and dst < D_LFO1_RATE + NGEN:
+            state[MX_RATED + dst - D_LFO1_RATE] = 1.0
+            work = True
     state[MX_NACT] = nact
+    state[MX_NEED_ENV] = 1.0 if neede else 0.0
     state[MX_NEED] = 1.0 if need0 else 0.0
     state[MX_NEED + 1] = 1.0 if need1 else 0.0
     state[MX_NEED + 2] = 1.0 if need2 else 0.0
@@ -315,6 +339,7 @@ def mod_tick(state, params, n, mp, sample_rate, tempo, beat, need_lfo1):
         state[u + U_CYC] = cyc
         state[u + U_INC] = inc
         state[MX_TRIG + j] = trig
+        work |= trig == T_NOTE or state[MX_NEED + j] != 0.0
         if j < 2:
             shape = choice(params, mp[b + G_SHAPE], len(SHAPES))
             state[MX_SHAPE + j] = shape
@@ -327,6 +352,7 @@ def mod_tick(state, params, n, mp, sample_rate, tempo, beat, need_lfo1):
             val = state[u + U_VAL]
             state[u + U_VAL] = val + shc * (target - val)
 
+    state[MX_WORK] = 1.0 if work else 0.0
     ma, md, mr = env_coefs(params, n, mp, CHUNK, sample_rate)
     state[MX_ENV] = ma
     state[MX_ENV + 1] = md
@@ -335,34 +361,45 @@ def mod_tick(state, params, n, mp, sample_rate, tempo, beat, need_lfo1):
 
 # ---- per voice -------------------------------------------------------------------------------
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def mod_voice_tick(state, params, n, mp, v):
-    """Voice v's modulators one period on (phases, then the values read this period). Not
-    for a voice about to start fresh (`mod_voice_start` sets it up)."""
+    """Voice v's modulators one period on (their phases, then the values read this period).
+    Not for a voice about to start fresh (`mod_voice_start` sets it up). Nothing to do while
+    every modulator is free (or beat-locked), unread and at its own rate: the voices' phases
+    are then the unit's."""
+    if state[MX_WORK] == 0.0:
+        return
     c = params[n:]
     seed = state[MX_SEED]
     for j in range(NGEN):
         u = MX_U + 5 * j
         trig = state[MX_TRIG + j]
-        if trig == T_BEAT:
-            ph = state[u + U_PH]
-            cyc = state[u + U_CYC]
-        else:
+        if trig == T_NOTE or (trig == T_FREE and state[at(L_INC + j, v)] != 0.0):
             ph, cyc = _wrap(state[at(L_PH + j, v)] + state[at(L_INC + j, v)],
                             state[at(L_CYC + j, v)])
-        state[at(L_PH + j, v)] = ph
-        state[at(L_CYC + j, v)] = cyc
+            state[at(L_PH + j, v)] = ph
+            state[at(L_CYC + j, v)] = cyc
         if state[MX_NEED + j] == 0.0:
             continue
-        if trig != T_NOTE and ph == state[u + U_PH] and cyc == state[u + U_CYC] \
-                and (j < 2 or state[at(L_INC + j, v)] == state[u + U_INC]):
+        key = 0.0
+        inc = state[u + U_INC]
+        if trig == T_NOTE:
+            ph = state[at(L_PH + j, v)]
+            cyc = state[at(L_CYC + j, v)]
+            key = state[at(R_NKEY, v)]
+            inc = state[at(L_INC + j, v)]
+        elif trig == T_FREE and (state[at(L_PH + j, v)] != 0.0 or state[at(L_CYC + j, v)] != 0.0
+                                 or state[at(L_INC + j, v)] != 0.0):
+            cyc = state[u + U_CYC] + state[at(L_CYC + j, v)]
+            ph, cyc = _wrap(state[u + U_PH] + state[at(L_PH + j, v)],
+                            cyc - CYC_WRAP if cyc >= CYC_WRAP else cyc)
+            inc += state[at(L_INC + j, v)]
+        else:                               # the unit's phase: its value
             state[at(L_VAL + j, v)] = state[u + U_VAL]
             continue
-        key = state[at(R_NKEY, v)] if trig == T_NOTE else 0.0
         val = shape_value(state[MX_SHAPE + j], ph, cyc, seed, key, j)
         if j == 2:
             old = state[at(L_VAL + j, v)]
-            inc = state[at(L_INC + j, v)]
             shc = state[u + U_SHC] if inc == state[u + U_INC] else \
                 _sh_coef(clampf(c[mp[MP_GEN + NGF * j + G_SHAPE]], 0.0, 1.0), inc)
             val = old + shc * (val - old)
@@ -371,32 +408,31 @@ def mod_voice_tick(state, params, n, mp, v):
 
 @njit(**JIT)
 def mod_voice_start(state, params, n, mp, v, fresh):
-    """A voice starts (fresh: from rest; else a retrigger): its note LFOs restart at their
-    phase, free and beat ones take the unit's; a fresh voice's envelope starts from 0."""
+    """A voice starts (fresh: from rest; else a retrigger): its note modulators restart at
+    their phase, free ones join the unit's; a fresh voice's envelope starts from 0."""
     c = params[n:]
     seed = state[MX_SEED]
     for j in range(NGEN):
         u = MX_U + 5 * j
-        trig = state[MX_TRIG + j]
-        if trig == T_NOTE:
+        if state[MX_TRIG + j] == T_NOTE:
             ph = clampf(c[mp[MP_GEN + NGF * j + G_PHASE]], 0.0, 1.0)
             ph = 0.0 if ph >= 1.0 else ph
             state[at(L_PH + j, v)] = ph
             state[at(L_CYC + j, v)] = 0.0
+            state[at(L_INC + j, v)] = state[u + U_INC]
             state[at(L_VAL + j, v)] = shape_value(state[MX_SHAPE + j], ph, 0.0, seed,
                                                   state[at(R_NKEY, v)], j)
         elif fresh:
-            state[at(L_PH + j, v)] = state[u + U_PH]
-            state[at(L_CYC + j, v)] = state[u + U_CYC]
+            state[at(L_PH + j, v)] = 0.0
+            state[at(L_CYC + j, v)] = 0.0
+            state[at(L_INC + j, v)] = 0.0
             state[at(L_VAL + j, v)] = state[u + U_VAL]
-        if fresh:
-            state[at(L_INC + j, v)] = state[u + U_INC]
     if fresh:
         state[at(ME_LEV, v)] = state[at(ME_SL, v)] = 0.0
     state[at(ME_ST, v)] = ST_ATTACK
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def mod_env_step(state, params, n, mp, v, seg, r_left, gate, ma, md, mr):
     """Voice v's mod envelope over the next seg samples (rewound by r_left): its level at the
     end of them."""
@@ -409,7 +445,7 @@ def mod_env_step(state, params, n, mp, v, seg, r_left, gate, ma, md, mr):
     return m1
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def mod_eval(state, v, env, pitch):
     """Voice v's destinations into MX_D + d (all 0 when no slot is active): `env` its mod
     envelope, `pitch` its pitch (semitones, gliding). Returns the number of active slots."""
@@ -442,16 +478,23 @@ def mod_eval(state, v, env, pitch):
     return nact
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def mod_voice_rates(state, v):
-    """Voice v's modulator increments for this period (after `mod_eval`)."""
+    """Voice v's modulator increments for this period (after `mod_eval`): a note
+    modulator's own, a free one's extra (0 at its own rate)."""
+    if state[MX_WORK] == 0.0:
+        return
     for j in range(NGEN):
+        trig = state[MX_TRIG + j]
+        if trig == T_BEAT:
+            continue
         inc = state[MX_U + 5 * j + U_INC]
+        fast = inc
         rm = state[MX_D + D_LFO1_RATE + j]
         if rm != 0.0:
-            inc = min(inc * math.exp(math.log(2.0) * clampf(rm, -RATE_OCT_MAX, RATE_OCT_MAX)),
-                      INC_MAX)
-        state[at(L_INC + j, v)] = inc
+            fast = min(inc * math.exp(math.log(2.0) * clampf(rm, -RATE_OCT_MAX, RATE_OCT_MAX)),
+                       INC_MAX)
+        state[at(L_INC + j, v)] = fast if trig == T_NOTE else fast - inc
 
 
 @njit(inline="always", **JIT)
