@@ -904,6 +904,16 @@ def _voice_chunk(vf, va, vb, nt, noise_on, need_any, kt, vel_oct, pc):
         _voice_store(vf, vb, b)
 
 
+@njit(inline="always", **JIT)
+def _lfo_step(ph, rate):
+    """The LFO phase one sample on: (ph + rate) - floor(ph + rate) as `_sample` computes it,
+    the floor taken only when it is not 0 (rarely: the rate is under a cycle a sample)."""
+    ph += rate
+    if ph >= 1.0:
+        ph -= math.floor(ph)
+    return ph
+
+
 @njit(**JIT)
 def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
     """Samples [s0, s0 + nt) of part p (nt <= VF_CHUNK) while nothing but the voices moves:
@@ -926,8 +936,7 @@ def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
     fenv_oct = c[P_FENV_OCT]
     need_any = ps[p, PS_G_DIRTY] != 0.0
     for t in range(nt):
-        ph += rate
-        ph = ph - math.floor(ph)
+        ph = _lfo_step(ph, rate)
         lfo = 0.0
         if lfo_on:
             lfo = math.sin(2.0 * math.pi * ph) if sine_lfo else 1.0 - 4.0 * abs(ph - 0.5)
@@ -1027,8 +1036,7 @@ def _idle(ps, p, c, out, s0, s1, sample_rate):
     rate = min(max(c[P_LFO_RATE], 0.0), 40.0) / sample_rate
     ph = ps[p, PS_LFO_PHASE]
     for s in range(s0, s1):
-        ph += rate
-        ph = ph - math.floor(ph)
+        ph = _lfo_step(ph, rate)
         out[s] = 0.0
     ps[p, PS_LFO_PHASE] = ph
 
