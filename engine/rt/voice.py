@@ -1,11 +1,18 @@
 """Polyphonic subtractive synth voices (AUDIO THREAD ONLY).
 
 Voice state is one flat float32 array of rows (`engine.rt.layout` VF_*), NVMAX columns per row,
-and each part owns a contiguous voice range whose length is a multiple of LANES. For each
-output sample every stage (envelopes, oscillators, cutoff, filter, amplifier) is one loop over
-the part's active voices, in float32 with unsigned indices and compile-time row offsets, so
-LLVM vectorizes each loop across voices (AVX2/AVX-512) with no alias checks. Choices made per
-part (waveform, filter type) are branches outside those loops.
+and each part owns a contiguous voice range whose length is a multiple of LANES. Every stage
+(envelopes, oscillators, cutoff, filter, amplifier) is a loop over the part's active voices, in
+float32 with unsigned indices and compile-time row offsets, so LLVM vectorizes each loop across
+voices (AVX2/AVX-512) with no alias checks. Choices made per part (waveform, filter type) are
+branches outside those loops.
+
+While a part's parameters are settled (most of the time) it renders up to VF_CHUNK samples at
+a time: stage by stage over the chunk across its voices, or, with few voices sounding, voice by
+voice with each voice's state in registers; a part with no voice only runs its LFO phase on.
+Parameter glides, circuit switches and steal fades go sample by sample (`_sample`). All paths
+compute the same arithmetic (VFAST never reassociates), so they give the same bits and no
+block split changes the output (tests/test_voice.py).
 
 Voice stealing never clicks: a stolen voice first fades out linearly to exactly 0 over
 STEAL_TIME_S (2 ms, `steal_samples` whole samples; stage ST_STEAL), and the note that stole it
