@@ -108,7 +108,7 @@ N_SYNTH_PARTS = 4
 # A compile-time row stride lets LLVM prove that rows never overlap, so the voice loops
 # vectorize without runtime alias checks. The stride is 4160 bytes, not 4096: rows a multiple of
 # 4 KiB apart share an L1 set (and look alike to the load-store unit), and the voice stages touch
-# 20-odd rows at the same column; at 1024 they thrashed one set and the kernel ran 25 % slower.
+# 20-odd rows at the same column; at 1024 they thrashed one set and the voices ran 20 % slower.
 NVMAX = 1040
 (VF_PHASE1, VF_PHASE2, VF_INC, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE, VF_S1, VF_S2, VF_S3,
  VF_S4, VF_VEL, VF_KEYOCT, VF_GAIN, VF_OSC, VF_G, VF_OUT) = range(17)
@@ -124,7 +124,8 @@ VF_ROWS = VF_C_SCALAR + 1
 # VF_KEYOCT: (note - 60) / 12, for key tracking
 # VF_GAIN: velocity-scaled amplitude
 # VF_OSC, VF_G, VF_OUT: per-sample scratch (oscillator sum, filter coefficient, filter out);
-#   VF_G also keeps the coefficients while they need no recomputing (PS_G_DIRTY)
+#   VF_G also keeps the coefficients while they need no recomputing (PS_G_DIRTY); the chunk
+#   path keeps each voice's own cutoff offset (key tracking, velocity) in VF_OUT
 
 # stage codes (both envelopes)
 ST_IDLE, ST_ATTACK, ST_DECAY, ST_RELEASE, ST_STEAL = 0.0, 1.0, 2.0, 3.0, 4.0

@@ -1,11 +1,18 @@
 """Polyphonic subtractive synth voices (AUDIO THREAD ONLY).
 
 Voice state is one flat float32 array of rows (`engine.rt.layout` VF_*), NVMAX columns per row,
-and each part owns a contiguous voice range whose length is a multiple of LANES. For each
-output sample every stage (envelopes, oscillators, cutoff, filter, amplifier) is one loop over
-the part's active voices, in float32 with unsigned indices and compile-time row offsets, so
-LLVM vectorizes each loop across voices (AVX2/AVX-512) with no alias checks. Choices made per
-part (waveform, filter type) are branches outside those loops.
+and each part owns a contiguous voice range whose length is a multiple of LANES. Every stage
+(envelopes, oscillators, cutoff, filter, amplifier) is a loop over the part's active voices, in
+float32 with unsigned indices and compile-time row offsets, so LLVM vectorizes each loop across
+voices (AVX2/AVX-512) with no alias checks. Choices made per part (waveform, filter type) are
+branches outside those loops.
+
+While a part's parameters are settled (most of the time) it renders up to VF_CHUNK samples at
+a time: stage by stage over the chunk across its voices, or, with few voices sounding, voice by
+voice with each voice's state in registers; a part with no voice only runs its LFO phase on.
+Parameter glides, circuit switches and steal fades go sample by sample (`_sample`). All paths
+compute the same arithmetic (VFAST never reassociates), so they give the same bits and no
+block split changes the output (tests/test_voice.py).
 
 Voice stealing never clicks: a stolen voice first fades out linearly to exactly 0 over
 STEAL_TIME_S (2 ms, `steal_samples` whole samples; stage ST_STEAL), and the note that stole it
@@ -904,6 +911,16 @@ def _voice_chunk(vf, va, vb, nt, noise_on, need_any, kt, vel_oct, pc):
         _voice_store(vf, vb, b)
 
 
+@njit(inline="always", **JIT)
+def _lfo_step(ph, rate):
+    """The LFO phase one sample on: (ph + rate) - floor(ph + rate) as `_sample` computes it,
+    the floor taken only when it is not 0 (rarely: the rate is under a cycle a sample)."""
+    ph += rate
+    if ph >= 1.0:
+        ph -= math.floor(ph)
+    return ph
+
+
 @njit(**JIT)
 def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
     """Samples [s0, s0 + nt) of part p (nt <= VF_CHUNK) while nothing but the voices moves:
@@ -926,8 +943,7 @@ def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
     fenv_oct = c[P_FENV_OCT]
     need_any = ps[p, PS_G_DIRTY] != 0.0
     for t in range(nt):
-        ph += rate
-        ph = ph - math.floor(ph)
+        ph = _lfo_step(ph, rate)
         lfo = 0.0
         if lfo_on:
             lfo = math.sin(2.0 * math.pi * ph) if sine_lfo else 1.0 - 4.0 * abs(ph - 0.5)
@@ -1027,8 +1043,7 @@ def _idle(ps, p, c, out, s0, s1, sample_rate):
     rate = min(max(c[P_LFO_RATE], 0.0), 40.0) / sample_rate
     ph = ps[p, PS_LFO_PHASE]
     for s in range(s0, s1):
-        ph += rate
-        ph = ph - math.floor(ph)
+        ph = _lfo_step(ph, rate)
         out[s] = 0.0
     ps[p, PS_LFO_PHASE] = ph
 
