@@ -33,11 +33,10 @@ from engine.rt import layout as L  # noqa: E402
 from engine.rt import master, render  # noqa: E402
 from engine.rt.dsp import JIT  # noqa: E402
 from engine.rt.events import (  # noqa: E402
-    A, ASAP, EVENT_WIDTH, K_UNIT_PARAM, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PARAM, K_PITCH_BEND,
+    A, ASAP, EVENT_WIDTH, K_UNIT_PARAM, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PITCH_BEND,
     KIND, PART, SEQ, TIME,
 )
 from engine.control.graph import Program, default_spec  # noqa: E402
-from engine.rt.params import SYNTH_SPECS  # noqa: E402
 from engine.rt.ringbuf import pop  # noqa: E402
 
 BLOCK = 64
@@ -48,20 +47,22 @@ def flood_rows(start: int, n: int = L.PCAP, block: int = BLOCK, seed: int = 11) 
     most keys tie on time and many on (time, rank, part, note) too; scrambled order."""
     rng = np.random.default_rng(seed)
     rows = np.zeros((n, EVENT_WIDTH))
-    cut = SYNTH_SPECS["cutoff_hz"].index
-    pan = Program(default_spec(), 48000).resolve("/keys/mix/pan")[0]
+    prog = Program(default_spec(), 48000)
+    cuts = [prog.resolve(f"/{p}/synth/cutoff_hz")[0] for p in ("keys", "bass", "chords", "lead")]
+    pan = prog.resolve("/keys/mix/pan")[0]
     for i in range(n):
         t = start + int(rng.choice([0, 1, 17, 32, block - 1]))
         part = int(rng.integers(0, 5))
-        kind = int(rng.choice([K_NOTE_ON, K_NOTE_ON, K_NOTE_OFF, K_NOTE_OFF, K_PARAM, K_UNIT_PARAM,
-                               K_PITCH_BEND, K_MOD_WHEEL]))
+        kind = int(rng.choice([K_NOTE_ON, K_NOTE_ON, K_NOTE_OFF, K_NOTE_OFF, -K_UNIT_PARAM,
+                               K_UNIT_PARAM, K_PITCH_BEND, K_MOD_WHEEL]))
         note = float(rng.integers(48, 56))
         if kind in (K_NOTE_ON, K_NOTE_OFF):
             if part == 4 and kind == K_NOTE_OFF:
                 part = 0
             rows[i, :6] = (t, kind, part, 36.0 if part == 4 else note, 0.7, 1.0)
-        elif kind == K_PARAM:
-            rows[i, :6] = (t, kind, part % 4, cut, float(rng.uniform(200, 8000)), 0.0)
+        elif kind == -K_UNIT_PARAM:     # a synth's cutoff
+            rows[i, :6] = (t, K_UNIT_PARAM, -1, cuts[part % 4], float(rng.uniform(200, 8000)),
+                           0.0)
         elif kind == K_UNIT_PARAM:
             rows[i, :6] = (t, kind, -1, pan, float(rng.uniform(-1, 1)), 0.0)
         else:
@@ -95,11 +96,7 @@ def render_block_linear(tab, nframes):
     """The old `render_block`: an unordered pending store, rescanned for every event."""
     ctl = render.i64_1d(tab, L.S_CTL)
     pending = render.f64_2d(tab, L.S_PENDING)
-    vf = render.f32_1d(tab, L.S_VF)
-    vm = render.f64_2d(tab, L.S_VMETA)
-    ptarget = render.f64_2d(tab, L.S_PTARGET)
-    pcur = render.f64_2d(tab, L.S_PCUR)
-    ps = render.f64_2d(tab, L.S_PART)
+    glob = render.f64_1d(tab, L.S_GLOBAL)
     sample_rate = float(ctl[L.C_SAMPLE_RATE])
     count = ctl[L.C_PENDING]
     seq = ctl[L.C_SEQ]
@@ -125,8 +122,7 @@ def render_block_linear(tab, nframes):
         if off > i:
             render._segment(tab, i, off, start, sample_rate)
             i = off
-        render._apply(tab, pending[k], ctl, vf, vm, ptarget, pcur, ps,
-                      start + i, sample_rate)
+        render._apply(tab, pending[k], ctl, glob, start + i, sample_rate)
         count -= 1
         if k != count:
             for j in range(pending.shape[1]):
@@ -142,11 +138,10 @@ def render_block_linear(tab, nframes):
         meter[L.M_PEAK_R] = max(meter[L.M_PEAK_R], abs(bus[L.B_OUT_R, s]))
     for p in range(L.NPARTS):
         for s in range(nframes):
-            meter[L.M_PART_PEAK + p] = max(meter[L.M_PART_PEAK + p], abs(bus[p, s]))
-    active = 0
-    for p in range(L.N_SYNTH_PARTS):
-        active += int(ps[p, L.PS_NACTIVE])
-    ctl[L.C_VOICES_ACTIVE] = active
+            meter[L.M_PART_PEAK + p] = max(meter[L.M_PART_PEAK + p],
+                                           abs(bus[L.B_PART0 + 2 * p, s]),
+                                           abs(bus[L.B_PART0 + 2 * p + 1, s]))
+    ctl[L.C_VOICES_ACTIVE] = render._instrument_voices(tab, ctl)
     ctl[L.C_NONFINITE] = int(render.f64_1d(tab, L.S_MASTER_STATE)[master.M_NONFINITE])
 
 

@@ -39,6 +39,8 @@ from engine.patch import load_params  # noqa: E402
 from engine.rt import layout as L  # noqa: E402
 from engine.rt.events import K_NOTE_ON  # noqa: E402
 from engine.rt.params import SYNTH_SPECS  # noqa: E402
+from engine.rt.units import analog  # noqa: E402
+from engine.control.graph import default_spec  # noqa: E402
 from engine.rt.render import run_block  # noqa: E402
 
 SR = 48000
@@ -49,13 +51,13 @@ _FENV = SYNTH_SPECS["filter_env_octaves"].index
 
 
 def _engine(n_voices: int, filter_env: bool = True) -> EngineState:
-    st = EngineState(SR, polyphony={"keys": max(n_voices, 8)})
     params = load_params(PATCH)
     if not filter_env:
         params[_FENV] = 0.0
-    for index, value in params.items():
-        st.arrays[L.S_PTARGET][0, index] = value
-        st.arrays[L.S_PCUR][0, index] = value
+    spec = default_spec()
+    spec["parts"]["keys"]["instrument"] = {"unit": "analog", "polyphony": float(max(n_voices, 8))} \
+        | {q.name: params[q.index] for q in SYNTH_SPECS.values() if q.index in params}
+    st = EngineState(SR, spec)
     for i in range(n_voices):
         st.push_sched(0, K_NOTE_ON, 0, peers.note(i), peers.VELOCITY, 1)
     return st
@@ -81,8 +83,10 @@ def bandmate_times(n_voices: int, seconds: float, repeats: int = 3,
 
 
 def _voice_rows(st: EngineState, row: int, n: int) -> np.ndarray:
-    lo = int(st.arrays[L.S_PART][0, L.PS_VLO])
-    return st.arrays[L.S_VF][row * L.NVMAX + lo: row * L.NVMAX + lo + n].copy()
+    op = st.graph.program.ops[st.graph.program.part_op[0]]
+    pool = st.arrays[L.bank_slot(st.graph.bank, L.G_USTATE)]
+    vf = pool[op.state + analog.X_VF:op.state + op.state_len].view(np.float32)
+    return vf[row * L.NVMAX: row * L.NVMAX + n].copy()
 
 
 def bandmate_check(n_voices: int, seconds: float = peers.CHECK_SECONDS) -> dict:

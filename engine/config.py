@@ -43,7 +43,7 @@ SCHEMA: Schema = {
         "callback": Field("compiled", "compiled (GIL-free) or python (fallback)",
                           choices=("compiled", "python")),
         "connect": Field(["auto"], "JACK ports to connect the outputs to (auto: system)"),
-        "polyphony_keys": Field(64, "voices of the player's synth", lo=8, hi=512),
+        "polyphony_keys": Field(64, "voices of the player's synth", lo=8, hi=256),
     },
     "midi": {
         "api": Field("auto", "rtmidi API", choices=("auto", "alsa", "jack", "coremidi",

@@ -9,9 +9,9 @@ own effect chain, `[patch] inserts = [{ unit = "chorus" }, ...]`, and tags.
 
 A drum kit is the `kit` engine, its values in `[kit]`.
 
-An analog patch becomes K_PARAM events for one part, which the kernel smooths, so loading it
-while notes sound never clicks; a unit engine's patch, or any patch with inserts, becomes a new
-graph for the session, crossfaded in (engine.control.graph).
+A patch is the part's instrument in the session's graph (engine.control.graph): loading one
+while notes sound swaps the graph, crossfaded; an instrument of the same engine keeps its voices
+and glides to the new values, so it never clicks.
 """
 from __future__ import annotations
 
@@ -52,9 +52,10 @@ class _Chain(Field):
 
 
 def engines() -> tuple[str, ...]:
-    """`analog` and every instrument unit's name (`kit` is the drum machine)."""
+    """Every instrument unit's name (`analog` the subtractive voice, `kit` the drum
+    machine)."""
     from engine.rt.units import UNITS
-    return ("analog",) + tuple(u.NAME for u in UNITS if getattr(u, "INSTRUMENT", False))
+    return tuple(u.NAME for u in UNITS if getattr(u, "INSTRUMENT", False))
 
 
 def section(engine: str) -> str:
@@ -101,10 +102,11 @@ class Patch:
         """An analog patch's parameter index → engine value."""
         return param_values(self.data)
 
-    def instrument(self) -> dict | None:
-        """The graph's instrument table of a unit engine's patch (None for analog)."""
+    def instrument(self) -> dict:
+        """The graph's instrument table: {"unit": engine, parameter: value...}."""
         if self.analog:
-            return None
+            values = self.params()
+            return {"unit": "analog"} | {q.name: values[q.index] for q in SYNTH_SPECS.values()}
         from engine.rt.units import KIND, UNITS
         unit = UNITS[KIND[self.engine]]
         out = {"unit": self.engine}

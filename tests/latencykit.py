@@ -26,7 +26,7 @@ import numpy as np
 
 from engine.control.state import EngineState
 from engine.rt import layout as L
-from engine.rt.params import SYNTH_SPECS
+from tests.enginekit import analog_spec
 from tests.jackrig import Rig, RigError, RigGap, measure, onset_frame
 
 CLICK = {"osc1_wave": 1.0, "osc2_level": 0.0, "filter_type": 3.0, "cutoff_hz": 20.0,
@@ -37,11 +37,7 @@ CLICK = {"osc1_wave": 1.0, "osc2_level": 0.0, "filter_type": 3.0, "cutoff_hz": 2
 
 
 def click_engine(rate: int) -> EngineState:
-    st = EngineState(rate)
-    for name, value in CLICK.items():
-        st.arrays[L.S_PTARGET][0, SYNTH_SPECS[name].index] = value
-        st.arrays[L.S_PCUR][0, SYNTH_SPECS[name].index] = value
-    return st
+    return EngineState(rate, analog_spec({"keys": CLICK}))
 
 
 @dataclass

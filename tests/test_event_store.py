@@ -19,17 +19,17 @@ from numba import njit
 from engine.rt import layout as L
 from engine.rt.dsp import JIT
 from engine.rt.events import (
-    A, ASAP, B, EVENT_WIDTH, K_ALL_NOTES_OFF, K_UNIT_PARAM, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PARAM,
+    A, ASAP, B, EVENT_WIDTH, K_ALL_NOTES_OFF, K_UNIT_PARAM, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON,
     K_PITCH_BEND, K_SUSTAIN, K_TEMPO, KIND, PART, SEQ, TIME,
 )
 from engine.control.graph import Program, default_spec
 from engine.parts import PARTS
-from engine.rt.params import P_BEND_ST, P_MOD, SYNTH_SPECS
+from engine.rt.params import P_BEND_ST, P_MOD
 from engine.rt.render import (
     _heap_add, _heap_take, add_event, f64_2d, i64_1d, render_block,
 )
 from engine.rt.ringbuf import pop
-from tests.enginekit import engine
+from tests.enginekit import analog_voices, engine
 
 RANK = {K_NOTE_ON: 2, K_NOTE_OFF: 1, K_SUSTAIN: 1, K_ALL_NOTES_OFF: 1}
 
@@ -64,10 +64,11 @@ def drain_and_take(tab, end, out):
 
 
 POLY = {"keys": 64, "bass": 8, "chords": 32, "lead": 16}
-CUT = SYNTH_SPECS["cutoff_hz"].index
-RES = SYNTH_SPECS["resonance"].index
 _GRAPH = Program(default_spec(), 48000)     # the graph every EngineState starts with
 MIX = [_GRAPH.resolve(f"/{part}/mix/{name}")[0] for part in PARTS for name in ("pan", "gain_db")]
+SYN = [[_GRAPH.resolve(f"/{part}/synth/{name}")[0] for name in ("cutoff_hz", "resonance")]
+       for part in PARTS[:4]]
+CUT = SYN[0][0]     # /keys/synth/cutoff_hz
 
 
 def flood(start, seed=5):
@@ -91,13 +92,13 @@ def flood(start, seed=5):
         elif r == 1:
             rows.append((t, K_NOTE_OFF, p, note, 0.0, 1.0))
         elif r <= 4:
-            rows.append((t, K_PARAM, p, float(rng.choice([CUT, RES])),
-                         float(rng.integers(0, 1000)) if rng.integers(2) else 0.25, 0.0))
+            rows.append((t, K_UNIT_PARAM, -1, float(rng.choice(SYN[p])),
+                         float(rng.integers(20, 1000)) if rng.integers(2) else 0.25, 0.0))
         elif r <= 6:
             rows.append((t, K_UNIT_PARAM, -1, float(rng.choice(MIX)), float(rng.uniform(-1, 0)),
                          0.0))
         elif r == 7:
-            rows.append((t, K_PITCH_BEND, p, 0.0, float(rng.integers(-4, 5)), 0.0))
+            rows.append((t, K_PITCH_BEND, p, 0.0, float(rng.integers(-4, 5)) / 4.0, 0.0))
         elif r == 8:
             rows.append((t, K_MOD_WHEEL, p, 0.0, float(rng.uniform(0, 1)), 0.0))
         else:
@@ -150,32 +151,31 @@ def test_a_full_store_due_in_one_block_is_applied_completely_and_in_order():
     assert int(st_.ctl[L.C_PENDING]) == 0
     # the state the sorted order leaves behind (later events of one target overwrite earlier)
     a = st_.arrays
-    want_ptarget = a[L.S_PTARGET].copy()
-    want_mix = a[L.S_UPARAMS].copy()
+    want = a[L.S_UPARAMS].copy()
+    synth = [_GRAPH.ops[_GRAPH.part_op[p]].params for p in range(4)]
     held = {p: [] for p in range(4)}
     tempo = None
     for row in sorted(arrived, key=key):
         kind, p, x, v = int(row[KIND]), int(row[PART]), row[A], row[B]
-        if kind == K_PARAM:
-            want_ptarget[p, int(x)] = v
-        elif kind == K_UNIT_PARAM:
-            want_mix[int(x)] = v
-        elif kind == K_PITCH_BEND:
-            want_ptarget[p, P_BEND_ST] = v
+        if kind == K_UNIT_PARAM:
+            want[int(x)] = v
+        elif kind == K_PITCH_BEND:      # -1..1 times the bend range (2 semitones)
+            want[synth[p] + P_BEND_ST] = 2.0 * v
         elif kind == K_MOD_WHEEL:
-            want_ptarget[p, P_MOD] = v
+            want[synth[p] + P_MOD] = v
         elif kind == K_TEMPO:
             tempo = v
         elif kind == K_NOTE_ON and p < 4:
             held[p].append(x)
         elif kind == K_NOTE_OFF:
             held[p] = [n for n in held[p] if n != x]
-    assert np.array_equal(a[L.S_PTARGET], want_ptarget)
-    assert np.array_equal(a[L.S_UPARAMS][:len(_GRAPH.uparams) // 2], want_mix[:len(_GRAPH.uparams) // 2])
-    assert a[L.S_PART][L.GLOBAL_ROW, L.GL_TEMPO_BPM] == tempo
-    vm = a[L.S_VMETA]
-    for p, (lo, hi) in enumerate(st_.voice_ranges[name] for name in POLY):
-        got = sorted(vm[L.VM_NOTE, v] for v in range(lo, hi) if vm[L.VM_HELD, v] == 1.0)
+    targets = np.concatenate([np.arange(op.params, op.params + len(op.unit.PARAMS))
+                              for op in _GRAPH.ops])
+    assert np.array_equal(a[L.S_UPARAMS][targets], want[targets])
+    assert a[L.S_GLOBAL][L.GL_TEMPO_BPM] == tempo
+    for p, name in enumerate(POLY):
+        vm = analog_voices(st_, name)
+        got = sorted(vm[L.VM_NOTE, v] for v in range(L.NVMAX) if vm[L.VM_HELD, v] == 1.0)
         assert got == sorted(held[p]), p
     assert sum(map(len, held.values())) > 20       # the check had notes to hold
 
@@ -184,7 +184,7 @@ def test_a_full_store_due_in_one_block_is_applied_completely_and_in_order():
 
 event_rows = st.lists(
     st.tuples(st.sampled_from([0.0, 1.0, 2.0, 5.0, -1.0, 1e12, math.inf, -math.inf]),
-              st.sampled_from([K_NOTE_ON, K_NOTE_OFF, K_PARAM, K_SUSTAIN, K_TEMPO]),
+              st.sampled_from([K_NOTE_ON, K_NOTE_OFF, K_UNIT_PARAM, K_SUSTAIN, K_TEMPO]),
               st.integers(-1, 2).map(float), st.sampled_from([60.0, 61.0, 60.5])),
     min_size=0, max_size=200)
 
@@ -231,7 +231,7 @@ def test_a_full_store_drops_and_counts_what_does_not_fit():
     far = st_.sample_time + 48000
     rows = np.zeros((L.PCAP, EVENT_WIDTH))
     rows[:, TIME] = far + np.arange(L.PCAP) % 7
-    rows[:, KIND] = K_PARAM
+    rows[:, KIND] = K_UNIT_PARAM
     rows[:, A] = CUT
     rows[:, B] = 500.0
     assert st_.push_sched_rows(rows) == L.PCAP
@@ -245,7 +245,7 @@ def test_a_full_store_drops_and_counts_what_does_not_fit():
     while st_.sample_time < far + 64:
         render_block(st_.table, 64)
     assert int(st_.ctl[L.C_PENDING]) == 0 and st_.counters()["late_events"] == 0
-    assert st_.arrays[L.S_PTARGET][0, CUT] == 500.0
+    assert st_.arrays[L.S_UPARAMS][CUT] == 500.0
 
 
 def test_a_nan_time_is_dropped_and_counted_and_blocks_nothing():
@@ -266,14 +266,14 @@ def test_events_of_later_blocks_wait_and_late_ones_still_apply_first():
     st_ = engine()
     render_block(st_.table, 64)
     t = st_.sample_time
-    st_.push_sched(t + 200, K_PARAM, 0, CUT, 300.0)     # two blocks later
-    st_.push_sched(t + 5, K_PARAM, 0, CUT, 200.0)
-    st_.push_midi(t - 30, K_PARAM, 0, CUT, 100.0)       # late: applies at once, first
+    st_.push_sched(t + 200, K_UNIT_PARAM, -1, CUT, 300.0)     # two blocks later
+    st_.push_sched(t + 5, K_UNIT_PARAM, -1, CUT, 200.0)
+    st_.push_midi(t - 30, K_UNIT_PARAM, -1, CUT, 100.0)       # late: applies at once, first
     render_block(st_.table, 64)
-    assert st_.arrays[L.S_PTARGET][0, CUT] == 200.0 and int(st_.ctl[L.C_PENDING]) == 1
+    assert st_.arrays[L.S_UPARAMS][CUT] == 200.0 and int(st_.ctl[L.C_PENDING]) == 1
     assert st_.counters()["late_events"] == 1
     render_block(st_.table, 64)
-    assert st_.arrays[L.S_PTARGET][0, CUT] == 200.0
+    assert st_.arrays[L.S_UPARAMS][CUT] == 200.0
     render_block(st_.table, 64)
     render_block(st_.table, 64)
-    assert st_.arrays[L.S_PTARGET][0, CUT] == 300.0 and int(st_.ctl[L.C_PENDING]) == 0
+    assert st_.arrays[L.S_UPARAMS][CUT] == 300.0 and int(st_.ctl[L.C_PENDING]) == 0

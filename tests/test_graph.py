@@ -8,6 +8,7 @@ from engine.control.offline import OfflineDriver
 from engine.control.session import Session
 from engine.rt import layout as L
 from engine.tomldata import DataError
+from tests.enginekit import analog_targets
 from tests.test_units import make, run
 
 SR = 48000
@@ -99,19 +100,24 @@ def test_every_parameter_has_one_address():
             "master": [{"unit": "saturation"}]}
     prog = Program(spec, SR)
     paths = [op.path for op in prog.ops]
-    assert paths == ["/bass/eq", "/bass/compressor", "/bass/tone", "/bass/eq2", "/bass/mix",
-                     "/drums/mix", "/sends/delay/chorus", "/sends/delay/return",
+    # the drums first: the bass's compressor listens to them
+    assert paths == ["/drums/synth", "/drums/mix", "/bass/synth", "/bass/eq",
+                     "/bass/compressor", "/bass/tone", "/bass/eq2", "/bass/mix",
+                     "/sends/delay/chorus", "/sends/delay/return",
                      "/sends/reverb/width", "/sends/reverb/return", "/master/saturation"]
     assert prog.value_of("/bass/mix/pan") == -0.25
     assert prog.value_of("/bass/mix/reverb_send") == 0.2 == prog.value_of("/bass/mix/send2")
     assert prog.value_of("/bass/mix/delay_send") == 0.0
-    # rows: the first insert reads the instrument row, the rest the part's stereo pair
+    assert prog.value_of("/bass/compressor/sidechain") == 1.0      # external: it listens
+    # rows: the instrument writes the part's stereo pair, the inserts work on it in place
     bass = L.B_PART0 + 2, L.B_PART0 + 3
-    assert list(prog.ops[0].io[:4]) == [1, 1, *bass]
-    assert list(prog.ops[1].io[:6]) == [*bass, *bass, 4, 4]        # sidechain: the drums row
-    assert list(prog.ops[4].io[:4]) == [*bass, L.B_OUT_L, L.B_OUT_R]
-    assert list(prog.ops[5].io[:4]) == [4, 4, L.B_OUT_L, L.B_OUT_R]
-    assert list(prog.ops[6].io[:4]) == [L.B_SEND0, L.B_SEND0 + 1] * 2
+    drums = L.B_PART0 + 8, L.B_PART0 + 9
+    assert list(prog.ops[2].io[:4]) == [*bass, *bass] and prog.ops[2].io[7] == 1  # part: a seed
+    assert list(prog.ops[3].io[:4]) == [*bass, *bass]
+    assert list(prog.ops[4].io[:6]) == [*bass, *bass, *drums]      # sidechain: the drums' pair
+    assert list(prog.ops[7].io[:4]) == [*bass, L.B_OUT_L, L.B_OUT_R]
+    assert list(prog.ops[1].io[:4]) == [*drums, L.B_OUT_L, L.B_OUT_R]
+    assert list(prog.ops[8].io[:4]) == [L.B_SEND0, L.B_SEND0 + 1] * 2
     assert all(op.io[6] == L.B_CTX for op in prog.ops)
     for bad, words in (({"parts": {"tuba": {}}}, "parts.tuba: no such part"),
                        ({"parts": {"bass": {"mix": {"sends": {"echo": 1.0}}}}},
@@ -180,7 +186,7 @@ def test_a_swap_carries_the_state_of_units_that_stay():
     drv = OfflineDriver(st, 256)
     a = drv.render(SR // 4)
     new = st.graph.swap(spec, xfade_ms=5.0)           # the same graph again
-    assert [int(r) for r in new.prog[:, 6]] == [0, 1, 2, 3, 4]
+    assert [int(r) for r in new.prog[:, 6]] == list(range(len(new.ops)))
     b = drv.render(SR // 4)
     # the new bank continued the old one's delay lines and envelopes: the swap is inaudible,
     # the output the same as with no swap at all
@@ -193,7 +199,7 @@ def test_a_swap_carries_the_state_of_units_that_stay():
     while st.graph.busy():
         drv.render(256)
     new = st.graph.swap(other)
-    assert [int(r) for r in new.prog[:, 6]] == [0, 1, 2, 3, -1]
+    assert [int(r) for r in new.prog[:, 6]] == list(range(len(new.ops) - 1)) + [-1]
 
 
 @pytest.mark.parametrize("engine", ["wavetable", "fm"])
@@ -220,7 +226,6 @@ def test_a_part_plays_an_instrument_unit_through_the_graph(engine):
     b = drv.render(24000)
     assert np.abs(b).max() > 0.01
     assert int(st.ctl[L.C_VOICES_ACTIVE]) == 3
-    assert st.arrays[L.S_PART][1, L.PS_NACTIVE] == 0           # the built-in voice is idle
     c = drv.render(5 * SR)                    # pedal up at 40000: released, rung out
     assert int(st.ctl[L.C_VOICES_ACTIVE]) == 0
     assert np.abs(c[-4800:]).max() < 1e-4                      # no stuck note
@@ -274,8 +279,8 @@ def test_every_address_reaches_its_parameter():
     s.set("/chords/chorus/mix", 0.2)
     OfflineDriver(s.state, 256, s.scheduler.advance).render(512)
     a = s.state.arrays
-    assert a[L.S_PTARGET][1, SYNTH_SPECS["cutoff_hz"].index] == 321.0
-    assert a[L.S_PTARGET][1, SYNTH_SPECS["filter_type"].index] == 1.0
+    assert analog_targets(s.state, "bass")[SYNTH_SPECS["cutoff_hz"].index] == 321.0
+    assert analog_targets(s.state, "bass")[SYNTH_SPECS["filter_type"].index] == 1.0
     assert a[L.S_UPARAMS][s.graph.program.resolve("/drums/synth/tune_st")[0]] == -2.0
     assert a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] == -3.0
     k, _ = s.graph.program.resolve("/chords/chorus/mix")

@@ -13,6 +13,7 @@ from engine.control.session import Session
 from engine.parts import KEYS
 from engine.patch import read_patch
 from engine.rt import layout as L
+from tests.enginekit import analog_targets
 from engine.rt.events import K_NOTE_ON
 from engine.tomldata import dump
 
@@ -74,7 +75,7 @@ def test_an_edit_reloads_smoothly_and_a_broken_one_changes_nothing(studio):
                        ("[filter]", "[filter"),
                        ('name = "warm keys"', 'engine = "theremin"')):
         good = path.read_text()
-        targets = s.state.arrays[L.S_PTARGET][KEYS].copy()
+        targets = analog_targets(s.state, "keys").copy()
         program = s.graph.program
         _edit(path, good.replace(bad, words))
         said = w.poll()
@@ -84,7 +85,7 @@ def test_an_edit_reloads_smoothly_and_a_broken_one_changes_nothing(studio):
         if bad != "[filter]":                                   # (TOML syntax: its own words)
             assert "[filter]" in said[0] or "[patch]" in said[0], said     # and the field
         c = drv.render(SR // 4)
-        assert np.array_equal(s.state.arrays[L.S_PTARGET][KEYS], targets)   # nothing changed
+        assert np.array_equal(analog_targets(s.state, "keys"), targets)   # nothing changed
         assert s.graph.program is program
         assert np.abs(c[-2400:]).max() > 0.01                   # still playing
         _edit(path, good)

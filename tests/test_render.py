@@ -5,17 +5,22 @@ import pytest
 from engine.rt import layout as L
 from engine.rt.events import (
     ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_UNIT_PARAM, K_MOD_WHEEL, K_NOTE_OFF,
-    K_NOTE_ON, K_PANIC, K_PARAM, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
+    K_NOTE_ON, K_PANIC, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
 )
 from engine.rt import master, voice
 from engine.rt.params import P_BEND_ST, P_MOD, SYNTH_SPECS
 from engine.control.graph import Program, default_spec
-from tests.enginekit import SR, engine, latency, render
+from tests.enginekit import SR, analog_voices, engine, latency, render
 
 _GRAPH = Program(default_spec(), SR)     # the graph every EngineState starts with
 MIX = {a: _GRAPH.resolve(a)[0] for a in ("/bass/mix/pan", "/lead/mix/delay_send",
                                            "/sends/delay/delay/feedback",
                                            "/sends/reverb/reverb/decay_s")}
+
+
+def syn(part, k):
+    """The params-pool index of parameter k (engine.rt.params) of part's analog voice."""
+    return float(_GRAPH.ops[_GRAPH.part_op[part]].params + k)
 
 
 RATES = [44100, 48000, 96000]
@@ -46,15 +51,15 @@ def busy_session(sr=SR):
             part = int(rng.integers(0, 4))
             note = int(rng.integers(30, 96))
             ev += [(t, K_NOTE_ON, part, note, 0.8, 1), (t - 1, K_NOTE_ON, 4, 38, 0.7, 1),
-                   (t + 1, K_PARAM, part, cut, float(rng.uniform(200, 9000)), 0),
+                   (t + 1, K_UNIT_PARAM, -1, syn(part, cut), float(rng.uniform(200, 9000)), 0),
                    (t + b, K_NOTE_OFF, part, note, 0.0, 1)]
     for t in range(0, 2 * SR, 6000):
         ev.append((at(t), K_NOTE_ON, 4, [36, 38, 42, 46, 39][t // 6000 % 5], 0.9, 1))
     ev += [(at(t), *rest) for t, *rest in [
-        (3000, K_PARAM, 0, cut, 300.0, 0), (30000, K_PARAM, 0, cut, 8000.0, 0),
-        (12345, K_PARAM, 2, SYNTH_SPECS["filter_type"].index, 2.0, 0),
-        (22222, K_PARAM, 1, SYNTH_SPECS["osc1_wave"].index, 3.0, 0),
-        (5000, K_PITCH_BEND, 0, 0, 1.5, 0), (40000, K_PITCH_BEND, 0, 0, -2.0, 0),
+        (3000, K_UNIT_PARAM, -1, syn(0, cut), 300.0, 0), (30000, K_UNIT_PARAM, -1, syn(0, cut), 8000.0, 0),
+        (12345, K_UNIT_PARAM, -1, syn(2, SYNTH_SPECS["filter_type"].index), 2.0, 0),
+        (22222, K_UNIT_PARAM, -1, syn(1, SYNTH_SPECS["osc1_wave"].index), 3.0, 0),
+        (5000, K_PITCH_BEND, 0, 0, 0.75, 0), (40000, K_PITCH_BEND, 0, 0, -1.0, 0),
         (7000, K_MOD_WHEEL, 3, 0, 0.8, 0), (9000, K_SUSTAIN, 0, 0, 1.0, 0),
         (50000, K_SUSTAIN, 0, 0, 0.0, 0), (60000, K_UNIT_PARAM, -1, MIX["/bass/mix/pan"], -0.7, 0),
         (61000, K_UNIT_PARAM, -1, MIX["/lead/mix/delay_send"], 0.9, 0),
@@ -134,14 +139,14 @@ def test_no_nan_or_inf_and_never_above_the_ceiling_under_abuse():
     rng = np.random.default_rng(3)
     ev = []
     for i, (k, v) in enumerate(EXTREMES):
-        ev.append((i * 300, K_PARAM, i % 4, k, v, 0))
+        ev.append((i * 300, K_UNIT_PARAM, -1, syn(i % 4, k), v, 0))
     for i in range(300):
         ev.append((int(rng.integers(0, SR)), K_NOTE_ON, int(rng.integers(0, 5)),
                    float(rng.choice([0, 1, 127, 60.5, 200, -5])), float(rng.uniform(-1, 3)), 1))
     ev += [(100, K_PITCH_BEND, 0, 0, 1e9, 0), (200, K_MOD_WHEEL, 0, 0, -50, 0),
            (300, K_UNIT_PARAM, -1, 0, 1e9, 0), (400, K_UNIT_PARAM, -1, MIX["/sends/delay/delay/feedback"], 50.0, 0),
            (500, K_UNIT_PARAM, -1, MIX["/sends/reverb/reverb/decay_s"], 1e6, 0), (600, K_FX, FX_MASTER, 0, 1e6, 0),
-           (700, K_FX, 99, 0, 1.0, 0), (800, K_PARAM, 7, 0, 1.0, 0), (900, K_UNIT_PARAM, -1, 1e9, 1.0, 0), (950, K_UNIT_PARAM, -1, 3, 1.0, 7),
+           (700, K_FX, 99, 0, 1.0, 0), (800, K_NOTE_ON, 7, 60, 1.0, 1), (900, K_UNIT_PARAM, -1, 1e9, 1.0, 0), (950, K_UNIT_PARAM, -1, 3, 1.0, 7),
            (SR // 2, K_PANIC, -1, 0, 0, 0), (SR // 2 + 10, K_NOTE_ON, 0, 60, 1.0, 1)]
     st = engine(dry=False)
     out = render(st, ev, 1.5, block=128)
@@ -156,7 +161,7 @@ def test_no_nan_or_inf_and_never_above_the_ceiling_under_abuse():
 
 def test_loud_mix_is_limited_to_the_ceiling():
     gain = SYNTH_SPECS["gain_db"].index
-    ev = [(0, K_PARAM, p, gain, 12.0, 0) for p in range(4)]
+    ev = [(0, K_UNIT_PARAM, -1, syn(p, gain), 12.0, 0) for p in range(4)]
     ev += [(10, K_NOTE_ON, p, 36 + 5 * i + p, 1.0, 1) for p in range(4) for i in range(8)]
     ev += [(t, K_NOTE_ON, 4, 36, 1.0, 1) for t in range(0, SR, 4000)]
     st = engine(dry=False)
@@ -203,7 +208,7 @@ def test_source_gone_releases_only_that_sources_notes():
           (1000, K_SOURCE_GONE, -1, 0, 0, 7)]
     st = engine({"amp_release_s": 0.01})
     x = render(st, ev, 0.2, part_bus=0)
-    vm = st.arrays[L.S_VMETA]
+    vm = analog_voices(st, "keys")
     held = {int(vm[L.VM_NOTE, v]) for v in range(8) if vm[L.VM_HELD, v] == 1.0}
     assert held == {64}
     # on the signal: once source 7's note has died away, what sounds is source 8's note alone

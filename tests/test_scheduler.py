@@ -19,6 +19,7 @@ from engine.control.state import EngineState
 from engine.parts import DRUMS, PART_INDEX
 from engine.patterns.event import Note
 from engine.rt import layout as L
+from tests.enginekit import analog_voices
 from engine.rt import master
 from engine.rt.events import EVENT_WIDTH, K_NOTE_OFF, K_NOTE_ON
 
@@ -390,9 +391,8 @@ def test_restruck_note_at_one_sample_applies_off_before_on_whatever_the_push_ord
         run.render(512)
         state.push_sched_rows(second)
         run.render(2048)
-        vm = state.arrays[L.S_VMETA]
-        lo, hi = state.voice_ranges["keys"]
-        held = [v for v in range(lo, hi) if vm[L.VM_HELD, v] == 1.0]
+        vm = analog_voices(state, "keys")
+        held = [v for v in range(L.NVMAX) if vm[L.VM_HELD, v] == 1.0]
         assert len(held) == 1, order
         assert vm[L.VM_NOTE, held[0]] == 60
         assert vm[L.VM_START, held[0]] == 2048

@@ -141,7 +141,7 @@ def test_dispatch_reaches_each_kind_s_own_unit(unit):
     assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
     assert not np.array_equal(outs[0][0], l)     # the unit did something
     if not any(p.name in ("mute", "level_db") for p in unit.PARAMS):   # (_glide may mute it)
-        assert np.abs(outs[0][0]).max() > 1e-3
+        assert np.abs(outs[0][0]).max() > 1e-5    # not silent (a random gain may be -60 dB)
 
 
 def _glide(unit, state, params, seed):

@@ -8,7 +8,7 @@ from engine.rt import layout as L
 from engine.rt import voice
 from engine.rt.events import K_NOTE_OFF, K_NOTE_ON, K_PITCH_BEND, K_SUSTAIN
 from engine.rt.params import SMOOTH_S
-from tests.enginekit import SR, engine, peak_hz, render
+from tests.enginekit import SR, analog_kernel_arrays, engine, peak_hz, render
 
 OPEN = {"filter_type": "ladder", "cutoff_hz": 20000.0, "resonance": 0.0, "key_tracking": 0.0,
         "filter_env_octaves": 0.0, "velocity_to_cutoff_octaves": 0.0, "osc2_level": 0.0,
@@ -178,8 +178,8 @@ def test_pitch_bend_glides_with_the_smoothing_time_constant(bend):
     to its new value as a one-pole glide with the engine's SMOOTH_S time constant: not a step,
     not faster, not slower."""
     at = SR // 4
-    x = render(engine(dict(OPEN, osc1_wave="sine")),
-               [(0, K_NOTE_ON, 0, 69, 1.0, 1), (at, K_PITCH_BEND, 0, 0, bend, 0)], 0.6,
+    x = render(engine(dict(OPEN, osc1_wave="sine", pitch_bend_range_semitones=12.0)),
+               [(0, K_NOTE_ON, 0, 69, 1.0, 1), (at, K_PITCH_BEND, 0, 0, bend / 12.0, 0)], 0.6,
                part_bus=0)
     measured, tz = _cycle_frequencies(x, SR)
     k = np.arange(len(x)) - at
@@ -296,12 +296,10 @@ PATH_PATCHES = {
 def _render_part_with(patch, notes, scalar_voices, seconds=0.4, block=97, release_at=0.2):
     """Part 0 alone through voice.render_part_with: `notes` start at 0 (at different
     velocities), are released at `release_at` (so voices go idle one by one mid-chunk)."""
-    st = engine(dict(OPEN, **patch, amp_release_s=0.05, amp_attack_s=0.003))
-    a = st.arrays
-    vf, vm, ps = a[L.S_VF], a[L.S_VMETA], a[L.S_PART]
-    ps[0, L.PS_SETTLING] = ps[0, L.PS_COEF_DIRTY] = 1.0
+    vf, vm, ps, pt, pc = analog_kernel_arrays(dict(OPEN, **patch, amp_release_s=0.05,
+                                                   amp_attack_s=0.003))
     for i, n in enumerate(notes):
-        voice.note_on(vf, vm, ps, a[L.S_PCUR], 0, float(n), 0.5 + 0.1 * (i % 5), 1.0, 0, SR)
+        voice.note_on(vf, vm, ps, pc, 0, float(n), 0.5 + 0.1 * (i % 5), 1.0, 0, SR)
     frames = int(seconds * SR)
     off = int(release_at * SR)
     edges = sorted(set(range(0, frames, block)) | {off, frames})
@@ -310,8 +308,7 @@ def _render_part_with(patch, notes, scalar_voices, seconds=0.4, block=97, releas
         if s == off:
             for n in notes:
                 voice.note_off(vf, vm, ps, 0, float(n), 1.0)
-        voice.render_part_with(vf, vm, a[L.S_PTARGET], a[L.S_PCUR], ps, 0, out, s, e, 0, SR,
-                               scalar_voices)
+        voice.render_part_with(vf, vm, pt, pc, ps, 0, out, s, e, 0, SR, scalar_voices)
     return out
 
 
@@ -332,18 +329,16 @@ def test_chunks_render_what_sample_by_sample_renders(name):
     settling): the same arithmetic, so the same bits."""
     notes = [48, 55, 64]
     chunked = _render_part_with(PATH_PATCHES[name], notes, voice.SCALAR_VOICES)
-    st = engine(dict(OPEN, **PATH_PATCHES[name], amp_release_s=0.05, amp_attack_s=0.003))
-    a = st.arrays
-    vf, vm, ps = a[L.S_VF], a[L.S_VMETA], a[L.S_PART]
-    ps[0, L.PS_COEF_DIRTY] = 1.0
+    vf, vm, ps, pt, pc = analog_kernel_arrays(dict(OPEN, **PATH_PATCHES[name],
+                                                   amp_release_s=0.05, amp_attack_s=0.003))
     for i, n in enumerate(notes):
-        voice.note_on(vf, vm, ps, a[L.S_PCUR], 0, float(n), 0.5 + 0.1 * (i % 5), 1.0, 0, SR)
+        voice.note_on(vf, vm, ps, pc, 0, float(n), 0.5 + 0.1 * (i % 5), 1.0, 0, SR)
     out = np.zeros(len(chunked))
     for s in range(len(out)):
         if s == int(0.2 * SR):
             for n in notes:
                 voice.note_off(vf, vm, ps, 0, float(n), 1.0)
         ps[0, L.PS_SETTLING] = 1.0
-        voice.render_part(vf, vm, a[L.S_PTARGET], a[L.S_PCUR], ps, 0, out, s, s + 1, 0, SR)
+        voice.render_part(vf, vm, pt, pc, ps, 0, out, s, s + 1, 0, SR)
     assert np.abs(out).max() > 1e-3
     assert np.array_equal(chunked, out)

@@ -18,8 +18,6 @@ from engine.control.offline import OfflineDriver
 from engine.control.session import Session
 from engine.parts import KEYS
 from engine.rt.events import K_NOTE_OFF, K_NOTE_ON
-from engine.rt.layout import S_PTARGET
-from engine.rt.params import P_BEND_RANGE
 
 FILE_SOURCE = 1000
 SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sf_command: write a PEAK chunk (SF_TRUE/SF_FALSE)
@@ -79,10 +77,9 @@ def file_events(path: Path, session: Session) -> list[tuple]:
     """The MIDI file's messages as timed engine events on the player's part."""
     from controllers.midifile import read_performance
     sr = session.sample_rate
-    bend = float(session.state.arrays[S_PTARGET][KEYS, P_BEND_RANGE])
     events = []
     for seconds, msg in read_performance(path):
-        ev = message_event(msg, bend)
+        ev = message_event(msg)
         if ev is not None:
             kind, a, b = ev
             events.append((round(seconds * sr), kind, KEYS, a, b, float(FILE_SOURCE)))

@@ -10,8 +10,8 @@ A graph spec is plain data (from config.toml's [mix] or from Python):
      "master": [{unit = "eq"}]}
 
 `Program` compiles one into a topologically ordered list of unit instances: for each part, its
-inserts (the first reads the part's instrument row, the rest work in place on the part's stereo
-pair) and a `strip` adding it into the out rows and the send rows; then each send's chain in
+instrument (`/<part>/synth`, writing the part's stereo pair; io[IO_AUX] is the part's index, a
+seed), its inserts (in place on that pair) and a `strip` adding it into the out rows and the send rows; then each send's chain in
 place on its pair and a strip returning it into the out rows; then the master's inserts in
 place on the out rows. The program and its state and parameter pools are fresh arrays
 (allocated here, never on the audio thread).
@@ -43,6 +43,15 @@ from engine.rt.units.dispatch import (PR_CARRY, PR_IO, PR_KIND, PR_PARAMS, PR_PA
 
 OP_KEYS = ("unit", "name", "sidechain")   # keys of a unit table that are not parameters
 XFADE_MS = 20.0
+DEFAULT_POLYPHONY = {"keys": 64, "bass": 8, "chords": 32, "lead": 16, "drums": 16}
+
+
+def default_instrument(part: str, polyphony: int | None = None) -> dict:
+    """A part's instrument when its patch names none: the drum machine for the drums, the
+    analog voice at its defaults for the others."""
+    if part == "drums":
+        return {"unit": "kit"}
+    return {"unit": "analog", "polyphony": float(polyphony or DEFAULT_POLYPHONY[part])}
 
 
 def _unit(name):
@@ -174,10 +183,11 @@ def check_spec(spec) -> dict:
             raise ValueError(f"parts.{part}: no such part; parts: {', '.join(PARTS)}")
         if not isinstance(pspec, dict) or set(pspec) - {"instrument", "inserts", "mix"}:
             raise ValueError(f"parts.{part}: must be a table with instrument, inserts, mix")
-        instrument = None
-        if pspec.get("instrument") is not None:
+        raw = pspec["instrument"] if "instrument" in pspec else default_instrument(part)
+        instrument = None               # (an explicit None: a silent part)
+        if raw is not None:
             try:
-                instrument = check_instrument(pspec["instrument"])
+                instrument = check_instrument(raw)
             except ValueError as exc:
                 raise ValueError(f"parts.{part}.instrument{exc}") from None
         try:
@@ -193,19 +203,24 @@ def check_spec(spec) -> dict:
         out["master"] = check_chain(spec.get("master", []))
     except ValueError as exc:
         raise ValueError(f"master{exc}") from None
+    _part_order(out["parts"])    # no sidechain loop
     return out
 
 
-def spec_from_config(mix: dict, patches: dict | None = None) -> dict:
+def spec_from_config(mix: dict, patches: dict | None = None,
+                     polyphony: dict | None = None) -> dict:
     """The graph spec of config.toml's [mix] section (validated there) and the parts' patches
-    (engine.patch.Patch: an instrument unit, and inserts before the part's own)."""
+    (engine.patch.Patch: an instrument unit, and inserts before the part's own); `polyphony`:
+    voices of a part's analog voice where its patch does not say (DEFAULT_POLYPHONY)."""
     sends = {"delay": mix["delay_chain"], "reverb": mix["reverb_chain"]}
     parts = {}
     for part in PARTS:
         patch = (patches or {}).get(part)
-        instrument = patch.instrument() if patch else None
-        if part == "drums" and instrument is None:
-            instrument = {"unit": "kit"}              # the drum machine at its defaults
+        voices = (polyphony or {}).get(part)
+        instrument = patch.instrument() if patch else default_instrument(part, voices)
+        if instrument["unit"] == "analog" and "polyphony" not in instrument:
+            instrument = dict(instrument, polyphony=default_instrument(part, voices).get(
+                "polyphony", float(DEFAULT_POLYPHONY[part])))
         parts[part] = {"instrument": instrument,
                        "inserts": (patch.inserts if patch else []) + mix[f"{part}_inserts"],
                        "mix": {"gain_db": mix[f"{part}_gain_db"], "pan": mix[f"{part}_pan"],
@@ -215,12 +230,28 @@ def spec_from_config(mix: dict, patches: dict | None = None) -> dict:
 
 
 def default_spec() -> dict:
-    """Every part through a strip at 0 dB, centred, no sends used, no inserts."""
-    return {"parts": {part: {"instrument": {"unit": "kit"}} if part == "drums" else {}
-                      for part in PARTS},
+    """Every part at its default instrument through a strip at 0 dB, centred, no sends used,
+    no inserts."""
+    return {"parts": {part: {"instrument": default_instrument(part)} for part in PARTS},
             "sends": {"delay": [{"unit": "delay", "dry_level": 0.0}],
                       "reverb": [{"unit": "reverb", "dry_level": 0.0}]},
             "master": []}
+
+
+def _part_order(parts: dict) -> list[str]:
+    """The parts in an order where every part a sidechain listens to comes before the part
+    listening (otherwise in PARTS order); a loop of sidechains is an error."""
+    needs = {part: {u["sidechain"] for u in pspec["inserts"] if "sidechain" in u} - {part}
+             for part, pspec in parts.items()}
+    order: list[str] = []
+    left = [part for part in PARTS if part in parts]
+    while left:
+        ready = [part for part in left if not (needs[part] & set(left))]
+        if not ready:
+            raise ValueError(f"parts: the sidechains of {', '.join(left)} form a loop")
+        order.append(ready[0])
+        left.remove(ready[0])
+    return order
 
 
 class Op:
@@ -246,16 +277,18 @@ class Program:
         self.part_op = [-1] * len(PARTS)    # the program row of each part's instrument unit
         self.addresses: dict[str, tuple[int, object]] = {}   # address → (param index, Param)
         send_names = list(self.spec["sends"])
-        for part, pspec in self.spec["parts"].items():
+        for part in _part_order(self.spec["parts"]):
+            pspec = self.spec["parts"][part]
             p = PART_INDEX[part]
-            src = (p, p)
             rows = (L.B_PART0 + 2 * p, L.B_PART0 + 2 * p + 1)
             if pspec["instrument"] is not None:
                 spec_i = pspec["instrument"]
                 self.part_op[p] = len(self.ops)
                 self._add(f"/{part}/synth", _unit(spec_i["unit"]),
-                          {k: v for k, v in spec_i.items() if k != "unit"}, rows + rows)
+                          {k: v for k, v in spec_i.items() if k != "unit"}, rows + rows, aux=p)
                 src = rows
+            else:
+                continue            # no instrument: the part is silent, nothing to mix
             src = self._chain(f"/{part}", pspec["inserts"], src, rows)
             values = {k: v for k, v in pspec["mix"].items() if k != "sends"}
             for k, name in enumerate(send_names):
@@ -311,10 +344,13 @@ class Program:
                 names[unit.NAME] = names.get(unit.NAME, 0) + 1
                 name = unit.NAME + (str(names[unit.NAME]) if names[unit.NAME] > 1 else "")
             side = (-1, -1)
-            if "sidechain" in spec:
+            if "sidechain" in spec:     # the part's pair after its own inserts (rendered first)
                 q = PART_INDEX[spec["sidechain"]]
-                side = (q, q)
+                side = (L.B_PART0 + 2 * q, L.B_PART0 + 2 * q + 1)
             values = {k: v for k, v in spec.items() if k not in OP_KEYS}
+            mode = next((q for q in unit.PARAMS if q.name == "sidechain"), None)
+            if "sidechain" in spec and mode is not None:   # a part to listen to: external
+                values["sidechain"] = float(mode.choices.index("external"))
             if any(op.path == f"{scope}/{name}" for op in self.ops):
                 raise ValueError(f"{scope}/{name}: two units with one name")
             self._add(f"{scope}/{name}", unit, values, src + rows, side)

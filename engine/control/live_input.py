@@ -34,22 +34,23 @@ from engine.control.midi_time import PortTimeline
 from engine.control.state import EngineState
 from engine.parts import KEYS
 from engine.rt.events import (
-    ASAP, K_ALL_NOTES_OFF, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PITCH_BEND, K_SOURCE_GONE,
-    K_SUSTAIN,
+    ASAP, K_AFTERTOUCH, K_ALL_NOTES_OFF, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PITCH_BEND,
+    K_SOURCE_GONE, K_SUSTAIN,
 )
-from engine.rt.params import P_BEND_RANGE
-from engine.rt.layout import S_PTARGET
 
 
-def message_event(msg: mido.Message, bend_range_st: float) -> tuple[int, float, float] | None:
-    """(kind, a, b) for a player's message, or None when it is not one the engine plays."""
+def message_event(msg: mido.Message) -> tuple[int, float, float] | None:
+    """(kind, a, b) for a player's message, or None when it is not one the engine plays. A
+    pitch bend is -1..1: each part's instrument scales it by its own bend range."""
     t = msg.type
     if t == "note_on" and msg.velocity > 0:
         return K_NOTE_ON, float(msg.note), msg.velocity / 127.0
     if t in ("note_on", "note_off"):
         return K_NOTE_OFF, float(msg.note), 0.0
     if t == "pitchwheel":
-        return K_PITCH_BEND, 0.0, max(msg.pitch, -8191) / 8191.0 * bend_range_st
+        return K_PITCH_BEND, 0.0, max(msg.pitch, -8191) / 8191.0
+    if t == "aftertouch":
+        return K_AFTERTOUCH, 0.0, msg.value / 127.0
     if t == "control_change":
         if msg.control == 64:
             return K_SUSTAIN, 0.0, 1.0 if msg.value >= 64 else 0.0
@@ -115,8 +116,7 @@ class LiveInput:
         return float(round(timeline.place(at, now)) + self.offset)
 
     def feed(self, msg: mido.Message, source: int, at: float | None = None) -> None:
-        bend = float(self.state.arrays[S_PTARGET][self.part, P_BEND_RANGE])
-        ev = message_event(msg, bend)
+        ev = message_event(msg)
         if ev is None:
             return
         kind, a, b = ev

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.control.graph import Graph, default_spec
+from engine.control.graph import default_spec
 from engine.control.offline import OfflineDriver
 from engine.control.state import EngineState
 from engine.parts import DRUM_NOTES, DRUMS, KEYS, PARTS
 from engine.patch import Patch, read_patch
-from engine.rt import layout as L
 from engine.rt.events import K_NOTE_OFF, K_NOTE_ON
 
 BPM = 110.0
@@ -57,18 +56,16 @@ def _phrase(tags: list[str]) -> tuple[list[tuple[float, float, float, float]], f
 
 def preview_engine(patch: Patch, sample_rate: int = 48000) -> tuple[EngineState, int]:
     """An engine whose `keys` part (or the drums, for a kit) plays `patch`."""
-    st = EngineState(sample_rate)
     drums = patch.engine == "kit"
     part = DRUMS if drums else KEYS
     spec = default_spec()
     name = PARTS[part]
-    spec["parts"][name] = {"instrument": patch.instrument(), "inserts": patch.inserts,
+    instrument = patch.instrument()
+    if instrument["unit"] == "analog":
+        instrument["polyphony"] = 32.0
+    spec["parts"][name] = {"instrument": instrument, "inserts": patch.inserts,
                            "mix": {"sends": {"reverb": 0.15, "delay": 0.0}}}
-    st.graph = Graph(st, spec, sample_rate)
-    if patch.analog:
-        for index, value in patch.params().items():
-            st.arrays[L.S_PTARGET][part, index] = value
-            st.arrays[L.S_PCUR][part, index] = value
+    st = EngineState(sample_rate, spec)
     return st, part
 
 

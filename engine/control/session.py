@@ -27,7 +27,7 @@ from engine.control.graph import Graph, check_spec, spec_from_config
 from engine.rt import master
 from engine.rt import layout as L
 from engine.rt.events import (
-    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_PARAM, K_TEMPO,
+    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_TEMPO,
 )
 
 @dataclass
@@ -113,8 +113,7 @@ class Session:
         self.cfg = cfg
         self.root = root or Path.cwd()
         self.sample_rate = int(sample_rate)
-        self.state = EngineState(self.sample_rate,
-                                 polyphony={"keys": cfg["audio"]["polyphony_keys"]})
+        self.polyphony = {"keys": cfg["audio"]["polyphony_keys"]}
         seed, style = band_cfg["seed"], band_cfg["style"]
         self.demo = demo
         if demo:
@@ -144,53 +143,31 @@ class Session:
 
     # ---- prepare time: write settings straight into the (not yet running) engine ------------
     def _prepare(self) -> None:
-        a = self.state.arrays
         self.patches = {part: read_patch(self.root / rel)
                         for part, rel in self.cfg["patches"].items() if rel}
         for part, patch in self.patches.items():
             self._check_engine(part, patch)
-            if patch.analog:
-                for index, value in patch.params().items():
-                    a[L.S_PTARGET][PART_INDEX[part], index] = value
-                    a[L.S_PCUR][PART_INDEX[part], index] = value
-
         mix = self.cfg["mix"]
-        self.graph = self.state.graph = Graph(self.state, spec_from_config(mix, self.patches),
-                                              self.sample_rate)
+        self.state = EngineState(self.sample_rate,
+                                 spec_from_config(mix, self.patches, self.polyphony))
+        self.graph = self.state.graph
+        a = self.state.arrays
         a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] = mix["ceiling_db"]
         a[L.S_MASTER_PARAMS][master.MASTER_GAIN_DB] = mix["master_gain_db"]
         a[L.S_MASTER_PARAMS][master.LIMITER_MODE] = master.LIMITER_MODES[mix["limiter"]]
-        a[L.S_PART][L.GLOBAL_ROW, L.GL_TEMPO_BPM] = self.clock.bpm
+        a[L.S_GLOBAL][L.GL_TEMPO_BPM] = self.clock.bpm
 
     # ---- runtime controls (any time; through the queue) ----------------------------------------
     def _send(self, rows: np.ndarray) -> None:
         if self.state.push_sched_rows(rows) != len(rows):
             raise QueueFull("the audio thread is not draining the scheduler queue")
 
-    def set_param(self, part: str, index: int, value: float) -> None:
-        self.state.push_sched(ASAP, K_PARAM, PART_INDEX[part], index, value)
-
     def set(self, address: str, value) -> float:
         """Any parameter by its one address, checked, applied from the next block (smoothed
-        where it is continuous): the graph's units (`/bass/mix/pan`, `/bass/eq/low_cut_hz`,
-        `/sends/reverb/reverb/decay_s`, `/master/eq/...`), a part's built-in analog voice
-        (`/bass/synth/cutoff_hz`; an instrument unit's, the kit's too: `/drums/synth/tune_st`) and the
-        master's limiter
-        (`/master/limiter/ceiling_db`). `addresses()` lists them all."""
-        from engine.patch import SCHEMA
-        from engine.rt.params import SYNTH_SPECS
+        where it is continuous): the graph's units (`/bass/synth/cutoff_hz`, `/bass/mix/pan`,
+        `/bass/eq/low_cut_hz`, `/sends/reverb/reverb/decay_s`, `/master/eq/...`) and the
+        master's limiter (`/master/limiter/ceiling_db`). `addresses()` lists them all."""
         parts = address.strip("/").split("/")
-        if len(parts) == 3 and parts[1] == "synth" and parts[0] in PART_INDEX \
-                and self.graph.program.part_op[PART_INDEX[parts[0]]] < 0:
-            part, _, name = parts
-            if name not in SYNTH_SPECS or part == "drums":
-                raise KeyError(f"{address}: no such parameter of the analog voice")
-            spec = SYNTH_SPECS[name]
-            group = next(g for g, f in SCHEMA.items() if name in f)
-            v = SCHEMA[group][name].check(value)
-            v = float(spec.choices.index(v) if spec.choices else v)
-            self.set_param(part, spec.index, v)
-            return v
         if parts[:2] == ["master", "limiter"] and len(parts) == 3:
             limits = {"gain_db": (-60.0, 24.0), "ceiling_db": (-24.0, 0.0)}
             if parts[2] not in limits:
@@ -206,11 +183,7 @@ class Session:
 
     def addresses(self) -> list[str]:
         """Every parameter's address."""
-        from engine.rt.params import SYNTH_SPECS
         out = list(self.graph.addresses())
-        for part in PARTS[:4]:
-            if self.graph.program.part_op[PART_INDEX[part]] < 0:
-                out += [f"/{part}/synth/{n}" for n in SYNTH_SPECS]
         out += ["/master/limiter/gain_db", "/master/limiter/ceiling_db"]
         return sorted(out)
 
@@ -219,26 +192,22 @@ class Session:
 
     def load_patch(self, part: str, path: Path) -> None:
         """Load a patch onto a part while playing. The file is validated first: a broken one
-        raises DataError (file, line, field) and nothing changes. An analog patch's values are
-        smoothed by the kernel; a new engine or insert chain is a graph swap, crossfaded
-        (GraphBusy if the last swap is still fading: try again a moment later)."""
+        raises DataError (file, line, field) and nothing changes. A changed patch is a graph
+        swap, crossfaded: the part's instrument keeps its voices where the engine stays the same
+        (its changed values glide from the old ones), a new engine or insert chain takes over
+        within the crossfade (GraphBusy if the last swap is still fading: try again a moment
+        later)."""
         patch = read_patch(path)
         self._check_engine(part, patch)
         patches = dict(self.patches, **{part: patch})
-        spec = spec_from_config(self.cfg["mix"], patches)
+        spec = spec_from_config(self.cfg["mix"], patches, self.polyphony)
         if check_spec(spec)["parts"][part] != self.graph.spec["parts"][part]:
             self.graph.swap(spec)
-        if patch.analog:
-            for index, value in patch.params().items():
-                self.set_param(part, index, value)
         self.patches = patches
 
     @staticmethod
     def _check_engine(part: str, patch) -> None:
         where = f"{patch.path}: [patch] engine"
-        if part == "drums" and patch.analog:
-            raise DataError(f"{where}: the drums part plays a kit or an instrument unit, not "
-                            f"the analog voice")
         if part != "drums" and patch.engine == "kit":
             raise DataError(f"{where}: a kit patch is for the drums part, not {part}")
 

@@ -12,15 +12,10 @@ import ctypes.util
 
 import numpy as np
 
-from engine.parts import PARTS
 from engine.rt import master
 from engine.rt import layout as L
 from engine.rt.events import EVENT_WIDTH
-from engine.rt.params import NPARAMS, SYNTH_SPECS
 from engine.rt.ringbuf import push, push_rows
-from engine.rt.voice import LANES
-
-DEFAULT_POLYPHONY = {"keys": 64, "bass": 8, "chords": 32, "lead": 16}
 
 
 class QueueFull(RuntimeError):
@@ -30,21 +25,12 @@ class QueueFull(RuntimeError):
 class EngineState:
     """Every preallocated array the render kernel uses, and the pointer table (`table`).
 
-    Runs on the control side at prepare time. `polyphony` maps synth part names to voice
-    counts (rounded up to multiples of 8)."""
+    Runs on the control side at prepare time. The parts' instruments are units of the graph
+    (`self.graph`, engine.control.graph), `spec` its first spec (default: every part at its
+    default instrument)."""
 
-    def __init__(self, sample_rate: int, polyphony: dict[str, int] | None = None):
+    def __init__(self, sample_rate: int, spec: dict | None = None):
         self.sample_rate = int(sample_rate)
-        poly = dict(DEFAULT_POLYPHONY, **(polyphony or {}))
-        ranges, lo = [], 0
-        for name in PARTS[: L.N_SYNTH_PARTS]:
-            n = -(-max(int(poly[name]), 1) // LANES) * LANES
-            ranges.append((lo, lo + n))
-            lo += n
-        if lo > L.NVMAX:
-            raise ValueError(f"polyphony {poly} needs {lo} voices; the engine has {L.NVMAX}")
-        self.nvoices = lo
-        self.voice_ranges = dict(zip(PARTS, ranges))
         sr = self.sample_rate
         a = self.arrays = {
             L.S_CTL: np.zeros(L.CTL_SIZE, np.int64),
@@ -53,11 +39,7 @@ class EngineState:
             L.S_QMIDI: np.zeros((L.QCAP, EVENT_WIDTH)),
             L.S_QMIDI_IDX: np.zeros(16, np.int64),
             L.S_PENDING: np.zeros((L.PCAP, EVENT_WIDTH)),
-            L.S_VF: np.zeros(L.VF_ROWS * L.NVMAX, np.float32),
-            L.S_VMETA: np.zeros((L.VM_SIZE, L.NVMAX)),
-            L.S_PTARGET: np.zeros((L.NPARTS, NPARAMS)),
-            L.S_PCUR: np.zeros((L.NPARTS, NPARAMS)),
-            L.S_PART: np.zeros((L.NPARTS + 1, L.PS_SIZE)),
+            L.S_GLOBAL: np.zeros(L.GL_SIZE),
             L.S_MASTER_STATE: master.master_alloc_state(sr),
             L.S_MASTER_PARAMS: master.master_default_params(),
             L.S_BUS: np.zeros((L.BUS_ROWS, L.MAXBLOCK)),
@@ -75,24 +57,13 @@ class EngineState:
         self.ctl[L.C_SAMPLE_RATE] = sr
         self.ctl[L.C_CLOCK_FN] = _clock_gettime_address()
         self.ctl[L.C_CHAN_PART:L.C_CHAN_PART + 16] = 0   # every MIDI channel plays `keys`
-        vm = a[L.S_VMETA]
-        vm[L.VM_PEND_NOTE, :] = -1.0
-        ps = a[L.S_PART]
-        for p, (lo, hi) in enumerate(ranges):
-            ps[p, L.PS_VLO], ps[p, L.PS_VHI] = lo, hi
-            ps[p, L.PS_COEF_DIRTY] = 1.0
-            ps[p, L.PS_SETTLING] = 1.0
-            ps[p, L.PS_DUCK] = 1.0
-        ps[L.GLOBAL_ROW, L.GL_TEMPO_BPM] = 120.0
-        for spec in SYNTH_SPECS.values():
-            a[L.S_PTARGET][:, spec.index] = spec.default
-            a[L.S_PCUR][:, spec.index] = spec.default
+        a[L.S_GLOBAL][L.GL_TEMPO_BPM] = 120.0
         self.table = np.zeros(L.N_SLOTS * L.TABLE_WIDTH, np.int64)
         for slot, arr in a.items():
             self.set_slot(slot, arr)
         self.address = int(self.table.ctypes.data)
         from engine.control.graph import Graph, default_spec
-        self.graph = Graph(self, default_spec(), sr)
+        self.graph = Graph(self, default_spec() if spec is None else spec, sr)
 
     def set_slot(self, slot: int, arr: np.ndarray) -> None:
         """Point table slot `slot` at `arr` (kept alive here). Only for a slot the audio thread

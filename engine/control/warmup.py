@@ -8,7 +8,7 @@ from pathlib import Path
 from engine.control.state import EngineState
 from engine.rt.events import (
     ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_GRAPH, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC,
-    K_PARAM, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
+    K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
 )
 from engine.rt.render import run_block
 
@@ -33,7 +33,7 @@ def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
     for part in range(5):
         state.push_sched(0, K_NOTE_ON, part, 60 if part < 4 else 36, 0.8, 1)
     for ftype in range(4):
-        state.push_sched(10 + ftype, K_PARAM, 0, 7, float(ftype))
+        state.graph.set("/keys/synth/filter_type", ftype, time=10 + ftype)
     for t, kind in enumerate((K_PITCH_BEND, K_MOD_WHEEL, K_SUSTAIN, K_NOTE_OFF, K_TEMPO,
                               K_FX, K_SOURCE_GONE, K_ALL_NOTES_OFF, K_PANIC)):
         state.push_sched(100 + t, kind, 0 if kind != K_FX else FX_MASTER, 60.0, 0.5, 1)

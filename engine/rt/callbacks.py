@@ -21,14 +21,13 @@ from numba import njit, types
 from engine.rt import render
 from engine.rt.cfunc import RtCallback
 from engine.rt.dsp import JIT
-from engine.rt.events import K_PITCH_BEND, K_SOURCE_GONE
+from engine.rt.events import K_SOURCE_GONE
 from engine.rt.layout import (
     B_OUT_L, B_OUT_R, C_CHAN_PART, C_FRAME_OFFSET, C_MIDI_DROPPED, C_MIDI_SOURCE, C_SAMPLE_TIME,
     C_XRUNS,
-    MAXBLOCK, N_SLOTS, S_PTARGET, TABLE_WIDTH,
+    MAXBLOCK, N_SLOTS, TABLE_WIDTH,
 )
 from engine.rt.midi import IGNORED, MALFORMED, parse
-from engine.rt.params import P_BEND_RANGE
 from engine.rt.ptr import (
     carray, call_i32_ptr_ptr_u32, call_ptr_u32, call_u32_ptr, f32_ptr, i64_ptr, u8_ptr, voidptr_to_int,
 )
@@ -117,7 +116,6 @@ def jack_read_midi(tab, jt, nframes):
         return
     count = call_u32_ptr(jt[J_EVENT_COUNT], buf)
     ev = carray(i64_ptr(jt[J_EVENT]), EVENT_STRUCT_WORDS)
-    ptarget = render.f64_2d(tab, S_PTARGET)
     start = ctl[C_SAMPLE_TIME]
     src = float(ctl[C_MIDI_SOURCE])
     for i in range(count):
@@ -133,8 +131,6 @@ def jack_read_midi(tab, jt, nframes):
         if kind == IGNORED:
             continue
         part = ctl[C_CHAN_PART + ch]
-        if kind == K_PITCH_BEND:
-            b = b * ptarget[part, P_BEND_RANGE]
         t = float(start + min(offset, nframes - 1))
         render.add_event(tab, t, kind, part, a, b, src)
         render.report_event(tab, t, kind, part, a, b, src)

@@ -19,8 +19,7 @@ ASAP = -1.0
 # KIND codes ---------------------------------------------------------------------------
 K_NOTE_ON = 1       # A=note (0..127, may be fractional for micro-tuning), B=velocity 0..1, C=source id
 K_NOTE_OFF = 2      # A=note, C=source id (a note-off releases the voice its source started)
-K_PARAM = 3         # A=param index (engine.rt.params), B=target value (smoothed in the kernel)
-K_PITCH_BEND = 4    # B=bend in semitones (already scaled by the part's bend range)
+K_PITCH_BEND = 4    # B=bend -1..1 (the instrument scales it by its own bend range)
 K_MOD_WHEEL = 5     # B=0..1
 K_SUSTAIN = 6       # B=1 pedal down, 0 pedal up
 K_ALL_NOTES_OFF = 7 # release every voice of PART (PART=-1: all parts); sustain is lifted

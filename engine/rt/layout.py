@@ -16,22 +16,18 @@ S_QSCHED_IDX = 2   # int64[16]                    [0]=write index, [8]=read inde
 S_QMIDI = 3        # float64[QCAP, EVENT_WIDTH]   MIDI thread → audio queue slots
 S_QMIDI_IDX = 4    # int64[16]
 S_PENDING = 5      # float64[PCAP, EVENT_WIDTH]   drained events not yet due
-S_VF = 6           # float32[VF_ROWS * NVMAX]     voice DSP state and scratch, flat SoA rows
-S_VMETA = 7        # float64[VM_SIZE, NVOICES]    voice bookkeeping (note, source, age...)
-S_PTARGET = 8      # float64[NPARTS, NPARAMS]     synth part parameter targets
-S_PCUR = 9         # float64[NPARTS, NPARAMS]     smoothed current values
-S_PART = 10        # float64[NPARTS + 1, PS_SIZE] per-part runtime (bend, lfo phase, ranges...)
-S_MASTER_STATE = 11
-S_MASTER_PARAMS = 12
-S_BUS = 13         # float64[BUS_ROWS, MAXBLOCK]  instrument rows, the graph's rows, stereo out
-S_METER = 14       # float64[METER_SIZE]          levels and timings for the control side
-S_CBTIME = 15      # int64[CBTIME_CAP]            callback durations (ns), a ring
-S_QOUT = 16        # float64[QCAP, EVENT_WIDTH]   audio → control: MIDI read in the callback
-S_QOUT_IDX = 17    # int64[16]
+S_GLOBAL = 6       # float64[GL_SIZE]             engine-wide runtime values (tempo anchor)
+S_MASTER_STATE = 7
+S_MASTER_PARAMS = 8
+S_BUS = 9          # float64[BUS_ROWS, MAXBLOCK]  the graph's rows (parts, sends), stereo out
+S_METER = 10       # float64[METER_SIZE]          levels and timings for the control side
+S_CBTIME = 11      # int64[CBTIME_CAP]            callback durations (ns), a ring
+S_QOUT = 12        # float64[QCAP, EVENT_WIDTH]   audio → control: MIDI read in the callback
+S_QOUT_IDX = 13    # int64[16]
 # The graph (engine.control.graph): two banks, each a compiled program and its pools. One bank
 # plays; the control side allocates a new program into the other and swaps it in with an event
 # (allocate → swap → free after the audio thread acknowledges, as scsynth does).
-S_BANK0 = 18
+S_BANK0 = 14
 BANK_STRIDE = 4
 G_PROG, G_USTATE, G_UPARAMS, G_UIO = range(4)
 #   bank b, slot S_BANK0 + b * BANK_STRIDE + G_*:
@@ -46,8 +42,8 @@ N_SLOTS = S_BANK0 + N_BANKS * BANK_STRIDE
 _BANK_DTYPES = (np.int64, np.float64, np.float64, np.int64)
 SLOT_DTYPES = {
     S_CTL: np.int64, S_QSCHED: np.float64, S_QSCHED_IDX: np.int64, S_QMIDI: np.float64,
-    S_QMIDI_IDX: np.int64, S_PENDING: np.float64, S_VF: np.float32, S_VMETA: np.float64,
-    S_PTARGET: np.float64, S_PCUR: np.float64, S_PART: np.float64, S_MASTER_STATE: np.float64,
+    S_QMIDI_IDX: np.int64, S_PENDING: np.float64, S_GLOBAL: np.float64,
+    S_MASTER_STATE: np.float64,
     S_MASTER_PARAMS: np.float64, S_BUS: np.float64, S_METER: np.float64, S_CBTIME: np.int64,
     S_QOUT: np.float64, S_QOUT_IDX: np.int64,
 } | {S_BANK0 + b * BANK_STRIDE + k: _BANK_DTYPES[k] for b in range(N_BANKS) for k in range(4)}
@@ -94,22 +90,25 @@ C_GRAPH_GEN = 26      # generation of the last swap applied (the event's D colum
 C_GRAPH_ACK = 27      # generation whose crossfade has finished: the old bank may be freed
 C_GRAPH_BAD = 28      # swap events refused (an empty or unknown bank)
 C_PART_OP = 52        # 2 x NPARTS entries: per bank, the program row of each part's instrument
-                      #   unit (-1: the part plays the built-in voice / drum kit)
+                      #   unit (-1: the part has none and is silent)
 C_CHAN_PART = 32      # 16 entries: part played by each MIDI channel read in the callback
 C_TIMESPEC = 48       # 2 entries: struct timespec scratch for clock_gettime
 CTL_SIZE = 64
 
 # ---- parts ------------------------------------------------------------------------------
-NPARTS = 5            # keys, bass, chords, lead, drums (engine.parts)
-DRUM_PART = 4
-N_SYNTH_PARTS = 4
+NPARTS = 5            # keys, bass, chords, lead, drums (engine.parts); each plays an instrument
+                      # unit of the graph (engine.control.graph)
 
-# ---- voice DSP state: one flat float32 array of rows, NVMAX voices per row -----------------
-# A compile-time row stride lets LLVM prove that rows never overlap, so the voice loops
-# vectorize without runtime alias checks. The stride is 4160 bytes, not 4096: rows a multiple of
-# 4 KiB apart share an L1 set (and look alike to the load-store unit), and the voice stages touch
-# 20-odd rows at the same column; at 1024 they thrashed one set and the voices ran 20 % slower.
-NVMAX = 1040
+# ---- the analog voice (engine.rt.voice; the `analog` instrument unit, engine.rt.units.analog)
+# Its voice DSP state is one flat float32 array of rows, NVMAX voices per row, inside the unit's
+# state. A compile-time row stride lets LLVM prove that rows never overlap, so the voice loops
+# vectorize without runtime alias checks. The stride is 1056 bytes: rows a multiple of 4 KiB
+# apart share an L1 set (and look alike to the load-store unit), and the voice stages touch
+# 20-odd rows at the same column (at a 4096-byte stride they thrashed one set and the voices ran
+# 20 % slower).
+NVMAX = 264
+"""Voices one analog unit can sound (its `polyphony` is at most MAX_POLYPHONY)."""
+MAX_POLYPHONY = 256
 (VF_PHASE1, VF_PHASE2, VF_INC, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE, VF_S1, VF_S2, VF_S3,
  VF_S4, VF_VEL, VF_KEYOCT, VF_GAIN, VF_OSC, VF_G, VF_OUT) = range(17)
 VF_CHUNK = 32
@@ -139,12 +138,13 @@ VM_SIZE = 10
 # VM_FADE_STEP, VM_FADE_LEFT: a fading (stolen) voice's linear fade: level lost per sample, and
 #   samples left after the current one (-1: the fade starts at the next sample rendered)
 
-# ---- per-part runtime (float64) ---------------------------------------------------------
+# ---- the analog unit's runtime values (float64) ------------------------------------------
 (PS_VLO, PS_VHI, PS_NACTIVE, PS_SETTLING, PS_SUSTAIN, PS_LFO_PHASE, PS_A_COEF, PS_D_COEF,
  PS_R_COEF, PS_FA_COEF, PS_FD_COEF, PS_FR_COEF, PS_COEF_DIRTY, PS_NSTEAL, PS_RATIO2,
- PS_LOG2_CUTOFF, PS_GAIN, PS_G_DIRTY, PS_SWITCH, PS_DUCK) = range(20)
-PS_SIZE = 20
-# PS_VLO/PS_VHI: the part's voice range; PS_NACTIVE: 1 + highest active voice offset;
+ PS_LOG2_CUTOFF, PS_GAIN, PS_G_DIRTY, PS_SWITCH, PS_DUCK, PS_SEED, PS_NOW) = range(22)
+PS_SIZE = 22
+# PS_VLO/PS_VHI: the voices a note-on may take (PS_VHI - PS_VLO: the polyphony, a multiple of
+#   LANES); PS_NACTIVE: 1 + highest active voice offset (every voice at or above it is idle);
 # PS_NSTEAL: voices fading out for a thief (the per-sample steal check runs only then);
 # PS_SETTLING: 1 while smoothed parameters move toward new targets (0: all settled, so the
 #   per-sample smoothing and the values derived from parameters are skipped)
@@ -152,25 +152,29 @@ PS_SIZE = 20
 # PS_G_DIRTY: per-voice filter coefficients must be recomputed (new note, moving parameters)
 # PS_SWITCH: 0, or 1 while the part dips to apply a waveform/filter change, 2 while it comes back
 # PS_DUCK: the level of that dip (1 = none)
-GLOBAL_ROW = NPARTS   # S_PART has one more row for engine-wide runtime values:
+# PS_SEED: the noise generator's seed (the unit's part index: parts never share one noise)
+# PS_NOW: the unit's own sample clock (samples rendered; a voice's age for stealing)
+
+# ---- S_GLOBAL: engine-wide runtime values ----------------------------------------------------
 GL_TEMPO_BPM = 0
 GL_ANCHOR_SAMPLE = 1  # the beat position is GL_ANCHOR_BEAT at sample GL_ANCHOR_SAMPLE, then
 GL_ANCHOR_BEAT = 2    #   advances at the tempo (re-anchored at each tempo change)
+GL_SIZE = 8
 
 # ---- bus rows -----------------------------------------------------------------------------
-# Instruments write rows [0, NPARTS) (mono today); the graph's program reads them and writes
-# the rest: each part's stereo pair after its inserts, the send pairs, the stereo out.
-B_OUT_L = NPARTS
-B_OUT_R = NPARTS + 1
-B_CTX = NPARTS + 2        # the context row (engine.rt.units.base CTX_*): tempo, sample time
-B_XFADE_L = NPARTS + 3    # the outgoing program's output during a crossfade
-B_XFADE_R = NPARTS + 4
+# The graph's program writes them all: each part's stereo pair (its instrument, then its
+# inserts in place), the send pairs, the stereo out.
+B_OUT_L = 0
+B_OUT_R = 1
+B_CTX = 2                 # the context row (engine.rt.units.base CTX_*): tempo, sample time
+B_XFADE_L = 3             # the outgoing program's output during a crossfade
+B_XFADE_R = 4
 N_SENDS = 4
-B_SEND0 = NPARTS + 5      # send k: rows B_SEND0 + 2k, + 2k + 1
-B_PART0 = B_SEND0 + 2 * N_SENDS   # part p after its inserts: rows B_PART0 + 2p, + 2p + 1
+B_SEND0 = 5               # send k: rows B_SEND0 + 2k, + 2k + 1
+B_PART0 = B_SEND0 + 2 * N_SENDS   # part p: rows B_PART0 + 2p, + 2p + 1
 BUS_ROWS = B_PART0 + 2 * NPARTS
-B_GRAPH_FIRST = B_OUT_L   # rows a program writes (cleared before it runs), except the two below
-B_GRAPH_END = BUS_ROWS
+B_GRAPH_FIRST = B_OUT_L   # rows a program writes (cleared before it runs), except the three
+B_GRAPH_END = BUS_ROWS    # it reads: B_CTX and the crossfade pair
 
 # ---- meters -----------------------------------------------------------------------------
 M_PEAK_L, M_PEAK_R, M_PART_PEAK = 0, 1, 2   # M_PART_PEAK + part: peak since last read

@@ -14,27 +14,24 @@ import math
 import numpy as np
 from numba import njit
 
-from engine.rt import master, voice
-from engine.rt.dsp import JIT, db_to_gain
+from engine.rt import master
+from engine.rt.dsp import JIT
 from engine.rt.events import (
-    A, ASAP, B, C, D, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_GRAPH,
-    K_AFTERTOUCH, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PARAM, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN,
-    K_TEMPO, K_UNIT_PARAM, KIND, PART, SEQ, TIME,
+    A, ASAP, B, C, D, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_GRAPH, K_AFTERTOUCH, K_MOD_WHEEL,
+    K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
+    K_UNIT_PARAM, KIND, PART, SEQ, TIME,
 )
 from engine.rt.layout import (
-    B_CTX, B_PART0, B_GRAPH_END, B_GRAPH_FIRST, B_OUT_L, B_OUT_R, B_SEND0, B_XFADE_L, B_XFADE_R,
-    BANK_STRIDE, C_BANK, C_BANK_OPS, C_BLOCKS, C_PART_OP, C_DROPPED, C_GRAPH_ACK, C_GRAPH_BAD, C_GRAPH_GEN,
-    C_LAST_NOTE_ON, C_LATE, C_NONFINITE, C_PENDING, C_SAMPLE_RATE, C_SAMPLE_TIME, C_SEQ,
-    C_STEALS, C_VOICES_ACTIVE, C_XFADE_LEFT, C_XFADE_LEN, DRUM_PART, G_PROG, G_UIO, G_UPARAMS,
-    G_USTATE, GL_ANCHOR_BEAT, GL_ANCHOR_SAMPLE, GL_TEMPO_BPM, GLOBAL_ROW, M_PART_PEAK, M_PEAK_L, M_PEAK_R, MAX_OPS, N_BANKS,
-    N_SYNTH_PARTS, NPARTS, PS_COEF_DIRTY, PS_NACTIVE, PS_SETTLING, S_BANK0, S_BUS, S_CTL,
-    S_MASTER_PARAMS,
-    S_MASTER_STATE, S_METER, S_PART, S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX,
-    S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, S_VF, S_VMETA,
-    TABLE_WIDTH, C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP, C_CLOCK_SEQ, C_BLOCK_NS,
+    B_CTX, B_PART0, B_GRAPH_END, B_GRAPH_FIRST, B_OUT_L, B_OUT_R, B_XFADE_L, B_XFADE_R,
+    BANK_STRIDE, C_BANK, C_BANK_OPS, C_BLOCKS, C_PART_OP, C_DROPPED, C_GRAPH_ACK, C_GRAPH_BAD,
+    C_GRAPH_GEN, C_LAST_NOTE_ON, C_LATE, C_NONFINITE, C_PENDING, C_SAMPLE_RATE, C_SAMPLE_TIME,
+    C_SEQ, C_STEALS, C_VOICES_ACTIVE, C_XFADE_LEFT, C_XFADE_LEN, G_PROG, G_UIO, G_UPARAMS,
+    G_USTATE, GL_ANCHOR_BEAT, GL_ANCHOR_SAMPLE, GL_TEMPO_BPM, M_PART_PEAK, M_PEAK_L, M_PEAK_R,
+    MAX_OPS, NPARTS, S_BANK0, S_BUS, S_CTL, S_GLOBAL, S_MASTER_PARAMS, S_MASTER_STATE, S_METER,
+    S_PENDING, S_QMIDI, S_QMIDI_IDX, S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, TABLE_WIDTH,
+    C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP, C_CLOCK_SEQ, C_BLOCK_NS,
     C_BLOCK_SAMPLE,
 )
-from engine.rt.params import NPARAMS, P_BEND_ST, P_MOD
 from engine.rt.ptr import carray, call_i32_i32_ptr, f32_ptr, f64_ptr, fence, i64_ptr
 from engine.rt.ringbuf import pop, push
 from engine.rt.units.base import CTX_BEAT, CTX_SAMPLE_TIME, CTX_TEMPO_BPM
@@ -189,18 +186,16 @@ def _heap_take(pending, count):
 
 
 @njit(inline="always", **JIT)
-def _beat_at(ps, t, sample_rate):
+def _beat_at(glob, t, sample_rate):
     """The beat position at sample time t (from the last tempo anchor; exact for any way a
     block is cut into spans)."""
-    g = GLOBAL_ROW
-    return ps[g, GL_ANCHOR_BEAT] + (t - ps[g, GL_ANCHOR_SAMPLE]) * ps[g, GL_TEMPO_BPM] / (
+    return glob[GL_ANCHOR_BEAT] + (t - glob[GL_ANCHOR_SAMPLE]) * glob[GL_TEMPO_BPM] / (
         60.0 * sample_rate)
 
 
 @njit(**JIT)
 def _set_fx(tab, module, index, value):
-    """A parameter of a send effect, the master or the drum kit (each module clamps and
-    smooths its own parameters)."""
+    """A parameter of the master bus (it clamps and smooths its own parameters)."""
     if module == FX_MASTER:
         params = f64_1d(tab, S_MASTER_PARAMS)
     else:
@@ -218,12 +213,12 @@ def _voice_event(kind):
 
 @njit(**JIT)
 def _instrument_event(tab, ctl, p, kind, a, b, c, sample_rate):
-    """An event for part p's instrument unit, if the playing graph gives it one: returns the
-    voices it stole, or -1 when the part plays the built-in voice."""
+    """An event for part p's instrument unit in the playing graph: returns the voices it stole
+    (0 when the part has no instrument)."""
     bank = ctl[C_BANK]
     r = ctl[C_PART_OP + bank * NPARTS + p]
     if r < 0 or r >= min(ctl[C_BANK_OPS + bank], MAX_OPS):
-        return -1
+        return 0
     g = S_BANK0 + bank * BANK_STRIDE
     prog = i64_2d(tab, g + G_PROG)
     s0, p0 = prog[r, PR_STATE], prog[r, PR_PARAMS]
@@ -233,61 +228,24 @@ def _instrument_event(tab, ctl, p, kind, a, b, c, sample_rate):
 
 
 @njit(**JIT)
-def _apply(tab, ev, ctl, vf, vm, ptarget, pcur, ps, now, sample_rate):
+def _apply(tab, ev, ctl, glob, now, sample_rate):
     kind = int(ev[KIND])
     p = int(ev[PART])
-    if _voice_event(kind):      # parts whose graph plays an instrument unit
+    if _voice_event(kind):      # to the part's instrument unit (part -1: every part's)
         if 0 <= p < NPARTS:
-            stolen = _instrument_event(tab, ctl, p, kind, ev[A], ev[B], ev[C], sample_rate)
-            if stolen >= 0:
-                ctl[C_STEALS] += stolen
-                if kind == K_NOTE_ON:
-                    ctl[C_LAST_NOTE_ON] = now
-                return
+            ctl[C_STEALS] += _instrument_event(tab, ctl, p, kind, ev[A], ev[B], ev[C],
+                                               sample_rate)
         elif p < 0:
             for q in range(NPARTS):
-                _instrument_event(tab, ctl, q, kind, ev[A], ev[B], ev[C], sample_rate)
-    if kind == K_NOTE_ON:
-        if 0 <= p < N_SYNTH_PARTS:
-            ctl[C_STEALS] += voice.note_on(vf, vm, ps, pcur, p, ev[A], ev[B], ev[C], now,
-                                           sample_rate)
-        ctl[C_LAST_NOTE_ON] = now
-    elif kind == K_NOTE_OFF:
-        if 0 <= p < N_SYNTH_PARTS:
-            voice.note_off(vf, vm, ps, p, ev[A], ev[C])
-    elif kind == K_PARAM:
-        k = int(ev[A])
-        if 0 <= p < N_SYNTH_PARTS and 0 <= k < NPARAMS and math.isfinite(ev[B]):
-            ptarget[p, k] = ev[B]
-            ps[p, PS_COEF_DIRTY] = 1.0
-            ps[p, PS_SETTLING] = 1.0
-    elif kind == K_PITCH_BEND:
-        if 0 <= p < N_SYNTH_PARTS and math.isfinite(ev[B]):
-            ptarget[p, P_BEND_ST] = min(max(ev[B], -48.0), 48.0)
-            ps[p, PS_SETTLING] = 1.0
-    elif kind == K_MOD_WHEEL:
-        if 0 <= p < N_SYNTH_PARTS and math.isfinite(ev[B]):
-            ptarget[p, P_MOD] = min(max(ev[B], 0.0), 1.0)
-            ps[p, PS_SETTLING] = 1.0
-    elif kind == K_SUSTAIN:
-        if 0 <= p < N_SYNTH_PARTS:
-            voice.sustain(vf, vm, ps, p, ev[B] > 0.5)
-    elif kind == K_ALL_NOTES_OFF or kind == K_SOURCE_GONE:
-        src = ev[C] if kind == K_SOURCE_GONE else -1.0
-        for q in range(N_SYNTH_PARTS):
-            if p < 0 or p == q:
-                voice.release_all(vf, vm, ps, q, src)
-    elif kind == K_PANIC:
-        for q in range(N_SYNTH_PARTS):
-            voice.fade_all(vf, vm, ps, q)
-            ptarget[q, P_BEND_ST] = 0.0
-            ptarget[q, P_MOD] = 0.0
-            ps[q, PS_SETTLING] = 1.0
+                ctl[C_STEALS] += _instrument_event(tab, ctl, q, kind, ev[A], ev[B], ev[C],
+                                                   sample_rate)
+        if kind == K_NOTE_ON:
+            ctl[C_LAST_NOTE_ON] = now
     elif kind == K_TEMPO:
         if math.isfinite(ev[B]):
-            ps[GLOBAL_ROW, GL_ANCHOR_BEAT] = _beat_at(ps, now, sample_rate)
-            ps[GLOBAL_ROW, GL_ANCHOR_SAMPLE] = now
-            ps[GLOBAL_ROW, GL_TEMPO_BPM] = min(max(ev[B], 20.0), 400.0)
+            glob[GL_ANCHOR_BEAT] = _beat_at(glob, now, sample_rate)
+            glob[GL_ANCHOR_SAMPLE] = now
+            glob[GL_TEMPO_BPM] = min(max(ev[B], 20.0), 400.0)
     elif kind == K_FX:
         _set_fx(tab, p, int(ev[A]), ev[B])
     elif kind == K_UNIT_PARAM:
@@ -391,22 +349,15 @@ def _graph(tab, ctl, bus, i0, i1, now0, sample_rate):
 
 @njit(**JIT)
 def _segment(tab, i0, i1, now0, sample_rate):
-    """Render [i0, i1) of the block: parts, mixer, sends, master."""
+    """Render [i0, i1) of the block: the graph (instruments, inserts, mixer, sends, master
+    inserts), then the master bus."""
     if i1 <= i0:
         return
-    vf = f32_1d(tab, S_VF)
-    vm = f64_2d(tab, S_VMETA)
-    ptarget = f64_2d(tab, S_PTARGET)
-    pcur = f64_2d(tab, S_PCUR)
-    ps = f64_2d(tab, S_PART)
+    glob = f64_1d(tab, S_GLOBAL)
     bus = f64_2d(tab, S_BUS)
-    for p in range(N_SYNTH_PARTS):
-        voice.render_part(vf, vm, ptarget, pcur, ps, p, bus[p], i0, i1, now0, sample_rate)
-    for s in range(i0, i1):
-        bus[DRUM_PART, s] = 0.0     # (a part with no built-in voice: the drums play a unit)
-    bus[B_CTX, CTX_TEMPO_BPM] = ps[GLOBAL_ROW, GL_TEMPO_BPM]
+    bus[B_CTX, CTX_TEMPO_BPM] = glob[GL_TEMPO_BPM]
     bus[B_CTX, CTX_SAMPLE_TIME] = now0 + i0
-    bus[B_CTX, CTX_BEAT] = _beat_at(ps, now0 + i0, sample_rate)
+    bus[B_CTX, CTX_BEAT] = _beat_at(glob, now0 + i0, sample_rate)
     _graph(tab, i64_1d(tab, S_CTL), bus, i0, i1, now0, sample_rate)
     master.master_process(f64_1d(tab, S_MASTER_STATE), f64_1d(tab, S_MASTER_PARAMS),
                           bus[B_OUT_L], bus[B_OUT_R], i0, i1, sample_rate)
@@ -418,11 +369,7 @@ def render_block(tab, nframes):
     (B_OUT_L, B_OUT_R) starting at column 0, and advance the sample clock."""
     ctl = i64_1d(tab, S_CTL)
     pending = f64_2d(tab, S_PENDING)
-    vf = f32_1d(tab, S_VF)
-    vm = f64_2d(tab, S_VMETA)
-    ptarget = f64_2d(tab, S_PTARGET)
-    pcur = f64_2d(tab, S_PCUR)
-    ps = f64_2d(tab, S_PART)
+    glob = f64_1d(tab, S_GLOBAL)
     sample_rate = float(ctl[C_SAMPLE_RATE])
     count = ctl[C_PENDING]
     seq = ctl[C_SEQ]
@@ -444,8 +391,7 @@ def render_block(tab, nframes):
         if off > i:
             _segment(tab, i, off, start, sample_rate)
             i = off
-        _apply(tab, pending[0], ctl, vf, vm, ptarget, pcur, ps, start + i,
-               sample_rate)
+        _apply(tab, pending[0], ctl, glob, start + i, sample_rate)
         count = _heap_take(pending, count)
     _segment(tab, i, nframes, start, sample_rate)
     ctl[C_PENDING] = count
@@ -457,16 +403,11 @@ def render_block(tab, nframes):
     for s in range(nframes):
         meter[M_PEAK_L] = max(meter[M_PEAK_L], abs(bus[B_OUT_L, s]))
         meter[M_PEAK_R] = max(meter[M_PEAK_R], abs(bus[B_OUT_R, s]))
-    for p in range(NPARTS):     # the instrument row, or the part's pair (an instrument unit)
+    for p in range(NPARTS):     # the part's pair after its inserts
         for s in range(nframes):
-            meter[M_PART_PEAK + p] = max(meter[M_PART_PEAK + p], abs(bus[p, s]),
-                                         abs(bus[B_PART0 + 2 * p, s]),
+            meter[M_PART_PEAK + p] = max(meter[M_PART_PEAK + p], abs(bus[B_PART0 + 2 * p, s]),
                                          abs(bus[B_PART0 + 2 * p + 1, s]))
-    active = 0
-    for p in range(N_SYNTH_PARTS):
-        active += int(ps[p, PS_NACTIVE])
-    active += _instrument_voices(tab, ctl)
-    ctl[C_VOICES_ACTIVE] = active
+    ctl[C_VOICES_ACTIVE] = _instrument_voices(tab, ctl)
     ctl[C_NONFINITE] = int(f64_1d(tab, S_MASTER_STATE)[master.M_NONFINITE])
 
 

@@ -1,7 +1,10 @@
 """Polyphonic subtractive synth voices (AUDIO THREAD ONLY).
 
-Voice state is one flat float32 array of rows (`engine.rt.layout` VF_*), NVMAX columns per row,
-and each part owns a contiguous voice range whose length is a multiple of LANES. Every stage
+These are the kernels of the `analog` instrument unit (engine.rt.units.analog), which holds
+them in its state: the kernels take that state as a few arrays and a row index `p` into the 2-D
+ones (always 0 there). Voice state is one flat float32 array of rows (`engine.rt.layout` VF_*),
+NVMAX columns per row; a part's voices are a contiguous range whose length is a multiple of
+LANES. Every stage
 (envelopes, oscillators, cutoff, filter, amplifier) is a loop over the part's active voices, in
 float32 with unsigned indices and compile-time row offsets, so LLVM vectorizes each loop across
 voices (AVX2/AVX-512) with no alias checks. Choices made per part (waveform, filter type) are
@@ -27,7 +30,7 @@ from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.layout import (
     NVMAX, PS_A_COEF, PS_COEF_DIRTY, PS_D_COEF, PS_FA_COEF, PS_FD_COEF, PS_FR_COEF, PS_GAIN,
     PS_G_DIRTY, PS_LFO_PHASE, PS_LOG2_CUTOFF, PS_NACTIVE, PS_NSTEAL, PS_R_COEF, PS_RATIO2, PS_SETTLING,
-    PS_DUCK, PS_SUSTAIN, PS_SWITCH, PS_VHI, PS_VLO,
+    PS_DUCK, PS_SEED, PS_SUSTAIN, PS_SWITCH, PS_VHI, PS_VLO,
     ST_ATTACK, ST_DECAY, ST_IDLE, ST_RELEASE, ST_STEAL, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE,
     VF_G, VF_GAIN, VF_INC, VF_KEYOCT, VF_OSC, VF_OUT, VF_PHASE1, VF_PHASE2, VF_S1,
     VF_S2, VF_S3, VF_S4, VF_VEL, VF_C_G, VF_C_OSC, VF_C_OUT, VF_C_SCALAR, VF_CHUNK, VM_FADE_LEFT, VM_FADE_STEP, VM_HELD, VM_NOTE, VM_PEND_NOTE,
@@ -527,9 +530,10 @@ def _switch(vf, ptarget, pcur, ps, p, lo, hi, step):
 
 
 @njit(inline="always", **JIT)
-def _noise(t, p):
-    """White noise in -1..1 as a pure function of (sample time, part): splitmix64."""
-    z = np.uint64(t) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(p + 1) * np.uint64(0xBF58476D1CE4E5B9)
+def _noise(t, seed):
+    """White noise in -1..1 as a pure function of (sample time, seed): splitmix64."""
+    z = np.uint64(t) * np.uint64(0x9E3779B97F4A7C15) + \
+        np.uint64(seed + 1) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
@@ -580,7 +584,7 @@ def _sample(vf, vm, ptarget, pcur, ps, p, out, s, now0, sample_rate, smooth, log
     _osc2(vf, lo, hi, int(c[P_OSC2_WAVE]), f32(mul1 * ps[p, PS_RATIO2]),
           f32(min(max(c[P_OSC2_LEVEL], 0.0), 1.0)), pw, ONE)
     if c[P_NOISE] > 0.0:
-        nl = f32(min(c[P_NOISE], 1.0) * _noise(now0 + s, p))
+        nl = f32(min(c[P_NOISE], 1.0) * _noise(now0 + s, int(ps[p, PS_SEED])))
         for v in range(lo, hi):
             vf[_OSC + v] += nl
     ftype = int(c[P_FILTER_TYPE])
@@ -940,6 +944,7 @@ def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
     log2_cutoff = ps[p, PS_LOG2_CUTOFF]
     noise = c[P_NOISE]
     noise_level = min(noise, 1.0)
+    seed = int(ps[p, PS_SEED])
     fenv_oct = c[P_FENV_OCT]
     need_any = ps[p, PS_G_DIRTY] != 0.0
     for t in range(nt):
@@ -953,7 +958,7 @@ def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
         vf[_CS_MUL1 + u64(t)] = mul1
         vf[_CS_MUL2 + u64(t)] = mul1 * ratio2
         if noise > 0.0:
-            vf[_CS_NOISE + u64(t)] = noise_level * _noise(now0 + s0 + t, p)
+            vf[_CS_NOISE + u64(t)] = noise_level * _noise(now0 + s0 + t, seed)
         need = fenv_oct != 0.0 or lfo * lfo_cut != 0.0 or (t == 0 and need_any)
         need_any = need_any or need
         vf[_CS_NEED + u64(t)] = ONE if need else ZERO

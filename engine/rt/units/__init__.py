@@ -4,8 +4,9 @@ The contract is in `engine.rt.units.base`. A unit's kind is its position in UNIT
 program names units by kind, and `engine.rt.units.dispatch.run_unit` calls the kind's
 `process` (its branches are checked against this tuple by tests/test_units.py).
 """
-from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, fm, formant, gate,
-                             kit, phaser, plate, reverb, saturation, strip, wavetable, width)
+from engine.rt.units import (analog, bitcrusher, chorus, compressor, delay, eq, flanger, fm,
+                             formant, gate, kit, phaser, plate, reverb, saturation, strip,
+                             wavetable, width)
 
 UNITS = (
     width,
@@ -25,5 +26,6 @@ UNITS = (
     wavetable,
     fm,
     kit,
+    analog,
 )
 KIND = {u.NAME: k for k, u in enumerate(UNITS)}

@@ -16,7 +16,8 @@ Like a SuperCollider UGen (`PluginLoad`) or a pedalboard `Plugin`, it declares:
     - `bus`     float64[rows, MAXBLOCK]   the graph's audio rows
     - `io`      int64[IO_WIDTH]           bus rows: in L, in R, out L, out R, side L, side R
                                           (side -1: none), the context row (-1: none) and
-                                          a unit-specific row (the strip's first send row);
+                                          a unit-specific row (the strip's first send row;
+                                          an instrument's part index, a seed);
                                           out may equal in (in place)
     - [i0, i1)  the span of this block to render (block-size invariant: a unit's output over
                 [0, n) never depends on how the span is cut)
@@ -51,59 +52,12 @@ import math
 from numba import njit
 
 from engine.rt.dsp import JIT
+from engine.rt.param import CURVES, Param, declare, default_params  # noqa: F401 (the contract's)
 
 IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, IO_SIDE_L, IO_SIDE_R, IO_CTX, IO_AUX = range(8)
 IO_WIDTH = 8
 CTX_TEMPO_BPM, CTX_SAMPLE_TIME, CTX_BEAT = range(3)
 DEFAULT_TEMPO_BPM = 120.0
-CURVES = ("lin", "log", "choice")
-
-
-class Param:
-    """One parameter of a unit: name (with its unit), range, default, curve, smoothing."""
-    __slots__ = ("name", "index", "lo", "hi", "default", "curve", "smooth_s", "choices", "doc")
-
-    def __init__(self, name, lo, hi, default, curve="lin", smooth_s=0.02, choices=None, doc=""):
-        if not lo <= default <= hi:
-            raise ValueError(f"{name}: default {default} outside {lo}..{hi}")
-        if curve not in CURVES:
-            raise ValueError(f"{name}: curve {curve!r} not one of {CURVES}")
-        if curve == "log" and lo <= 0.0:
-            raise ValueError(f"{name}: a log curve needs lo > 0")
-        if curve == "choice" and not choices:
-            raise ValueError(f"{name}: a choice parameter needs its words")
-        self.name, self.index, self.lo, self.hi, self.default = name, -1, lo, hi, default
-        self.curve, self.smooth_s, self.choices, self.doc = curve, smooth_s, choices, doc
-
-    def from_unit(self, x: float) -> float:
-        """A 0..1 control value (MIDI CC, a knob) on this parameter's range and curve."""
-        x = min(max(float(x), 0.0), 1.0)
-        if self.curve == "log":
-            return self.lo * (self.hi / self.lo) ** x
-        if self.curve == "choice":
-            return float(round(x * (len(self.choices) - 1)))
-        return self.lo + x * (self.hi - self.lo)
-
-    def __repr__(self):
-        return f"Param({self.name!r}, {self.lo}..{self.hi}, default {self.default})"
-
-
-def declare(params):
-    """The PARAMS tuple of a unit, each Param given its index (its column in `params`)."""
-    params = tuple(params)
-    names = [p.name for p in params]
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate parameter names: {names}")
-    for i, p in enumerate(params):
-        p.index = i
-    return params
-
-
-def default_params(params) -> "list[float]":
-    """Targets and current values, both at the defaults (control side)."""
-    d = [p.default for p in params]
-    return d + d
-
 
 @njit(**JIT)
 def clear(state):

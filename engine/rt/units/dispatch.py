@@ -9,8 +9,9 @@ one state pool, one params pool and one io table.
 from numba import njit
 
 from engine.rt.dsp import JIT
-from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, fm, formant, gate,
-                             kit, phaser, plate, reverb, saturation, strip, wavetable, width)
+from engine.rt.units import (analog, bitcrusher, chorus, compressor, delay, eq, flanger, fm,
+                             formant, gate, kit, phaser, plate, reverb, saturation, strip,
+                             wavetable, width)
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO, PR_CARRY = range(7)
@@ -54,6 +55,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         fm.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 16:
         kit.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 17:
+        analog.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -92,6 +95,8 @@ def reset_unit(kind, state, sample_rate):
         fm.reset(state, sample_rate)
     elif kind == 16:
         kit.reset(state, sample_rate)
+    elif kind == 17:
+        analog.reset(state, sample_rate)
 
 
 @njit(**JIT)
@@ -137,6 +142,8 @@ def event_unit(kind, state, params, ev_kind, a, b, c, sample_rate):
         return fm.event(state, params, ev_kind, a, b, c, sample_rate)
     elif kind == 16:
         return kit.event(state, params, ev_kind, a, b, c, sample_rate)
+    elif kind == 17:
+        return analog.event(state, params, ev_kind, a, b, c, sample_rate)
     return 0
 
 
@@ -149,4 +156,6 @@ def voices_unit(kind, state):
         return fm.active_voices(state)
     elif kind == 16:
         return kit.active_voices(state)
+    elif kind == 17:
+        return analog.active_voices(state)
     return 0
