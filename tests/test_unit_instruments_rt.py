@@ -13,7 +13,7 @@ from engine.rt.cfunc import RtCallback
 from engine.rt.dsp import JIT
 from engine.rt.events import K_NOTE_OFF, K_NOTE_ON, K_PANIC
 from engine.rt.ptr import carray, f64_ptr, i64_ptr, voidptr_to_int
-from engine.rt.units import KIND, dispatch, fm, wavetable
+from engine.rt.units import KIND, dispatch, fm, sampler, wavetable
 from engine.rt.units.base import default_params
 from tests.test_rt_proof import _CALLEE, violations, wrapper_violations
 
@@ -51,11 +51,11 @@ def test_instrument_entry_points_have_no_path_to_python():
         todo.extend(_CALLEE.findall(str(funcs[name])))
     text = " ".join(reach)
     for part in ("9wavetable5event", "9wavetable7process", "2fm5event", "2fm7process",
-                 "4poly10poly_event"):
+                 "7sampler5event", "7sampler7process", "4poly10poly_event"):
         assert part in text, part
     # and it runs: a note sounds, is panicked, and its voice is still fading after 100 samples
     f = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_uint32, ctypes.c_void_p)(rt.address)
-    for unit in (wavetable, fm):
+    for unit in (wavetable, fm, sampler):
         state = np.zeros(unit.state_size(48000))
         params = np.array(default_params(unit.PARAMS))
         if hasattr(unit, "prepare"):

@@ -28,6 +28,7 @@ Every parameter has one address, `/<part>/<op>/<param>` (`/bass/eq/low_shelf_gai
 """
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -109,6 +110,18 @@ def check_chain(specs) -> list[dict]:
     return out
 
 
+def load_data(unit, values) -> dict:
+    """An instrument's data keys (`unit.DATA`: key -> "module:function", a control-side
+    loader) that `values` sets, loaded: {key: what the loader returns}, passed as keywords to
+    the unit's `state_size` and `prepare` (e.g. the sampler's `samples = "kit"`)."""
+    out = {}
+    for key, loader in getattr(unit, "DATA", {}).items():
+        if key in values:
+            module, name = loader.split(":")
+            out[key] = getattr(importlib.import_module(module), name)(values[key])
+    return out
+
+
 def check_instrument(spec) -> dict:
     """An instrument unit's table ({unit = "wavetable", ...its parameters}), checked."""
     if not isinstance(spec, dict) or "unit" not in spec:
@@ -123,6 +136,13 @@ def check_instrument(spec) -> dict:
     done = {"unit": unit.NAME}
     for key, value in spec.items():
         if key == "unit":
+            continue
+        if key in getattr(unit, "DATA", {}):       # data, not a number: loaded to check it
+            try:
+                load_data(unit, {key: value})
+            except ValueError as exc:
+                raise ValueError(f".{key}: {exc}") from None
+            done[key] = value
             continue
         if key not in params:
             raise ValueError(f".{key}: {unit.NAME} has no such parameter")
@@ -221,10 +241,11 @@ def default_spec() -> dict:
 
 class Op:
     """One unit instance in a program."""
-    __slots__ = ("path", "unit", "values", "io", "state", "state_len", "params", "carry")
+    __slots__ = ("path", "unit", "values", "io", "state", "state_len", "params", "carry", "data")
 
     def __init__(self, path, unit, values, io):
         self.path, self.unit, self.values, self.io = path, unit, values, io
+        self.data = load_data(unit, values)      # {} unless the unit declares DATA
         self.state = self.state_len = self.params = 0
         self.carry = -1
 
@@ -271,7 +292,8 @@ class Program:
                              f"{L.MAX_OPS}")
         s = p = 0
         for op in self.ops:
-            op.state, op.state_len, op.params = s, op.unit.state_size(self.sample_rate), p
+            op.state, op.state_len, op.params = s, op.unit.state_size(self.sample_rate,
+                                                                      **op.data), p
             s += op.state_len
             p += 2 * len(op.unit.PARAMS)
         self.prog = np.zeros((max(len(self.ops), 1), PR_WIDTH), np.int64)
@@ -295,7 +317,7 @@ class Program:
             op.unit.reset(st, float(self.sample_rate))
             if hasattr(op.unit, "prepare"):     # control-side data (tables) into the state
                 op.unit.prepare(st, self.uparams[op.params:op.params + 2 * n],
-                                float(self.sample_rate))
+                                float(self.sample_rate), **op.data)
         self.targets = self.uparams.copy()   # the control side's copy (the pools are the engine's)
 
     def _chain(self, scope, chain, src, rows):
@@ -357,7 +379,8 @@ class Program:
             if not hit or hit[1].unit is not op.unit:
                 continue
             same_data = all(op.values.get(q) == hit[1].values.get(q)
-                            for q in getattr(op.unit, "PREPARE_PARAMS", ()))
+                            for q in getattr(op.unit, "PREPARE_PARAMS", ())) \
+                and all(op.data.get(q) is hit[1].data.get(q) for q in op.data)
             if hit[1].state_len == op.state_len and same_data:
                 self.prog[k, PR_CARRY] = hit[0]
                 n += 1

@@ -10,7 +10,8 @@ from numba import njit
 
 from engine.rt.dsp import JIT
 from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, fm, formant, gate,
-                             phaser, plate, reverb, saturation, strip, wavetable, width)
+                             phaser, plate, reverb, sampler, saturation, strip, wavetable,
+                             width)
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO, PR_CARRY = range(7)
@@ -52,6 +53,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         wavetable.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 15:
         fm.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 16:
+        sampler.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -88,6 +91,8 @@ def reset_unit(kind, state, sample_rate):
         wavetable.reset(state, sample_rate)
     elif kind == 15:
         fm.reset(state, sample_rate)
+    elif kind == 16:
+        sampler.reset(state, sample_rate)
 
 
 @njit(**JIT)
@@ -131,6 +136,8 @@ def event_unit(kind, state, params, ev_kind, a, b, c, sample_rate):
         return wavetable.event(state, params, ev_kind, a, b, c, sample_rate)
     elif kind == 15:
         return fm.event(state, params, ev_kind, a, b, c, sample_rate)
+    elif kind == 16:
+        return sampler.event(state, params, ev_kind, a, b, c, sample_rate)
     return 0
 
 
@@ -141,4 +148,6 @@ def voices_unit(kind, state):
         return wavetable.active_voices(state)
     elif kind == 15:
         return fm.active_voices(state)
+    elif kind == 16:
+        return sampler.active_voices(state)
     return 0
