@@ -54,7 +54,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/bandmate demo
 
+# The kernels are compiled (or loaded from Numba's cache) once before pytest, so no test's own
+# timeout has to cover a cold compile of the whole engine.
 test: setup
+	$(VENV)/bin/python -m engine.control.warmup
 	$(VENV)/bin/python -m pytest -q
 
 clean:

@@ -100,8 +100,6 @@ def render_block_linear(tab, nframes):
     ptarget = render.f64_2d(tab, L.S_PTARGET)
     pcur = render.f64_2d(tab, L.S_PCUR)
     ps = render.f64_2d(tab, L.S_PART)
-    dstate = render.f64_2d(tab, L.S_DRUM_STATE)
-    dparams = render.f64_1d(tab, L.S_DRUM_PARAMS)
     sample_rate = float(ctl[L.C_SAMPLE_RATE])
     count = ctl[L.C_PENDING]
     seq = ctl[L.C_SEQ]
@@ -127,7 +125,7 @@ def render_block_linear(tab, nframes):
         if off > i:
             render._segment(tab, i, off, start, sample_rate)
             i = off
-        render._apply(tab, pending[k], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams,
+        render._apply(tab, pending[k], ctl, vf, vm, ptarget, pcur, ps,
                       start + i, sample_rate)
         count -= 1
         if k != count:

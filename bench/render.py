@@ -1,12 +1,20 @@
-"""Offline render speed of the demo, and time from `bandmate demo` to first audio.
+"""Offline render speed of the demo, where its time goes, and time from `bandmate demo` to first
+audio.
 
 - render: the whole arranged demo (every part, sends, master) rendered offline at 48 kHz,
   512-frame blocks, min of 3 runs; printed as times faster than real time (target >= 200x).
+  The same runs split it: the scheduler (agents and patterns, Python, before each block) and
+  the render kernel (`run_block`, compiled) with the copy of each block out.
+- profile (--profile): the demo's events are recorded once, then replayed into a fresh session
+  with every component of the kernel timed by the CPU's cycle counter: each synth part, the drum
+  kit, the graph (its rows cleared, its program of units, the send effects) and the master; ns
+  per sample of the demo, and the share of samples each synth part had a voice active. Min of 3
+  replays.
 - first audio: wall time from launching `bandmate demo` (warm kernel cache) until its stream
   is running and has rendered audio, through a JACK dummy server with the PortAudio driver
   (target < 3 s). Median of 3 launches.
 
-    python bench/render.py [--json]
+    python bench/render.py [--json] [--no-live] [--profile]
 """
 from __future__ import annotations
 
@@ -19,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -27,22 +37,211 @@ from engine.control.offline import OfflineDriver  # noqa: E402
 from engine.control.session import Session  # noqa: E402
 from engine.control.warmup import warm_up  # noqa: E402
 
+SR = 48000
+BLOCK = 512
+
 
 def render_speed(repeats: int = 3) -> dict:
     cfg = load_config(ROOT / "config.toml")
     warm_up()
-    best = float("inf")
+    best = (float("inf"), 0.0)
     seconds = 0.0
     for _ in range(repeats):
-        session = Session(cfg, 48000, demo=True, root=ROOT)
+        session = Session(cfg, SR, demo=True, root=ROOT)
         seconds = session.length_s
-        frames = int(seconds * 48000)
-        drv = OfflineDriver(session.state, 512, session.scheduler.advance)
+        frames = int(seconds * SR)
+        sched = [0.0]
+
+        def before_block(end, advance=session.scheduler.advance, acc=sched):
+            t0 = time.perf_counter()
+            advance(end)
+            acc[0] += time.perf_counter() - t0
+
+        drv = OfflineDriver(session.state, BLOCK, before_block)
         t0 = time.perf_counter()
         drv.render(frames)
-        best = min(best, time.perf_counter() - t0)
-    return {"demo_seconds": round(seconds, 2), "render_wall_s": round(best, 3),
-            "realtime_factor": round(seconds / best, 1)}
+        wall = time.perf_counter() - t0
+        if wall < best[0]:
+            best = (wall, sched[0])
+    wall, sched = best
+    kernel = wall - sched
+    return {"demo_seconds": round(seconds, 2), "render_wall_s": round(wall, 3),
+            "realtime_factor": round(seconds / wall, 1),
+            "scheduler_s": round(sched, 3), "kernel_s": round(kernel, 3),
+            "kernel_realtime_factor": round(seconds / kernel, 1)}
+
+
+# ---- the profile --------------------------------------------------------------------------------
+# `_profiled_block` is engine.rt.render.render_block with a cycle count around each component of
+# `_segment`; keep the two in step.
+
+def _profile_kernels():
+    """Compile the profiled block (imported late: only --profile pays for it)."""
+    from llvmlite import ir
+    from numba import njit, types
+    from numba.extending import intrinsic
+
+    from engine.rt import drums, master, voice
+    from engine.rt import render as R
+    from engine.rt.events import TIME
+    from engine.rt.layout import (B_CTX, B_OUT_L, B_OUT_R, C_PENDING, C_SAMPLE_RATE,
+                                  C_SAMPLE_TIME, C_SEQ, DRUM_PART, GL_TEMPO_BPM, GLOBAL_ROW,
+                                  N_SYNTH_PARTS, PS_NACTIVE, S_BUS, S_CTL, S_DRUM_PARAMS,
+                                  S_DRUM_STATE, S_MASTER_PARAMS, S_MASTER_STATE, S_PART,
+                                  S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX, S_QSCHED,
+                                  S_QSCHED_IDX, S_VF, S_VMETA)
+    from engine.rt.ringbuf import pop
+    from engine.rt.units.base import CTX_BEAT, CTX_SAMPLE_TIME, CTX_TEMPO_BPM
+
+    @intrinsic
+    def cycles(typingctx):
+        def codegen(context, builder, signature, args):
+            fn = builder.module.declare_intrinsic("llvm.readcyclecounter",
+                                                  fnty=ir.FunctionType(ir.IntType(64), []))
+            return builder.call(fn, [])
+        return types.int64(), codegen
+
+    # acc: [0, N_SYNTH_PARTS) synth parts, then drums, graph, master, events; then the samples
+    # each synth part had a voice active
+    DRUMS, GRAPH, MASTER, EVENTS, ACTIVE = range(N_SYNTH_PARTS, N_SYNTH_PARTS + 5)
+
+    @njit(nogil=True)
+    def segment(tab, i0, i1, now0, sample_rate, acc):
+        if i1 <= i0:
+            return
+        vf = R.f32_1d(tab, S_VF)
+        vm = R.f64_2d(tab, S_VMETA)
+        ptarget = R.f64_2d(tab, S_PTARGET)
+        pcur = R.f64_2d(tab, S_PCUR)
+        ps = R.f64_2d(tab, S_PART)
+        bus = R.f64_2d(tab, S_BUS)
+        for p in range(N_SYNTH_PARTS):
+            if ps[p, PS_NACTIVE] > 0:
+                acc[ACTIVE + p] += i1 - i0
+            t0 = cycles()
+            voice.render_part(vf, vm, ptarget, pcur, ps, p, bus[p], i0, i1, now0, sample_rate)
+            acc[p] += cycles() - t0
+        t0 = cycles()
+        for s in range(i0, i1):
+            bus[DRUM_PART, s] = 0.0
+        drums.drum_render(R.f64_2d(tab, S_DRUM_STATE), R.f64_1d(tab, S_DRUM_PARAMS),
+                          bus[DRUM_PART], i0, i1, sample_rate)
+        t1 = cycles()
+        acc[DRUMS] += t1 - t0
+        bus[B_CTX, CTX_TEMPO_BPM] = ps[GLOBAL_ROW, GL_TEMPO_BPM]
+        bus[B_CTX, CTX_SAMPLE_TIME] = now0 + i0
+        bus[B_CTX, CTX_BEAT] = R._beat_at(ps, now0 + i0, sample_rate)
+        R._graph(tab, R.i64_1d(tab, S_CTL), bus, i0, i1, now0, sample_rate)
+        t2 = cycles()
+        acc[GRAPH] += t2 - t1
+        master.master_process(R.f64_1d(tab, S_MASTER_STATE), R.f64_1d(tab, S_MASTER_PARAMS),
+                              bus[B_OUT_L], bus[B_OUT_R], i0, i1, sample_rate)
+        acc[MASTER] += cycles() - t2
+
+    @njit(nogil=True)
+    def block(tab, nframes, acc):
+        ctl = R.i64_1d(tab, S_CTL)
+        pending = R.f64_2d(tab, S_PENDING)
+        vf = R.f32_1d(tab, S_VF)
+        vm = R.f64_2d(tab, S_VMETA)
+        ptarget = R.f64_2d(tab, S_PTARGET)
+        pcur = R.f64_2d(tab, S_PCUR)
+        ps = R.f64_2d(tab, S_PART)
+        dstate = R.f64_2d(tab, S_DRUM_STATE)
+        dparams = R.f64_1d(tab, S_DRUM_PARAMS)
+        sample_rate = float(ctl[C_SAMPLE_RATE])
+        t0 = cycles()
+        count = ctl[C_PENDING]
+        seq = ctl[C_SEQ]
+        new, seq, d1 = pop(R.f64_2d(tab, S_QSCHED), R.i64_1d(tab, S_QSCHED_IDX), pending,
+                           count, seq)
+        new, seq, d2 = pop(R.f64_2d(tab, S_QMIDI), R.i64_1d(tab, S_QMIDI_IDX), pending, new,
+                           seq)
+        count, d3 = R._heap_add(pending, count, new)
+        ctl[C_SEQ] = seq
+        acc[EVENTS] += cycles() - t0
+        start = ctl[C_SAMPLE_TIME]
+        end = start + nframes
+        i = 0
+        while count > 0 and pending[0, TIME] < end:
+            t = pending[0, TIME]
+            off = max(int(t - start), 0)
+            if off > i:
+                segment(tab, i, off, start, sample_rate, acc)
+                i = off
+            t0 = cycles()
+            R._apply(tab, pending[0], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams,
+                     start + i, sample_rate)
+            count = R._heap_take(pending, count)
+            acc[EVENTS] += cycles() - t0
+        segment(tab, i, nframes, start, sample_rate, acc)
+        ctl[C_PENDING] = count
+        ctl[C_SAMPLE_TIME] = end
+
+    @njit(nogil=True)
+    def now():
+        return cycles()
+
+    return block, now, N_SYNTH_PARTS, ACTIVE
+
+
+def profile(repeats: int = 3) -> dict:
+    """ns per sample of the demo in each component of the kernel (see the module doc)."""
+    from engine.control.state import EngineState
+    from engine.parts import PARTS
+    from engine.rt.render import run_block
+
+    cfg = load_config(ROOT / "config.toml")
+    warm_up()
+    log = []
+    push = EngineState.push_sched_rows
+
+    def record(self, rows):
+        log.append((self.sample_time, np.array(rows, copy=True)))
+        return push(self, rows)
+
+    EngineState.push_sched_rows = record
+    try:
+        session = Session(cfg, SR, demo=True, root=ROOT)
+        frames = int(session.length_s * SR)
+        OfflineDriver(session.state, BLOCK, session.scheduler.advance).render(frames)
+    finally:
+        EngineState.push_sched_rows = push
+    by_time: dict[int, list] = {}
+    for t, rows in log:
+        by_time.setdefault(t, []).append(rows)
+    block, now, n_synth, active = _profile_kernels()
+
+    def replay(fn):
+        st = Session(cfg, SR, demo=True, root=ROOT).state
+        done = 0
+        while done < frames:
+            n = min(BLOCK, frames - done)
+            for rows in by_time.get(st.sample_time, ()):
+                st.push_sched_rows(rows)
+            fn(st.table, n)
+            done += n
+
+    replay(lambda tab, n: run_block(tab, n))             # compiled and warm
+    acc = np.zeros(n_synth + 5 + n_synth, np.int64)
+    replay(lambda tab, n: block(tab, n, acc))
+    best = None
+    for _ in range(repeats):
+        acc[:] = 0
+        replay(lambda tab, n: block(tab, n, acc))
+        if best is None or acc[:active].sum() < best[:active].sum():
+            best = acc.copy()
+    c0, t0 = now(), time.perf_counter()
+    time.sleep(0.2)
+    per_ns = (now() - c0) / ((time.perf_counter() - t0) * 1e9)     # cycles per ns
+    ns = best[:active] / per_ns / frames
+    names = [f"synth {p}" for p in PARTS[:n_synth]] + ["drums", "graph", "master", "events"]
+    out = {"ns_per_sample": {k: round(float(v), 1) for k, v in zip(names, ns)}}
+    out["ns_per_sample"]["total"] = round(float(ns.sum()), 1)
+    out["kernel_realtime_factor"] = round(1e9 / SR / float(ns.sum()), 1)
+    out["voice_active_share"] = {p: round(float(best[active + i]) / frames, 2)
+                                 for i, p in enumerate(PARTS[:n_synth])}
+    return out
 
 
 def first_audio(launches: int = 3) -> dict | None:
@@ -77,8 +276,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-live", action="store_true", help="skip the JACK first-audio launch")
+    ap.add_argument("--profile", action="store_true", help="time each component of the kernel")
     args = ap.parse_args()
     result = render_speed()
+    if args.profile:
+        result["profile"] = profile()
     if not args.no_live:
         result.update(first_audio() or {})
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))

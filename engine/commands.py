@@ -23,7 +23,11 @@ def _say(text: str) -> None:
 def units(cfg: dict, args) -> int:
     """Every registered unit with its parameters: range, default, choices, what it does."""
     from engine.rt.units import UNITS
-    for unit in UNITS:
+    instruments = [u for u in UNITS if getattr(u, "INSTRUMENT", False)]
+    effects = [u for u in UNITS if u not in instruments]
+    for unit in effects + instruments:
+        if unit is instruments[0]:
+            _say("\ninstruments (a patch's engine = NAME, its [synth] table sets these):")
         doc = " ".join((unit.__doc__ or "").strip().split("\n\n")[0].split())
         _say(f"{unit.NAME}: {doc}")
         for p in unit.PARAMS:
@@ -32,7 +36,9 @@ def units(cfg: dict, args) -> int:
             else:
                 what = f"{p.lo:g}..{p.hi:g}, default {p.default:g}"
             _say(f"    {p.name:22s} {what}" + (f"  ({p.doc})" if p.doc else ""))
-    _say('use them in config.toml: [mix] master_inserts = [{ unit = "eq", peak1_gain_db = 3.0 }]')
+    _say('effects go in config.toml ([mix] master_inserts = [{ unit = "eq", peak1_gain_db = 3.0 }],'
+         ' bass_inserts, ...) or in a patch ([patch] inserts); every parameter has an address:'
+         ' /PART/UNIT/PARAM')
     return 0
 
 

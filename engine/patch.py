@@ -7,6 +7,8 @@ unit engine's patch sets its unit's parameters in `[synth]`. Names say their uni
 `amp_attack_s`, `gain_db`); choices are words (`osc1_wave = "saw"`). Any patch may carry its
 own effect chain, `[patch] inserts = [{ unit = "chorus" }, ...]`, and tags.
 
+A drum kit is the `kit` engine, its values in `[kit]`.
+
 An analog patch becomes K_PARAM events for one part, which the kernel smooths, so loading it
 while notes sound never clicks; a unit engine's patch, or any patch with inserts, becomes a new
 graph for the session, crossfaded in (engine.control.graph).
@@ -50,21 +52,14 @@ class _Chain(Field):
 
 
 def engines() -> tuple[str, ...]:
-    """`analog`, `kit` (the built-in drum machine) and every instrument unit's name."""
+    """`analog` and every instrument unit's name (`kit` is the drum machine)."""
     from engine.rt.units import UNITS
-    return ("analog", "kit") + tuple(u.NAME for u in UNITS if getattr(u, "INSTRUMENT", False))
+    return ("analog",) + tuple(u.NAME for u in UNITS if getattr(u, "INSTRUMENT", False))
 
 
-def _kit_schema() -> dict:
-    from engine.rt import drums
-    fields = {"tune_st": Field(0.0, "every pitch and filter of the kit, semitones",
-                               lo=-drums.TUNE_MAX_ST, hi=drums.TUNE_MAX_ST),
-              "decay_scale": Field(1.0, "multiplies every decay", lo=drums.DECAY_SCALE_MIN,
-                                   hi=drums.DECAY_SCALE_MAX),
-              "level_db": Field(0.0, "the whole kit", lo=-90.0, hi=drums.LEVEL_MAX_DB)}
-    for name in drums.INSTRUMENT_NAMES:
-        fields[f"{name}_level_db"] = Field(0.0, "", lo=-90.0, hi=drums.LEVEL_MAX_DB)
-    return fields
+def section(engine: str) -> str:
+    """The table holding an instrument unit's values: [kit] for a kit, [synth] otherwise."""
+    return "kit" if engine == "kit" else "synth"
 
 
 META = {"name": Field(""), "description": Field(""), "tags": Field([]),
@@ -74,10 +69,8 @@ SCHEMA: Schema = {"patch": META} | {
 
 
 def unit_schema(engine: str) -> Schema:
-    """The schema of a patch for an instrument unit: [patch] and [synth]."""
+    """The schema of a patch for an instrument unit: [patch] and [synth] (a kit: [kit])."""
     from engine.rt.units import KIND, UNITS
-    if engine == "kit":
-        return {"patch": META, "kit": _kit_schema()}
     unit = UNITS[KIND[engine]]
     fields = {}
     for q in unit.PARAMS:
@@ -88,7 +81,7 @@ def unit_schema(engine: str) -> Schema:
     for key in getattr(unit, "DATA", {}):      # data keys (the sampler's `samples`): a string
         fields[key] = Field("", "data the instrument loads (a name, or a path relative to the "
                                 "patch)")
-    return {"patch": META, "synth": fields}
+    return {"patch": META, section(engine): fields}
 
 
 class Patch:
@@ -111,29 +104,18 @@ class Patch:
         """An analog patch's parameter index → engine value."""
         return param_values(self.data)
 
-    def apply_kit(self, params) -> None:
-        """A kit patch's values into the drum machine's params array (prepare time)."""
-        from engine.rt.drums import DRUM_PARAM_NAMES
-        for name, value in self.data["kit"].items():
-            params[DRUM_PARAM_NAMES[name]] = value
-
-    def kit_values(self) -> dict[int, float]:
-        """A kit patch's drum-machine param index → value (K_FX FX_DRUMS events)."""
-        from engine.rt.drums import DRUM_PARAM_NAMES
-        return {DRUM_PARAM_NAMES[n]: float(v) for n, v in self.data["kit"].items()}
-
     def instrument(self) -> dict | None:
-        """The graph's instrument table of a unit engine's patch (None for analog, kit)."""
-        if self.engine in ("analog", "kit"):
+        """The graph's instrument table of a unit engine's patch (None for analog)."""
+        if self.analog:
             return None
         from engine.rt.units import KIND, UNITS
         unit = UNITS[KIND[self.engine]]
         out = {"unit": self.engine}
         for q in unit.PARAMS:
-            v = self.data["synth"][q.name]
+            v = self.data[section(self.engine)][q.name]
             out[q.name] = float(q.choices.index(v)) if q.curve == "choice" else float(v)
         for key in getattr(unit, "DATA", {}):
-            v = self.data["synth"].get(key, "")
+            v = self.data[section(self.engine)].get(key, "")
             if v:       # a path (not a bare name) is relative to the patch's folder
                 bare = v.replace("_", "").replace("-", "").isalnum()
                 out[key] = v if bare or self.path is None or Path(v).is_absolute() \

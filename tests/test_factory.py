@@ -44,6 +44,15 @@ def test_every_patch_renders_sane(path):
     assert np.mean(frames > 1e-3) > 0.5, path.name
 
 
+@pytest.mark.parametrize("path", PATCHES, ids=lambda p: p.stem)
+def test_every_patch_round_trips(path, tmp_path):
+    from engine.tomldata import dump
+    p = read_patch(path)
+    again = tmp_path / path.name
+    again.write_text(dump(p.data))
+    assert read_patch(again).data == p.data
+
+
 def test_preview_png_is_written(tmp_path):
     x = render_preview(PATCHES[0], SR)
     png = spectrogram_png(x, SR, tmp_path / "a.png", "a")

@@ -50,7 +50,8 @@ def test_the_master_chain_runs_in_the_engine_and_an_empty_one_changes_nothing():
     _, plain = _render(cfg)
     cfg["mix"]["master_inserts"] = [{"unit": "width", "width": 0.0}]
     s, mono = _render(cfg)
-    assert s.state.ctl[L.C_BANK_OPS] == 10     # 5 strips, 2 sends and their returns, the insert
+    assert s.state.ctl[L.C_BANK_OPS] == len(s.graph.program.ops)
+    assert s.graph.program.ops[-1].path == "/master/width"
     assert np.array_equal(mono[:, 0], mono[:, 1])           # width 0 before the limiter: mono
     assert not np.array_equal(plain[:, 0], plain[:, 1])
     cfg["mix"]["master_inserts"] = [{"unit": "width", "width": 1.0, "gain_db": 0.0}]
@@ -252,3 +253,40 @@ def test_an_instrument_is_not_an_insert_and_a_table_is_set_at_build_time():
     with pytest.raises(ValueError, match="set when the graph is built"):
         st.graph.set("/keys/synth/table", "saw")
     st.graph.set("/keys/synth/cutoff_hz", 500.0)
+
+
+def test_every_address_reaches_its_parameter():
+    """Session.set is the one way to change anything: graph units, the analog voice, the kit,
+    the limiter; a wrong address or value is refused with the reason."""
+    from engine.rt import master
+    from engine.rt.params import SYNTH_SPECS
+    cfg = load_config("config.toml", environ={})
+    s = Session(cfg, SR, demo=True)
+    addrs = s.addresses()
+    for a in ("/bass/synth/cutoff_hz", "/chords/chorus/mix", "/drums/reverb/decay_s",
+              "/drums/synth/tune_st", "/drums/synth/closed_hat_pan", "/master/limiter/ceiling_db", "/lead/mix/reverb_send",
+              "/sends/delay/delay/time_beats"):
+        assert a in addrs, a
+    s.set("/bass/synth/cutoff_hz", 321.0)
+    s.set("/bass/synth/filter_type", "svf_lowpass")
+    s.set("/drums/synth/tune_st", -2.0)
+    s.set("/master/limiter/ceiling_db", -3.0)
+    s.set("/chords/chorus/mix", 0.2)
+    OfflineDriver(s.state, 256, s.scheduler.advance).render(512)
+    a = s.state.arrays
+    assert a[L.S_PTARGET][1, SYNTH_SPECS["cutoff_hz"].index] == 321.0
+    assert a[L.S_PTARGET][1, SYNTH_SPECS["filter_type"].index] == 1.0
+    assert a[L.S_UPARAMS][s.graph.program.resolve("/drums/synth/tune_st")[0]] == -2.0
+    assert a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] == -3.0
+    k, _ = s.graph.program.resolve("/chords/chorus/mix")
+    assert a[L.S_UPARAMS][k] == 0.2
+    for bad, exc, words in (("/bass/synth/cutof_hz", KeyError, "analog voice"),
+                            ("/drums/synth/tuning", KeyError, "/drums/synth has"),
+                            ("/master/limiter/limiter", KeyError, "before a stream"),
+                            ("/chords/chorus/speed", KeyError, "/chords/chorus has")):
+        with pytest.raises(exc, match=words):
+            s.set(bad, 1.0)
+    with pytest.raises(ValueError):
+        s.set("/bass/synth/cutoff_hz", 1e6)
+    with pytest.raises(ValueError):
+        s.set("/master/limiter/ceiling_db", 3.0)

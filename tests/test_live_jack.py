@@ -118,46 +118,56 @@ def test_live_jack_run_in_freewheel_is_bit_identical_to_the_offline_render(jack_
 
 def test_a_graph_swap_while_jack_runs_is_click_free_and_matches_the_render(jack_server):
     """A new graph (here: a darker master) swapped in by a control thread while the JACK
-    client plays the demo: the recording equals the offline render with the same swap, and
-    no step at the swap is larger than the music's own (threshold: 1.1 x the largest step
-    of the second before)."""
-    from engine.drivers.jack import JackClient
+    client plays the demo in real time (100 ms ahead, as a patch reload does): the recording
+    equals the offline render with the same swap, and no step at the swap is larger than the
+    music's own (threshold: 1.1 x the largest step of the second before)."""
     warm_up(("jack",))
     cfg = load_config("config.toml")
-    n = int(3.0 * 48000)
+    lk.retry(_swap_run_matches, cfg, attempts=6)
+
+
+def _swap_run_matches(cfg):
+    from engine.drivers.jack import JackClient
+    n = int(1.8 * 48000)
     client = JackClient("bandmate_swap")
     swapped_at = []
     try:
         live = Session(cfg, client.sample_rate, demo=True)
-        live.scheduler.advance(n)
+        live.scheduler.advance(0)
         spec = dict(live.graph.spec, master=[{"unit": "eq", "high_shelf_gain_db": -9.0,
                                               "low_shelf_gain_db": 4.0}])
         stop = threading.Event()
 
         def control_thread():
-            while not stop.is_set() and not swapped_at:
+            while not stop.is_set():
                 t = live.state.sample_time
-                if t > 48000:
+                live.scheduler.advance(t)
+                if t > 48000 and not swapped_at:
                     live.graph.swap(spec, time=t + 4800)
                     swapped_at.append(t + 4800)
-                time.sleep(0.002)
+                time.sleep(0.005)
 
-        with Rig(seconds=120) as rig:
-            with rig.freewheeling():
-                th = threading.Thread(target=control_thread, daemon=True)
-                th.start()
+        with Rig(seconds=5.0 + n / 48000) as rig:
+            th = threading.Thread(target=control_thread, daemon=True)
+            th.start()
+            try:
                 client.start(live.state)
                 rig.connect(None, [client.port_name(client.out_l),
                                    client.port_name(client.out_r)])
-                since = rig.recorded_until() + 2 * rig.period
-                rig.wait_until(client.frame_of(n) + rig.period, timeout=60)
+                rig.wait_until(client.frame_of(n), timeout=30)
+            finally:
                 stop.set()
                 th.join(timeout=10)
-            start, rec = rig.recording(since_frame=since)
+            if not swapped_at:
+                raise AssertionError("the control thread never swapped")
+            # only the span around the swap is compared: fewer periods an xrun can disturb
+            start, rec = rig.recording(since_frame=client.frame_of(swapped_at[0] - 12000))
     finally:
         client.close()
+    if live.state.counters()["late_events"]:
+        raise lk.RigGap("the control thread was starved: late events")
     assert swapped_at, "the control thread never swapped"
-    assert live.state.counters()["late_events"] == 0 and not live.graph.busy()
+    assert not live.graph.busy()
     t = swapped_at[0]
     offline = Session(cfg, 48000, demo=True)
     drv = OfflineDriver(offline.state, 256, offline.scheduler.advance)
@@ -165,15 +175,16 @@ def test_a_graph_swap_while_jack_runs_is_click_free_and_matches_the_render(jack_
     offline.graph.swap(spec, time=t)
     ref = np.concatenate([first_part, drv.render(n - (t - 1000))])
     first = start - client.frame_of(0) - rig.loop_frames()
-    assert first < t - 48000 // 2
     m = min(len(rec), n - first)
+    assert first < t - 10000 and m > t - first + 12000
     assert np.array_equal(rec[:m], ref[first:first + m])
     steps = np.abs(np.diff(ref, axis=0)).max(1)
     assert steps[t - 10:t + 1000].max() <= 1.1 * steps[t - 48000:t - 10].max()
     other = Session(cfg, 48000, demo=True)
     plain = OfflineDriver(other.state, 256, other.scheduler.advance).render(n)
     assert np.array_equal(plain[:t], ref[:t])
-    assert np.abs(plain[t + 2000:] - ref[t + 2000:]).max() > 0.05      # the swap was heard
+    diff = plain[t + 2000:] - ref[t + 2000:]                          # the swap was heard
+    assert np.sqrt(np.mean(diff ** 2)) > 0.1 * np.sqrt(np.mean(plain[t + 2000:] ** 2))
 
 
 def _live_run_matches(cfg, ref, seconds):

@@ -404,6 +404,6 @@ def test_the_whole_demo_played_hot_never_needs_the_final_clamp(tmp_path, monkeyp
     assert sr == SR and len(out) == round(session.length_s * SR)
     c = np.float32(ceiling(cfg["mix"]["ceiling_db"]))        # float32 rounding is monotonic
     assert np.abs(out).max() <= c
-    # and it was hot: driven to the ceiling, still pulling down by more than 6 dB at the end
+    # and it was hot: driven to the ceiling, still pulling down by more than 5 dB at the end
     assert np.abs(out).max() > 0.95 * c
-    assert counters["limit_gain"] < 0.5
+    assert counters["limit_gain"] < 10 ** (-5 / 20)

@@ -9,7 +9,9 @@ from engine.rt.params import FILTERS, LFO_SHAPES, SYNTH_SPECS, WAVES
 from engine.tomldata import DataError, dump, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-PATCHES = sorted((ROOT / "patches").glob("*.toml"))
+ALL = sorted((ROOT / "patches").glob("*.toml"))
+PATCHES = [p for p in ALL if tomllib.loads(p.read_text())["patch"].get("engine", "analog")
+           == "analog"]          # the analog voice's patches (the others: tests/test_factory.py)
 CHOICES = {"osc1_wave": WAVES, "osc2_wave": WAVES, "filter_type": FILTERS,
            "lfo_shape": LFO_SHAPES}
 

@@ -52,7 +52,7 @@ def test_the_checker_catches_what_it_should(tmp_path):
 
 def test_every_rt_module_is_checked():
     names = {p.stem for p in MODULES}
-    assert {"render", "ringbuf", "events", "voice", "drums", "fx", "master", "layout",
+    assert {"render", "ringbuf", "events", "voice", "drums", "master", "layout",
             "callbacks", "ptr", "params", "dsp"} <= names
 
 

@@ -305,7 +305,9 @@ def render_one_note(note, bpm, block, frames, lookahead_s=0.08):
     while done < frames:
         n = min(block, frames - done)
         drv.render(n, out[done:done + n])
-        bus[done:done + n] = state.arrays[L.S_BUS][p, :n]
+        rows = state.arrays[L.S_BUS]     # the built-in voice's row, or an instrument unit's pair
+        bus[done:done + n] = np.abs(rows[p, :n]) + np.abs(rows[L.B_PART0 + 2 * p, :n]) \
+            + np.abs(rows[L.B_PART0 + 2 * p + 1, :n])
         done += n
     return state, out, bus
 

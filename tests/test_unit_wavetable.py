@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from engine.control.wavetables import load_wav_table
 from engine.rt.events import K_NOTE_ON
 from engine.rt.units import wavetable as W
 from tests.synthkit import alias_db, harmonic_amps, patch, render, semitones
@@ -120,7 +121,7 @@ def test_a_single_cycle_wav_round_trips(tmp_path, length):
     cycle, at = _cycle(length, 20, seed=length)
     path = tmp_path / "cycle.wav"
     soundfile.write(path, 0.9 * cycle / np.abs(cycle).max(), 48000, subtype="FLOAT")
-    table = W.load_wav_table(path)
+    table = load_wav_table(path)
     assert table.frames == 1
     left, _ = play(100.0, 9600, None, table=table)
     ref = at(np.arange(480) / 480.0)
@@ -134,14 +135,14 @@ def test_a_multi_frame_wav_gives_one_frame_per_cycle(tmp_path):
     path = tmp_path / "table.wav"
     data = np.concatenate([c for c, _ in cycles])
     soundfile.write(path, 0.9 * data / np.abs(data).max(), 48000, subtype="PCM_24")
-    table = W.load_wav_table(path, frames=3)
+    table = load_wav_table(path, frames=3)
     assert table.frames == 3
     for k, (_, at) in enumerate(cycles):
         left, _ = play(100.0, 9600, dict(position=k / 2.0), table=table)
         _, err = _fit_error(left[4800:5280], at(np.arange(480) / 480.0))
         assert err < 1e-4                                 # 24-bit file
     with pytest.raises(ValueError):
-        W.load_wav_table(path, frames=5)
+        load_wav_table(path, frames=5)
 
 
 def test_a_long_wav_keeps_max_frames_evenly_spaced(tmp_path):
@@ -150,7 +151,7 @@ def test_a_long_wav_keeps_max_frames_evenly_spaced(tmp_path):
                        for k in range(frames)])
     path = tmp_path / "long.wav"
     soundfile.write(path, 0.5 * cycles.ravel(), 48000, subtype="FLOAT")
-    table = W.load_wav_table(path, frames=frames)
+    table = load_wav_table(path, frames=frames)
     assert table.frames == W.MAX_FRAMES
 
 

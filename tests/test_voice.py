@@ -269,3 +269,81 @@ def test_other_sample_rates_keep_pitch_and_safety(sr):
     assert peak_hz(x[sr // 10:], sr) == pytest.approx(440.0, rel=2e-3)
     out = render(engine(sr=sr, dry=False), [(0, K_NOTE_ON, p, 60, 1.0, 1) for p in range(5)], 0.5)
     assert np.all(np.isfinite(out)) and 0.01 < np.abs(out).max() <= 10 ** (-1 / 20) + 1e-7
+
+
+# ---- the render paths: voice by voice and stage by stage give the same bits ----------------
+
+PATH_PATCHES = {
+    "ladder saw/pulse, filter env": {"osc1_wave": "saw", "osc2_wave": "pulse", "pulse_width": 0.3,
+                                     "filter_type": "ladder", "resonance": 0.6, "cutoff_hz": 500.0,
+                                     "filter_env_octaves": 2.5, "drive": 2.0},
+    "svf lowpass, LFO on cutoff": {"osc1_wave": "saw", "osc2_wave": "saw", "detune_cents": 14.0,
+                                   "filter_type": "svf_lowpass", "filter_env_octaves": 0.8,
+                                   "cutoff_hz": 1500.0,
+                                   "lfo_rate_hz": 3.0, "lfo_to_cutoff_octaves": 0.5},
+    "svf bandpass, vibrato, noise": {"osc1_wave": "triangle", "osc2_wave": "sine",
+                                     "filter_type": "svf_bandpass", "filter_env_octaves": 0.0,
+                                     "cutoff_hz": 1200.0,
+                                     "lfo_rate_hz": 5.5, "lfo_to_pitch_semitones": 0.3,
+                                     "noise_level": 0.2},
+    "svf highpass, static cutoff": {"osc1_wave": "sine", "osc2_wave": "triangle",
+                                    "filter_type": "svf_highpass", "filter_env_octaves": 0.0,
+                                    "cutoff_hz": 300.0,
+                                    "lfo_shape": "triangle", "lfo_rate_hz": 2.0},
+}
+
+
+def _render_part_with(patch, notes, scalar_voices, seconds=0.4, block=97, release_at=0.2):
+    """Part 0 alone through voice.render_part_with: `notes` start at 0 (at different
+    velocities), are released at `release_at` (so voices go idle one by one mid-chunk)."""
+    st = engine(dict(OPEN, **patch, amp_release_s=0.05, amp_attack_s=0.003))
+    a = st.arrays
+    vf, vm, ps = a[L.S_VF], a[L.S_VMETA], a[L.S_PART]
+    ps[0, L.PS_SETTLING] = ps[0, L.PS_COEF_DIRTY] = 1.0
+    for i, n in enumerate(notes):
+        voice.note_on(vf, vm, ps, a[L.S_PCUR], 0, float(n), 0.5 + 0.1 * (i % 5), 1.0, 0, SR)
+    frames = int(seconds * SR)
+    off = int(release_at * SR)
+    edges = sorted(set(range(0, frames, block)) | {off, frames})
+    out = np.zeros(frames)
+    for s, e in zip(edges, edges[1:]):
+        if s == off:
+            for n in notes:
+                voice.note_off(vf, vm, ps, 0, float(n), 1.0)
+        voice.render_part_with(vf, vm, a[L.S_PTARGET], a[L.S_PCUR], ps, 0, out, s, e, 0, SR,
+                               scalar_voices)
+    return out
+
+
+@pytest.mark.parametrize("name", list(PATH_PATCHES))
+@pytest.mark.parametrize("notes", [[60], [48, 67], [40, 52, 59, 64, 71, 76, 83, 88, 95]])
+def test_voice_by_voice_and_stage_by_stage_give_the_same_bits(name, notes):
+    """A chunk renders the part's sounding voices one by one (few) or stage by stage across all
+    of them (many); which one may change from chunk to chunk, so both must compute the same."""
+    by_voice = _render_part_with(PATH_PATCHES[name], notes, 1 << 30)
+    by_stage = _render_part_with(PATH_PATCHES[name], notes, 0)
+    assert np.abs(by_stage).max() > 1e-3
+    assert np.array_equal(by_voice, by_stage)
+
+
+@pytest.mark.parametrize("name", list(PATH_PATCHES))
+def test_chunks_render_what_sample_by_sample_renders(name):
+    """The chunk paths against the general per-sample path (forced here by keeping the part
+    settling): the same arithmetic, so the same bits."""
+    notes = [48, 55, 64]
+    chunked = _render_part_with(PATH_PATCHES[name], notes, voice.SCALAR_VOICES)
+    st = engine(dict(OPEN, **PATH_PATCHES[name], amp_release_s=0.05, amp_attack_s=0.003))
+    a = st.arrays
+    vf, vm, ps = a[L.S_VF], a[L.S_VMETA], a[L.S_PART]
+    ps[0, L.PS_COEF_DIRTY] = 1.0
+    for i, n in enumerate(notes):
+        voice.note_on(vf, vm, ps, a[L.S_PCUR], 0, float(n), 0.5 + 0.1 * (i % 5), 1.0, 0, SR)
+    out = np.zeros(len(chunked))
+    for s in range(len(out)):
+        if s == int(0.2 * SR):
+            for n in notes:
+                voice.note_off(vf, vm, ps, 0, float(n), 1.0)
+        ps[0, L.PS_SETTLING] = 1.0
+        voice.render_part(vf, vm, a[L.S_PTARGET], a[L.S_PCUR], ps, 0, out, s, s + 1, 0, SR)
+    assert np.abs(out).max() > 1e-3
+    assert np.array_equal(chunked, out)

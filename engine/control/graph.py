@@ -223,7 +223,10 @@ def spec_from_config(mix: dict, patches: dict | None = None) -> dict:
     parts = {}
     for part in PARTS:
         patch = (patches or {}).get(part)
-        parts[part] = {"instrument": patch.instrument() if patch else None,
+        instrument = patch.instrument() if patch else None
+        if part == "drums" and instrument is None:
+            instrument = {"unit": "kit"}              # the drum machine at its defaults
+        parts[part] = {"instrument": instrument,
                        "inserts": (patch.inserts if patch else []) + mix[f"{part}_inserts"],
                        "mix": {"gain_db": mix[f"{part}_gain_db"], "pan": mix[f"{part}_pan"],
                                "sends": {"delay": mix[f"{part}_delay_send"],
@@ -233,7 +236,8 @@ def spec_from_config(mix: dict, patches: dict | None = None) -> dict:
 
 def default_spec() -> dict:
     """Every part through a strip at 0 dB, centred, no sends used, no inserts."""
-    return {"parts": {part: {} for part in PARTS},
+    return {"parts": {part: {"instrument": {"unit": "kit"}} if part == "drums" else {}
+                      for part in PARTS},
             "sends": {"delay": [{"unit": "delay", "dry_level": 0.0}],
                       "reverb": [{"unit": "reverb", "dry_level": 0.0}]},
             "master": []}

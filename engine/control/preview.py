@@ -69,8 +69,6 @@ def preview_engine(patch: Patch, sample_rate: int = 48000) -> tuple[EngineState,
         for index, value in patch.params().items():
             st.arrays[L.S_PTARGET][part, index] = value
             st.arrays[L.S_PCUR][part, index] = value
-    elif drums:
-        patch.apply_kit(st.arrays[L.S_DRUM_PARAMS])
     return st, part
 
 

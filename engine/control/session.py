@@ -27,7 +27,7 @@ from engine.control.graph import Graph, check_spec, spec_from_config
 from engine.rt import master
 from engine.rt import layout as L
 from engine.rt.events import (
-    ASAP, FX_DRUMS, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_PARAM, K_TEMPO,
+    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_PARAM, K_TEMPO,
 )
 
 @dataclass
@@ -153,8 +153,7 @@ class Session:
                 for index, value in patch.params().items():
                     a[L.S_PTARGET][PART_INDEX[part], index] = value
                     a[L.S_PCUR][PART_INDEX[part], index] = value
-            elif patch.engine == "kit":
-                patch.apply_kit(a[L.S_DRUM_PARAMS])
+
         mix = self.cfg["mix"]
         self.graph = self.state.graph = Graph(self.state, spec_from_config(mix, self.patches),
                                               self.sample_rate)
@@ -172,9 +171,48 @@ class Session:
         self.state.push_sched(ASAP, K_PARAM, PART_INDEX[part], index, value)
 
     def set(self, address: str, value) -> float:
-        """Any parameter of the graph by its address (`/bass/mix/pan`, `/master/eq/...`;
-        `graph.addresses()` lists them), checked, smoothed by its unit from the next block."""
+        """Any parameter by its one address, checked, applied from the next block (smoothed
+        where it is continuous): the graph's units (`/bass/mix/pan`, `/bass/eq/low_cut_hz`,
+        `/sends/reverb/reverb/decay_s`, `/master/eq/...`), a part's built-in analog voice
+        (`/bass/synth/cutoff_hz`; an instrument unit's, the kit's too: `/drums/synth/tune_st`) and the
+        master's limiter
+        (`/master/limiter/ceiling_db`). `addresses()` lists them all."""
+        from engine.patch import SCHEMA
+        from engine.rt.params import SYNTH_SPECS
+        parts = address.strip("/").split("/")
+        if len(parts) == 3 and parts[1] == "synth" and parts[0] in PART_INDEX \
+                and self.graph.program.part_op[PART_INDEX[parts[0]]] < 0:
+            part, _, name = parts
+            if name not in SYNTH_SPECS or part == "drums":
+                raise KeyError(f"{address}: no such parameter of the analog voice")
+            spec = SYNTH_SPECS[name]
+            group = next(g for g, f in SCHEMA.items() if name in f)
+            v = SCHEMA[group][name].check(value)
+            v = float(spec.choices.index(v) if spec.choices else v)
+            self.set_param(part, spec.index, v)
+            return v
+        if parts[:2] == ["master", "limiter"] and len(parts) == 3:
+            limits = {"gain_db": (-60.0, 24.0), "ceiling_db": (-24.0, 0.0)}
+            if parts[2] not in limits:
+                raise KeyError(f"{address}: the limiter has {', '.join(limits)} (its mode is "
+                               f"set before a stream starts)")
+            lo, hi = limits[parts[2]]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not lo <= value <= hi:
+                raise ValueError(f"{address}: must be {lo:g}..{hi:g}, got {value!r}")
+            self.set_fx(FX_MASTER, master.MASTER_PARAM_NAMES[parts[2]], float(value))
+            return float(value)
         return self.graph.set(address, value)
+
+    def addresses(self) -> list[str]:
+        """Every parameter's address."""
+        from engine.rt.params import SYNTH_SPECS
+        out = list(self.graph.addresses())
+        for part in PARTS[:4]:
+            if self.graph.program.part_op[PART_INDEX[part]] < 0:
+                out += [f"/{part}/synth/{n}" for n in SYNTH_SPECS]
+        out += ["/master/limiter/gain_db", "/master/limiter/ceiling_db"]
+        return sorted(out)
 
     def set_fx(self, module: int, index: int, value: float) -> None:
         self.state.push_sched(ASAP, K_FX, module, index, value)
@@ -193,17 +231,14 @@ class Session:
         if patch.analog:
             for index, value in patch.params().items():
                 self.set_param(part, index, value)
-        elif patch.engine == "kit":
-            for index, value in patch.kit_values().items():
-                self.set_fx(FX_DRUMS, index, value)
         self.patches = patches
 
     @staticmethod
     def _check_engine(part: str, patch) -> None:
         where = f"{patch.path}: [patch] engine"
-        if part == "drums" and patch.engine in ("analog",):
+        if part == "drums" and patch.analog:
             raise DataError(f"{where}: the drums part plays a kit or an instrument unit, not "
-                            f"{patch.engine!r}")
+                            f"the analog voice")
         if part != "drums" and patch.engine == "kit":
             raise DataError(f"{where}: a kit patch is for the drums part, not {part}")
 

@@ -13,7 +13,7 @@ import ctypes.util
 import numpy as np
 
 from engine.parts import PARTS
-from engine.rt import drums, master
+from engine.rt import master
 from engine.rt import layout as L
 from engine.rt.events import EVENT_WIDTH
 from engine.rt.params import NPARAMS, SYNTH_SPECS
@@ -58,8 +58,6 @@ class EngineState:
             L.S_PTARGET: np.zeros((L.NPARTS, NPARAMS)),
             L.S_PCUR: np.zeros((L.NPARTS, NPARAMS)),
             L.S_PART: np.zeros((L.NPARTS + 1, L.PS_SIZE)),
-            L.S_DRUM_STATE: drums.drum_alloc_state(sr),
-            L.S_DRUM_PARAMS: drums.drum_default_params(),
             L.S_MASTER_STATE: master.master_alloc_state(sr),
             L.S_MASTER_PARAMS: master.master_default_params(),
             L.S_BUS: np.zeros((L.BUS_ROWS, L.MAXBLOCK)),

@@ -15,7 +15,7 @@ from engine.rt.render import run_block
 
 def kernel_cache_is_cold() -> bool:
     """True when no compiled kernel of this engine version is cached yet (the first run after
-    installing or changing the audio code compiles for a minute or two)."""
+    installing or changing the audio code compiles for a few minutes)."""
     import numba
     cache = Path(numba.config.CACHE_DIR or "")
     return not numba.config.CACHE_DIR or not any(cache.rglob("*.nbi"))
@@ -28,7 +28,7 @@ def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
     `say` (if given) is told when a cold cache means a long first compile."""
     t0 = time.perf_counter()
     if say is not None and kernel_cache_is_cold():
-        say("compiling the audio engine (first run only, a minute or two)...")
+        say("compiling the audio engine (first run only: a few minutes)...")
     state = EngineState(48000)
     for part in range(5):
         state.push_sched(0, K_NOTE_ON, part, 60 if part < 4 else 36, 0.8, 1)
@@ -58,3 +58,9 @@ def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
         cb.jack_port_connect_callback()
         cb.jack_shutdown_callback()
     return time.perf_counter() - t0
+
+
+if __name__ == "__main__":      # `python -m engine.control.warmup`: fill the kernel cache
+    import sys
+    seconds = warm_up(("portaudio", "jack", "python"), say=print)
+    print(f"audio kernels compiled and cached in {seconds:.1f} s", file=sys.stderr)

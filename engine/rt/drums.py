@@ -811,23 +811,28 @@ def drum_render(state, params, out, i0, i1, sample_rate):
     ks = smooth_coef(LEVEL_SMOOTH_S, max(sample_rate, 1000.0))
     _target_levels(state, params)
     for v in range(DRUM_VOICES):
-        row = state[v]
-        if row[V_ACTIVE] == 0.0:
-            continue
-        inst = int(row[V_INST])
-        target = state[DRUM_GLOBAL, G_LEVELS + inst]
-        if inst == KICK:
-            _render_kick_tom(state, v, out, i0, i1, target, ks, KICK_DRIVE)
-        elif inst == SNARE:
-            _render_snare(state, v, out, i0, i1, target, ks)
-        elif inst == CLOSED_HAT or inst == OPEN_HAT:
-            _render_hat(state, v, out, i0, i1, target, ks)
-        elif inst == CLAP:
-            _render_clap(state, v, out, i0, i1, target, ks)
-        elif inst == RIM:
-            _render_rim(state, v, out, i0, i1, target, ks)
-        else:
-            _render_kick_tom(state, v, out, i0, i1, target, ks, TOM_DRIVE)
+        if state[v, V_ACTIVE] != 0.0:
+            drum_render_voice(state, v, out, i0, i1, ks)
+
+
+@njit(**JIT)
+def drum_render_voice(state, v, out, i0, i1, ks):
+    """AUDIO THREAD. ADD sounding voice v's output for [i0, i1) into out (levels targeted by
+    `_target_levels` first; ks: the level smoothing coefficient)."""
+    inst = int(state[v, V_INST])
+    target = state[DRUM_GLOBAL, G_LEVELS + inst]
+    if inst == KICK:
+        _render_kick_tom(state, v, out, i0, i1, target, ks, KICK_DRIVE)
+    elif inst == SNARE:
+        _render_snare(state, v, out, i0, i1, target, ks)
+    elif inst == CLOSED_HAT or inst == OPEN_HAT:
+        _render_hat(state, v, out, i0, i1, target, ks)
+    elif inst == CLAP:
+        _render_clap(state, v, out, i0, i1, target, ks)
+    elif inst == RIM:
+        _render_rim(state, v, out, i0, i1, target, ks)
+    else:
+        _render_kick_tom(state, v, out, i0, i1, target, ks, TOM_DRIVE)
 
 
 @njit(**JIT)

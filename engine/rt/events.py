@@ -34,4 +34,4 @@ K_AFTERTOUCH = 14   # B=0..1 (channel pressure; polyphonic: A=note)
 K_UNIT_PARAM = 13   # A=index into the units' params pool (a target), B=value, C=graph bank (the
                     # unit smooths and clamps it; engine.control.graph gives each address's index)
 
-FX_MASTER, FX_DRUMS = 2, 3   # (0 and 1 were the send effects, now units on the graph)
+FX_MASTER = 2   # (0, 1, 3 were the sends and the drum kit, now units on the graph)

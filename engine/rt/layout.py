@@ -21,19 +21,17 @@ S_VMETA = 7        # float64[VM_SIZE, NVOICES]    voice bookkeeping (note, sourc
 S_PTARGET = 8      # float64[NPARTS, NPARAMS]     synth part parameter targets
 S_PCUR = 9         # float64[NPARTS, NPARAMS]     smoothed current values
 S_PART = 10        # float64[NPARTS + 1, PS_SIZE] per-part runtime (bend, lfo phase, ranges...)
-S_DRUM_STATE = 11  # float64 drum voices          (engine.rt.drums)
-S_DRUM_PARAMS = 12 # float64
-S_MASTER_STATE = 13
-S_MASTER_PARAMS = 14
-S_BUS = 15         # float64[BUS_ROWS, MAXBLOCK]  instrument rows, the graph's rows, stereo out
-S_METER = 16       # float64[METER_SIZE]          levels and timings for the control side
-S_CBTIME = 17      # int64[CBTIME_CAP]            callback durations (ns), a ring
-S_QOUT = 18        # float64[QCAP, EVENT_WIDTH]   audio → control: MIDI read in the callback
-S_QOUT_IDX = 19    # int64[16]
+S_MASTER_STATE = 11
+S_MASTER_PARAMS = 12
+S_BUS = 13         # float64[BUS_ROWS, MAXBLOCK]  instrument rows, the graph's rows, stereo out
+S_METER = 14       # float64[METER_SIZE]          levels and timings for the control side
+S_CBTIME = 15      # int64[CBTIME_CAP]            callback durations (ns), a ring
+S_QOUT = 16        # float64[QCAP, EVENT_WIDTH]   audio → control: MIDI read in the callback
+S_QOUT_IDX = 17    # int64[16]
 # The graph (engine.control.graph): two banks, each a compiled program and its pools. One bank
 # plays; the control side allocates a new program into the other and swaps it in with an event
 # (allocate → swap → free after the audio thread acknowledges, as scsynth does).
-S_BANK0 = 20
+S_BANK0 = 18
 BANK_STRIDE = 4
 G_PROG, G_USTATE, G_UPARAMS, G_UIO = range(4)
 #   bank b, slot S_BANK0 + b * BANK_STRIDE + G_*:
@@ -49,8 +47,7 @@ _BANK_DTYPES = (np.int64, np.float64, np.float64, np.int64)
 SLOT_DTYPES = {
     S_CTL: np.int64, S_QSCHED: np.float64, S_QSCHED_IDX: np.int64, S_QMIDI: np.float64,
     S_QMIDI_IDX: np.int64, S_PENDING: np.float64, S_VF: np.float32, S_VMETA: np.float64,
-    S_PTARGET: np.float64, S_PCUR: np.float64, S_PART: np.float64, S_DRUM_STATE: np.float64,
-    S_DRUM_PARAMS: np.float64, S_MASTER_STATE: np.float64,
+    S_PTARGET: np.float64, S_PCUR: np.float64, S_PART: np.float64, S_MASTER_STATE: np.float64,
     S_MASTER_PARAMS: np.float64, S_BUS: np.float64, S_METER: np.float64, S_CBTIME: np.int64,
     S_QOUT: np.float64, S_QOUT_IDX: np.int64,
 } | {S_BANK0 + b * BANK_STRIDE + k: _BANK_DTYPES[k] for b in range(N_BANKS) for k in range(4)}
@@ -109,15 +106,26 @@ N_SYNTH_PARTS = 4
 
 # ---- voice DSP state: one flat float32 array of rows, NVMAX voices per row -----------------
 # A compile-time row stride lets LLVM prove that rows never overlap, so the voice loops
-# vectorize without runtime alias checks.
-NVMAX = 1024
+# vectorize without runtime alias checks. The stride is 4160 bytes, not 4096: rows a multiple of
+# 4 KiB apart share an L1 set (and look alike to the load-store unit), and the voice stages touch
+# 20-odd rows at the same column; at 1024 they thrashed one set and the voices ran 20 % slower.
+NVMAX = 1040
 (VF_PHASE1, VF_PHASE2, VF_INC, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE, VF_S1, VF_S2, VF_S3,
  VF_S4, VF_VEL, VF_KEYOCT, VF_GAIN, VF_OSC, VF_G, VF_OUT) = range(17)
-VF_ROWS = 17
+VF_CHUNK = 32
+"""Samples a part renders stage by stage (engine.rt.voice): each stage runs over up to VF_CHUNK
+samples before the next, its per-sample results kept in the chunk rows below."""
+VF_C_OSC = 17                      # rows VF_C_OSC + t: oscillator sum at sample t of the chunk
+VF_C_G = VF_C_OSC + VF_CHUNK       # rows VF_C_G + t: filter coefficient at sample t
+VF_C_OUT = VF_C_G + VF_CHUNK       # rows VF_C_OUT + t: filter output at sample t
+VF_C_SCALAR = VF_C_OUT + VF_CHUNK  # one row of per-sample part values (engine.rt.voice CS_*)
+VF_ROWS = VF_C_SCALAR + 1
 # VF_INC: oscillator 1 phase increment at zero bend (cycles per sample)
 # VF_KEYOCT: (note - 60) / 12, for key tracking
 # VF_GAIN: velocity-scaled amplitude
-# VF_OSC, VF_G, VF_OUT: per-sample scratch (oscillator sum, filter coefficient, filter out)
+# VF_OSC, VF_G, VF_OUT: per-sample scratch (oscillator sum, filter coefficient, filter out);
+#   VF_G also keeps the coefficients while they need no recomputing (PS_G_DIRTY); the chunk
+#   path keeps each voice's own cutoff offset (key tracking, velocity) in VF_OUT
 
 # stage codes (both envelopes)
 ST_IDLE, ST_ATTACK, ST_DECAY, ST_RELEASE, ST_STEAL = 0.0, 1.0, 2.0, 3.0, 4.0

@@ -14,21 +14,21 @@ import math
 import numpy as np
 from numba import njit
 
-from engine.rt import drums, master, voice
+from engine.rt import master, voice
 from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.events import (
-    A, ASAP, B, C, D, FX_DRUMS, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_GRAPH,
+    A, ASAP, B, C, D, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_GRAPH,
     K_AFTERTOUCH, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PARAM, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN,
     K_TEMPO, K_UNIT_PARAM, KIND, PART, SEQ, TIME,
 )
 from engine.rt.layout import (
-    B_CTX, B_GRAPH_END, B_GRAPH_FIRST, B_OUT_L, B_OUT_R, B_SEND0, B_XFADE_L, B_XFADE_R,
+    B_CTX, B_PART0, B_GRAPH_END, B_GRAPH_FIRST, B_OUT_L, B_OUT_R, B_SEND0, B_XFADE_L, B_XFADE_R,
     BANK_STRIDE, C_BANK, C_BANK_OPS, C_BLOCKS, C_PART_OP, C_DROPPED, C_GRAPH_ACK, C_GRAPH_BAD, C_GRAPH_GEN,
     C_LAST_NOTE_ON, C_LATE, C_NONFINITE, C_PENDING, C_SAMPLE_RATE, C_SAMPLE_TIME, C_SEQ,
     C_STEALS, C_VOICES_ACTIVE, C_XFADE_LEFT, C_XFADE_LEN, DRUM_PART, G_PROG, G_UIO, G_UPARAMS,
     G_USTATE, GL_ANCHOR_BEAT, GL_ANCHOR_SAMPLE, GL_TEMPO_BPM, GLOBAL_ROW, M_PART_PEAK, M_PEAK_L, M_PEAK_R, MAX_OPS, N_BANKS,
     N_SYNTH_PARTS, NPARTS, PS_COEF_DIRTY, PS_NACTIVE, PS_SETTLING, S_BANK0, S_BUS, S_CTL,
-    S_DRUM_PARAMS, S_DRUM_STATE, S_MASTER_PARAMS,
+    S_MASTER_PARAMS,
     S_MASTER_STATE, S_METER, S_PART, S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX,
     S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, S_VF, S_VMETA,
     TABLE_WIDTH, C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP, C_CLOCK_SEQ, C_BLOCK_NS,
@@ -203,8 +203,6 @@ def _set_fx(tab, module, index, value):
     smooths its own parameters)."""
     if module == FX_MASTER:
         params = f64_1d(tab, S_MASTER_PARAMS)
-    elif module == FX_DRUMS:
-        params = f64_1d(tab, S_DRUM_PARAMS)
     else:
         return
     if 0 <= index < params.shape[0] and math.isfinite(value):
@@ -221,7 +219,7 @@ def _voice_event(kind):
 @njit(**JIT)
 def _instrument_event(tab, ctl, p, kind, a, b, c, sample_rate):
     """An event for part p's instrument unit, if the playing graph gives it one: returns the
-    voices it stole, or -1 when the part plays the built-in voice / drum kit."""
+    voices it stole, or -1 when the part plays the built-in voice."""
     bank = ctl[C_BANK]
     r = ctl[C_PART_OP + bank * NPARTS + p]
     if r < 0 or r >= min(ctl[C_BANK_OPS + bank], MAX_OPS):
@@ -235,7 +233,7 @@ def _instrument_event(tab, ctl, p, kind, a, b, c, sample_rate):
 
 
 @njit(**JIT)
-def _apply(tab, ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, now, sample_rate):
+def _apply(tab, ev, ctl, vf, vm, ptarget, pcur, ps, now, sample_rate):
     kind = int(ev[KIND])
     p = int(ev[PART])
     if _voice_event(kind):      # parts whose graph plays an instrument unit
@@ -250,9 +248,7 @@ def _apply(tab, ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, now, sample
             for q in range(NPARTS):
                 _instrument_event(tab, ctl, q, kind, ev[A], ev[B], ev[C], sample_rate)
     if kind == K_NOTE_ON:
-        if p == DRUM_PART:
-            drums.drum_trigger(dstate, dparams, ev[A], ev[B], sample_rate)
-        elif 0 <= p < N_SYNTH_PARTS:
+        if 0 <= p < N_SYNTH_PARTS:
             ctl[C_STEALS] += voice.note_on(vf, vm, ps, pcur, p, ev[A], ev[B], ev[C], now,
                                            sample_rate)
         ctl[C_LAST_NOTE_ON] = now
@@ -287,7 +283,6 @@ def _apply(tab, ev, ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, now, sample
             ptarget[q, P_BEND_ST] = 0.0
             ptarget[q, P_MOD] = 0.0
             ps[q, PS_SETTLING] = 1.0
-        drums.drum_panic(dstate, sample_rate)
     elif kind == K_TEMPO:
         if math.isfinite(ev[B]):
             ps[GLOBAL_ROW, GL_ANCHOR_BEAT] = _beat_at(ps, now, sample_rate)
@@ -408,9 +403,7 @@ def _segment(tab, i0, i1, now0, sample_rate):
     for p in range(N_SYNTH_PARTS):
         voice.render_part(vf, vm, ptarget, pcur, ps, p, bus[p], i0, i1, now0, sample_rate)
     for s in range(i0, i1):
-        bus[DRUM_PART, s] = 0.0
-    drums.drum_render(f64_2d(tab, S_DRUM_STATE), f64_1d(tab, S_DRUM_PARAMS), bus[DRUM_PART], i0,
-                      i1, sample_rate)
+        bus[DRUM_PART, s] = 0.0     # (a part with no built-in voice: the drums play a unit)
     bus[B_CTX, CTX_TEMPO_BPM] = ps[GLOBAL_ROW, GL_TEMPO_BPM]
     bus[B_CTX, CTX_SAMPLE_TIME] = now0 + i0
     bus[B_CTX, CTX_BEAT] = _beat_at(ps, now0 + i0, sample_rate)
@@ -430,8 +423,6 @@ def render_block(tab, nframes):
     ptarget = f64_2d(tab, S_PTARGET)
     pcur = f64_2d(tab, S_PCUR)
     ps = f64_2d(tab, S_PART)
-    dstate = f64_2d(tab, S_DRUM_STATE)
-    dparams = f64_1d(tab, S_DRUM_PARAMS)
     sample_rate = float(ctl[C_SAMPLE_RATE])
     count = ctl[C_PENDING]
     seq = ctl[C_SEQ]
@@ -453,7 +444,7 @@ def render_block(tab, nframes):
         if off > i:
             _segment(tab, i, off, start, sample_rate)
             i = off
-        _apply(tab, pending[0], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams, start + i,
+        _apply(tab, pending[0], ctl, vf, vm, ptarget, pcur, ps, start + i,
                sample_rate)
         count = _heap_take(pending, count)
     _segment(tab, i, nframes, start, sample_rate)
@@ -466,9 +457,11 @@ def render_block(tab, nframes):
     for s in range(nframes):
         meter[M_PEAK_L] = max(meter[M_PEAK_L], abs(bus[B_OUT_L, s]))
         meter[M_PEAK_R] = max(meter[M_PEAK_R], abs(bus[B_OUT_R, s]))
-    for p in range(NPARTS):
+    for p in range(NPARTS):     # the instrument row, or the part's pair (an instrument unit)
         for s in range(nframes):
-            meter[M_PART_PEAK + p] = max(meter[M_PART_PEAK + p], abs(bus[p, s]))
+            meter[M_PART_PEAK + p] = max(meter[M_PART_PEAK + p], abs(bus[p, s]),
+                                         abs(bus[B_PART0 + 2 * p, s]),
+                                         abs(bus[B_PART0 + 2 * p + 1, s]))
     active = 0
     for p in range(N_SYNTH_PARTS):
         active += int(ps[p, PS_NACTIVE])

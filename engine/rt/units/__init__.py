@@ -5,7 +5,7 @@ program names units by kind, and `engine.rt.units.dispatch.run_unit` calls the k
 `process` (its branches are checked against this tuple by tests/test_units.py).
 """
 from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, fm, formant, gate,
-                             phaser, plate, reverb, sampler, saturation, strip, wavetable,
+                             kit, phaser, plate, reverb, sampler, saturation, strip, wavetable,
                              width)
 
 UNITS = (
@@ -25,6 +25,7 @@ UNITS = (
     formant,
     wavetable,
     fm,
+    kit,
     sampler,
 )
 KIND = {u.NAME: k for k, u in enumerate(UNITS)}

@@ -10,7 +10,7 @@ from numba import njit
 
 from engine.rt.dsp import JIT
 from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, fm, formant, gate,
-                             phaser, plate, reverb, sampler, saturation, strip, wavetable,
+                             kit, phaser, plate, reverb, sampler, saturation, strip, wavetable,
                              width)
 from engine.rt.units.base import IO_WIDTH
 
@@ -54,6 +54,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
     elif kind == 15:
         fm.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 16:
+        kit.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 17:
         sampler.process(state, params, bus, io, i0, i1, sample_rate)
 
 
@@ -92,6 +94,8 @@ def reset_unit(kind, state, sample_rate):
     elif kind == 15:
         fm.reset(state, sample_rate)
     elif kind == 16:
+        kit.reset(state, sample_rate)
+    elif kind == 17:
         sampler.reset(state, sample_rate)
 
 
@@ -137,6 +141,8 @@ def event_unit(kind, state, params, ev_kind, a, b, c, sample_rate):
     elif kind == 15:
         return fm.event(state, params, ev_kind, a, b, c, sample_rate)
     elif kind == 16:
+        return kit.event(state, params, ev_kind, a, b, c, sample_rate)
+    elif kind == 17:
         return sampler.event(state, params, ev_kind, a, b, c, sample_rate)
     return 0
 
@@ -149,5 +155,7 @@ def voices_unit(kind, state):
     elif kind == 15:
         return fm.active_voices(state)
     elif kind == 16:
+        return kit.active_voices(state)
+    elif kind == 17:
         return sampler.active_voices(state)
     return 0

@@ -21,8 +21,11 @@ the OPM/OPZ chips these instruments use), carriers in brackets:
 The carriers are summed and divided by their count. Each sample runs every voice side by side
 (one loop over the voice rows: the four operators of one voice depend on each other, different
 voices do not, so the loop is vectorized and overlapped). Voices, unison, spread, glide and
-play modes come from engine.rt.units.poly; the mod wheel adds vibrato, aftertouch raises the
-modulators' levels (`aftertouch_index`).
+play modes come from engine.rt.units.poly; the mod wheel adds vibrato (LFO 1), aftertouch
+raises the modulators' levels (`aftertouch_index`). The modulation matrix
+(engine.rt.units.modmatrix: two LFOs, a random S&H, a mod ADSR, velocity, key, wheel,
+aftertouch, a per-note random value; eight slots) reaches `DESTS`: the common destinations,
+each operator's level and ratio, and the index (the modulators' level factor).
 """
 import math
 
@@ -30,14 +33,16 @@ import numpy as np
 from numba import njit
 
 from engine.rt.dsp import JIT
+from engine.rt.units import modmatrix as mm
 from engine.rt.units import poly
-from engine.rt.units.base import IO_OUT_L, IO_OUT_R, Param, clampf, declare
-from engine.rt.units.poly import (CHUNK, H_AT_CUR, H_BEND_CUR, H_CPOS, H_HI, H_LFO_PHASE,
-                                  H_WHEEL_CUR, HDR, NV, P_DETUNE, P_SPREAD, POLY_ROWS, R_DIRTY,
-                                  R_START, R_STATE, R_UIDX, R_UPOS, R_VEL, ST_ATTACK, ST_IDLE,
-                                  START_FRESH, START_NONE, START_RETRIG, V_IDLE, V_OFF, V_ON, X0,
-                                  adsr_coefs, adsr_step, at, choice, motion, pan_gains, rewind,
-                                  start_phase, steal_samples)
+from engine.rt.units.base import (CTX_BEAT, IO_CTX, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
+                                  finite_or_zero, tempo_bpm)
+from engine.rt.units.modmatrix import D_AMP, D_DETUNE, D_PAN, D_PITCH, dest
+from engine.rt.units.poly import (CHUNK, H_AT_CUR, H_BEND_CUR, H_CPOS, H_HI, H_WHEEL_CUR, HDR,
+                                  NV, P_DETUNE, P_SPREAD, R_DIRTY, R_START, R_STATE, R_UIDX,
+                                  R_UPOS, R_VEL, ST_ATTACK, ST_IDLE, START_FRESH, START_NONE,
+                                  START_RETRIG, V_IDLE, V_OFF, V_ON, adsr_coefs, adsr_step, at,
+                                  choice, motion, pan_gains, rewind, start_phase, steal_samples)
 
 NAME = "fm"
 INSTRUMENT = True
@@ -109,31 +114,43 @@ def _op_params(k):
     ]
 
 
-PARAMS = declare(poly.poly_params() + [
+DESTS = mm.COMMON_DESTS + tuple(f"op{k}_level" for k in range(1, OPS + 1)) + ("index",) \
+    + tuple(f"op{k}_ratio" for k in range(1, OPS + 1))
+D_LEVEL = len(mm.COMMON_DESTS)          # op k: D_LEVEL + k - 1
+D_INDEX = D_LEVEL + OPS
+D_RATIO = D_INDEX + 1                   # op k: D_RATIO + k - 1
+"""The matrix's destinations here: the common ones, each operator's level (added, 0..1),
+index (added to the modulators' level factor, as aftertouch_index is), each operator's
+ratio (added: 0.01 moves the operator by 1 % of the note's frequency)."""
+
+_OWN = [
     Param("algorithm", 0, 7, 4, curve="choice", smooth_s=0.0, choices=ALGORITHMS),
     Param("feedback", 0.0, 1.0, 0.0, doc="op4 into itself, FEEDBACK_MAX radians at 1"),
 ] + [p for k in range(1, OPS + 1) for p in _op_params(k)] + [
-    Param("vibrato_st", 0.0, 2.0, 0.3, doc="vibrato depth at full mod wheel"),
-    Param("lfo_hz", 0.05, 20.0, 5.0, curve="log", doc="vibrato rate"),
+    Param("vibrato_st", 0.0, 2.0, 0.3, doc="vibrato depth (LFO 1) at full mod wheel"),
+    Param("lfo_hz", 0.05, 20.0, 5.0, curve="log", doc="LFO 1 rate (vibrato)"),
     Param("aftertouch_index", 0.0, 1.0, 0.5, doc="modulator level rise at full aftertouch"),
     Param("gain_db", -48.0, 12.0, -12.0),
-])
+]
+PARAMS = declare(poly.poly_params() + _OWN
+                 + mm.mod_params((0.05, 20.0, 5.0), DESTS, have=[p.name for p in _OWN]))
 P_ALG, P_FEEDBACK = poly.NPOLY, poly.NPOLY + 1
 P_OPS = poly.NPOLY + 2                  # op k's field f: P_OPS + (k - 1) * NF + f
 P_VIBRATO, P_LFO_HZ, P_AT_INDEX, P_GAIN_DB = range(P_OPS + OPS * NF, P_OPS + OPS * NF + 4)
 N = len(PARAMS)
+MP = mm.param_map(PARAMS)
 SMOOTH_S = np.array([p.smooth_s for p in PARAMS])
 
 # ---- state ------------------------------------------------------------------------------------
-X_PCOEF = X0                           # N smoothing coefficients
-(X_PITCH_OFF, X_FBK, X_M10, X_M20, X_M21, X_M30, X_M31, X_M32, X_C0, X_C1, X_C2, X_C3,
- X_OUTG) = range(X0 + 48, X0 + 61)
-X_COEF = X0 + 61                       # per slot j: attack, decay, release coefficients (CHUNK)
+X_PCOEF = mm.X_FREE                    # N smoothing coefficients
+(X_VIBK, X_FBK, X_M10, X_M20, X_M21, X_M30, X_M31, X_M32, X_C0, X_C1, X_C2, X_C3,
+ X_OUTG) = range(X_PCOEF + N, X_PCOEF + N + 13)
+X_COEF = X_OUTG + 1                    # per slot j: attack, decay, release coefficients (CHUNK)
 X_RATIO = X_COEF + 3 * OPS             # per slot j: frequency ratio with its detune
-assert N <= 48 and X_RATIO + OPS <= HDR
+assert X_RATIO + OPS <= HDR
 
 # voice rows: per slot j, row base + j
-F_PH = POLY_ROWS
+F_PH = mm.ROWS_END
 F_INC = F_PH + OPS
 F_G = F_INC + OPS                      # operator gain (level x envelope x velocity), ramped
 F_GS = F_G + OPS
@@ -286,6 +303,7 @@ def _plan(state, params, v, seg, r_left, sample_rate, at_tick):
     c = params[N:]
     start = state[at(R_START, v)]
     if start == START_FRESH:
+        mm.mod_voice_start(state, params, N, MP, v, True)
         ph = start_phase(state[at(R_UIDX, v)])
         for j in range(OPS):
             state[at(F_PH + j, v)] = ph
@@ -297,17 +315,32 @@ def _plan(state, params, v, seg, r_left, sample_rate, at_tick):
         state[at(F_OL, v)] = state[at(F_OR, v)] = 0.0
         r_left = 0.0
     elif start == START_RETRIG:
+        mm.mod_voice_start(state, params, N, MP, v, False)
         for j in range(OPS):
             state[at(E_ST + j, v)] = ST_ATTACK
     state[at(R_START, v)] = START_NONE
     state[at(R_DIRTY, v)] = 0.0
     pitch, fade = motion(state, v, seg, r_left, steal_samples(sample_rate))
     gate = state[at(R_STATE, v)] == V_ON
+    menv = 0.0
+    if state[mm.MX_NEED_ENV] != 0.0:       # the mod envelope runs while a slot reads it
+        if at_tick:
+            ma = state[mm.MX_ENV]
+            md = state[mm.MX_ENV + 1]
+            mr = state[mm.MX_ENV + 2]
+        else:
+            ma, md, mr = mm.env_coefs(params, N, MP, seg, sample_rate)
+        menv = mm.mod_env_step(state, params, N, MP, v, seg, r_left, gate, ma, md, mr)
+    mm.mod_eval(state, v, menv, pitch)
+    mm.mod_voice_rates(state, v)
     upos = state[at(R_UPOS, v)]
-    semis = pitch + state[X_PITCH_OFF] + upos * 0.005 * clampf(c[P_DETUNE], 0.0, 100.0)
+    semis = pitch + (state[H_BEND_CUR] + state[X_VIBK] * state[at(mm.L_VAL, v)]) \
+        + upos * 0.005 * clampf(c[P_DETUNE] + dest(state, D_DETUNE), 0.0, 200.0) \
+        + dest(state, D_PITCH)
     f0 = 440.0 / sample_rate * math.pow(2.0, (clampf(semis, -100.0, 200.0) - 69.0) / 12.0)
     vel = state[at(R_VEL, v)]
-    boost = 1.0 + clampf(c[P_AT_INDEX], 0.0, 1.0) * state[H_AT_CUR]
+    boost = clampf(1.0 + clampf(c[P_AT_INDEX], 0.0, 1.0) * state[H_AT_CUR]
+                   + dest(state, D_INDEX), 0.0, 16.0)
     alg = int(clampf(c[P_ALG], 0.0, 7.0))
     for j in range(OPS):
         b = P_OPS + (3 - j) * NF
@@ -323,14 +356,19 @@ def _plan(state, params, v, seg, r_left, sample_rate, at_tick):
         state[at(E_LEV + j, v)] = e1
         state[at(E_SL + j, v)] = (e1 - e) / seg
         state[at(E_ST + j, v)] = st
-        state[at(F_INC + j, v)] = min(f0 * state[X_RATIO + j], 0.5)
+        ratio = state[X_RATIO + j]
+        dr = dest(state, D_RATIO + 3 - j)
+        if dr != 0.0:
+            ratio = clampf(ratio + dr, 0.0, 40.0)
+        state[at(F_INC + j, v)] = min(f0 * ratio, 0.5)
         s = clampf(c[b + F_VEL], 0.0, 1.0)
-        g = clampf(c[b + F_LEVEL], 0.0, 1.0) * e1 * ((1.0 - s) + s * vel)
+        g = clampf(c[b + F_LEVEL] + dest(state, D_LEVEL + 3 - j), 0.0, 1.0) * e1 \
+            * ((1.0 - s) + s * vel)
         if ALG_CAR[alg, j] == 0.0:
             g *= boost
         state[at(F_GS + j, v)] = (g - state[at(F_G + j, v)]) / seg
-    level = fade * state[X_OUTG]
-    pl, pr = pan_gains(upos * clampf(c[P_SPREAD], 0.0, 1.0))
+    level = fade * state[X_OUTG] * mm.amp_gain(dest(state, D_AMP))
+    pl, pr = pan_gains(upos * clampf(c[P_SPREAD], 0.0, 1.0) + dest(state, D_PAN))
     state[at(F_OLS, v)] = (level * pl - state[at(F_OL, v)]) / seg
     state[at(F_ORS, v)] = (level * pr - state[at(F_OR, v)]) / seg
 
@@ -345,16 +383,13 @@ def _silent(state, v, alg):
 
 
 @njit(**JIT)
-def _tick(state, params, sample_rate):
+def _tick(state, params, sample_rate, tempo, beat):
     poly.smooth_coefs(state, X_PCOEF, SMOOTH_S, sample_rate)
     poly.smooth_tick(state, params, N, X_PCOEF)
     c = params[N:]
-    ph = state[H_LFO_PHASE]
-    lfo = math.sin(2.0 * math.pi * ph)
-    ph += CHUNK * clampf(c[P_LFO_HZ], 0.05, 20.0) / sample_rate
-    state[H_LFO_PHASE] = ph - math.floor(ph)
-    state[X_PITCH_OFF] = state[H_BEND_CUR] + state[H_WHEEL_CUR] * clampf(c[P_VIBRATO], 0.0,
-                                                                          2.0) * lfo
+    vibk = state[H_WHEEL_CUR] * clampf(c[P_VIBRATO], 0.0, 2.0)
+    state[X_VIBK] = vibk
+    mm.mod_tick(state, params, N, MP, sample_rate, tempo, beat, vibk != 0.0)
     alg = choice(params, P_ALG, 8)
     params[N + P_ALG] = alg
     k = MOD_INDEX / TWO_PI                 # cycles of phase per unit of modulator output
@@ -387,6 +422,8 @@ def _tick(state, params, sample_rate):
         if st == V_IDLE:
             _mute(state, v)
             continue
+        if state[at(R_START, v)] != START_FRESH:
+            mm.mod_voice_tick(state, params, N, MP, v)
         _plan(state, params, v, float(CHUNK), 0.0, sample_rate, True)
     poly.shrink(state)
 
@@ -422,11 +459,14 @@ def process(state, params, bus, io, i0, i1, sample_rate):
     for i in range(i0, i1):
         bus[ol, i] = 0.0
         bus[orr, i] = 0.0
+    tempo = tempo_bpm(bus, io)
+    row = io[IO_CTX]
+    beat0 = finite_or_zero(bus[row, CTX_BEAT]) if row >= 0 else math.nan
     i = i0
     while i < i1:
         cpos = int(clampf(state[H_CPOS], 0.0, CHUNK - 1.0))
         if cpos == 0:
-            _tick(state, params, sr)
+            _tick(state, params, sr, tempo, beat0 + (i - i0) * tempo / (60.0 * sr))
         n = min(i1 - i, CHUNK - cpos)
         _render(state, bus, ol, orr, i, n)
         cpos += n

@@ -4,11 +4,13 @@ glide, unison, controllers, and the ADSR kernel (AUDIO THREAD kernels; one way t
 State layout (float64, inside the instrument's own state):
 
     [0, HDR)                 header: poly's slots H_* in [0, 32), the held-note stack in
-                             [STACK, STACK + 3 * STACK_N), the instrument's own slots in
-                             [X0, HDR)
+                             [STACK, STACK + 3 * STACK_N), the modulation matrix's slots from
+                             X0 (engine.rt.units.modmatrix), the instrument's own slots from
+                             modmatrix.X_FREE to HDR
     HDR + r * NV + v         voice row r, voice v (SoA: each row is NV consecutive values);
-                             poly owns rows [0, POLY_ROWS), the instrument its rows after them
-                             (`vrow(r)`), then anything else it needs (tables)
+                             poly owns rows [0, POLY_ROWS), the matrix the next ones, the
+                             instrument its rows from modmatrix.ROWS_END (`vrow(r)`), then
+                             anything else it needs (tables)
 
 Control rate. An instrument renders in control periods of CHUNK samples counted on its own
 sample clock (H_CPOS), whatever the spans: at the first sample of each period (the *tick*) it
@@ -38,7 +40,9 @@ notes (`glide` = legato) or always.
 
 Pitch bend arrives in semitones (the part scales the wheel by its bend range, see
 engine.rt.events), mod wheel and aftertouch in 0..1; all three are smoothed (BEND_S) at
-control rate and each instrument decides what they do.
+control rate and each instrument decides what they do (and the modulation matrix,
+engine.rt.units.modmatrix, routes them). Every note-on is counted (H_NOTES) and its voices
+keep its number (R_NKEY): the key of the matrix's per-note random values.
 """
 import math
 
@@ -56,17 +60,19 @@ BEND_S = 0.005             # smoothing of bend, mod wheel and aftertouch
 
 # ---- header -------------------------------------------------------------------------------
 (H_CPOS, H_SERIAL, H_SUSTAIN, H_BEND, H_BEND_CUR, H_WHEEL, H_WHEEL_CUR, H_AT, H_AT_CUR,
- H_LAST_PITCH, H_NHELD, H_HI, H_MONO, H_STEALS, H_SR, H_LFO_PHASE) = range(16)
+ H_LAST_PITCH, H_NHELD, H_HI, H_MONO, H_STEALS, H_SR, H_LFO_PHASE, H_NOTES) = range(17)
 STACK = 32                 # held keys: (note, velocity, source) triples, oldest first
 STACK_N = 16
-X0 = STACK + 3 * STACK_N   # the instrument's own header slots start here
-HDR = 192
+X0 = STACK + 3 * STACK_N   # the modulation matrix's header slots (modmatrix.MX_*), then the
+HDR = 512                  # instrument's own (from modmatrix.X_FREE)
 
 # ---- voice rows ---------------------------------------------------------------------------
 (R_STATE, R_NOTE, R_SRC, R_VEL, R_AGE, R_SUST, R_UIDX, R_UPOS, R_PITCH, R_PSLOPE, R_TARGET,
  R_GSTEP, R_FADE, R_FSLOPE, R_PNOTE, R_PVEL, R_PSRC, R_PUIDX, R_PUPOS, R_PAGE, R_PPITCH,
- R_START, R_DIRTY) = range(23)
-POLY_ROWS = 23
+ R_START, R_DIRTY, R_NKEY, R_PNKEY) = range(25)
+POLY_ROWS = 25
+"""R_NKEY: which note-on (H_NOTES, counting every note-on since reset) the voice plays, the
+key of its per-note random values (engine.rt.units.modmatrix); R_PNKEY: its pending note's."""
 
 V_IDLE, V_ON, V_OFF, V_FADE = 0.0, 1.0, 2.0, 3.0
 """Voice states: idle; on (key held or sustained); off (released, envelopes releasing);
@@ -234,8 +240,10 @@ def _glide_step(from_pitch, to_pitch, glide_ms, sample_rate):
 
 
 @njit(**JIT)
-def _start(state, v, note, vel, src, uidx, upos, serial, from_pitch, glide_ms, sample_rate):
+def _start(state, v, note, vel, src, uidx, upos, serial, from_pitch, glide_ms, nkey,
+           sample_rate):
     state[at(R_STATE, v)] = V_ON
+    state[at(R_NKEY, v)] = nkey
     state[at(R_NOTE, v)] = note
     state[at(R_SRC, v)] = src
     state[at(R_VEL, v)] = vel
@@ -275,12 +283,12 @@ def _fade(state, v):
 
 
 @njit(**JIT)
-def _assign(state, note, vel, src, uidx, upos, serial, from_pitch, glide_ms, limit,
+def _assign(state, note, vel, src, uidx, upos, serial, from_pitch, glide_ms, limit, nkey,
             sample_rate):
     """One voice for a note-on: the lowest idle one, else a stolen one. Returns 1 if stolen."""
     for v in range(limit):
         if state[at(R_STATE, v)] == V_IDLE:
-            _start(state, v, note, vel, src, uidx, upos, serial, from_pitch, glide_ms,
+            _start(state, v, note, vel, src, uidx, upos, serial, from_pitch, glide_ms, nkey,
                    sample_rate)
             return 0
     best = -1
@@ -308,6 +316,7 @@ def _assign(state, note, vel, src, uidx, upos, serial, from_pitch, glide_ms, lim
     state[at(R_PUPOS, best)] = upos
     state[at(R_PAGE, best)] = serial
     state[at(R_PPITCH, best)] = from_pitch
+    state[at(R_PNKEY, best)] = nkey
     state[H_STEALS] += 1.0
     return 1
 
@@ -322,7 +331,7 @@ def _allocate(state, params, note, vel, src, from_pitch, glide_ms, sample_rate):
     stolen = 0
     for u in range(count):
         stolen |= _assign(state, note, vel, src, float(u), unison_pos(u, count), serial,
-                          from_pitch, glide_ms, limit, sample_rate)
+                          from_pitch, glide_ms, limit, state[H_NOTES], sample_rate)
     return serial, stolen
 
 
@@ -364,6 +373,7 @@ def _retarget(state, v, note, vel, src, glide, glide_ms, retrig, sample_rate):
     state[at(R_SRC, v)] = src
     state[at(R_SUST, v)] = 0.0
     state[at(R_TARGET, v)] = note
+    state[at(R_NKEY, v)] = state[H_NOTES]
     if glide:
         state[at(R_GSTEP, v)] = _glide_step(state[at(R_PITCH, v)], note, glide_ms, sample_rate)
     else:
@@ -405,6 +415,7 @@ def _mono_move(state, params, note, vel, src, held_before, sample_rate):
             state[at(R_PNOTE, v)] = note
             state[at(R_PVEL, v)] = vel
             state[at(R_PSRC, v)] = src
+            state[at(R_PNKEY, v)] = state[H_NOTES]
     state[H_LAST_PITCH] = note
     return True
 
@@ -432,6 +443,7 @@ def _back_to_held(state, params, sample_rate):
 
 @njit(**JIT)
 def note_on(state, params, note, vel, src, sample_rate):
+    state[H_NOTES] = state[H_NOTES] + 1.0 if state[H_NOTES] < 2.0 ** 52 else 1.0
     held_before = state[H_NHELD] > 0.0
     _push(state, note, vel, src)
     mode = choice(params, P_MODE, 3)
@@ -608,7 +620,8 @@ def tick_voices(state, params, sample_rate):
             if state[at(R_PNOTE, v)] >= 0.0:
                 _start(state, v, state[at(R_PNOTE, v)], state[at(R_PVEL, v)],
                        state[at(R_PSRC, v)], state[at(R_PUIDX, v)], state[at(R_PUPOS, v)],
-                       state[at(R_PAGE, v)], state[at(R_PPITCH, v)], glide_ms, sample_rate)
+                       state[at(R_PAGE, v)], state[at(R_PPITCH, v)], glide_ms,
+                       state[at(R_PNKEY, v)], sample_rate)
             else:
                 free_voice(state, v)
 

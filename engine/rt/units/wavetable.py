@@ -16,21 +16,23 @@ new cache line per read). Mips cross-fade over the top MIP_BLEND octave of each 
 next, poorer mip), so a gliding or bent note never switches its spectrum at once.
 
 Tables come from formulas (`TABLES`, the `table` parameter) or from single-cycle WAV files
-(`load_wav_table`); either is built by FFT on the control side (`build_table`) and copied into
+(`engine.control.wavetables.load_wav_table`); either is built by FFT on the control side (`build_table`) and copied into
 the unit's state by `prepare` / `install` before the stream starts; `reset` keeps it.
 
-Position morph: `position` (0..1, smoothed) plus the LFO (`position_lfo`) and the mod
-envelope (`position_env`) picks a point between frames; the voice reads the two frames around
+Position morph: `position` (0..1, smoothed) plus LFO 1 (`position_lfo`), the mod envelope
+(`position_env`) and the matrix picks a point between frames; the voice reads the two frames around
 it and mixes them, the mix ramping per sample within one pair of frames per control period
 (crossing into the next pair at a period's start, where both pairs give the same wave).
 
 Per voice: amp ADSR, mod ADSR (filter cutoff and position), a zero-delay-feedback state
 variable filter (Simper: lowpass, bandpass, highpass, or off) with key tracking, velocity;
 unison, spread, glide and the play modes from engine.rt.units.poly. The mod wheel adds
-vibrato (the LFO, `vibrato_st` at full wheel), aftertouch opens the filter
-(`aftertouch_oct`).
+vibrato (LFO 1, `vibrato_st` at full wheel), aftertouch opens the filter
+(`aftertouch_oct`). The modulation matrix (engine.rt.units.modmatrix: two LFOs, a random
+S&H, the mod ADSR, velocity, key, wheel, aftertouch, a per-note random value; eight slots)
+adds to these fixed routes: its destinations here are `DESTS` (the resonance per voice: the
+bandpass and highpass mixes take each voice's damping, row W_M1).
 """
-import functools
 import math
 
 import numpy as np
@@ -38,14 +40,16 @@ from numba import njit
 
 from engine.rt.dsp import JIT
 from engine.rt.osc import tan_fraction
+from engine.rt.units import modmatrix as mm
 from engine.rt.units import poly
-from engine.rt.units.base import IO_OUT_L, IO_OUT_R, Param, clampf, declare
-from engine.rt.units.poly import (CHUNK, H_AT_CUR, H_BEND_CUR, H_CPOS, H_HI, H_LFO_PHASE,
-                                  H_WHEEL_CUR, HDR, NV, P_DETUNE, P_SPREAD, POLY_ROWS, R_DIRTY,
-                                  R_START, R_STATE, R_UIDX, R_UPOS, R_VEL, ST_ATTACK, ST_IDLE,
-                                  START_FRESH, START_NONE, START_RETRIG, V_IDLE, V_OFF, V_ON, X0,
-                                  adsr_coefs, adsr_step, at, choice, motion, pan_gains, rewind,
-                                  start_phase, steal_samples)
+from engine.rt.units.base import (CTX_BEAT, IO_CTX, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
+                                  finite_or_zero, tempo_bpm)
+from engine.rt.units.modmatrix import D_AMP, D_DETUNE, D_PAN, D_PITCH, dest
+from engine.rt.units.poly import (CHUNK, H_AT_CUR, H_BEND_CUR, H_CPOS, H_HI, H_WHEEL_CUR, HDR,
+                                  NV, P_DETUNE, P_SPREAD, R_DIRTY, R_START, R_STATE, R_UIDX,
+                                  R_UPOS, R_VEL, ST_ATTACK, ST_IDLE, START_FRESH, START_NONE,
+                                  START_RETRIG, V_IDLE, V_OFF, V_ON, adsr_coefs, adsr_step, at,
+                                  choice, motion, pan_gains, rewind, start_phase, steal_samples)
 
 NAME = "wavetable"
 INSTRUMENT = True
@@ -64,14 +68,19 @@ FILTERS = ("off", "lowpass", "bandpass", "highpass")
 
 PREPARE_PARAMS = ("table",)   # applied when the graph is built: a change is a new instrument
 
-PARAMS = declare(poly.poly_params() + [
+DESTS = mm.COMMON_DESTS + ("cutoff", "resonance", "position")
+D_CUTOFF, D_RES, D_POS = range(len(mm.COMMON_DESTS), len(DESTS))
+"""The matrix's destinations here: the common ones, cutoff (octaves), resonance (added,
+0..1), position (added, 0..1)."""
+
+_OWN = [
     Param("table", 0, len(TABLES) - 1, 0, curve="choice", smooth_s=0.0, choices=TABLES,
           doc="built-in table set, copied into the state at prepare time (a change applies "
-              "at the next prepare; load_wav_table gives custom sets)"),
+              "at the next prepare; wavetables.load_wav_table gives custom sets)"),
     Param("position", 0.0, 1.0, 0.0, smooth_s=0.05, doc="point between the first and last frame"),
-    Param("position_lfo", 0.0, 1.0, 0.0, doc="LFO depth on the position"),
+    Param("position_lfo", 0.0, 1.0, 0.0, doc="LFO 1 depth on the position"),
     Param("position_env", -1.0, 1.0, 0.0, doc="mod envelope amount on the position"),
-    Param("lfo_hz", 0.01, 20.0, 1.0, curve="log", doc="LFO rate (position and vibrato)"),
+    Param("lfo_hz", 0.01, 20.0, 1.0, curve="log", doc="LFO 1 rate (position and vibrato)"),
     Param("attack_ms", 0.5, 10000.0, 3.0, curve="log", smooth_s=0.0),
     Param("decay_ms", 1.0, 20000.0, 400.0, curve="log", smooth_s=0.0),
     Param("sustain", 0.0, 1.0, 0.8),
@@ -86,29 +95,32 @@ PARAMS = declare(poly.poly_params() + [
     Param("filter_env_oct", -8.0, 8.0, 0.0, doc="mod envelope amount on the cutoff"),
     Param("key_tracking", 0.0, 1.0, 0.5, doc="cutoff octaves per octave from middle C"),
     Param("velocity_sens", 0.0, 1.0, 0.7, doc="0: every note at full level; 1: level = vel^2"),
-    Param("vibrato_st", 0.0, 2.0, 0.3, doc="vibrato depth at full mod wheel"),
+    Param("vibrato_st", 0.0, 2.0, 0.3, doc="vibrato depth (LFO 1) at full mod wheel"),
     Param("aftertouch_oct", 0.0, 4.0, 1.0, doc="cutoff rise at full aftertouch"),
     Param("gain_db", -48.0, 12.0, -12.0),
-])
+]
+PARAMS = declare(poly.poly_params() + _OWN
+                 + mm.mod_params((0.01, 20.0, 1.0), DESTS, have=[p.name for p in _OWN]))
 (P_TABLE, P_POSITION, P_POS_LFO, P_POS_ENV, P_LFO_HZ, P_ATTACK, P_DECAY, P_SUSTAIN, P_RELEASE,
  P_MATTACK, P_MDECAY, P_MSUSTAIN, P_MRELEASE, P_FILTER, P_CUTOFF, P_RES, P_FENV, P_KEYTRACK,
- P_VELSENS, P_VIBRATO, P_AT_OCT, P_GAIN_DB) = range(poly.NPOLY, len(PARAMS))
+ P_VELSENS, P_VIBRATO, P_AT_OCT, P_GAIN_DB) = range(poly.NPOLY, poly.NPOLY + len(_OWN))
 N = len(PARAMS)
+MP = mm.param_map(PARAMS)
 SMOOTH_S = np.array([p.smooth_s for p in PARAMS])
 
 # ---- state ------------------------------------------------------------------------------------
-X_PCOEF = X0                          # N smoothing coefficients
-(X_LFO, X_PITCH_OFF, X_K, X_M0, X_M1, X_M2, X_GAIN, X_L2F, X_L2C,
- X_NDUAL) = range(X0 + 32, X0 + 42)
-assert N <= 32 and X_NDUAL < HDR
+X_PCOEF = mm.X_FREE                   # N smoothing coefficients
+(X_VIBK, X_M1S, X_M0, X_M2, X_GAIN, X_L2F, X_L2C,
+ X_NDUAL) = range(X_PCOEF + N, X_PCOEF + N + 8)
+assert X_NDUAL < HDR
 LN2 = math.log(2.0)
 O_MAX = math.log2(1024.0 * 0.45)      # f0 at most 0.45 fs
 W_MAX = math.log2(0.45 * math.pi)     # cutoff at most 0.45 fs
 
 (W_PH, W_INC, W_FA, W_WCUR, W_WEND, W_WSLOPE, W_OA, W_OB, W_NA, W_NB, W_MIPW, W_STRIDE, W_S1, W_S2,
- W_A1, W_A2, W_A3, W_GL, W_GLS, W_GR, W_GRS, W_OUTL, W_OUTR, A_LEV, A_SL, A_ST, M_LEV, M_SL,
- M_ST, W_Y, W_DUAL) = range(POLY_ROWS, POLY_ROWS + 31)
-ROWS = POLY_ROWS + 31
+ W_A1, W_A2, W_A3, W_M1, W_GL, W_GLS, W_GR, W_GRS, W_OUTL, W_OUTR, A_LEV, A_SL, A_ST, W_Y,
+ W_DUAL) = range(mm.ROWS_END, mm.ROWS_END + 29)
+ROWS = mm.ROWS_END + 29
 T0 = poly.poly_state_size(ROWS)       # frames in the loaded table, then the table
 TABLE = T0 + 1
 
@@ -171,9 +183,17 @@ def _sine_series(amps):
     return -1j * np.asarray(amps, dtype=float)
 
 
-@functools.lru_cache(maxsize=None)
+_BUILT: dict = {}
+
+
 def builtin_table(name):
     """One of TABLES (sample-rate independent, so built once per process)."""
+    if name not in _BUILT:
+        _BUILT[name] = _build_builtin(name)
+    return _BUILT[name]
+
+
+def _build_builtin(name):
     h = np.arange(513, dtype=float)
     h[0] = 1.0
     saw = np.where(h > 0, 2.0 / np.pi * (-1.0) ** (h + 1) / h, 0.0)
@@ -209,15 +229,15 @@ def builtin_table(name):
     return build_table(spectra)
 
 
-def load_wav_table(path, frames=1):
-    """A Wavetable from a WAV file holding `frames` single cycles back to back (1: the whole
-    file is one cycle). Each cycle is resampled exactly (by its spectrum) into the mip-maps;
-    a file with more than MAX_FRAMES cycles keeps MAX_FRAMES of them, evenly spaced, the
-    first and the last included. Levels stay relative: the set is scaled to peak 1."""
-    import soundfile
-    x, _ = soundfile.read(str(path), dtype="float64", always_2d=True)
-    x = x.mean(axis=1)
+def table_from_cycles(x, frames=1, where="samples"):
+    """A Wavetable from `frames` single cycles back to back in the mono array `x` (1: all of it
+    is one cycle; engine.control.wavetables.load_wav_table reads them from a WAV file). Each
+    cycle is resampled exactly (by its spectrum) into the mip-maps; more than MAX_FRAMES
+    cycles keep MAX_FRAMES of them, evenly spaced, the first and the last included. Levels
+    stay relative: the set is scaled to peak 1."""
+    x = np.asarray(x, dtype=np.float64)
     frames = int(frames)
+    path = where
     if frames < 1 or len(x) % frames or len(x) // frames < 4:
         raise ValueError(f"{path}: {len(x)} samples do not split into {frames} cycles of "
                          f"at least 4 samples")
@@ -280,9 +300,9 @@ def _off(row):
     return np.uint64(HDR + row * NV)
 
 
-(_PH, _INC, _WC, _WS, _GL, _GLS, _GR, _GRS, _S1, _S2, _A1, _A2, _A3, _OA, _OB, _NA, _NB, _MW,
- _STRIDE, _OUTL, _OUTR, _Y, _DUAL) = (_off(r) for r in (
-    W_PH, W_INC, W_WCUR, W_WSLOPE, W_GL, W_GLS, W_GR, W_GRS, W_S1, W_S2, W_A1, W_A2, W_A3,
+(_PH, _INC, _WC, _WS, _GL, _GLS, _GR, _GRS, _S1, _S2, _A1, _A2, _A3, _M1, _OA, _OB, _NA, _NB,
+ _MW, _STRIDE, _OUTL, _OUTR, _Y, _DUAL) = (_off(r) for r in (
+    W_PH, W_INC, W_WCUR, W_WSLOPE, W_GL, W_GLS, W_GR, W_GRS, W_S1, W_S2, W_A1, W_A2, W_A3, W_M1,
     W_OA, W_OB, W_NA, W_NB, W_MIPW, W_STRIDE, W_OUTL, W_OUTR, W_Y, W_DUAL))
 _LANES = np.uint64(4)
 
@@ -319,7 +339,7 @@ def _blend(state, count):
 
 
 @njit(**RFAST)
-def _voices(state, hi, m0, m1, m2):
+def _voices(state, hi, m0, m2):
     """One sample of voices [0, hi) after `_read` and `_blend`: the filter, the level and
     place into W_OUTL / W_OUTR, the ramps and phases one sample on."""
     for v in range(np.uint64(0), hi):
@@ -332,7 +352,7 @@ def _voices(state, hi, m0, m1, m2):
         v2 = s2 + a2 * s1 + state[_A3 + v] * v3
         state[_S1 + v] = 2.0 * v1 - s1
         state[_S2 + v] = 2.0 * v2 - s2
-        out = m0 * y + m1 * v1 + m2 * v2
+        out = m0 * y + state[_M1 + v] * v1 + m2 * v2
         gl = state[_GL + v]
         gr = state[_GR + v]
         state[_OUTL + v] = out * gl
@@ -375,14 +395,13 @@ def _render(state, bus, ol, orr, i0, n):
     if hi == 0:
         return
     m0 = state[X_M0]
-    m1 = state[X_M1]
     m2 = state[X_M2]
     nd = int(clampf(state[X_NDUAL], 0.0, NV))
     for i in range(i0, i0 + n):
         _read(state, hi)
         if nd > 0:
             _blend(state, nd)
-        _voices(state, hi, m0, m1, m2)
+        _voices(state, hi, m0, m2)
         bus[ol, i] = _sum(state, _OUTL, hi)
         bus[orr, i] = _sum(state, _OUTR, hi)
 
@@ -397,11 +416,12 @@ def _plan(state, params, v, seg, r_left, sample_rate, ca, cd, cr, ma, md, mr, at
         state[at(W_S1, v)] = state[at(W_S2, v)] = 0.0
         state[at(W_GL, v)] = state[at(W_GR, v)] = 0.0
         state[at(A_LEV, v)] = state[at(A_SL, v)] = 0.0
-        state[at(M_LEV, v)] = state[at(M_SL, v)] = 0.0
-        state[at(A_ST, v)] = state[at(M_ST, v)] = ST_ATTACK
+        state[at(A_ST, v)] = ST_ATTACK
+        mm.mod_voice_start(state, params, N, MP, v, True)
         r_left = 0.0
     elif start == START_RETRIG:
-        state[at(A_ST, v)] = state[at(M_ST, v)] = ST_ATTACK
+        state[at(A_ST, v)] = ST_ATTACK
+        mm.mod_voice_start(state, params, N, MP, v, False)
     state[at(R_START, v)] = START_NONE
     state[at(R_DIRTY, v)] = 0.0
     pitch, fade = motion(state, v, seg, r_left, steal_samples(sample_rate))
@@ -412,16 +432,16 @@ def _plan(state, params, v, seg, r_left, sample_rate, ca, cd, cr, ma, md, mr, at
     state[at(A_LEV, v)] = a1
     state[at(A_SL, v)] = (a1 - a) / seg
     state[at(A_ST, v)] = ast
-    m = rewind(state[at(M_LEV, v)], state[at(M_SL, v)], r_left)
-    m1, mst = adsr_step(m, state[at(M_ST, v)], gate, ma, md, mr,
-                        clampf(c[P_MSUSTAIN], 0.0, 1.0))
-    state[at(M_LEV, v)] = m1
-    state[at(M_SL, v)] = (m1 - m) / seg
-    state[at(M_ST, v)] = mst
+    m1 = mm.mod_env_step(state, params, N, MP, v, seg, r_left, gate, ma, md, mr)
+    mm.mod_eval(state, v, m1, pitch)
+    mm.mod_voice_rates(state, v)
+    lfo = state[at(mm.L_VAL, v)]               # LFO 1 (read only where its knobs are not 0)
 
     # pitch: increment and mip-maps
     upos = state[at(R_UPOS, v)]
-    semis = pitch + state[X_PITCH_OFF] + upos * 0.005 * clampf(c[P_DETUNE], 0.0, 100.0)
+    semis = pitch + (state[H_BEND_CUR] + state[X_VIBK] * lfo) \
+        + upos * 0.005 * clampf(c[P_DETUNE] + dest(state, D_DETUNE), 0.0, 200.0) \
+        + dest(state, D_PITCH)
     # o = log2(1024 inc): mip m is alias-free for o <= m
     o = min(10.0 + state[X_L2F] + (clampf(semis, -100.0, 200.0) - 69.0) / 12.0, O_MAX)
     state[at(W_INC, v)] = math.exp(LN2 * (o - 10.0))
@@ -432,8 +452,8 @@ def _plan(state, params, v, seg, r_left, sample_rate, ca, cd, cr, ma, md, mr, at
 
     # position
     frames = clampf(state[T0], 1.0, MAX_FRAMES)
-    pos = clampf(c[P_POSITION] + clampf(c[P_POS_LFO], 0.0, 1.0) * state[X_LFO]
-                 + clampf(c[P_POS_ENV], -1.0, 1.0) * m1, 0.0, 1.0)
+    pos = clampf(c[P_POSITION] + clampf(c[P_POS_LFO], 0.0, 1.0) * lfo
+                 + clampf(c[P_POS_ENV], -1.0, 1.0) * m1 + dest(state, D_POS), 0.0, 1.0)
     x = pos * (frames - 1.0)
     top = max(frames - 2.0, 0.0)
     if start == START_FRESH:
@@ -469,40 +489,44 @@ def _plan(state, params, v, seg, r_left, sample_rate, ca, cd, cr, ma, md, mr, at
     # filter
     octs = clampf(c[P_FENV], -8.0, 8.0) * m1 \
         + clampf(c[P_KEYTRACK], 0.0, 1.0) * (pitch - 60.0) / 12.0 \
-        + clampf(c[P_AT_OCT], 0.0, 4.0) * state[H_AT_CUR]
+        + clampf(c[P_AT_OCT], 0.0, 4.0) * state[H_AT_CUR] + dest(state, D_CUTOFF)
     # g = tan(pi fc / fs), fc = cutoff * 2^octs, below 0.45 fs
     num, den = tan_fraction(math.exp(LN2 * clampf(state[X_L2C] + octs, -16.0, W_MAX)))
     g = num / den
-    d1 = 1.0 / (1.0 + g * (g + state[X_K]))
+    k = 2.0 - 1.96 * clampf(c[P_RES] + dest(state, D_RES), 0.0, 1.0)   # damping: Q 0.5 to 25
+    d1 = 1.0 / (1.0 + g * (g + k))
     state[at(W_A1, v)] = d1
     state[at(W_A2, v)] = g * d1
     state[at(W_A3, v)] = g * g * d1
+    state[at(W_M1, v)] = state[X_M1S] * k
 
     # level and place
     s = clampf(c[P_VELSENS], 0.0, 1.0)
     vel = state[at(R_VEL, v)]
-    level = a1 * fade * ((1.0 - s) + s * vel * vel) * state[X_GAIN]
-    pl, pr = pan_gains(upos * clampf(c[P_SPREAD], 0.0, 1.0))
+    level = a1 * fade * ((1.0 - s) + s * vel * vel) * state[X_GAIN] \
+        * mm.amp_gain(dest(state, D_AMP))
+    pl, pr = pan_gains(upos * clampf(c[P_SPREAD], 0.0, 1.0) + dest(state, D_PAN))
     state[at(W_GLS, v)] = (level * pl - state[at(W_GL, v)]) / seg
     state[at(W_GRS, v)] = (level * pr - state[at(W_GR, v)]) / seg
 
 
 @njit(**JIT)
-def _tick(state, params, sample_rate):
-    """The first sample of a control period: smoothing, the LFO, unit-wide values, voices."""
+def _tick(state, params, sample_rate, tempo, beat):
+    """The first sample of a control period: smoothing, the modulators, unit-wide values,
+    voices (`tempo` and `beat` from the context row: engine.rt.units.modmatrix.mod_tick)."""
     poly.smooth_coefs(state, X_PCOEF, SMOOTH_S, sample_rate)
     poly.smooth_tick(state, params, N, X_PCOEF)
     c = params[N:]
-    ph = state[H_LFO_PHASE]
-    lfo = math.sin(2.0 * math.pi * ph)
-    ph += CHUNK * clampf(c[P_LFO_HZ], 0.01, 20.0) / sample_rate
-    state[H_LFO_PHASE] = ph - math.floor(ph)
-    state[X_LFO] = lfo
-    state[X_PITCH_OFF] = state[H_BEND_CUR] + state[H_WHEEL_CUR] * clampf(c[P_VIBRATO], 0.0,
-                                                                          2.0) * lfo
+    vibk = state[H_WHEEL_CUR] * clampf(c[P_VIBRATO], 0.0, 2.0)
+    state[X_VIBK] = vibk
+    mm.mod_tick(state, params, N, MP, sample_rate, tempo, beat,
+                vibk != 0.0 or clampf(c[P_POS_LFO], 0.0, 1.0) != 0.0)
     _unit_values(state, params, CHUNK, sample_rate)
     poly.tick_voices(state, params, sample_rate)
-    ca, cd, cr, ma, md, mr = _env_coefs(params, CHUNK, sample_rate)
+    ca, cd, cr = adsr_coefs(c[P_ATTACK], c[P_DECAY], c[P_RELEASE], CHUNK, sample_rate)
+    ma = state[mm.MX_ENV]
+    md = state[mm.MX_ENV + 1]
+    mr = state[mm.MX_ENV + 2]
     for v in range(int(state[H_HI])):
         st = state[at(R_STATE, v)]
         if st == V_OFF and state[at(A_ST, v)] == ST_IDLE and state[at(R_START, v)] == 0.0:
@@ -511,6 +535,8 @@ def _tick(state, params, sample_rate):
         if st == V_IDLE:
             _mute(state, v)
             continue
+        if state[at(R_START, v)] != START_FRESH:
+            mm.mod_voice_tick(state, params, N, MP, v)
         _plan(state, params, v, float(CHUNK), 0.0, sample_rate, ca, cd, cr, ma, md, mr, True)
     poly.shrink(state)
     _dual_list(state)
@@ -523,6 +549,7 @@ def _mute(state, v):
     state[at(W_GL, v)] = state[at(W_GLS, v)] = 0.0
     state[at(W_GR, v)] = state[at(W_GRS, v)] = 0.0
     state[at(W_S1, v)] = state[at(W_S2, v)] = 0.0
+    state[at(W_M1, v)] = 0.0
     state[at(W_OA, v)] = state[at(W_OB, v)] = TABLE
     state[at(W_NA, v)] = state[at(W_NB, v)] = MIP_N[0]
     state[at(W_STRIDE, v)] = 0.0
@@ -534,19 +561,18 @@ def _mute(state, v):
 @njit(**JIT)
 def _unit_values(state, params, n, sample_rate):
     c = params[N:]
-    k = 2.0 - 1.96 * clampf(c[P_RES], 0.0, 1.0)       # SVF damping: Q from 0.5 to 25
-    state[X_K] = k
     mode = choice(params, P_FILTER, 4)
     params[N + P_FILTER] = mode
-    m0, m1, m2 = 1.0, 0.0, 0.0                          # off: the oscillator as it is
+    # out = m0 y + m1 v1 + m2 v2 with m1 = (X_M1S x a voice's damping k), in `_plan`
+    m0, m1s, m2 = 1.0, 0.0, 0.0                         # off: the oscillator as it is
     if mode == 1:
-        m0, m1, m2 = 0.0, 0.0, 1.0
+        m0, m1s, m2 = 0.0, 0.0, 1.0
     elif mode == 2:
-        m0, m1, m2 = 0.0, k, 0.0                        # unit gain at the centre
+        m0, m1s, m2 = 0.0, 1.0, 0.0                     # k v1: unit gain at the centre
     elif mode == 3:
-        m0, m1, m2 = 1.0, -k, -1.0
+        m0, m1s, m2 = 1.0, -1.0, -1.0
     state[X_M0] = m0
-    state[X_M1] = m1
+    state[X_M1S] = m1s
     state[X_M2] = m2
     state[X_GAIN] = math.pow(10.0, clampf(c[P_GAIN_DB], -48.0, 12.0) / 20.0)
     state[X_L2F] = math.log2(440.0 / sample_rate)
@@ -557,7 +583,7 @@ def _unit_values(state, params, n, sample_rate):
 def _env_coefs(params, n, sample_rate):
     c = params[N:]
     ca, cd, cr = adsr_coefs(c[P_ATTACK], c[P_DECAY], c[P_RELEASE], n, sample_rate)
-    ma, md, mr = adsr_coefs(c[P_MATTACK], c[P_MDECAY], c[P_MRELEASE], n, sample_rate)
+    ma, md, mr = mm.env_coefs(params, N, MP, n, sample_rate)
     return ca, cd, cr, ma, md, mr
 
 
@@ -585,11 +611,14 @@ def process(state, params, bus, io, i0, i1, sample_rate):
     for i in range(i0, i1):
         bus[ol, i] = 0.0
         bus[orr, i] = 0.0
+    tempo = tempo_bpm(bus, io)
+    row = io[IO_CTX]
+    beat0 = finite_or_zero(bus[row, CTX_BEAT]) if row >= 0 else math.nan
     i = i0
     while i < i1:
         cpos = int(clampf(state[H_CPOS], 0.0, CHUNK - 1.0))
         if cpos == 0:
-            _tick(state, params, sr)
+            _tick(state, params, sr, tempo, beat0 + (i - i0) * tempo / (60.0 * sr))
         n = min(i1 - i, CHUNK - cpos)
         _render(state, bus, ol, orr, i, n)
         cpos += n
