@@ -39,8 +39,8 @@ from engine.rt.events import ASAP, K_GRAPH, K_UNIT_PARAM
 from engine.rt.units import KIND, UNITS, strip
 from engine.rt.units.base import (IO_AUX, IO_CTX, IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R,
                                   IO_SIDE_L, IO_SIDE_R, IO_WIDTH)
-from engine.rt.units.dispatch import (PR_CARRY, PR_IO, PR_KIND, PR_PARAMS, PR_PARAMS_LEN,
-                                      PR_STATE, PR_STATE_LEN, PR_WIDTH)
+from engine.rt.units.dispatch import (PR_CARRY, PR_CARRY_LEN, PR_IO, PR_KIND, PR_PARAMS,
+                                      PR_PARAMS_LEN, PR_STATE, PR_STATE_LEN, PR_WIDTH)
 
 OP_KEYS = ("unit", "name", "sidechain")   # keys of a unit table that are not parameters
 XFADE_MS = 20.0
@@ -245,12 +245,13 @@ def default_spec() -> dict:
 
 class Op:
     """One unit instance in a program."""
-    __slots__ = ("path", "unit", "values", "io", "state", "state_len", "params", "carry", "data")
+    __slots__ = ("path", "unit", "values", "io", "state", "state_len", "carry_len", "params",
+                 "carry", "data")
 
     def __init__(self, path, unit, values, io):
         self.path, self.unit, self.values, self.io = path, unit, values, io
         self.data = load_data(unit, values)      # {} unless the unit declares DATA
-        self.state = self.state_len = self.params = 0
+        self.state = self.state_len = self.carry_len = self.params = 0
         self.carry = -1
 
     def __repr__(self):
@@ -298,6 +299,10 @@ class Program:
         for op in self.ops:
             op.state, op.state_len, op.params = s, op.unit.state_size(self.sample_rate,
                                                                       **op.data), p
+            op.carry_len = op.state_len     # the live prefix a swap carries (base: carry_len)
+            if hasattr(op.unit, "carry_len"):
+                op.carry_len = min(max(int(op.unit.carry_len(self.sample_rate, **op.data)), 0),
+                                   op.state_len)
             s += op.state_len
             p += 2 * len(op.unit.PARAMS)
         self.prog = np.zeros((max(len(self.ops), 1), PR_WIDTH), np.int64)
@@ -312,6 +317,7 @@ class Program:
             row[PR_PARAMS], row[PR_PARAMS_LEN] = op.params, 2 * n
             row[PR_IO] = k * IO_WIDTH
             row[PR_CARRY] = -1
+            row[PR_CARRY_LEN] = op.carry_len
             self.uio[k * IO_WIDTH:(k + 1) * IO_WIDTH] = op.io
             for q in op.unit.PARAMS:
                 v = op.values.get(q.name, q.default)
@@ -385,7 +391,8 @@ class Program:
             same_data = all(op.values.get(q) == hit[1].values.get(q)
                             for q in getattr(op.unit, "PREPARE_PARAMS", ())) \
                 and all(op.data.get(q) is hit[1].data.get(q) for q in op.data)
-            if hit[1].state_len == op.state_len and same_data:
+            if hit[1].state_len == op.state_len and hit[1].carry_len == op.carry_len \
+                    and same_data:
                 self.prog[k, PR_CARRY] = hit[0]
                 n += 1
             # a value the new spec leaves as the old one had it keeps its live setting (a
@@ -396,6 +403,13 @@ class Program:
                     v = old.targets[was.params + q.index]
                     self.targets[op.params + q.index] = self.uparams[op.params + q.index] = v
         return n
+
+    def carried_floats(self) -> int:
+        """The float64 values the audio thread copies when this program is swapped in (each
+        carried op's live prefix, PR_CARRY_LEN)."""
+        n = len(self.ops)
+        rows = self.prog[:n]
+        return int(rows[rows[:, PR_CARRY] >= 0, PR_CARRY_LEN].sum()) if n else 0
 
 
 class GraphBusy(RuntimeError):

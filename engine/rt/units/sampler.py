@@ -405,6 +405,12 @@ def state_size(sample_rate, samples=None):
     return ZT + samples.size
 
 
+def carry_len(sample_rate, samples=None):
+    """The live state (header, voices, round-robin counters) a graph swap carries: the set from
+    RESET_END on is data the new program got at prepare time (engine.rt.units.base)."""
+    return RESET_END
+
+
 def install(state, samples):
     """Copy a SampleSet into the unit's state (control side, before the stream runs); level
     origins become state indices."""
