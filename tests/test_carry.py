@@ -136,3 +136,49 @@ def test_a_swap_keeps_the_held_notes_and_reads_the_new_banks_data(case):
     whole = sum(o.state_len for o in new.ops)
     assert new.carried_floats() == whole - (op.state_len - data)
 
+
+def test_editing_a_sampler_patch_keeps_the_held_notes(tmp_path):
+    """Hot reload of a sampler patch (its samples through the graph's prepare path): an edit
+    of a value carries the voices over (only their prefix is copied) and glides; a broken
+    set name is reported and nothing changes; another set is a new instrument, crossfaded."""
+    import shutil
+
+    from engine.control.hotreload import PatchWatcher
+    from tests.test_hotreload import _edit, _seam, _session
+    root = tmp_path
+    (root / "patches").mkdir()
+    for name in ("bass", "chords", "lead"):
+        shutil.copy(f"patches/{name}.toml", root / "patches" / f"{name}.toml")
+    path = root / "patches" / "keys.toml"
+    shutil.copy("patches/pad-sampled.toml", path)
+    s = _session(root)
+    for n in (48, 55, 60, 64):
+        s.state.push_sched(100, K_NOTE_ON, KEYS, n, 0.8, 1)
+    w = PatchWatcher(s, log=lambda _: None)
+    drv = OfflineDriver(s.state, 256, s.scheduler.advance)
+    a = drv.render(SR)
+    voices = int(s.state.ctl[L.C_VOICES_ACTIVE])
+    assert voices >= 4
+    r = s.graph.program.part_op[KEYS]
+    _edit(path, path.read_text().replace("cutoff_hz = 2500.0", "cutoff_hz = 900.0"))
+    assert w.poll() == ["keys: sampled pad reloaded"]
+    prog = s.graph.program
+    assert prog.prog[r, PR_CARRY] == r                     # the sampler carried over
+    assert prog.prog[r, PR_CARRY_LEN] == sampler.RESET_END < prog.ops[r].state_len // 100
+    b = drv.render(SR // 2)
+    assert int(s.state.ctl[L.C_VOICES_ACTIVE]) == voices
+    across, _ = _seam(a, b)
+    steady = max(np.abs(np.diff(a[-24000:, 0])).max(), np.abs(np.diff(b[2400:, 0])).max())
+    assert across <= 1.05 * steady
+    while s.graph.busy():
+        drv.render(256)
+    good = path.read_text()
+    _edit(path, good.replace('samples = "pad"', 'samples = "padd"'))
+    said = w.poll()
+    assert len(said) == 1 and "unchanged" in said[0] and "padd" in said[0], said
+    assert s.graph.program is prog
+    _edit(path, good.replace('samples = "pad"', 'samples = "mallet"'))
+    assert w.poll() == ["keys: sampled pad reloaded"]
+    assert s.graph.program.prog[r, PR_CARRY] == -1         # another set: a new instrument
+    c = drv.render(SR // 2)
+    assert np.isfinite(c).all() and np.abs(np.diff(c[:, 0])).max() < 0.2

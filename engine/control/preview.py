@@ -56,9 +56,10 @@ def _phrase(tags: list[str]) -> tuple[list[tuple[float, float, float, float]], f
 
 
 def preview_engine(patch: Patch, sample_rate: int = 48000) -> tuple[EngineState, int]:
-    """An engine whose `keys` part (or the drums, for a kit) plays `patch`."""
+    """An engine whose `keys` part (or the drums, for a kit or another instrument tagged
+    `drums`, such as a sampled kit) plays `patch`."""
     st = EngineState(sample_rate)
-    drums = patch.engine == "kit"
+    drums = patch.engine == "kit" or (not patch.analog and "drums" in patch.tags)
     part = DRUMS if drums else KEYS
     spec = default_spec()
     name = PARTS[part]
