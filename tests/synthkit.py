@@ -10,6 +10,8 @@ from tests.test_units import SR, make, run
 
 INSTRUMENTS = [wavetable, fm, sampler]
 IDS = [u.NAME for u in INSTRUMENTS]
+MATRIX_INSTRUMENTS = [u for u in INSTRUMENTS if hasattr(u, "MP")]   # with a modulation matrix
+MATRIX_IDS = [u.NAME for u in MATRIX_INSTRUMENTS]
 
 SINE = {
     # a sine at the note's pitch, full level as soon as it starts, no filter, no vibrato
