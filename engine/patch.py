@@ -79,6 +79,9 @@ def unit_schema(engine: str) -> Schema:
             fields[q.name] = Field(q.choices[int(q.default)], q.doc, choices=tuple(q.choices))
         else:
             fields[q.name] = Field(float(q.default), q.doc, lo=q.lo, hi=q.hi)
+    for key in getattr(unit, "DATA", {}):      # data keys (the sampler's `samples`): a string
+        fields[key] = Field("", "data the instrument loads (a name, or a path relative to the "
+                                "patch)")
     return {"patch": META, section(engine): fields}
 
 
@@ -113,6 +116,12 @@ class Patch:
         for q in unit.PARAMS:
             v = self.data[section(self.engine)][q.name]
             out[q.name] = float(q.choices.index(v)) if q.curve == "choice" else float(v)
+        for key in getattr(unit, "DATA", {}):
+            v = self.data[section(self.engine)].get(key, "")
+            if v:       # a path (not a bare name) is relative to the patch's folder
+                bare = v.replace("_", "").replace("-", "").isalnum()
+                out[key] = v if bare or self.path is None or Path(v).is_absolute() \
+                    else str(self.path.parent / v)
         return out
 
 

@@ -5,11 +5,13 @@ import math
 import numpy as np
 from scipy.signal.windows import blackmanharris
 
-from engine.rt.units import fm, wavetable
+from engine.rt.units import fm, sampler, wavetable
 from tests.test_units import SR, make, run
 
-INSTRUMENTS = [wavetable, fm]
+INSTRUMENTS = [wavetable, fm, sampler]
 IDS = [u.NAME for u in INSTRUMENTS]
+MATRIX_INSTRUMENTS = [u for u in INSTRUMENTS if hasattr(u, "MP")]   # with a modulation matrix
+MATRIX_IDS = [u.NAME for u in MATRIX_INSTRUMENTS]
 
 SINE = {
     # a sine at the note's pitch, full level as soon as it starts, no filter, no vibrato
@@ -19,6 +21,9 @@ SINE = {
                op1_attack_ms=0.5, op1_sustain=1.0, op1_release_ms=20.0, op1_velocity=0.0,
                op1_detune_cents=0.0, op1_ratio=1.0, gain_db=0.0, vibrato_st=0.0,
                polyphony=16.0),
+    # its built-in sine: looped, root A4, peak 1, starting at phase 0
+    "sampler": dict(builtin=1.0, filter=0.0, attack_ms=0.5, sustain=1.0, release_ms=20.0,
+                    velocity_sens=0.0, gain_db=0.0, vibrato_st=0.0, polyphony=16.0),
 }
 
 

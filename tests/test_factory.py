@@ -21,7 +21,7 @@ def test_the_library_is_big_and_covers_every_category():
     for cat in CATEGORIES:
         assert sum(cat in t for t in tags) >= 1, cat
     engines = {read_patch(p).engine for p in PATCHES}
-    assert {"analog", "wavetable", "fm", "kit"} <= engines
+    assert {"analog", "wavetable", "fm", "kit", "sampler"} <= engines
 
 
 def _lufs(x):

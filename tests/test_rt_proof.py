@@ -127,7 +127,8 @@ def test_the_render_path_is_really_walked(built):
     for part in ("render_block", "render_part", "drum_render", "run_program", "run_unit",
                  "5delay7process", "6reverb7process", "5strip7process", "event_unit",
                  "voices_unit", "9wavetable5event", "9wavetable7process", "2fm5event",
-                 "2fm7process", "3kit5event", "3kit7process", "4poly10poly_event",
+                 "2fm7process", "3kit5event", "3kit7process", "7sampler5event",
+                 "7sampler7process", "4poly10poly_event",
                  "master_process", "jack_read_midi", "note_on", "parse"):
         assert part in text, part
 

@@ -28,6 +28,7 @@ Every parameter has one address, `/<part>/<op>/<param>` (`/bass/eq/low_shelf_gai
 """
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -38,8 +39,8 @@ from engine.rt.events import ASAP, K_GRAPH, K_UNIT_PARAM
 from engine.rt.units import KIND, UNITS, strip
 from engine.rt.units.base import (IO_AUX, IO_CTX, IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R,
                                   IO_SIDE_L, IO_SIDE_R, IO_WIDTH)
-from engine.rt.units.dispatch import (PR_CARRY, PR_IO, PR_KIND, PR_PARAMS, PR_PARAMS_LEN,
-                                      PR_STATE, PR_STATE_LEN, PR_WIDTH)
+from engine.rt.units.dispatch import (PR_CARRY, PR_CARRY_LEN, PR_IO, PR_KIND, PR_PARAMS,
+                                      PR_PARAMS_LEN, PR_STATE, PR_STATE_LEN, PR_WIDTH)
 
 OP_KEYS = ("unit", "name", "sidechain")   # keys of a unit table that are not parameters
 XFADE_MS = 20.0
@@ -118,6 +119,18 @@ def check_chain(specs) -> list[dict]:
     return out
 
 
+def load_data(unit, values) -> dict:
+    """An instrument's data keys (`unit.DATA`: key -> "module:function", a control-side
+    loader) that `values` sets, loaded: {key: what the loader returns}, passed as keywords to
+    the unit's `state_size` and `prepare` (e.g. the sampler's `samples = "kit"`)."""
+    out = {}
+    for key, loader in getattr(unit, "DATA", {}).items():
+        if key in values:
+            module, name = loader.split(":")
+            out[key] = getattr(importlib.import_module(module), name)(values[key])
+    return out
+
+
 def check_instrument(spec) -> dict:
     """An instrument unit's table ({unit = "wavetable", ...its parameters}), checked."""
     if not isinstance(spec, dict) or "unit" not in spec:
@@ -132,6 +145,13 @@ def check_instrument(spec) -> dict:
     done = {"unit": unit.NAME}
     for key, value in spec.items():
         if key == "unit":
+            continue
+        if key in getattr(unit, "DATA", {}):       # data, not a number: loaded to check it
+            try:
+                load_data(unit, {key: value})
+            except ValueError as exc:
+                raise ValueError(f".{key}: {exc}") from None
+            done[key] = value
             continue
         if key not in params:
             raise ValueError(f".{key}: {unit.NAME} has no such parameter")
@@ -256,11 +276,13 @@ def _part_order(parts: dict) -> list[str]:
 
 class Op:
     """One unit instance in a program."""
-    __slots__ = ("path", "unit", "values", "io", "state", "state_len", "params", "carry")
+    __slots__ = ("path", "unit", "values", "io", "state", "state_len", "carry_len", "params",
+                 "carry", "data")
 
     def __init__(self, path, unit, values, io):
         self.path, self.unit, self.values, self.io = path, unit, values, io
-        self.state = self.state_len = self.params = 0
+        self.data = load_data(unit, values)      # {} unless the unit declares DATA
+        self.state = self.state_len = self.carry_len = self.params = 0
         self.carry = -1
 
     def __repr__(self):
@@ -308,7 +330,12 @@ class Program:
                              f"{L.MAX_OPS}")
         s = p = 0
         for op in self.ops:
-            op.state, op.state_len, op.params = s, op.unit.state_size(self.sample_rate), p
+            op.state, op.state_len, op.params = s, op.unit.state_size(self.sample_rate,
+                                                                      **op.data), p
+            op.carry_len = op.state_len     # the live prefix a swap carries (base: carry_len)
+            if hasattr(op.unit, "carry_len"):
+                op.carry_len = min(max(int(op.unit.carry_len(self.sample_rate, **op.data)), 0),
+                                   op.state_len)
             s += op.state_len
             p += 2 * len(op.unit.PARAMS)
         self.prog = np.zeros((max(len(self.ops), 1), PR_WIDTH), np.int64)
@@ -323,6 +350,7 @@ class Program:
             row[PR_PARAMS], row[PR_PARAMS_LEN] = op.params, 2 * n
             row[PR_IO] = k * IO_WIDTH
             row[PR_CARRY] = -1
+            row[PR_CARRY_LEN] = op.carry_len
             self.uio[k * IO_WIDTH:(k + 1) * IO_WIDTH] = op.io
             for q in op.unit.PARAMS:
                 v = op.values.get(q.name, q.default)
@@ -332,7 +360,7 @@ class Program:
             op.unit.reset(st, float(self.sample_rate))
             if hasattr(op.unit, "prepare"):     # control-side data (tables) into the state
                 op.unit.prepare(st, self.uparams[op.params:op.params + 2 * n],
-                                float(self.sample_rate))
+                                float(self.sample_rate), **op.data)
         self.targets = self.uparams.copy()   # the control side's copy (the pools are the engine's)
 
     def _chain(self, scope, chain, src, rows):
@@ -397,8 +425,10 @@ class Program:
             if not hit or hit[1].unit is not op.unit:
                 continue
             same_data = all(op.values.get(q) == hit[1].values.get(q)
-                            for q in getattr(op.unit, "PREPARE_PARAMS", ()))
-            if hit[1].state_len == op.state_len and same_data:
+                            for q in getattr(op.unit, "PREPARE_PARAMS", ())) \
+                and all(op.data.get(q) is hit[1].data.get(q) for q in op.data)
+            if hit[1].state_len == op.state_len and hit[1].carry_len == op.carry_len \
+                    and same_data:
                 self.prog[k, PR_CARRY] = hit[0]
                 n += 1
             # a value the new spec leaves as the old one had it keeps its live setting (a
@@ -409,6 +439,13 @@ class Program:
                     v = old.targets[was.params + q.index]
                     self.targets[op.params + q.index] = self.uparams[op.params + q.index] = v
         return n
+
+    def carried_floats(self) -> int:
+        """The float64 values the audio thread copies when this program is swapped in (each
+        carried op's live prefix, PR_CARRY_LEN)."""
+        n = len(self.ops)
+        rows = self.prog[:n]
+        return int(rows[rows[:, PR_CARRY] >= 0, PR_CARRY_LEN].sum()) if n else 0
 
 
 class GraphBusy(RuntimeError):

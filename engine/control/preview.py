@@ -55,8 +55,9 @@ def _phrase(tags: list[str]) -> tuple[list[tuple[float, float, float, float]], f
 
 
 def preview_engine(patch: Patch, sample_rate: int = 48000) -> tuple[EngineState, int]:
-    """An engine whose `keys` part (or the drums, for a kit) plays `patch`."""
-    drums = patch.engine == "kit"
+    """An engine whose `keys` part (or the drums, for a kit or another instrument tagged
+    `drums`, such as a sampled kit) plays `patch`."""
+    drums = patch.engine == "kit" or (not patch.analog and "drums" in patch.tags)
     part = DRUMS if drums else KEYS
     spec = default_spec()
     name = PARTS[part]

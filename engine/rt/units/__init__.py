@@ -5,8 +5,8 @@ program names units by kind, and `engine.rt.units.dispatch.run_unit` calls the k
 `process` (its branches are checked against this tuple by tests/test_units.py).
 """
 from engine.rt.units import (analog, bitcrusher, chorus, compressor, delay, eq, flanger, fm,
-                             formant, gate, kit, phaser, plate, reverb, saturation, strip,
-                             wavetable, width)
+                             formant, gate, kit, phaser, plate, reverb, sampler, saturation,
+                             strip, wavetable, width)
 
 UNITS = (
     width,
@@ -26,6 +26,7 @@ UNITS = (
     wavetable,
     fm,
     kit,
+    sampler,
     analog,
 )
 KIND = {u.NAME: k for k, u in enumerate(UNITS)}

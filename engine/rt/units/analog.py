@@ -35,7 +35,7 @@ from engine.rt.events import (K_ALL_NOTES_OFF, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_O
                               K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN)
 from engine.rt.layout import (MAX_POLYPHONY, NVMAX, PS_COEF_DIRTY, PS_DUCK, PS_NACTIVE, PS_NOW,
                               PS_SEED, PS_SETTLING, PS_SIZE, PS_VHI, PS_VLO, ST_IDLE, VF_ASTAGE,
-                              VF_ROWS, VM_PEND_NOTE, VM_SIZE)
+                              VF_C_OSC, VF_ROWS, VM_PEND_NOTE, VM_SIZE)
 from engine.rt.params import NPARAMS, P_BEND_RANGE, P_BEND_ST, P_MOD, P_POLYPHONY
 from engine.rt.params import PARAMS as _PARAMS
 from engine.rt.ptr import carray, f32_ptr, f64_ptr
@@ -57,6 +57,12 @@ STATE_SIZE = X_VF + (VF_ROWS * NVMAX + 1) // 2
 
 def state_size(sample_rate):
     return STATE_SIZE
+
+
+def carry_len(sample_rate):
+    """A graph swap carries the runtime values, the voices' bookkeeping and their DSP rows
+    below VF_C_OSC; the chunk rows from there on are scratch, written before they are read."""
+    return X_VF + VF_C_OSC * NVMAX // 2
 
 
 @njit(inline="always", **JIT)

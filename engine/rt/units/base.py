@@ -44,6 +44,23 @@ An *instrument* is a unit that makes sound from events: its module also sets
 * its `process` ignores the in rows and WRITES (not adds) its stereo output to out L/R.
 * `active_voices(state) -> int`: @njit, voices sounding (meters, tests for stuck notes).
 
+Data and swaps (all optional, read on the control side):
+* `prepare(state, params, sample_rate, **data)`: fills the state with what the unit reads but
+  never writes (tables, samples) when the graph is built, after `reset` (which keeps it);
+* `PREPARE_PARAMS`: the parameters `prepare` reads (a change is a new instrument: the graph
+  rebuilds it rather than setting them);
+* `DATA`: {key: "module:function"}, keys of the unit's table that are data, not numbers (the
+  sampler's `samples = "kit"`): the graph calls the loader with the key's value and passes what
+  it returns to `state_size` and `prepare` as that keyword;
+* `carry_len(sample_rate, **data) -> int`: how much of the state is live, as a prefix
+  [0, carry_len): voices, envelopes, filter memories, delay lines. At a graph swap an op that
+  continues one of the outgoing program (same address, unit, state size, PREPARE_PARAMS and
+  data) takes over only that prefix, copied on the audio thread (the program's PR_CARRY_LEN
+  column, engine.rt.units.dispatch.carry_program); the rest is data the new program already
+  got from `prepare`. Without it the whole state is carried, which is right for delay lines
+  and reverbs but a stall for a unit with megabytes of tables behind its voices, so such a
+  unit lays its data out last and declares where it starts (wavetable, sampler).
+
 `smooth_params(params, n, coef)` advances the smoothed values one sample; units call it per
 sample while any parameter moves (`params_settled` says when none does).
 """

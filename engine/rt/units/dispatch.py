@@ -5,17 +5,24 @@
 topologically ordered program compiled off the audio thread: one row per unit instance,
 PR_WIDTH int64 columns (kind, state offset and length, params offset and length, io offset) into
 one state pool, one params pool and one io table.
+
+`carry_program` runs at a swap, on the audio thread: it copies only each carried op's live
+prefix (PR_CARRY_LEN: voices, envelopes, filter memories, delay lines), never the tables or
+samples after it, which the new program got from the same data when it was built.
 """
 from numba import njit
 
 from engine.rt.dsp import JIT
 from engine.rt.units import (analog, bitcrusher, chorus, compressor, delay, eq, flanger, fm,
-                             formant, gate, kit, phaser, plate, reverb, saturation, strip,
-                             wavetable, width)
+                             formant, gate, kit, phaser, plate, reverb, sampler, saturation,
+                             strip, wavetable, width)
 from engine.rt.units.base import IO_WIDTH
 
-PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO, PR_CARRY = range(7)
+PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO, PR_CARRY, PR_CARRY_LEN = \
+    range(8)
 # PR_CARRY: the row of the outgoing program whose state this op continues at a swap (-1: none)
+# PR_CARRY_LEN: how much of its state (a prefix, 0..PR_STATE_LEN) is live and carried over:
+#   the unit's `carry_len` (engine.rt.units.base), the whole state if it declares none
 PR_WIDTH = 8
 
 
@@ -56,6 +63,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
     elif kind == 16:
         kit.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 17:
+        sampler.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 18:
         analog.process(state, params, bus, io, i0, i1, sample_rate)
 
 
@@ -96,6 +105,8 @@ def reset_unit(kind, state, sample_rate):
     elif kind == 16:
         kit.reset(state, sample_rate)
     elif kind == 17:
+        sampler.reset(state, sample_rate)
+    elif kind == 18:
         analog.reset(state, sample_rate)
 
 
@@ -115,15 +126,18 @@ def run_program(program, count, states, params, ios, bus, i0, i1, sample_rate):
 def carry_program(program, count, states, params, old_program, old_count, old_states,
                   old_params):
     """At a swap: each op of `program` continuing an op of the outgoing program (PR_CARRY)
-    takes over its state and its smoothed parameter values (its targets stay the new ones, so
+    takes over the live prefix of its state (PR_CARRY_LEN floats: the rest is data both got
+    when they were built) and its smoothed parameter values (its targets stay the new ones, so
     a changed setting glides from the old value)."""
     for r in range(count):
         o = program[r, PR_CARRY]
         if o < 0 or o >= old_count or old_program[o, PR_KIND] != program[r, PR_KIND] \
                 or old_program[o, PR_STATE_LEN] != program[r, PR_STATE_LEN] \
+                or old_program[o, PR_CARRY_LEN] != program[r, PR_CARRY_LEN] \
                 or old_program[o, PR_PARAMS_LEN] != program[r, PR_PARAMS_LEN]:
             continue
-        s0, s1, n = program[r, PR_STATE], old_program[o, PR_STATE], program[r, PR_STATE_LEN]
+        s0, s1 = program[r, PR_STATE], old_program[o, PR_STATE]
+        n = min(max(program[r, PR_CARRY_LEN], 0), program[r, PR_STATE_LEN])
         for i in range(n):
             states[s0 + i] = old_states[s1 + i]
         half = program[r, PR_PARAMS_LEN] // 2
@@ -143,6 +157,8 @@ def event_unit(kind, state, params, ev_kind, a, b, c, sample_rate):
     elif kind == 16:
         return kit.event(state, params, ev_kind, a, b, c, sample_rate)
     elif kind == 17:
+        return sampler.event(state, params, ev_kind, a, b, c, sample_rate)
+    elif kind == 18:
         return analog.event(state, params, ev_kind, a, b, c, sample_rate)
     return 0
 
@@ -157,5 +173,7 @@ def voices_unit(kind, state):
     elif kind == 16:
         return kit.active_voices(state)
     elif kind == 17:
+        return sampler.active_voices(state)
+    elif kind == 18:
         return analog.active_voices(state)
     return 0

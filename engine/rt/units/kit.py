@@ -52,6 +52,12 @@ def state_size(sample_rate):
     return SIZE
 
 
+def carry_len(sample_rate):
+    """A graph swap carries the machine, its params and the pan gains, not the scratch row
+    (written before it is read in every block)."""
+    return K_SCRATCH
+
+
 @njit(inline="always", **JIT)
 def _machine(state):
     return carray(f64_ptr(state.ctypes.data), (D.DRUM_ROWS, D.DRUM_W))

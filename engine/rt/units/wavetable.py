@@ -129,6 +129,12 @@ def state_size(sample_rate):
     return TABLE + MAX_FRAMES * FRAME_STRIDE
 
 
+def carry_len(sample_rate):
+    """The live state (header and voices) a graph swap carries: the table from T0 on is data
+    the new program got at prepare time (engine.rt.units.base)."""
+    return T0
+
+
 # ---- control side: tables -----------------------------------------------------------------------
 
 def _mips(spectrum):
