@@ -5,7 +5,8 @@ program names units by kind, and `engine.rt.units.dispatch.run_unit` calls the k
 `process` (its branches are checked against this tuple by tests/test_units.py).
 """
 from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, fm, formant, gate,
-                             kit, phaser, plate, reverb, saturation, strip, wavetable, width)
+                             kit, limiter, phaser, plate, reverb, saturation, strip, wavetable,
+                             width)
 
 UNITS = (
     width,
@@ -25,5 +26,6 @@ UNITS = (
     wavetable,
     fm,
     kit,
+    limiter,
 )
 KIND = {u.NAME: k for k, u in enumerate(UNITS)}

@@ -10,7 +10,8 @@ from numba import njit
 
 from engine.rt.dsp import JIT
 from engine.rt.units import (bitcrusher, chorus, compressor, delay, eq, flanger, fm, formant, gate,
-                             kit, phaser, plate, reverb, saturation, strip, wavetable, width)
+                             kit, limiter, phaser, plate, reverb, saturation, strip, wavetable,
+                             width)
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO, PR_CARRY = range(7)
@@ -54,6 +55,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         fm.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 16:
         kit.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 17:
+        limiter.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -92,6 +95,8 @@ def reset_unit(kind, state, sample_rate):
         fm.reset(state, sample_rate)
     elif kind == 16:
         kit.reset(state, sample_rate)
+    elif kind == 17:
+        limiter.reset(state, sample_rate)
 
 
 @njit(**JIT)
