@@ -10,7 +10,7 @@ from engine.control.state import EngineState
 from engine.parts import KEYS
 from engine.rt import layout as L
 from engine.rt.events import K_NOTE_ON
-from engine.rt.units import KIND, UNITS, dispatch, kit, sampler, wavetable
+from engine.rt.units import KIND, UNITS, analog, dispatch, kit, sampler, wavetable
 from engine.rt.units.dispatch import PR_CARRY, PR_CARRY_LEN, PR_STATE_LEN
 from tests.test_units import SR, make, run, script
 
@@ -36,7 +36,8 @@ def _spec(case, **more):
 
 
 def test_the_units_with_a_data_tail_declare_their_live_prefix():
-    assert {u.NAME for u in DECLARED} == {"wavetable", "sampler", "kit"}
+    assert {u.NAME for u in DECLARED} == {"wavetable", "sampler", "kit", "analog"}
+    assert analog.carry_len(SR) == analog.X_VF + L.VF_C_OSC * L.NVMAX // 2   # not the scratch
     assert wavetable.carry_len(SR) == wavetable.T0
     assert sampler.carry_len(SR) == sampler.RESET_END
     assert kit.carry_len(SR) == kit.K_SCRATCH

@@ -285,7 +285,7 @@ def test_every_address_reaches_its_parameter():
     assert a[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB] == -3.0
     k, _ = s.graph.program.resolve("/chords/chorus/mix")
     assert a[L.S_UPARAMS][k] == 0.2
-    for bad, exc, words in (("/bass/synth/cutof_hz", KeyError, "analog voice"),
+    for bad, exc, words in (("/bass/synth/cutof_hz", KeyError, "/bass/synth has"),
                             ("/drums/synth/tuning", KeyError, "/drums/synth has"),
                             ("/master/limiter/limiter", KeyError, "before a stream"),
                             ("/chords/chorus/speed", KeyError, "/chords/chorus has")):

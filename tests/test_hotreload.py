@@ -101,7 +101,7 @@ def test_a_new_engine_or_insert_chain_is_a_crossfaded_graph_swap(studio):
     _edit(path, path.read_text().replace('[patch]\n', '[patch]\ninserts = [{ unit = "width", '
                                                       'gain_db = -6.0 }]\n', 1))
     assert w.poll() == ["keys: warm keys reloaded"]
-    assert [op.path for op in s.graph.program.ops][:2] == ["/keys/width", "/keys/mix"]
+    assert [op.path for op in s.graph.program.ops][:3] == ["/keys/synth", "/keys/width", "/keys/mix"]
     b = drv.render(SR // 2)
     across, steady = _seam(a, b)
     assert across <= 1.05 * steady

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.rt.units import KIND, UNITS, bitcrusher, dispatch
-from engine.rt.units.base import default_params
+from tests import unitkit
 
 SR = 48000.0
 P = {p.name: p for p in bitcrusher.PARAMS}
@@ -14,41 +14,16 @@ N = bitcrusher.N
 
 
 def params(glide=None, **kw):
-    out = np.array(default_params(bitcrusher.PARAMS), dtype=np.float64)
-    for name, v in kw.items():
-        if isinstance(v, str):
-            v = float(P[name].choices.index(v))
-        out[P[name].index] = out[N + P[name].index] = v
-    for name, v in (glide or {}).items():
-        out[N + P[name].index] = v
-    return out
+    """Targets and current values; `kw` sets both, `glide` {name: start} only the current."""
+    return unitkit.params(bitcrusher, start=glide, **kw)
 
 
 def fresh_state():
-    st = np.zeros(bitcrusher.state_size(SR))
-    bitcrusher.reset(st, SR)
-    return st
+    return unitkit.fresh(bitcrusher)
 
 
 def render(left, right=None, prm=None, cuts=None, state=None, kind=None, in_place=False):
-    left = np.asarray(left, dtype=np.float64)
-    right = left if right is None else np.asarray(right, dtype=np.float64)
-    n = len(left)
-    bus = np.zeros((4, n))
-    bus[0], bus[1] = left, right
-    io = np.array([0, 1, 0 if in_place else 2, 1 if in_place else 3, -1, -1, -1, -1], np.int64)
-    prm = params() if prm is None else prm
-    state = fresh_state() if state is None else state
-    cuts = cuts or [n]
-    i, k = 0, 0
-    while i < n:
-        j = min(n, i + cuts[k % len(cuts)])
-        if kind is None:
-            bitcrusher.process(state, prm, bus, io, i, j, SR)
-        else:
-            dispatch.run_unit(kind, state, prm, bus, io, i, j, SR)
-        i, k = j, k + 1
-    return bus[io[2]].copy(), bus[io[3]].copy()
+    return unitkit.render(bitcrusher, left, right, prm, cuts, state, kind=kind, in_place=in_place)
 
 
 def noise(n, seed=1, amp=0.7):

@@ -8,8 +8,9 @@ import pytest
 from scipy.signal import lfilter
 
 from engine.rt.units import KIND, UNITS, delay, dispatch
-from engine.rt.units.base import CTX_TEMPO_BPM, default_params
+from engine.rt.units.base import CTX_TEMPO_BPM
 from tests import fx_delay_before as before
+from tests import unitkit
 
 SR = 48000.0
 P = {p.name: p for p in delay.PARAMS}
@@ -18,20 +19,12 @@ CTX = 6
 
 
 def params(glide=None, **kw):
-    out = np.array(default_params(delay.PARAMS), dtype=np.float64)
-    for name, v in kw.items():
-        if isinstance(v, str):
-            v = float(P[name].choices.index(v))
-        out[P[name].index] = out[N + P[name].index] = v
-    for name, v in (glide or {}).items():
-        out[N + P[name].index] = v
-    return out
+    """Targets and current values; `kw` sets both, `glide` {name: start} only the current."""
+    return unitkit.params(delay, start=glide, **kw)
 
 
 def fresh_state():
-    st = np.zeros(delay.state_size(SR))
-    delay.reset(st, SR)
-    return st
+    return unitkit.fresh(delay)
 
 
 def render(left, right=None, prm=None, tempo=120.0, tempo_changes=None, param_changes=None,

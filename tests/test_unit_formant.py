@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.rt.units import KIND, UNITS, dispatch, formant
-from engine.rt.units.base import default_params
+from tests import unitkit
 
 SR = 48000
 F = formant
@@ -17,48 +17,17 @@ NOISE = np.random.default_rng(2).standard_normal(1 << 18)
 def params(glide=None, **kw):
     """Targets and current values; `kw` sets both, `glide` {name: target} only the targets.
     Choice values may be given as words."""
-    n = F.N
-    out = np.array(default_params(F.PARAMS), dtype=np.float64)
-    by = {p.name: p for p in F.PARAMS}
-    for name, v in kw.items():
-        v = float(by[name].choices.index(v)) if isinstance(v, str) else v
-        out[by[name].index] = out[n + by[name].index] = v
-    for name, v in (glide or {}).items():
-        v = float(by[name].choices.index(v)) if isinstance(v, str) else v
-        out[by[name].index] = v
-    return out
+    return unitkit.params(F, glide=glide, **kw)
 
 
 def fresh(sr=SR):
-    st = np.zeros(F.state_size(sr))
-    F.reset(st, float(sr))
-    return st
+    return unitkit.fresh(F, sr)
 
 
 def render(left, right=None, prm=None, cuts=None, state=None, sr=SR, kind=None,
            in_place=False, changes=None):
-    left = np.asarray(left, dtype=np.float64)
-    right = left if right is None else np.asarray(right, dtype=np.float64)
-    n = len(left)
-    bus = np.zeros((4, n))
-    bus[0], bus[1] = left, right
-    io = np.array(([0, 1, 0, 1] if in_place else [0, 1, 2, 3]) + [-1] * 4, dtype=np.int64)
-    prm = params() if prm is None else prm
-    state = fresh(sr) if state is None else state
-    changes = changes or {}
-    edges = sorted(set(changes) | {n})
-    cuts = cuts or [n]
-    i, k = 0, 0
-    while i < n:
-        j = min(n, i + cuts[k % len(cuts)], min(e for e in edges if e > i))
-        for idx, v in changes.get(i, {}).items():
-            prm[idx] = v
-        if kind is None:
-            F.process(state, prm, bus, io, i, j, float(sr))
-        else:
-            dispatch.run_unit(kind, state, prm, bus, io, i, j, float(sr))
-        i, k = j, k + 1
-    return (bus[0].copy(), bus[1].copy()) if in_place else (bus[2].copy(), bus[3].copy())
+    return unitkit.render(F, left, right, prm, cuts, state, sr, kind, in_place,
+                          changes=changes)
 
 
 def response_db(prm, nper=1 << 15):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.rt.units import KIND, UNITS, dispatch, gate
-from engine.rt.units.base import default_params
+from tests import unitkit
 
 SR = 48000.0
 P = {p.name: p for p in gate.PARAMS}
@@ -16,44 +16,16 @@ N = gate.N
 
 def params(glide=None, **kw):
     """Targets and current values; `kw` sets both, `glide` {name: start} sets only the current."""
-    out = np.array(default_params(gate.PARAMS), dtype=np.float64)
-    for name, v in kw.items():
-        out[P[name].index] = out[N + P[name].index] = v
-    for name, v in (glide or {}).items():
-        out[N + P[name].index] = v
-    return out
+    return unitkit.params(gate, start=glide, **kw)
 
 
 def fresh_state():
-    st = np.zeros(gate.state_size(SR))
-    gate.reset(st, SR)
-    return st
+    return unitkit.fresh(gate)
 
 
 def render(left, right=None, prm=None, side=None, cuts=None, state=None, kind=None):
     """Run the unit over the whole signal, cut into blocks of the sizes in `cuts` (cycled)."""
-    left = np.asarray(left, dtype=np.float64)
-    right = left if right is None else np.asarray(right, dtype=np.float64)
-    n = len(left)
-    bus = np.zeros((6, n))
-    bus[0], bus[1] = left, right
-    io = np.array([0, 1, 2, 3, -1, -1, -1, -1], dtype=np.int64)
-    if side is not None:
-        sl, sr_ = (side, side) if not isinstance(side, tuple) else side
-        bus[4], bus[5] = sl, sr_
-        io[4], io[5] = 4, 5
-    prm = params() if prm is None else prm
-    state = fresh_state() if state is None else state
-    cuts = cuts or [n]
-    i, k = 0, 0
-    while i < n:
-        j = min(n, i + cuts[k % len(cuts)])
-        if kind is None:
-            gate.process(state, prm, bus, io, i, j, SR)
-        else:
-            dispatch.run_unit(kind, state, prm, bus, io, i, j, SR)
-        i, k = j, k + 1
-    return bus[2].copy(), bus[3].copy()
+    return unitkit.render(gate, left, right, prm, cuts, state, kind=kind, side=side)
 
 
 def lin(db):

@@ -8,57 +8,18 @@ import numpy as np
 import pytest
 
 from engine.rt.units import KIND, UNITS, dispatch, plate, reverb
-from engine.rt.units.base import default_params
+from tests import unitkit
 
 SR = 48000
 
 
 def params(unit, glide=None, **kw):
     """Targets and current values; `kw` sets both, `glide` {name: target} only the targets."""
-    n = len(unit.PARAMS)
-    out = np.array(default_params(unit.PARAMS), dtype=np.float64)
-    idx = {p.name: p.index for p in unit.PARAMS}
-    for name, v in kw.items():
-        out[idx[name]] = out[n + idx[name]] = v
-    for name, v in (glide or {}).items():
-        out[idx[name]] = v
-    return out
+    return unitkit.params(unit, glide=glide, **kw)
 
 
-def fresh(unit, sr=SR):
-    st = np.zeros(unit.state_size(sr))
-    unit.reset(st, float(sr))
-    return st
-
-
-def render(unit, left, right=None, prm=None, cuts=None, state=None, sr=SR, kind=None,
-           in_place=False, changes=None):
-    """The unit over the whole signal in blocks of the sizes in `cuts` (cycled);
-    `changes` {sample: {name: target}} sets targets at a block edge there."""
-    left = np.asarray(left, dtype=np.float64)
-    right = left if right is None else np.asarray(right, dtype=np.float64)
-    n = len(left)
-    bus = np.zeros((4, n))
-    bus[0], bus[1] = left, right
-    io = np.array([0, 1, 0, 1] if in_place else [0, 1, 2, 3], dtype=np.int64)
-    io = np.concatenate([io, [-1, -1, -1, -1]])
-    prm = params(unit) if prm is None else prm
-    state = fresh(unit, sr) if state is None else state
-    idx = {p.name: p.index for p in unit.PARAMS}
-    changes = changes or {}
-    edges = sorted(set(changes) | {n})
-    cuts = cuts or [n]
-    i, k = 0, 0
-    while i < n:
-        j = min(n, i + cuts[k % len(cuts)], min(e for e in edges if e > i))
-        for name, v in changes.get(i, {}).items():
-            prm[idx[name]] = v
-        if kind is None:
-            unit.process(state, prm, bus, io, i, j, float(sr))
-        else:
-            dispatch.run_unit(kind, state, prm, bus, io, i, j, float(sr))
-        i, k = j, k + 1
-    return (bus[0].copy(), bus[1].copy()) if in_place else (bus[2].copy(), bus[3].copy())
+fresh = unitkit.fresh
+render = unitkit.render
 
 
 def impulse(n, at=0):

@@ -239,8 +239,7 @@ def spec_from_config(mix: dict, patches: dict | None = None,
         voices = (polyphony or {}).get(part)
         instrument = patch.instrument() if patch else default_instrument(part, voices)
         if instrument["unit"] == "analog" and "polyphony" not in instrument:
-            instrument = dict(instrument, polyphony=default_instrument(part, voices).get(
-                "polyphony", float(DEFAULT_POLYPHONY[part])))
+            instrument = dict(instrument, polyphony=float(voices or DEFAULT_POLYPHONY[part]))
         parts[part] = {"instrument": instrument,
                        "inserts": (patch.inserts if patch else []) + mix[f"{part}_inserts"],
                        "mix": {"gain_db": mix[f"{part}_gain_db"], "pan": mix[f"{part}_pan"],

@@ -16,10 +16,14 @@ LIMITER_MODE picks the limiter (set before a stream starts; config `[mix] limite
   gain changes at the price of lookahead_samples(sample_rate) samples of delay.
 
 Threads:
-    master_alloc_state, master_default_params, lookahead_samples, master_counters
+    master_alloc_state, master_default_params, lookahead_samples, master_counters,
+    limiter_state_size
         control side, prepare time (master_counters: any time, it only reads)
     master_process, master_reset
         AUDIO THREAD (nopython, no allocation)
+    safety_limit, lookahead_limit, limiter_init, reset_safety, reset_lookahead
+        AUDIO THREAD: the two limiters on their own, over a span of any two rows with a state
+        of limiter_state_size floats (the `limiter` unit, engine.rt.units.limiter, runs them)
 
 master_process works in place on buf_l, buf_r over [i0, i1). Per sample:
 1. guard: a sample that is NaN, infinite or beyond +-1e15 becomes 0 before it touches any
@@ -112,12 +116,16 @@ def latency_samples(params, sample_rate):
     return lookahead_samples(sample_rate) if params[LIMITER_MODE] == LOOKAHEAD else 0
 
 
+def limiter_state_size(sample_rate):
+    """Control side: floats in a limiter state (the master's, or a `limiter` unit's) for this
+    sample rate: the header and a ring of lookahead_samples(sample_rate) + 2 frames."""
+    return M_HDR + F_W * (lookahead_samples(sample_rate) + 2)
+
+
 def master_alloc_state(sample_rate):
     """Control side, prepare time: the master bus state for this sample rate."""
-    la = lookahead_samples(sample_rate)
-    st = np.zeros(M_HDR + F_W * (la + 2), dtype=np.float64)
-    st[M_LOOKAHEAD] = la
-    _reset_dynamics(st)
+    st = np.zeros(limiter_state_size(sample_rate), dtype=np.float64)
+    limiter_init(st)
     return st
 
 
@@ -195,6 +203,28 @@ def _reset_dynamics(state):
 
 
 @njit(**JIT)
+def limiter_init(state):
+    """AUDIO THREAD or control side: a limiter state laid out afresh for its length (which
+    fixes its lookahead: limiter_state_size), counters cleared too."""
+    for i in range(state.shape[0]):
+        state[i] = 0.0
+    state[M_LOOKAHEAD] = max(1, (state.shape[0] - M_HDR) // F_W - 2)
+    _reset_dynamics(state)
+
+
+@njit(**JIT)
+def reset_safety(state):
+    """AUDIO THREAD: the safety limiter starts afresh (no gain reduction), counters kept."""
+    _reset_safety(state)
+
+
+@njit(**JIT)
+def reset_lookahead(state):
+    """AUDIO THREAD: the look-ahead ring silenced, counters kept."""
+    _reset_lookahead(state)
+
+
+@njit(**JIT)
 def master_reset(state):
     """AUDIO THREAD or control side. Silence the lookahead line and clear every filter state."""
     _reset_dynamics(state)
@@ -258,13 +288,14 @@ def _soft_excess(x, knee, span):
 
 
 @njit(**JIT)
-def _safety(state, params, buf_l, buf_r, i0, i1, sr):
-    """The zero-delay safety limiter (module doc), in place over [i0, i1)."""
-    ceiling = db_to_gain(clamp(params[LIMITER_CEILING_DB], -24.0, 0.0))
+def safety_limit(state, ceiling_db, release_ms, buf_l, buf_r, i0, i1, sr):
+    """The zero-delay safety limiter (module doc), in place over [i0, i1) of two rows (the
+    master's bus, or a `limiter` unit's out rows), with a limiter state (limiter_init)."""
+    ceiling = db_to_gain(clamp(ceiling_db, -24.0, 0.0))
     thr = ceiling * db_to_gain(SAFETY_THRESHOLD_DB)
     span = (ceiling - thr) * SPAN_MARGIN
     hold_n = SAFETY_HOLD_S * sr
-    rel = smooth_coef(clamp(params[LIMITER_RELEASE_MS], 1.0, 2000.0) * 1e-3, sr)
+    rel = smooth_coef(clamp(release_ms, 1.0, 2000.0) * 1e-3, sr)
     att = smooth_coef(SAFETY_ATTACK_S, sr)
     lg = state[M_S_GAIN]
     env = state[M_S_ENV]
@@ -342,12 +373,14 @@ def _safety(state, params, buf_l, buf_r, i0, i1, sr):
 
 
 @njit(**JIT)
-def _lookahead(state, params, buf_l, buf_r, i0, i1, sr):
-    """The look-ahead brickwall limiter (module doc), in place over [i0, i1)."""
+def lookahead_limit(state, ceiling_db, release_ms, buf_l, buf_r, i0, i1, sr):
+    """The look-ahead brickwall limiter (module doc), in place over [i0, i1) of two rows (the
+    master's bus, or a `limiter` unit's out rows), with a limiter state (limiter_init): the
+    output is the input state[M_LOOKAHEAD] samples late."""
     la = int(state[M_LOOKAHEAD])
-    ceiling = db_to_gain(clamp(params[LIMITER_CEILING_DB], -24.0, 0.0))
+    ceiling = db_to_gain(clamp(ceiling_db, -24.0, 0.0))
     lim = ceiling * CEILING_MARGIN
-    rel = smooth_coef(clamp(params[LIMITER_RELEASE_MS], 1.0, 2000.0) * 1e-3, sr)
+    rel = smooth_coef(clamp(release_ms, 1.0, 2000.0) * 1e-3, sr)
     inv_la = 1.0 / la
     if state[M_LA_INIT] == 0.0:
         state[M_LA_INIT] = 1.0
@@ -442,6 +475,8 @@ def master_process(state, params, buf_l, buf_r, i0, i1, sample_rate):
     sr = max(sample_rate, 1000.0)
     _front(state, params, buf_l, buf_r, i0, i1, sr)
     if params[LIMITER_MODE] == LOOKAHEAD:
-        _lookahead(state, params, buf_l, buf_r, i0, i1, sr)
+        lookahead_limit(state, params[LIMITER_CEILING_DB], params[LIMITER_RELEASE_MS], buf_l,
+                        buf_r, i0, i1, sr)
     else:
-        _safety(state, params, buf_l, buf_r, i0, i1, sr)
+        safety_limit(state, params[LIMITER_CEILING_DB], params[LIMITER_RELEASE_MS], buf_l, buf_r,
+                     i0, i1, sr)

@@ -5,8 +5,8 @@ program names units by kind, and `engine.rt.units.dispatch.run_unit` calls the k
 `process` (its branches are checked against this tuple by tests/test_units.py).
 """
 from engine.rt.units import (analog, bitcrusher, chorus, compressor, delay, eq, flanger, fm,
-                             formant, gate, kit, phaser, plate, reverb, sampler, saturation,
-                             strip, wavetable, width)
+                             formant, gate, kit, limiter, phaser, plate, reverb, sampler,
+                             saturation, strip, wavetable, width)
 
 UNITS = (
     width,
@@ -28,5 +28,6 @@ UNITS = (
     kit,
     sampler,
     analog,
+    limiter,
 )
 KIND = {u.NAME: k for k, u in enumerate(UNITS)}

@@ -12,10 +12,11 @@ per sample, so the output does not depend on how blocks are cut.
 
 from numba import njit
 
-from engine.rt.dsp import JIT, flush
-from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, clear, declare,
-                                  finite_or_zero, smooth_coef_s, smooth_param)
-from engine.rt.units.moddelay import HDR, ST_PHASE, ST_POS, advance, lfo, read, stereo_line_size, wrap1
+from engine.rt.dsp import JIT
+from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
+                                  finite_or_zero, smooth_param)
+from engine.rt.units.moddelay import (HDR, begin, end, feed, lfo, read, reset,  # noqa: F401
+                                      step, stereo_line_size, wrap1)
 
 NAME = "chorus"
 VOICES = ("1", "2", "3")
@@ -39,23 +40,12 @@ def state_size(sample_rate):
 
 
 @njit(**JIT)
-def reset(state, sample_rate):
-    clear(state)
-
-
-@njit(**JIT)
 def process(state, params, bus, io, i0, i1, sample_rate):
     il, ir, ol, orr = io[IO_IN_L], io[IO_IN_R], io[IO_OUT_L], io[IO_OUT_R]
-    sr = clampf(sample_rate, 1000.0, 1e6)
-    m = (state.shape[0] - HDR) // 2
-    cs = smooth_coef_s(0.02, sr)
-    cd = smooth_coef_s(0.1, sr)
+    sr, m, cs, cd, ms, pos, phase = begin(state, sample_rate)
     nv = int(clampf(params[P_VOICES], 0.0, 2.0) + 0.5)
     params[N + P_VOICES] = nv
     nv += 1
-    ms = 0.001 * sr
-    pos = int(state[ST_POS])
-    phase = state[ST_PHASE]
     for i in range(i0, i1):
         rate = clampf(smooth_param(params, N, P_RATE, cs), 0.05, 5.0)
         depth = clampf(smooth_param(params, N, P_DEPTH, cs), 0.0, 10.0)
@@ -74,9 +64,6 @@ def process(state, params, bus, io, i0, i1, sample_rate):
                 ph = wrap1(phase + v / nv + off)
                 wet += read(state, base, m, pos, (delay + depth * lfo(ph)) * ms)
             wet /= nv
-            state[base + pos] = flush(x + fb * wet)
-            bus[ol if c == 0 else orr, i] = flush(x + mix * (wet - x))
-        pos = pos + 1 if pos + 1 < m else 0
-        phase = advance(phase, rate / sr)
-    state[ST_POS] = pos
-    state[ST_PHASE] = phase
+            bus[ol if c == 0 else orr, i] = feed(state, base, pos, x, wet, fb, mix)
+        pos, phase = step(pos, phase, m, rate / sr)
+    end(state, pos, phase)

@@ -27,11 +27,14 @@ The state is one array: a header (D_*), a scratch of four chunks, then the L and
 """
 import math
 
-import numpy as np
 from numba import njit
 
 from engine.rt.dsp import JIT, clamp, flush, smooth_coef
 from engine.rt.units.base import IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, declare, tempo_bpm
+from engine.rt.units.glide import (DELAY_TIME_SMOOTH_S, SETTLE_LEVEL, SETTLE_SAMPLES, SMOOTH_S,
+                                   glide, onepole_coef)
+from engine.rt.units.glide import at as _at
+from engine.rt.units.glide import sane as _sane
 
 NAME = "delay"
 PARAMS = declare([
@@ -52,14 +55,9 @@ PARAMS = declare([
  P_DRY) = range(9)
 N = len(PARAMS)
 
-SMOOTH_S = 0.02            # levels, feedback, ping-pong and filter coefficients glide this fast
-DELAY_TIME_SMOOTH_S = 0.1  # the delay time glides (tape-like) on tempo or time changes
 DELAY_MAX_S = 4.0
 FEEDBACK_MAX = 0.95
 TEMPO_MIN_BPM, TEMPO_MAX_BPM = 20.0, 400.0
-INPUT_LIMIT = 1e9
-SETTLE_LEVEL = 1e-9        # a smoothed level / coefficient this close to its target snaps to it
-SETTLE_SAMPLES = 1e-6      # a smoothed delay time (samples) this close to its target snaps to it
 
 # header
 (D_INIT, D_POS, D_SIZE, D_TIME, D_FB, D_TONE, D_PP, D_MIX, D_LP_L, D_LP_R, D_LC, D_DRY, D_HP_L,
@@ -88,24 +86,6 @@ def reset(state, sample_rate):
     for i in range(state.shape[0]):
         state[i] = 0.0
     state[D_SIZE] = (state.shape[0] - D_HDR) // 2
-
-
-@njit(inline="always", **JIT)
-def _sane(x):
-    """An input sample, or 0 when it is NaN, infinite or absurdly large."""
-    return x if abs(x) < INPUT_LIMIT else 0.0
-
-
-@njit(**JIT)
-def onepole_coef(hz, sr):
-    """The one-pole lowpass coefficient for a corner at hz (0 Hz: exactly 0)."""
-    return 1.0 - math.exp(-2.0 * math.pi * hz / sr)
-
-
-@njit(inline="always", **JIT)
-def _at(i):
-    """An index known to be >= 0: unsigned, so no negative-index wraparound is compiled in."""
-    return np.uint64(i)
 
 
 @njit(inline="always", **JIT)
@@ -268,26 +248,16 @@ def run(state, in_l, in_r, out_l, out_r, i0, i1, t_time, t_fb, t_tone, t_lc, t_p
         else:
             for t in range(c):
                 if settling:
-                    d += kt * (t_time - d)
-                    fb += ks * (t_fb - fb)
-                    tone += ks * (t_tone - tone)
-                    pp += ks * (t_pp - pp)
-                    mix += ks * (t_wet - mix)
-                    lc += ks * (t_lc - lc)
-                    dry += ks * (t_dry - dry)
-                    if (abs(t_time - d) <= SETTLE_SAMPLES and abs(t_fb - fb) <= SETTLE_LEVEL
-                            and abs(t_tone - tone) <= SETTLE_LEVEL
-                            and abs(t_pp - pp) <= SETTLE_LEVEL
-                            and abs(t_wet - mix) <= SETTLE_LEVEL
-                            and abs(t_lc - lc) <= SETTLE_LEVEL
-                            and abs(t_dry - dry) <= SETTLE_LEVEL):
-                        d = t_time
-                        fb = t_fb
-                        tone = t_tone
-                        pp = t_pp
-                        mix = t_wet
-                        lc = t_lc
-                        dry = t_dry
+                    d, near0 = glide(d, t_time, kt, SETTLE_SAMPLES)
+                    fb, near1 = glide(fb, t_fb, ks, SETTLE_LEVEL)
+                    tone, near2 = glide(tone, t_tone, ks, SETTLE_LEVEL)
+                    pp, near3 = glide(pp, t_pp, ks, SETTLE_LEVEL)
+                    mix, near4 = glide(mix, t_wet, ks, SETTLE_LEVEL)
+                    lc, near5 = glide(lc, t_lc, ks, SETTLE_LEVEL)
+                    dry, near6 = glide(dry, t_dry, ks, SETTLE_LEVEL)
+                    if near0 and near1 and near2 and near3 and near4 and near5 and near6:
+                        d, fb, tone, pp = t_time, t_fb, t_tone, t_pp
+                        mix, lc, dry = t_wet, t_lc, t_dry
                         settling = False
                     di = int(d)
                     f = d - di

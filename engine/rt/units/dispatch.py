@@ -14,8 +14,8 @@ from numba import njit
 
 from engine.rt.dsp import JIT
 from engine.rt.units import (analog, bitcrusher, chorus, compressor, delay, eq, flanger, fm,
-                             formant, gate, kit, phaser, plate, reverb, sampler, saturation,
-                             strip, wavetable, width)
+                             formant, gate, kit, limiter, phaser, plate, reverb, sampler,
+                             saturation, strip, wavetable, width)
 from engine.rt.units.base import IO_WIDTH
 
 PR_KIND, PR_STATE, PR_STATE_LEN, PR_PARAMS, PR_PARAMS_LEN, PR_IO, PR_CARRY, PR_CARRY_LEN = \
@@ -66,6 +66,8 @@ def run_unit(kind, state, params, bus, io, i0, i1, sample_rate):
         sampler.process(state, params, bus, io, i0, i1, sample_rate)
     elif kind == 18:
         analog.process(state, params, bus, io, i0, i1, sample_rate)
+    elif kind == 19:
+        limiter.process(state, params, bus, io, i0, i1, sample_rate)
 
 
 @njit(**JIT)
@@ -108,6 +110,8 @@ def reset_unit(kind, state, sample_rate):
         sampler.reset(state, sample_rate)
     elif kind == 18:
         analog.reset(state, sample_rate)
+    elif kind == 19:
+        limiter.reset(state, sample_rate)
 
 
 @njit(**JIT)

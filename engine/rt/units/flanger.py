@@ -11,10 +11,11 @@ cycles later than the left's. The LFO phase lives in the state and advances once
 
 from numba import njit
 
-from engine.rt.dsp import JIT, flush
-from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, clear, declare,
-                                  finite_or_zero, smooth_coef_s, smooth_param)
-from engine.rt.units.moddelay import HDR, ST_PHASE, ST_POS, advance, lfo, read, stereo_line_size, wrap1
+from engine.rt.dsp import JIT
+from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
+                                  finite_or_zero, smooth_param)
+from engine.rt.units.moddelay import (HDR, begin, end, feed, lfo, read, reset,  # noqa: F401
+                                      step, stereo_line_size, wrap1)
 
 NAME = "flanger"
 PARAMS = declare([
@@ -36,20 +37,9 @@ def state_size(sample_rate):
 
 
 @njit(**JIT)
-def reset(state, sample_rate):
-    clear(state)
-
-
-@njit(**JIT)
 def process(state, params, bus, io, i0, i1, sample_rate):
     il, ir, ol, orr = io[IO_IN_L], io[IO_IN_R], io[IO_OUT_L], io[IO_OUT_R]
-    sr = clampf(sample_rate, 1000.0, 1e6)
-    m = (state.shape[0] - HDR) // 2
-    cs = smooth_coef_s(0.02, sr)
-    cd = smooth_coef_s(0.1, sr)
-    ms = 0.001 * sr
-    pos = int(state[ST_POS])
-    phase = state[ST_PHASE]
+    sr, m, cs, cd, ms, pos, phase = begin(state, sample_rate)
     for i in range(i0, i1):
         delay = clampf(smooth_param(params, N, P_DELAY, cd), 0.1, 10.0)
         depth = clampf(smooth_param(params, N, P_DEPTH, cs), 0.0, 1.0)
@@ -62,9 +52,6 @@ def process(state, params, bus, io, i0, i1, sample_rate):
             x = finite_or_zero(bus[il if c == 0 else ir, i])
             ph = phase if c == 0 else wrap1(phase + 0.5 * spread)
             wet = read(state, base, m, pos, delay * (1.0 + depth * lfo(ph)) * ms)
-            state[base + pos] = flush(x + fb * wet)
-            bus[ol if c == 0 else orr, i] = flush(x + mix * (wet - x))
-        pos = pos + 1 if pos + 1 < m else 0
-        phase = advance(phase, rate / sr)
-    state[ST_POS] = pos
-    state[ST_PHASE] = phase
+            bus[ol if c == 0 else orr, i] = feed(state, base, pos, x, wet, fb, mix)
+        pos, phase = step(pos, phase, m, rate / sr)
+    end(state, pos, phase)

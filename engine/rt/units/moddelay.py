@@ -5,12 +5,19 @@ lives in the unit's state, and a circular delay line read at a fractional delay 
 A delay line of `m` samples at `base` in the state holds past input; `pos` is where the current
 sample will be written. The read comes first, then the write, so a delay of d samples needs
 2 <= d <= m - 4 (the interpolator's newest tap is x[n - floor(d) + 1]); `read` clamps to that.
+
+The swept-delay units (chorus, flanger) share their frame: a state of `stereo_line_size` (the
+LFO phase, the write position, then the L and R lines), `reset` (all cleared), `begin` (the
+block's set-up: rate, line length, smoothing coefficients, position, phase), `feed` (one
+channel's line write and dry/wet output per sample), `step` and `end` (the position and the
+phase, per sample and after the block).
 """
 import math
 
 from numba import njit
 
-from engine.rt.dsp import JIT
+from engine.rt.dsp import JIT, flush
+from engine.rt.units.base import clampf, clear, smooth_coef_s
 
 MIN_DELAY = 2.0         # samples: the interpolator's newest tap is then already written
 HDR = 2                 # a stereo line's state: LFO phase, write position, then L and R lines
@@ -20,6 +27,43 @@ ST_PHASE, ST_POS = 0, 1
 def stereo_line_size(max_ms, sample_rate):
     """State size of a unit with an LFO and a stereo delay line of up to `max_ms`."""
     return HDR + 2 * (int(math.ceil(max_ms * 0.001 * sample_rate)) + 8)
+
+
+@njit(**JIT)
+def reset(state, sample_rate):
+    """A modulation unit's reset: lines, LFO phase and write position cleared."""
+    clear(state)
+
+
+@njit(inline="always", **JIT)
+def begin(state, sample_rate):
+    """A swept-delay block's set-up: the clamped sample rate, the line length m, the 20 ms and
+    100 ms smoothing coefficients, samples per ms, the write position and the LFO phase."""
+    sr = clampf(sample_rate, 1000.0, 1e6)
+    m = (state.shape[0] - HDR) // 2
+    return (sr, m, smooth_coef_s(0.02, sr), smooth_coef_s(0.1, sr), 0.001 * sr,
+            int(state[ST_POS]), state[ST_PHASE])
+
+
+@njit(inline="always", **JIT)
+def feed(state, base, pos, x, wet, feedback, mix):
+    """One channel's sample: x + feedback * wet into its line (at base) at pos; returns the
+    output x + mix * (wet - x)."""
+    state[base + pos] = flush(x + feedback * wet)
+    return flush(x + mix * (wet - x))
+
+
+@njit(inline="always", **JIT)
+def step(pos, phase, m, inc):
+    """The write position and the LFO phase one sample on."""
+    return (pos + 1 if pos + 1 < m else 0), advance(phase, inc)
+
+
+@njit(inline="always", **JIT)
+def end(state, pos, phase):
+    """Keep the write position and the LFO phase for the next block."""
+    state[ST_POS] = pos
+    state[ST_PHASE] = phase
 
 
 @njit(inline="always", **JIT)

@@ -16,9 +16,9 @@ import math
 from numba import njit
 
 from engine.rt.dsp import JIT, flush
-from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, clear, declare,
+from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf, declare,
                                   finite_or_zero, smooth_coef_s, smooth_param)
-from engine.rt.units.moddelay import advance, lfo, wrap1
+from engine.rt.units.moddelay import advance, lfo, reset, wrap1  # noqa: F401
 
 NAME = "phaser"
 STAGES = ("4", "6", "8", "12")
@@ -42,11 +42,6 @@ SIZE = 1 + 2 * CH
 
 def state_size(sample_rate):
     return SIZE
-
-
-@njit(**JIT)
-def reset(state, sample_rate):
-    clear(state)
 
 
 @njit(**JIT)

@@ -43,14 +43,13 @@ from numba import njit
 from engine.rt.dsp import JIT, clamp, flush, smooth_coef
 from engine.rt.units.base import (IO_IN_L, IO_IN_R, IO_OUT_L, IO_OUT_R, Param, clampf,
                                   declare)
+from engine.rt.units.glide import (DELAY_TIME_SMOOTH_S, SETTLE_LEVEL, SETTLE_SAMPLES, SMOOTH_S,
+                                   glide)
+from engine.rt.units.glide import at as _at
+from engine.rt.units.glide import onepole_coef as _onepole_coef
+from engine.rt.units.glide import sane as _sane
 
 NAME = "reverb"
-
-SMOOTH_S = 0.02            # gains / damping / wet / dry / width / low cut
-DELAY_TIME_SMOOTH_S = 0.1  # predelay and size glide (tape-like): no clicks
-SETTLE_LEVEL = 1e-9        # a smoothed level / coefficient this close to its target snaps to it
-SETTLE_SAMPLES = 1e-6      # a smoothed delay time (samples) this close to its target snaps
-INPUT_LIMIT = 1e9          # input samples beyond +-1e9 (or not finite) are read as 0
 
 DECAY_MIN_S, DECAY_MAX_S = 0.1, 30.0
 DAMPING_MIN_HZ, DAMPING_MAX_HZ = 500.0, 20000.0
@@ -228,29 +227,10 @@ def reset(state, sample_rate):
 
 
 @njit(inline="always", **JIT)
-def _sane(x):
-    """An input sample, or 0 when it is NaN, infinite or absurdly large."""
-    return x if abs(x) < INPUT_LIMIT else 0.0
-
-
-@njit(inline="always", **JIT)
-def _at(i):
-    """An index known to be >= 0: unsigned, so no negative-index wraparound is compiled in."""
-    return np.uint64(i)
-
-
-@njit(inline="always", **JIT)
-def _onepole_coef(hz, sr):
-    return 1.0 - math.exp(-2.0 * math.pi * hz / sr)
-
-
-@njit(inline="always", **JIT)
 def _glide(c, t, k):
     """One step of a one-pole glide from c towards t, snapped once within SETTLE_LEVEL."""
-    c += k * (t - c)
-    if abs(t - c) <= SETTLE_LEVEL:
-        c = t
-    return c
+    c, near = glide(c, t, k, SETTLE_LEVEL)
+    return t if near else c
 
 
 @njit(inline="always", **JIT)
@@ -339,9 +319,7 @@ def _mod_step(state, size_t, k_size):
     per control point: no sin per sample, nor per control point."""
     size = state[R_SIZE]
     if size != size_t:
-        size += k_size * (size_t - size)
-        if abs(size_t - size) <= SETTLE_LEVEL:
-            size = size_t
+        size = _glide(size, size_t, k_size)
         state[R_SIZE] = size
     depth = state[R_MOD_DEPTH]
     for k in range(N_LINES):
@@ -504,8 +482,8 @@ def reverb_process(state, in_l, in_r, out_l, out_r, i0, i1, sample_rate, decay_s
         _mirror(state, pr, pm + 1, w, c)
         if pd_settling:
             for t in range(c):
-                pd += kt * (t_pd - pd)
-                if abs(t_pd - pd) <= SETTLE_SAMPLES:
+                pd, near = glide(pd, t_pd, kt, SETTLE_SAMPLES)
+                if near:
                     pd = t_pd
                     pd_settling = False
                 di = int(pd)
@@ -548,21 +526,18 @@ def reverb_process(state, in_l, in_r, out_l, out_r, i0, i1, sample_rate, decay_s
         # damping and gains (recursive, sample by sample), the normalisation folded into gn
         for t in range(c):
             if settling:
-                damp += ks * (t_damp - damp)
-                mix += ks * (t_mix - mix)
-                g0 += ks * (gt0 - g0)
-                g1 += ks * (gt1 - g1)
-                g2 += ks * (gt2 - g2)
-                g3 += ks * (gt3 - g3)
-                g4 += ks * (gt4 - g4)
-                g5 += ks * (gt5 - g5)
-                g6 += ks * (gt6 - g6)
-                g7 += ks * (gt7 - g7)
-                if (abs(t_damp - damp) <= SETTLE_LEVEL and abs(t_mix - mix) <= SETTLE_LEVEL
-                        and abs(gt0 - g0) <= SETTLE_LEVEL and abs(gt1 - g1) <= SETTLE_LEVEL
-                        and abs(gt2 - g2) <= SETTLE_LEVEL and abs(gt3 - g3) <= SETTLE_LEVEL
-                        and abs(gt4 - g4) <= SETTLE_LEVEL and abs(gt5 - g5) <= SETTLE_LEVEL
-                        and abs(gt6 - g6) <= SETTLE_LEVEL and abs(gt7 - g7) <= SETTLE_LEVEL):
+                damp, near0 = glide(damp, t_damp, ks, SETTLE_LEVEL)
+                mix, near1 = glide(mix, t_mix, ks, SETTLE_LEVEL)
+                g0, near2 = glide(g0, gt0, ks, SETTLE_LEVEL)
+                g1, near3 = glide(g1, gt1, ks, SETTLE_LEVEL)
+                g2, near4 = glide(g2, gt2, ks, SETTLE_LEVEL)
+                g3, near5 = glide(g3, gt3, ks, SETTLE_LEVEL)
+                g4, near6 = glide(g4, gt4, ks, SETTLE_LEVEL)
+                g5, near7 = glide(g5, gt5, ks, SETTLE_LEVEL)
+                g6, near8 = glide(g6, gt6, ks, SETTLE_LEVEL)
+                g7, near9 = glide(g7, gt7, ks, SETTLE_LEVEL)
+                if (near0 and near1 and near2 and near3 and near4 and near5 and near6 and near7
+                        and near8 and near9):
                     damp = t_damp
                     mix = t_mix
                     g0, g1, g2, g3, g4, g5, g6, g7 = gt0, gt1, gt2, gt3, gt4, gt5, gt6, gt7
