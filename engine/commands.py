@@ -42,13 +42,11 @@ def units(cfg: dict, args) -> int:
     return 0
 
 
-PATCH_DIRS = ("patches",)
-
-
-def _patch_files() -> list[Path]:
+def _patch_files(cfg: dict) -> list[Path]:
+    """The .toml files of the library's folders (config [library] folders), in order."""
     files = []
-    for folder in PATCH_DIRS:
-        files += sorted(Path(folder).glob("*.toml"))
+    for folder in cfg["library"]["folders"]:
+        files += sorted(Path(folder).expanduser().glob("*.toml"))
     return files
 
 
@@ -56,9 +54,9 @@ def patches(cfg: dict, args) -> int:
     """Every patch: name, engine, tags, description (a broken file says why)."""
     from engine.patch import read_patch
     from engine.tomldata import DataError
-    files = _patch_files()
+    files = _patch_files(cfg)
     if not files:
-        _say("no patches found in " + ", ".join(PATCH_DIRS))
+        _say("no patches found in " + ", ".join(cfg["library"]["folders"]))
         return 1
     for path in files:
         try:
@@ -78,7 +76,7 @@ def preview(cfg: dict, args) -> int:
     from engine.patch import read_patch
     path = Path(args.patch)
     if not path.is_file():
-        hits = [p for p in _patch_files() if p.stem == args.patch]
+        hits = [p for p in _patch_files(cfg) if p.stem == args.patch]
         if not hits:
             raise UserError(f"no patch {args.patch!r}; `bandmate patches` lists them")
         path = hits[0]

@@ -68,6 +68,11 @@ SCHEMA: Schema = {
         "chords": Field(False, "chord agent plays while jamming (the demo always has chords)"),
         "lead": Field(False, "lead agent plays while jamming"),
     },
+    "library": {
+        "folders": Field(["patches"], "patch folders (your own beside the factory's): "
+                         "`bandmate patches` lists them, `bandmate preview` finds names in "
+                         "them, and a live run watches them (an edit is checked at once)"),
+    },
     "patches": {
         "keys": Field("patches/keys.toml", "synth patch of the player's part"),
         "bass": Field("patches/bass.toml", ""),

@@ -170,3 +170,23 @@ def test_editing_an_instrument_unit_patch_keeps_the_held_notes(tmp_path):
     _edit(path, path.read_text().replace('table = "sine_saw"', 'table = "square"'))
     assert w.poll() == ["keys: glass pad reloaded"]
     assert s.graph.program.prog[0, 6] == -1                # a new table: a new instrument
+
+
+def test_a_user_folder_of_the_library_is_watched_too(studio, tmp_path_factory):
+    """A folder in [library] folders that no part plays from: an edit there is checked at once
+    (a broken one reported with file and line), and nothing the band plays changes."""
+    s, _, drv, _, _ = studio
+    mine = tmp_path_factory.mktemp("my-patches")
+    shutil.copy("patches/lead.toml", mine / "screamer.toml")
+    lines = []
+    w = PatchWatcher(s, [str(mine)], log=lines.append)
+    assert mine in w.folders and w.poll() == []
+    program = s.graph.program
+    path = mine / "screamer.toml"
+    _edit(path, path.read_text().replace("cutoff_hz = 2200.0", "cutoff_hz = -3.0"))
+    said = w.poll()
+    assert len(said) == 1 and "screamer.toml:" in said[0] and "cutoff_hz" in said[0], said
+    _edit(path, path.read_text().replace("cutoff_hz = -3.0", "cutoff_hz = 900.0"))
+    assert w.poll() == []                     # valid, and no part plays it: nothing to load
+    drv.render(512)
+    assert s.graph.program is program and w.errors == 1

@@ -1,7 +1,8 @@
 """Hot reload: patch files watched while the music plays (control side, the asyncio thread).
 
 `PatchWatcher.poll()` looks at every watched folder's `*.toml` files (modification time and
-size). A changed file is validated first; a broken one is reported with its file, line and
+size): the library's folders (config [library] folders: the factory's and your own) and the
+folder of every patch a part plays. A changed file is validated first; a broken one is reported with its file, line and
 field and nothing changes (the part keeps its sound). A valid one that a part plays is loaded
 onto that part (`Session.load_patch`: smoothed values, or a graph swap crossfaded at a block
 boundary); if the last swap is still crossfading, it is tried again on the next poll.
@@ -23,7 +24,12 @@ class PatchWatcher:
         self.log = log
         self.interval_s = interval_s
         root = session.root
-        self.folders = [Path(f) if Path(f).is_absolute() else root / f for f in folders]
+        self.folders = []
+        for f in folders:           # the library's folders ([library] folders)
+            f = Path(f).expanduser()
+            f = f if f.is_absolute() else root / f
+            if f not in self.folders:
+                self.folders.append(f)
         for part, rel in session.cfg["patches"].items():
             if not rel:
                 continue

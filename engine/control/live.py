@@ -91,7 +91,8 @@ class LiveRun:
             except (NotImplementedError, RuntimeError):
                 pass
         from engine.control.hotreload import PatchWatcher
-        watcher = PatchWatcher(self.session, log=self.log)
+        watcher = PatchWatcher(self.session, self.session.cfg["library"]["folders"],
+                               log=self.log)
         self.tasks = [asyncio.create_task(self._schedule()), asyncio.create_task(self._status()),
                       asyncio.create_task(watcher.run(self.stopping))]
         self.tasks += [asyncio.create_task(coro) for coro in extra]
