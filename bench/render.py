@@ -6,10 +6,10 @@ audio.
   The same runs split it: the scheduler (agents and patterns, Python, before each block) and
   the render kernel (`run_block`, compiled) with the copy of each block out.
 - profile (--profile): the demo's events are recorded once, then replayed into a fresh session
-  with every component of the kernel timed by the CPU's cycle counter: each synth part, the drum
-  kit, the graph (its rows cleared, its program of units, the send effects) and the master; ns
-  per sample of the demo, and the share of samples each synth part had a voice active. Min of 3
-  replays.
+  with every component of the kernel timed by the CPU's cycle counter: each synth part, the
+  graph (its rows cleared, its program of units: instrument units such as the drum kit,
+  inserts, mixer strips, the send effects; each op timed too) and the master; ns per sample of
+  the demo, and the share of samples each synth part had a voice active. Min of 3 replays.
 - first audio: wall time from launching `bandmate demo` (warm kernel cache) until its stream
   is running and has rendered audio, through a JACK dummy server with the PortAudio driver
   (target < 3 s). Median of 3 launches.
@@ -75,7 +75,7 @@ def render_speed(repeats: int = 3) -> dict:
 
 # ---- the profile --------------------------------------------------------------------------------
 # `_profiled_block` is engine.rt.render.render_block with a cycle count around each component of
-# `_segment`; keep the two in step.
+# `_segment` (and around each op of the graph's program, `run_program`); keep them in step.
 
 def _profile_kernels():
     """Compile the profiled block (imported late: only --profile pays for it)."""
@@ -83,17 +83,21 @@ def _profile_kernels():
     from numba import njit, types
     from numba.extending import intrinsic
 
-    from engine.rt import drums, master, voice
+    from engine.rt import master, voice
     from engine.rt import render as R
     from engine.rt.events import TIME
-    from engine.rt.layout import (B_CTX, B_OUT_L, B_OUT_R, C_PENDING, C_SAMPLE_RATE,
-                                  C_SAMPLE_TIME, C_SEQ, DRUM_PART, GL_TEMPO_BPM, GLOBAL_ROW,
-                                  N_SYNTH_PARTS, PS_NACTIVE, S_BUS, S_CTL, S_DRUM_PARAMS,
-                                  S_DRUM_STATE, S_MASTER_PARAMS, S_MASTER_STATE, S_PART,
-                                  S_PCUR, S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX, S_QSCHED,
+    from engine.rt.layout import (B_CTX, B_GRAPH_END, B_GRAPH_FIRST, B_OUT_L, B_OUT_R,
+                                  B_XFADE_L, B_XFADE_R, BANK_STRIDE, C_BANK, C_BANK_OPS,
+                                  C_PENDING, C_SAMPLE_RATE, C_SAMPLE_TIME, C_SEQ, C_XFADE_LEFT,
+                                  DRUM_PART, G_PROG, G_UIO, G_UPARAMS, G_USTATE, GL_TEMPO_BPM,
+                                  GLOBAL_ROW, MAX_OPS, N_SYNTH_PARTS, PS_NACTIVE, S_BANK0, S_BUS,
+                                  S_CTL, S_MASTER_PARAMS, S_MASTER_STATE, S_PART, S_PCUR,
+                                  S_PENDING, S_PTARGET, S_QMIDI, S_QMIDI_IDX, S_QSCHED,
                                   S_QSCHED_IDX, S_VF, S_VMETA)
     from engine.rt.ringbuf import pop
-    from engine.rt.units.base import CTX_BEAT, CTX_SAMPLE_TIME, CTX_TEMPO_BPM
+    from engine.rt.units.base import CTX_BEAT, CTX_SAMPLE_TIME, CTX_TEMPO_BPM, IO_WIDTH
+    from engine.rt.units.dispatch import (PR_IO, PR_KIND, PR_PARAMS, PR_PARAMS_LEN, PR_STATE,
+                                          PR_STATE_LEN, run_unit)
 
     @intrinsic
     def cycles(typingctx):
@@ -103,9 +107,34 @@ def _profile_kernels():
             return builder.call(fn, [])
         return types.int64(), codegen
 
-    # acc: [0, N_SYNTH_PARTS) synth parts, then drums, graph, master, events; then the samples
-    # each synth part had a voice active
-    DRUMS, GRAPH, MASTER, EVENTS, ACTIVE = range(N_SYNTH_PARTS, N_SYNTH_PARTS + 5)
+    # acc: [0, N_SYNTH_PARTS) synth parts, then graph (clearing its rows, the crossfade),
+    # master, events; then the samples each synth part had a voice active; then each op of the
+    # playing bank's program
+    GRAPH, MASTER, EVENTS, ACTIVE = range(N_SYNTH_PARTS, N_SYNTH_PARTS + 4)
+    OPS = ACTIVE + N_SYNTH_PARTS
+
+    @njit(nogil=True)
+    def bank(tab, ctl, bk, bus, i0, i1, sample_rate, acc):
+        for r in range(B_GRAPH_FIRST, B_GRAPH_END):
+            if r != B_CTX and r != B_XFADE_L and r != B_XFADE_R:
+                for s in range(i0, i1):
+                    bus[r, s] = 0.0
+        n = min(ctl[C_BANK_OPS + bk], MAX_OPS)
+        if n > 0:
+            b = S_BANK0 + bk * BANK_STRIDE
+            program = R.i64_2d(tab, b + G_PROG)
+            states = R.f64_1d(tab, b + G_USTATE)
+            params = R.f64_1d(tab, b + G_UPARAMS)
+            ios = R.i64_1d(tab, b + G_UIO)
+            for r in range(n):
+                t0 = cycles()
+                s0 = program[r, PR_STATE]
+                p0 = program[r, PR_PARAMS]
+                io0 = program[r, PR_IO]
+                run_unit(program[r, PR_KIND], states[s0:s0 + program[r, PR_STATE_LEN]],
+                         params[p0:p0 + program[r, PR_PARAMS_LEN]], bus,
+                         ios[io0:io0 + IO_WIDTH], i0, i1, sample_rate)
+                acc[OPS + r] += cycles() - t0
 
     @njit(nogil=True)
     def segment(tab, i0, i1, now0, sample_rate, acc):
@@ -123,17 +152,17 @@ def _profile_kernels():
             t0 = cycles()
             voice.render_part(vf, vm, ptarget, pcur, ps, p, bus[p], i0, i1, now0, sample_rate)
             acc[p] += cycles() - t0
-        t0 = cycles()
+        t1 = cycles()
         for s in range(i0, i1):
             bus[DRUM_PART, s] = 0.0
-        drums.drum_render(R.f64_2d(tab, S_DRUM_STATE), R.f64_1d(tab, S_DRUM_PARAMS),
-                          bus[DRUM_PART], i0, i1, sample_rate)
-        t1 = cycles()
-        acc[DRUMS] += t1 - t0
         bus[B_CTX, CTX_TEMPO_BPM] = ps[GLOBAL_ROW, GL_TEMPO_BPM]
         bus[B_CTX, CTX_SAMPLE_TIME] = now0 + i0
         bus[B_CTX, CTX_BEAT] = R._beat_at(ps, now0 + i0, sample_rate)
-        R._graph(tab, R.i64_1d(tab, S_CTL), bus, i0, i1, now0, sample_rate)
+        ctl = R.i64_1d(tab, S_CTL)
+        if ctl[C_XFADE_LEFT] > 0:     # a swap's crossfade: not in the demo; the plain kernel's
+            R._graph(tab, ctl, bus, i0, i1, now0, sample_rate)
+        else:
+            bank(tab, ctl, ctl[C_BANK], bus, i0, i1, sample_rate, acc)
         t2 = cycles()
         acc[GRAPH] += t2 - t1
         master.master_process(R.f64_1d(tab, S_MASTER_STATE), R.f64_1d(tab, S_MASTER_PARAMS),
@@ -149,8 +178,6 @@ def _profile_kernels():
         ptarget = R.f64_2d(tab, S_PTARGET)
         pcur = R.f64_2d(tab, S_PCUR)
         ps = R.f64_2d(tab, S_PART)
-        dstate = R.f64_2d(tab, S_DRUM_STATE)
-        dparams = R.f64_1d(tab, S_DRUM_PARAMS)
         sample_rate = float(ctl[C_SAMPLE_RATE])
         t0 = cycles()
         count = ctl[C_PENDING]
@@ -172,8 +199,7 @@ def _profile_kernels():
                 segment(tab, i, off, start, sample_rate, acc)
                 i = off
             t0 = cycles()
-            R._apply(tab, pending[0], ctl, vf, vm, ptarget, pcur, ps, dstate, dparams,
-                     start + i, sample_rate)
+            R._apply(tab, pending[0], ctl, vf, vm, ptarget, pcur, ps, start + i, sample_rate)
             count = R._heap_take(pending, count)
             acc[EVENTS] += cycles() - t0
         segment(tab, i, nframes, start, sample_rate, acc)
@@ -184,13 +210,14 @@ def _profile_kernels():
     def now():
         return cycles()
 
-    return block, now, N_SYNTH_PARTS, ACTIVE
+    return block, now, N_SYNTH_PARTS, ACTIVE, OPS
 
 
 def profile(repeats: int = 3) -> dict:
     """ns per sample of the demo in each component of the kernel (see the module doc)."""
     from engine.control.state import EngineState
     from engine.parts import PARTS
+    from engine.rt.layout import MAX_OPS
     from engine.rt.render import run_block
 
     cfg = load_config(ROOT / "config.toml")
@@ -205,14 +232,16 @@ def profile(repeats: int = 3) -> dict:
     EngineState.push_sched_rows = record
     try:
         session = Session(cfg, SR, demo=True, root=ROOT)
+        query_by_bar(session)
         frames = int(session.length_s * SR)
         OfflineDriver(session.state, BLOCK, session.scheduler.advance).render(frames)
     finally:
         EngineState.push_sched_rows = push
+    ops = [op.path for op in session.graph.program.ops]
     by_time: dict[int, list] = {}
     for t, rows in log:
         by_time.setdefault(t, []).append(rows)
-    block, now, n_synth, active = _profile_kernels()
+    block, now, n_synth, active, first_op = _profile_kernels()
 
     def replay(fn):
         st = Session(cfg, SR, demo=True, root=ROOT).state
@@ -225,7 +254,7 @@ def profile(repeats: int = 3) -> dict:
             done += n
 
     replay(lambda tab, n: run_block(tab, n))             # compiled and warm
-    acc = np.zeros(n_synth + 5 + n_synth, np.int64)
+    acc = np.zeros(first_op + MAX_OPS, np.int64)
     replay(lambda tab, n: block(tab, n, acc))
     best = None
     for _ in range(repeats):
@@ -237,12 +266,15 @@ def profile(repeats: int = 3) -> dict:
     time.sleep(0.2)
     per_ns = (now() - c0) / ((time.perf_counter() - t0) * 1e9)     # cycles per ns
     ns = best[:active] / per_ns / frames
-    names = [f"synth {p}" for p in PARTS[:n_synth]] + ["drums", "graph", "master", "events"]
+    names = [f"synth {p}" for p in PARTS[:n_synth]] + ["graph", "master", "events"]
     out = {"ns_per_sample": {k: round(float(v), 1) for k, v in zip(names, ns)}}
     out["ns_per_sample"]["total"] = round(float(ns.sum()), 1)
     out["kernel_realtime_factor"] = round(1e9 / SR / float(ns.sum()), 1)
     out["voice_active_share"] = {p: round(float(best[active + i]) / frames, 2)
                                  for i, p in enumerate(PARTS[:n_synth])}
+    op_ns = best[first_op:first_op + len(ops)] / per_ns / frames
+    out["graph_ops_ns_per_sample"] = {path: round(float(v), 1) for path, v in
+                                      sorted(zip(ops, op_ns), key=lambda x: -x[1])}
     return out
 
 

@@ -63,7 +63,7 @@ class Scheduler:
         self.on_played = on_played
         self.scheduled_notes = 0
         self.reach_bars = reach_bars
-        self._due = None      # (sample, tempo map) before which the cursor is not reached
+        self._due = None      # (sample, tempo map) before which the horizon stays at the cursor
         self._held: deque[tuple[int, Played]] = deque()   # (onset's sample, note) not yet
         # reported to on_played: queried ahead by `reach_bars`, not yet inside the look-ahead
 
@@ -77,8 +77,10 @@ class Scheduler:
         if self._held:
             self._report(end)
         due = self._due
-        if due is not None and end <= due[0] and due[1] == self._tempo_map():
-            return 0             # the horizon has not passed the cursor (checked without Fractions)
+        if due is not None and end <= due[0]:
+            segs = self.clock.segments
+            if len(segs) == due[1] and segs[-1] is due[2]:
+                return 0         # the horizon has not passed the cursor (checked without Fractions)
         horizon = self.clock.beat_at(end)
         if horizon <= self.cursor:
             return 0
@@ -86,7 +88,8 @@ class Scheduler:
             horizon = self.clock.next_bar(horizon) + (self.reach_bars - 1) * \
                 self.clock.beats_per_bar
             # integer s: beat_at(s) > cursor exactly when s > floor(sample of the cursor)
-            self._due = (self.clock.sample_at(horizon), self._tempo_map())
+            segs = self.clock.segments       # (a tempo change makes a new last segment)
+            self._due = (self.clock.sample_at(horizon), len(segs), segs[-1])
         notes = self.band.query(self.cursor, horizon, self.ctx)
         self.cursor = horizon
         if notes:
@@ -102,10 +105,6 @@ class Scheduler:
         held = self._held
         while held and held[0][0] < end:
             self.on_played(held.popleft()[1])
-
-    def _tempo_map(self) -> tuple:
-        segs = self.clock.segments
-        return len(segs), segs[-1]
 
     def rows(self, notes: list[Note], held: deque | None = None) -> np.ndarray:
         """Event rows for `notes`, sorted by time (note-offs before note-ons at equal times).
