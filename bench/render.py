@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.config import load_config  # noqa: E402
+from engine.control.export import query_by_bar  # noqa: E402
 from engine.control.offline import OfflineDriver  # noqa: E402
 from engine.control.session import Session  # noqa: E402
 from engine.control.warmup import warm_up  # noqa: E402
@@ -47,6 +48,7 @@ def render_speed(repeats: int = 3) -> dict:
     seconds = 0.0
     for _ in range(repeats):
         session = Session(cfg, SR, demo=True, root=ROOT)
+        query_by_bar(session)             # as `bandmate render --demo` does
         seconds = session.length_s
         frames = int(seconds * SR)
         sched = [0.0]

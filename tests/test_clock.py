@@ -265,3 +265,17 @@ def test_next_bar():
     c3 = Clock(48000, 120, beats_per_bar=3)
     assert c3.next_bar(F(4)) == 6
     assert c3.next_bar(F(6)) == 6
+
+
+def test_sample_at_is_the_floor_of_the_exact_position_across_tempo_changes():
+    """sample_at's integer arithmetic gives floor(_sample_exact) for any beat and tempo map."""
+    import random
+    rng = random.Random(5)
+    for sr in (44100, 48000, 96000):
+        c = Clock(sr, 137.3)
+        for at, bpm in ((F(7, 3), 91.7), (F(9), 200), (F(41, 4), 61.13)):
+            c.set_tempo(bpm, at)
+        for _ in range(400):
+            beat = F(rng.randrange(0, 4000), rng.choice([1, 2, 3, 4, 7, 12, 96]))
+            assert c.sample_at(beat) == math.floor(c._sample_exact(beat)), (sr, beat)
+        assert c.sample_at(5) == math.floor(c._sample_exact(F(5)))

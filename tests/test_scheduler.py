@@ -406,3 +406,72 @@ def test_block_larger_than_lookahead_still_lands_on_time():
                                       4096, T + 4096 + 600)
     assert state.counters()["late_events"] == 0
     assert state.ctl[L.C_LAST_NOTE_ON] == T
+
+
+# ---- querying a bar at a time (offline, `reach_bars`) ---------------------------------------
+
+def kernel_order(rows):
+    """Rows in the order the kernel applies them (`engine.rt.render._before`): time, kind rank
+    (controls, then note-offs, then note-ons), part, note, then arrival."""
+    rank = np.where(rows[:, 1] == K_NOTE_ON, 2, np.where(rows[:, 1] == K_NOTE_OFF, 1, 0))
+    return rows[np.lexsort((np.arange(len(rows)), rows[:, 3], rows[:, 2], rank, rows[:, 0]))]
+
+
+@pytest.mark.parametrize("bpm", [120, 93.7])
+@pytest.mark.parametrize("reach", [1, 3])
+def test_reach_bars_sends_the_same_rows_in_the_same_kernel_order(bpm, reach):
+    notes = make_notes(seed=7, n=300, beats=48)
+    nows = list(range(0, 40 * SR, 512))      # past the last note
+    plain, _ = _chunked(notes, bpm, nows)
+    sink = Sink()
+    band = FakeBand(notes)
+    s = Scheduler(Clock(SR, bpm), band, None, sink, reach_bars=reach)
+    for now in nows:
+        s.advance(now)
+    ahead = sink.rows()
+    assert np.array_equal(kernel_order(ahead), kernel_order(plain))
+    assert len(band.spans) < len(nows) // 20                       # a query per few bars
+    assert all(e % 4 == 0 for _, e in band.spans)                  # ending on bar lines
+
+
+def test_reach_bars_reports_each_note_when_the_lookahead_reaches_it():
+    """on_played hears of a note at the same advance() as without reach_bars (a render's MIDI
+    file has the notes the render reached, not a bar beyond)."""
+    notes = make_notes(seed=4, n=200, beats=40)
+    heard = {0: [], 2: []}
+    for reach, log in heard.items():
+        s = Scheduler(Clock(SR, 137), FakeBand(notes), None, Sink(), on_played=log.append,
+                      reach_bars=reach)
+        for now in range(0, 12 * SR, 4001):
+            s.advance(now)
+            log.append(now)
+    assert heard[2] == heard[0]
+
+
+def test_reach_bars_follows_a_tempo_change():
+    clock = Clock(SR, 120)
+    notes = [Note(F(k, 2), F(1, 4), "keys", 60, 0.5) for k in range(64)]
+    sink = Sink()
+    s = Scheduler(clock, FakeBand(notes), None, sink, reach_bars=1)
+    s.advance(0)
+    assert s.cursor == 4
+    clock.set_tempo(180, F(6))
+    for now in range(0, 8 * SR, 256):
+        s.advance(now)
+    want = Sink()
+    Scheduler(clock, FakeBand(notes), None, want).advance(8 * SR)
+    rows = sink.rows()
+    assert np.array_equal(kernel_order(rows[rows[:, 0] < 8 * SR]),
+                          kernel_order(want.rows()[want.rows()[:, 0] < 8 * SR]))
+
+
+def test_reach_bars_renders_the_same_audio():
+    notes = make_notes(seed=12, n=120, beats=16)
+    outs = []
+    for reach in (0, 1):
+        state = EngineState(SR)
+        sched = Scheduler(Clock(SR, 120), FakeBand(notes), None, state.push_sched_rows,
+                          reach_bars=reach)
+        outs.append(OfflineDriver(state, 256, sched.advance).render(9 * SR))
+    assert np.abs(outs[0]).max() > 0
+    assert np.array_equal(outs[0], outs[1])

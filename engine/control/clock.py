@@ -71,7 +71,18 @@ class Clock:
     # ---- conversions ------------------------------------------------------------------------
     def sample_at(self, beat: Fraction) -> int:
         """The sample on which `beat` falls (floor of the exact position)."""
-        return math.floor(self._sample_exact(Fraction(beat)))
+        if not isinstance(beat, (Fraction, int)):
+            beat = Fraction(beat)
+        seg = self._segment_for_beat(beat)
+        # floor(seg.sample + (beat - seg.beat) * 60 * sample_rate / seg.bpm) in integers: the
+        # same exact value without a Fraction (and its gcd) for every step (the scheduler calls
+        # this for every note)
+        bn, bd = beat.numerator, beat.denominator
+        sn, sd = seg.beat.numerator, seg.beat.denominator
+        xn, xd = seg.sample.numerator, seg.sample.denominator
+        pn, pd = seg.bpm.numerator, seg.bpm.denominator
+        return (xn * bd * sd * pn + xd * (bn * sd - sn * bd) * 60 * self.sample_rate * pd) \
+            // (xd * bd * sd * pn)
 
     def beat_at(self, sample: int) -> Fraction:
         """The exact beat at integer sample time `sample`."""

@@ -86,6 +86,14 @@ def file_events(path: Path, session: Session) -> list[tuple]:
     return events
 
 
+def query_by_bar(session: Session, player_notes: bool = False) -> None:
+    """Offline, when nothing will change what the band plays (the demo, whose band follows no
+    one, or a jam with no player notes to follow), let the scheduler query the band a bar at a
+    time: the same events at the same samples, the same audio, far fewer queries."""
+    if session.conductor is None or not player_notes:
+        session.scheduler.reach_bars = 1
+
+
 def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
            midi_in: Path | None = None, progress: bool | None = None) -> RenderResult:
     """Render `seconds` of the session into `wav` (float32 stereo) and the notes into a .mid
@@ -93,6 +101,7 @@ def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
     events = file_events(midi_in, session) if midi_in else []
     notes = [e for e in events if e[1] in (K_NOTE_ON, K_NOTE_OFF)]
     lookahead = session.scheduler.lookahead
+    query_by_bar(session, player_notes=bool(notes))
     cursor = [0]
 
     def before_block(end: int) -> None:

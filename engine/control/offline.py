@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from engine.control.state import EngineState
+from engine.rt.layout import C_SAMPLE_TIME, MAXBLOCK
 from engine.rt.render import run_block
 
 TimedEvent = tuple  # (time, kind, part, a, b, c)
@@ -49,13 +50,17 @@ class OfflineDriver:
             out = np.zeros((frames, 2), np.float32)
         done = 0
         st = self.state
+        table, clock = st.table, st.ctl[C_SAMPLE_TIME:C_SAMPLE_TIME + 1]
+        stereo = st.out(MAXBLOCK)                       # the out rows (views)
+        before, block, events = self.before_block, self.block_size, self.events
         while done < frames:
-            n = min(self.block_size, frames - done)
-            now = st.sample_time
-            if self.before_block is not None:
-                self.before_block(now + n)
-            self._feed(now + n + self.feed_ahead)
-            run_block(st.table, n)
-            out[done:done + n] = st.out(n).T
+            n = min(block, frames - done)
+            now = int(clock[0])
+            if before is not None:
+                before(now + n)
+            if self._next < len(events):
+                self._feed(now + n + self.feed_ahead)
+            run_block(table, n)
+            out[done:done + n] = stereo[:, :n].T
             done += n
         return out
