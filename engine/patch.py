@@ -22,7 +22,7 @@ from engine.tomldata import DataError, Field, Schema, load
 
 GROUPS = {
     "oscillators": ("osc1_wave", "osc2_wave", "osc2_semitones", "detune_cents", "osc2_level",
-                    "pulse_width", "noise_level"),
+                    "pulse_width", "noise_level", "noise_color"),
     "filter": ("filter_type", "cutoff_hz", "resonance", "drive", "key_tracking",
                "filter_env_octaves", "velocity_to_cutoff_octaves"),
     "amp_envelope": ("amp_attack_s", "amp_decay_s", "amp_sustain", "amp_release_s"),

@@ -310,12 +310,39 @@ class Rig:
         period still in the ring (or the period containing `since_frame`) to the newest.
 
         Raises RigGap if a cycle is missing inside that span."""
+        stamps, audio = self._periods(since_frame)
+        steps = np.diff(stamps)
+        if len(steps) and not np.all(steps == self.period):
+            bad = int(np.argmax(steps != self.period))
+            raise RigGap(f"recording discontinuous after frame {int(stamps[bad])}: next period "
+                         f"starts at {int(stamps[bad + 1])} (period {self.period}); xruns={self.xruns}"
+                         f" (pass since_frame= to look only at the span you measured)")
+        if len(stamps) == 0:
+            return 0, np.zeros((0, self.channels), dtype=np.float32)
+        # [periods, channels, period] -> [frames, channels]
+        flat = audio.transpose(0, 2, 1).reshape(-1, self.channels)
+        return int(stamps[0]), flat
+
+    def segments(self, since_frame: int | None = None) -> list[tuple[int, np.ndarray]]:
+        """The recorded span as its gapless runs of periods: [(start_frame, audio[frames,
+        channels])...], split wherever a cycle is missing (an xrun) instead of raising."""
+        stamps, audio = self._periods(since_frame)
+        out = []
+        start = 0
+        for k in range(1, len(stamps) + 1):
+            if k == len(stamps) or stamps[k] - stamps[k - 1] != self.period:
+                run = audio[start:k].transpose(0, 2, 1).reshape(-1, self.channels)
+                out.append((int(stamps[start]), run))
+                start = k
+        return out
+
+    def _periods(self, since_frame):
         self._check_alive()
         slots = self.c.slots
         n = int(self.c.t[T_CYCLES])
         count = min(n, slots)
         if count == 0:
-            return 0, np.zeros((0, self.channels), dtype=np.float32)
+            return np.zeros(0, np.int64), np.zeros((0, self.channels, self.period), np.float32)
         idx = (np.arange(n - count, n) % slots)
         audio = self._rec[idx][:, :self.channels].copy()
         stamps = self.c._stamps[idx].copy()
@@ -331,15 +358,7 @@ class Rig:
             if first == 0 and stamps[0] > since_frame:
                 raise RigError(f"frame {since_frame} has left the ring (oldest is {int(stamps[0])})")
             audio, stamps = audio[first:], stamps[first:]
-        steps = np.diff(stamps)
-        if len(steps) and not np.all(steps == self.period):
-            bad = int(np.argmax(steps != self.period))
-            raise RigGap(f"recording discontinuous after frame {int(stamps[bad])}: next period "
-                         f"starts at {int(stamps[bad + 1])} (period {self.period}); xruns={self.xruns}"
-                         f" (pass since_frame= to look only at the span you measured)")
-        # [periods, channels, period] -> [frames, channels]
-        flat = audio.transpose(0, 2, 1).reshape(-1, self.channels)
-        return int(stamps[0]), flat
+        return stamps, audio
 
 
 # ------------------------------------------------------------------------ analysis helpers

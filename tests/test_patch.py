@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from engine.patch import GROUPS, SCHEMA, load_params, load_patch, param_values
-from engine.rt.params import FILTERS, LFO_SHAPES, SYNTH_SPECS, WAVES
+from engine.rt.params import FILTERS, LFO_SHAPES, NOISE_COLORS, SYNTH_SPECS, WAVES
 from engine.tomldata import DataError, dump, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,7 +13,7 @@ ALL = sorted((ROOT / "patches").glob("*.toml"))
 PATCHES = [p for p in ALL if tomllib.loads(p.read_text())["patch"].get("engine", "analog")
            == "analog"]          # the analog voice's patches (the others: tests/test_factory.py)
 CHOICES = {"osc1_wave": WAVES, "osc2_wave": WAVES, "filter_type": FILTERS,
-           "lfo_shape": LFO_SHAPES}
+           "lfo_shape": LFO_SHAPES, "noise_color": NOISE_COLORS}
 
 
 def group_of(name):

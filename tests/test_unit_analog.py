@@ -131,3 +131,21 @@ def test_a_sidechain_loop_is_refused():
 
 def test_bus_rows_are_the_graphs_alone():
     assert L.B_OUT_L == 0 and L.B_PART0 + 2 * L.NPARTS == L.BUS_ROWS
+
+
+@pytest.mark.parametrize("colour,slope", [("white", 0.0), ("pink", -3.0), ("brown", -6.0)])
+def test_noise_colours_have_their_slopes_at_one_level(colour, slope):
+    """Octave bands 200 Hz .. 6.4 kHz of the noise alone (the oscillator a sine at 8 Hz):
+    white is flat, pink falls 3 dB an octave, brown 6; all three at white's level within 3 dB."""
+    patch = dict(SINE, osc1_wave="sine", noise_level=1.0, noise_color=colour, gain_db=0.0,
+                 cutoff_hz=20000.0)
+    x = render(engine(patch), [(0, K_NOTE_ON, 0, 0, 1.0, 1)], 2.0, part_bus=0)[SR // 10:]
+    f = np.fft.rfftfreq(len(x), 1 / SR)
+    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    bands = [10 * np.log10(power[(f >= 200 * 2 ** k) & (f < 400 * 2 ** k)].mean())
+             for k in range(5)]
+    fit = np.polyfit(np.arange(5), bands, 1)[0]
+    assert abs(fit - slope) < 1.0, (colour, bands)
+    white = render(engine(dict(patch, noise_color="white")), [(0, K_NOTE_ON, 0, 0, 1.0, 1)], 2.0,
+                   part_bus=0)[SR // 10:]
+    assert abs(20 * np.log10(np.std(x) / np.std(white))) < 3.0

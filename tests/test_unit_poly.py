@@ -255,9 +255,9 @@ def test_the_sustain_pedal_holds_released_notes_until_it_lifts(unit):
 
 @instruments
 def test_pitch_bend_moves_the_pitch_by_its_semitones(unit):
-    ev = [(0, K_NOTE_ON, 60.0, 1.0, 1.0), (9600, K_PITCH_BEND, 0.0, 2.0, 0.0),
-          (19200, K_PITCH_BEND, 0.0, -0.5, 0.0)]
-    left, _, _, _ = render(unit, 28800, ev, patch(unit))
+    ev = [(0, K_NOTE_ON, 60.0, 1.0, 1.0), (9600, K_PITCH_BEND, 0.0, 1.0, 0.0),
+          (19200, K_PITCH_BEND, 0.0, -0.25, 0.0)]
+    left, _, _, _ = render(unit, 28800, ev, patch(unit))      # the default range: 2
     assert pitch_at(left, 1000, 9600) == pytest.approx(60.0, abs=0.005)
     assert pitch_at(left, 11000, 19200) == pytest.approx(62.0, abs=0.005)
     assert pitch_at(left, 20600, 28800) == pytest.approx(59.5, abs=0.005)

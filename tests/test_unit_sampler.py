@@ -319,7 +319,7 @@ def test_every_note_of_a_factory_set_ends(name):
         if rng.random() < 0.7:
             ev.append((t + int(rng.integers(100, SR)), K_NOTE_OFF, note, 0.0, 1.0))
     ev += [(SR, K_SUSTAIN, 0.0, 1.0, 0.0), (2 * SR, K_SUSTAIN, 0.0, 0.0, 0.0),
-           (SR // 2, K_PITCH_BEND, 0.0, 2.0, 0.0)]
+           (SR // 2, K_PITCH_BEND, 0.0, 1.0, 0.0)]
     ev.sort(key=lambda e: e[0])
     over = dict(release_ms=300.0, polyphony=24.0)
     state, params = make_with(ss, over)
@@ -375,8 +375,8 @@ def test_extreme_notes_and_bends_stay_in_the_recording():
     for name in SM.factory_sets():
         ss = SM.load_set(name)
         ev = [(0, K_NOTE_ON, 0.0, 1.0, 1.0), (0, K_NOTE_ON, 127.0, 1.0, 1.0),
-              (3000, K_PITCH_BEND, 0.0, 48.0, 0.0), (6000, K_PITCH_BEND, 0.0, -48.0, 0.0)]
-        left, right, _ = play(ss, 12000, ev, dict(FLAT, tune_st=24.0))
+              (3000, K_PITCH_BEND, 0.0, 1.0, 0.0), (6000, K_PITCH_BEND, 0.0, -1.0, 0.0)]
+        left, right, _ = play(ss, 12000, ev, dict(FLAT, tune_st=24.0, bend_range_st=48.0))
         assert np.all(np.isfinite(left)) and np.abs(left).max() < 4.0
 
 

@@ -300,3 +300,19 @@ def test_width_changes_glide_instead_of_jumping():
     assert np.abs(np.diff(out[0])).max() < 0.01   # no step
     k = int(0.02 * SR)                      # 63 % of the way after the 20 ms time constant
     assert out[0][k] == pytest.approx(math.exp(-1.0), abs=0.01)
+
+
+def test_the_dispatch_is_written_from_the_registry():
+    """dispatch.py's branches are what tools/regen_units.py writes from UNITS (a unit added to
+    the registry without running it fails here, saying so)."""
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("regen_units", root / "tools/regen_units.py")
+    regen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(regen)
+    names = [u.__name__.rsplit(".", 1)[1] for u in UNITS]
+    instruments = {n for n, u in zip(names, UNITS) if is_instrument(u)}
+    path = root / "engine/rt/units/dispatch.py"
+    assert regen.regenerate(path, names, instruments) == path.read_text(), \
+        "run `python tools/regen_units.py` after changing the registry"

@@ -12,6 +12,7 @@ from engine.rt.param import Param, declare
 WAVES = ("saw", "pulse", "triangle", "sine")
 FILTERS = ("ladder", "svf_lowpass", "svf_bandpass", "svf_highpass")
 LFO_SHAPES = ("sine", "triangle")
+NOISE_COLORS = ("white", "pink", "brown")
 
 _SYNTH = [
     # name                  default  lo      hi       choices
@@ -45,12 +46,13 @@ _SYNTH = [
     ("velocity_sensitivity", 0.7,    0.0,    1.0,     None),
     ("gain_db",            -12.0,  -60.0,   12.0,     None),
     ("pitch_bend_range_semitones", 2.0, 0.0, 24.0,    None),
+    ("noise_color",          0.0,    0.0,    2.0,     NOISE_COLORS),
 ]
 (P_OSC1_WAVE, P_OSC2_WAVE, P_OSC2_SEMI, P_DETUNE_CENTS, P_OSC2_LEVEL, P_PULSE_WIDTH, P_NOISE,
  P_FILTER_TYPE, P_CUTOFF_HZ, P_RESONANCE, P_DRIVE, P_KEY_TRACKING, P_FENV_OCT, P_VEL_CUTOFF_OCT,
  P_AMP_A, P_AMP_D, P_AMP_S, P_AMP_R, P_FLT_A, P_FLT_D, P_FLT_S, P_FLT_R, P_LFO_RATE,
  P_LFO_SHAPE, P_LFO_PITCH, P_LFO_CUTOFF, P_MOD_VIBRATO, P_VEL_SENS, P_GAIN_DB,
- P_BEND_RANGE) = range(len(_SYNTH))
+ P_BEND_RANGE, P_NOISE_COLOR) = range(len(_SYNTH))
 
 # Parameters that select code paths or shape envelopes apply at once; all others are
 # smoothed per sample in the kernel (SMOOTH_S time constant).
@@ -67,7 +69,8 @@ P_MOD = P_BEND_ST + 1
 P_POLYPHONY = P_MOD + 1
 NPARAMS = P_POLYPHONY + 1
 STEPPED = frozenset({P_OSC1_WAVE, P_OSC2_WAVE, P_FILTER_TYPE, P_LFO_SHAPE, P_AMP_A, P_AMP_D,
-                     P_AMP_R, P_FLT_A, P_FLT_D, P_FLT_R, P_BEND_RANGE, P_POLYPHONY})
+                     P_AMP_R, P_FLT_A, P_FLT_D, P_FLT_R, P_BEND_RANGE, P_POLYPHONY,
+                     P_NOISE_COLOR})
 
 
 def _param(k, name, default, lo, hi, choices):

@@ -30,7 +30,7 @@ from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.layout import (
     NVMAX, PS_A_COEF, PS_COEF_DIRTY, PS_D_COEF, PS_FA_COEF, PS_FD_COEF, PS_FR_COEF, PS_GAIN,
     PS_G_DIRTY, PS_LFO_PHASE, PS_LOG2_CUTOFF, PS_NACTIVE, PS_NSTEAL, PS_R_COEF, PS_RATIO2, PS_SETTLING,
-    PS_DUCK, PS_SEED, PS_SUSTAIN, PS_SWITCH, PS_VHI, PS_VLO,
+    PS_DUCK, PS_NOISE0, PS_NOISE1, PS_NOISE2, PS_SEED, PS_SUSTAIN, PS_SWITCH, PS_VHI, PS_VLO,
     ST_ATTACK, ST_DECAY, ST_IDLE, ST_RELEASE, ST_STEAL, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE,
     VF_G, VF_GAIN, VF_INC, VF_KEYOCT, VF_OSC, VF_OUT, VF_PHASE1, VF_PHASE2, VF_S1,
     VF_S2, VF_S3, VF_S4, VF_VEL, VF_C_G, VF_C_OSC, VF_C_OUT, VF_C_SCALAR, VF_CHUNK, VM_FADE_LEFT, VM_FADE_STEP, VM_HELD, VM_NOTE, VM_PEND_NOTE,
@@ -42,7 +42,7 @@ from engine.rt.osc import (
 from engine.rt.params import (
     NPARAMS, P_AMP_A, P_AMP_D, P_AMP_R, P_AMP_S, P_CUTOFF_HZ, P_DETUNE_CENTS, P_DRIVE,
     P_FENV_OCT, P_FILTER_TYPE, P_FLT_A, P_FLT_D, P_FLT_R, P_FLT_S, P_GAIN_DB, P_KEY_TRACKING,
-    P_LFO_CUTOFF, P_LFO_PITCH, P_LFO_RATE, P_LFO_SHAPE, P_MOD_VIBRATO, P_NOISE, P_OSC1_WAVE,
+    P_LFO_CUTOFF, P_LFO_PITCH, P_LFO_RATE, P_LFO_SHAPE, P_MOD_VIBRATO, P_NOISE, P_NOISE_COLOR, P_OSC1_WAVE,
     P_OSC2_LEVEL, P_OSC2_SEMI, P_OSC2_WAVE, P_PULSE_WIDTH, P_RESONANCE, P_VEL_CUTOFF_OCT,
     P_VEL_SENS, P_BEND_ST, P_MOD, SMOOTH_S, STEPPED, SWITCH_S, SWITCHED, SYNTH_SPECS,
 )
@@ -540,6 +540,38 @@ def _noise(t, seed):
     return float(z >> np.uint64(11)) * (2.0 / 9007199254740992.0) - 1.0
 
 
+@njit(inline="always", **JIT)
+def _coloured(ps, p, white, colour):
+    """The part's noise in its colour, one sample on: white as it is; pink (-3 dB per octave,
+    Paul Kellet's three one-poles) or brown (-6 dB per octave above ~40 Hz, a leaky
+    integrator), each scaled to white's level. Both render paths call it once per sample the
+    noise sounds, in order, so the colour's filters see the same stream however blocks are cut."""
+    if colour == 1:
+        b0 = 0.99765 * ps[p, PS_NOISE0] + 0.0990460 * white
+        b1 = 0.96300 * ps[p, PS_NOISE1] + 0.2965164 * white
+        b2 = 0.57000 * ps[p, PS_NOISE2] + 1.0526913 * white
+        ps[p, PS_NOISE0], ps[p, PS_NOISE1], ps[p, PS_NOISE2] = b0, b1, b2
+        return 0.334 * (b0 + b1 + b2 + 0.1848 * white)
+    if colour == 2:
+        b0 = 0.995 * ps[p, PS_NOISE0] + 0.1 * white
+        ps[p, PS_NOISE0] = b0
+        return b0
+    return white
+
+
+@njit(**JIT)
+def _noise_runs(ps, p, c, now0, s0, s1):
+    """The coloured noise's filters over samples [s0, s1) no voice hears: the noise stream
+    advances at every sample while the part's noise is on, voices or none, so where a render
+    happens to notice its last voice has ended (at the end of a call) changes nothing. (White
+    noise is a pure function of the sample time: nothing to run.)"""
+    colour = int(c[P_NOISE_COLOR])
+    if c[P_NOISE] > 0.0 and colour != 0:
+        seed = int(ps[p, PS_SEED])
+        for s in range(s0, s1):
+            _coloured(ps, p, _noise(now0 + s, seed), colour)
+
+
 @njit(**JIT)
 def _sample(vf, vm, ptarget, pcur, ps, p, out, s, now0, sample_rate, smooth, log2_pi_over_fs,
             wmax, switch_step):
@@ -561,6 +593,7 @@ def _sample(vf, vm, ptarget, pcur, ps, p, out, s, now0, sample_rate, smooth, log
                     pcur[p, k] = _target(ptarget, p, k)
             ps[p, PS_SWITCH] = 0.0
             ps[p, PS_DUCK] = 1.0
+        _noise_runs(ps, p, c, now0, s, s + 1)
         out[s] = 0.0
         return
     hi = lo + u64(((n + LANES - 1) // LANES) * LANES)
@@ -584,7 +617,8 @@ def _sample(vf, vm, ptarget, pcur, ps, p, out, s, now0, sample_rate, smooth, log
     _osc2(vf, lo, hi, int(c[P_OSC2_WAVE]), f32(mul1 * ps[p, PS_RATIO2]),
           f32(min(max(c[P_OSC2_LEVEL], 0.0), 1.0)), pw, ONE)
     if c[P_NOISE] > 0.0:
-        nl = f32(min(c[P_NOISE], 1.0) * _noise(now0 + s, int(ps[p, PS_SEED])))
+        nl = f32(min(c[P_NOISE], 1.0) * _coloured(ps, p, _noise(now0 + s, int(ps[p, PS_SEED])),
+                                                   int(c[P_NOISE_COLOR])))
         for v in range(lo, hi):
             vf[_OSC + v] += nl
     ftype = int(c[P_FILTER_TYPE])
@@ -945,6 +979,7 @@ def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
     noise = c[P_NOISE]
     noise_level = min(noise, 1.0)
     seed = int(ps[p, PS_SEED])
+    colour = int(c[P_NOISE_COLOR])
     fenv_oct = c[P_FENV_OCT]
     need_any = ps[p, PS_G_DIRTY] != 0.0
     for t in range(nt):
@@ -958,7 +993,8 @@ def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
         vf[_CS_MUL1 + u64(t)] = mul1
         vf[_CS_MUL2 + u64(t)] = mul1 * ratio2
         if noise > 0.0:
-            vf[_CS_NOISE + u64(t)] = noise_level * _noise(now0 + s0 + t, seed)
+            vf[_CS_NOISE + u64(t)] = noise_level * _coloured(ps, p, _noise(now0 + s0 + t, seed),
+                                                             colour)
         need = fenv_oct != 0.0 or lfo * lfo_cut != 0.0 or (t == 0 and need_any)
         need_any = need_any or need
         vf[_CS_NEED + u64(t)] = ONE if need else ZERO
@@ -1042,9 +1078,10 @@ def _chunk(vf, ps, c, p, out, s0, nt, now0, sample_rate, wmax, scalar_voices):
 
 
 @njit(**JIT)
-def _idle(ps, p, c, out, s0, s1, sample_rate):
+def _idle(ps, p, c, out, s0, s1, now0, sample_rate):
     """Samples [s0, s1) of a part with no voice and nothing to switch: silence, and the LFO
-    phase runs on."""
+    phase and the noise's colour filters run on."""
+    _noise_runs(ps, p, c, now0, s0, s1)
     rate = min(max(c[P_LFO_RATE], 0.0), 40.0) / sample_rate
     ph = ps[p, PS_LFO_PHASE]
     for s in range(s0, s1):
@@ -1086,7 +1123,7 @@ def render_part_with(vf, vm, ptarget, pcur, ps, p, out, i0, i1, now0, sample_rat
                     log2_pi_over_fs, wmax, switch_step)
             s += 1
         elif ps[p, PS_NACTIVE] == 0.0:
-            _idle(ps, p, c, out, s, i1, sample_rate)
+            _idle(ps, p, c, out, s, i1, now0, sample_rate)
             s = i1
         else:
             nt = min(VF_CHUNK, i1 - s)

@@ -1,7 +1,8 @@
 """The analog instrument: the subtractive voice of engine.rt.voice as a unit (AUDIO THREAD
 kernels; declarations read on the control side).
 
-Two oscillators (saw, pulse, triangle, sine; osc 2 detuned and transposed) and white noise, a
+Two oscillators (saw, pulse, triangle, sine; osc 2 detuned and transposed) and noise (white,
+pink or brown), a
 4-pole ladder or a state-variable filter (lowpass, bandpass, highpass) with drive, key tracking,
 velocity and its own ADSR, an amp ADSR, an LFO to pitch and cutoff, the mod wheel to vibrato;
 voices vectorised across SIMD lanes, steals faded over 2 ms, waveform and filter changes made at
@@ -49,7 +50,7 @@ N = NPARAMS
 assert len(PARAMS) == N
 _DEFAULTS = np.array([q.default for q in PARAMS])
 
-X_VM = 24                        # vm rows
+X_VM = 32                        # vm rows
 X_VF = X_VM + VM_SIZE * NVMAX    # vf, float32 (two per float64 slot)
 assert X_VF % 8 == 0             # 64-byte aligned within the state
 STATE_SIZE = X_VF + (VF_ROWS * NVMAX + 1) // 2

@@ -209,7 +209,6 @@ _G0, _G1, _G2, _G3 = _G
 _GS0, _GS1, _GS2, _GS3 = _GS
 _Y1, _Y2, _OL, _OLS, _OR, _ORS, _OUTL, _OUTR = (_off(r) for r in (F_Y1, F_Y2, F_OL, F_OLS, F_OR,
                                                                  F_ORS, F_OUTL, F_OUTR))
-_LANES = np.uint64(4)
 
 
 @njit(**RFAST)
@@ -253,18 +252,6 @@ def _voices(state, hi, fbk, m10, m20, m21, m30, m31, m32, c0, c1, c2, c3):
         state[_PH3 + v] = p3 - math.floor(p3)
 
 
-@njit(**JIT)
-def _sum(state, row, hi):
-    """Row `row` summed over voices [0, hi) (hi a multiple of 4), each voice always into the
-    same one of four accumulators (the sum does not depend on where hi stands)."""
-    a0 = a1 = a2 = a3 = 0.0
-    for b in range(np.uint64(0), hi, _LANES):
-        a0 += state[row + b]
-        a1 += state[row + b + np.uint64(1)]
-        a2 += state[row + b + np.uint64(2)]
-        a3 += state[row + b + np.uint64(3)]
-    return (a0 + a1) + (a2 + a3)
-
 
 @njit(**JIT)
 def _render(state, bus, ol, orr, i0, n):
@@ -285,8 +272,8 @@ def _render(state, bus, ol, orr, i0, n):
     c3 = state[X_C3]
     for i in range(i0, i0 + n):
         _voices(state, hi, fbk, m10, m20, m21, m30, m31, m32, c0, c1, c2, c3)
-        bus[ol, i] = _sum(state, _OUTL, hi)
-        bus[orr, i] = _sum(state, _OUTR, hi)
+        bus[ol, i] = poly.lane_sum(state, _OUTL, hi)
+        bus[orr, i] = poly.lane_sum(state, _OUTR, hi)
 
 
 @njit(**JIT)

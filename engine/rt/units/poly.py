@@ -46,6 +46,7 @@ keep its number (R_NKEY): the key of the matrix's per-note random values.
 """
 import math
 
+import numpy as np
 from numba import njit
 
 from engine.rt.dsp import JIT
@@ -87,8 +88,8 @@ GLIDES = ("legato", "always")
 UNISONS = tuple(str(k) for k in range(1, 9))
 GOLDEN = 0.6180339887498949
 
-P_MODE, P_GLIDE_MS, P_GLIDE, P_UNISON, P_DETUNE, P_SPREAD, P_POLYPHONY = range(7)
-NPOLY = 7
+P_MODE, P_GLIDE_MS, P_GLIDE, P_UNISON, P_DETUNE, P_SPREAD, P_POLYPHONY, P_BEND_RANGE = range(8)
+NPOLY = 8
 
 
 def poly_params():
@@ -109,7 +110,22 @@ def poly_params():
               doc="unison voices across the field: 0 all centred, 1 from hard left to right"),
         Param("polyphony", 1.0, float(NV), 32.0, smooth_s=0.0,
               doc="voices a note-on may use before it steals"),
+        Param("bend_range_st", 0.0, 48.0, 2.0, smooth_s=0.0,
+              doc="semitones of a full pitch bend (a bend event's -1..1 times this)"),
     ]
+
+
+@njit(**JIT)
+def lane_sum(state, row, hi):
+    """Row `row` summed over voices [0, hi) (hi a multiple of 4), each voice always into the
+    same one of four accumulators (the sum does not depend on where hi stands)."""
+    a0 = a1 = a2 = a3 = 0.0
+    for b in range(np.uint64(0), hi, np.uint64(4)):
+        a0 += state[row + b]
+        a1 += state[row + b + np.uint64(1)]
+        a2 += state[row + b + np.uint64(2)]
+        a3 += state[row + b + np.uint64(3)]
+    return (a0 + a1) + (a2 + a3)
 
 
 def vrow(r):
@@ -551,8 +567,8 @@ def poly_event(state, params, kind, a, b, c, sample_rate):
             note_off(state, params, clampf(a, 0.0, 127.0), src, sample_rate)
     elif kind == K_SUSTAIN:
         sustain(state, b > 0.5)
-    elif kind == K_PITCH_BEND:
-        state[H_BEND] = clampf(b, -48.0, 48.0)
+    elif kind == K_PITCH_BEND:      # -1..1, scaled by the instrument's own range
+        state[H_BEND] = clampf(b, -1.0, 1.0) * clampf(params[P_BEND_RANGE], 0.0, 48.0)
     elif kind == K_MOD_WHEEL:
         state[H_WHEEL] = clampf(b, 0.0, 1.0)
     elif kind == K_AFTERTOUCH:

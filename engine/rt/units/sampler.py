@@ -468,7 +468,6 @@ def _off(row):
     S_BW, S_WE, S_WL, S_YL, S_YR, S_S1L, S_S2L, S_S1R, S_S2R, S_A1, S_A2, S_A3, S_GL, S_GLS,
     S_GR, S_GRS, S_OUTL, S_OUTR, S_RNG, S_B0, S_B1, S_B2, S_B3, S_B4, S_B5, S_B6, S_NPREV,
     S_DUAL))
-_LANES = np.uint64(4)
 
 
 @njit(inline="always", **RFAST)
@@ -627,18 +626,6 @@ def _filter(state, v, yl, yr, m0, m1, m2):
     return outl, m0 * yr + m1 * v1 + m2 * v2
 
 
-@njit(**JIT)
-def _sum(state, row, hi):
-    """Row `row` summed over voices [0, hi) (hi a multiple of 4), each voice always into the
-    same one of four accumulators (the sum does not depend on where hi stands)."""
-    a0 = a1 = a2 = a3 = 0.0
-    for b in range(np.uint64(0), hi, _LANES):
-        a0 += state[row + b]
-        a1 += state[row + b + np.uint64(1)]
-        a2 += state[row + b + np.uint64(2)]
-        a3 += state[row + b + np.uint64(3)]
-    return (a0 + a1) + (a2 + a3)
-
 
 @njit(**JIT)
 def _render(state, bus, ol, orr, i0, n, cpos):
@@ -663,8 +650,8 @@ def _render(state, bus, ol, orr, i0, n, cpos):
         if nd > 0:
             _blend(state, nd, stereo)
         _voices(state, hi, m0, m1, m2, sl, nl, colour, filtered)
-        bus[ol, i] = _sum(state, _OUTL, hi)
-        bus[orr, i] = _sum(state, _OUTR, hi)
+        bus[ol, i] = poly.lane_sum(state, _OUTL, hi)
+        bus[orr, i] = poly.lane_sum(state, _OUTR, hi)
 
 
 @njit(**JIT)

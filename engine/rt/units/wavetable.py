@@ -310,7 +310,6 @@ def _off(row):
  _MW, _STRIDE, _OUTL, _OUTR, _Y, _DUAL) = (_off(r) for r in (
     W_PH, W_INC, W_WCUR, W_WSLOPE, W_GL, W_GLS, W_GR, W_GRS, W_S1, W_S2, W_A1, W_A2, W_A3, W_M1,
     W_OA, W_OB, W_NA, W_NB, W_MIPW, W_STRIDE, W_OUTL, W_OUTR, W_Y, W_DUAL))
-_LANES = np.uint64(4)
 
 
 @njit(**RFAST)
@@ -381,18 +380,6 @@ def _dual_list(state):
     state[X_NDUAL] = nd
 
 
-@njit(**JIT)
-def _sum(state, row, hi):
-    """Row `row` summed over voices [0, hi) (hi a multiple of 4), each voice always into the
-    same one of four accumulators (the sum does not depend on where hi stands)."""
-    a0 = a1 = a2 = a3 = 0.0
-    for b in range(np.uint64(0), hi, _LANES):
-        a0 += state[row + b]
-        a1 += state[row + b + np.uint64(1)]
-        a2 += state[row + b + np.uint64(2)]
-        a3 += state[row + b + np.uint64(3)]
-    return (a0 + a1) + (a2 + a3)
-
 
 @njit(**JIT)
 def _render(state, bus, ol, orr, i0, n):
@@ -408,8 +395,8 @@ def _render(state, bus, ol, orr, i0, n):
         if nd > 0:
             _blend(state, nd)
         _voices(state, hi, m0, m2)
-        bus[ol, i] = _sum(state, _OUTL, hi)
-        bus[orr, i] = _sum(state, _OUTR, hi)
+        bus[ol, i] = poly.lane_sum(state, _OUTL, hi)
+        bus[orr, i] = poly.lane_sum(state, _OUTR, hi)
 
 
 @njit(**JIT)
