@@ -103,10 +103,10 @@ def harmonic_amps(y, f0, count, nfft=65536):
     return np.array(amps)
 
 
-def alias_db(y, f0, nfft=65536, guard=16):
-    """Energy of the bins off the harmonics of f0 (below Nyquist; DC excluded), relative to
-    the fundamental, in dB (Blackman-Harris window; `guard` bins either side of a harmonic
-    count as the harmonic)."""
+def alias_db(y, f0, nfft=65536, guard=16, top_hz=None):
+    """Energy of the bins off the harmonics of f0 (below Nyquist, or below `top_hz`; DC
+    excluded), relative to the fundamental, in dB (Blackman-Harris window; `guard` bins either
+    side of a harmonic count as the harmonic)."""
     seg = y[-nfft:]
     p = np.abs(np.fft.rfft(seg * blackmanharris(nfft))) ** 2
     df = SR / nfft
@@ -115,4 +115,5 @@ def alias_db(y, f0, nfft=65536, guard=16):
     for h in range(1, int(SR / 2 / f0) + 1):
         on |= np.abs(k - h * f0 / df) <= guard
     fund = p[np.abs(k - f0 / df) <= guard].sum()
-    return 10.0 * math.log10(p[~on].sum() / fund)
+    off = ~on if top_hz is None else ~on & (k * df < top_hz)
+    return 10.0 * math.log10(p[off].sum() / fund)
