@@ -3,6 +3,8 @@
     a w s e d f t g y h u j k o l p ; '      the keys, laid out like a piano:
     C C# D D# E F F# G G# A A# B C C# D D# E F      (white keys on the home row)
     z / x  octave down / up       c / v  velocity down / up       Ctrl-D  stop the keyboard
+    :      a command line (when the owner gives `on_command`, e.g. `:learn /keys/synth/cutoff_hz`
+           then Enter arms MIDI learn while jamming; Esc or an empty line cancels)
 
 Messages go to the sink as source 0 (controllers.base.SOURCE_KEYBOARD), channel 1.
 
@@ -172,8 +174,11 @@ class TerminalKeyboard:
 
     def __init__(self, sink: Sink, *, source: int = SOURCE_KEYBOARD, channel: int = 0,
                  octave: int = 4, velocity: int = 100, stdin: IO | int | None = None,
-                 out: IO | None = None, hold: KeyHold | None = None):
+                 out: IO | None = None, hold: KeyHold | None = None,
+                 on_command=None):
         self.sink, self.source, self.channel = sink, source, channel
+        self.on_command = on_command      # text -> reply, for ':' command lines
+        self._command: str | None = None  # the command line being typed
         self.octave = max(OCTAVE_MIN, min(OCTAVE_MAX, octave))
         self._vel_index = min(range(len(VELOCITIES)), key=lambda i: abs(VELOCITIES[i] - velocity))
         self.hold = hold if hold is not None else KeyHold()
@@ -281,6 +286,18 @@ class TerminalKeyboard:
         i = 0
         while i < len(text):
             ch = text[i]
+            if self._command is not None:
+                if ch == "\x1b":           # Esc (or an arrow key's sequence) cancels
+                    i = _skip_escape(text, i)
+                else:
+                    i += 1
+                self._command_key(ch)
+                continue
+            if ch == ":" and self.on_command is not None:
+                i += 1
+                self._command = ""
+                self._echo(":")
+                continue
             if ch == "\x1b":
                 i = _skip_escape(text, i)
                 continue
@@ -300,6 +317,37 @@ class TerminalKeyboard:
             elif ch == CTRL_D:
                 self.stop()
         self._reschedule()
+
+    def _echo(self, text: str) -> None:
+        out = self._out if self._out is not None else sys.stdout
+        try:
+            out.write(text)
+            out.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _command_key(self, ch: str) -> None:
+        """One character of a ':' command line (no piano meanwhile)."""
+        if ch in "\r\n":
+            text, self._command = self._command, None
+            self._echo("\n")
+            if text.strip():
+                try:
+                    reply = self.on_command(text.strip())
+                except Exception as exc:  # noqa: BLE001 - a command never ends the keyboard
+                    reply = f"{text.split()[0]}: {exc!r}"
+                if reply:
+                    self._say(reply)
+        elif ch == "\x1b" or ch == CTRL_D:
+            self._command = None
+            self._echo("\n")
+        elif ch in "\x7f\b":
+            if self._command:
+                self._command = self._command[:-1]
+                self._echo("\b \b")
+        elif ch.isprintable():
+            self._command += ch
+            self._echo(ch)
 
     def _send(self, on: bool, note: int) -> None:
         if on:

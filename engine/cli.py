@@ -4,6 +4,7 @@
     bandmate jam                     play with the band (MIDI keyboard or computer keyboard)
     bandmate demo                    a one-minute arranged demo on the sound card (or a WAV)
     bandmate render -o out.wav       render offline: --seconds, --seed, --midi player.mid
+    bandmate learn ADDRESS           MIDI learn: the next control moved drives ADDRESS
 """
 from __future__ import annotations
 
@@ -62,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     jam = sub.add_parser("jam", parents=[common], help="play live with the band")
     jam.add_argument("--seconds", type=float, help="stop after this long")
     jam.add_argument("--no-keyboard", action="store_true", help="no computer-keyboard piano")
+    lrn = sub.add_parser("learn", parents=[common],
+                         help="MIDI learn: bind the next control you move to ADDRESS and save it "
+                              "in the mapping file ([midi] mapping)")
+    lrn.add_argument("address", help="a parameter address, e.g. /keys/synth/cutoff_hz")
+    lrn.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
     demo = sub.add_parser("demo", parents=[common], help="play (or render) the demo song")
     demo.add_argument("-o", "--output", help="WAV path when rendering")
     ren = sub.add_parser("render", parents=[common], help="render offline to a WAV file")

@@ -230,7 +230,8 @@ def jam(cfg: dict, args) -> int:
 
     async def main():
         extra = []
-        sink = run.player_input(cfg["midi"]["latency_mode"], cfg["midi"]["fixed_latency_ms"])
+        sink = run.player_input(cfg["midi"]["latency_mode"], cfg["midi"]["fixed_latency_ms"],
+                                cfg["midi"]["mapping"])
         midi = None
         if cfg["audio"]["driver"] == "jack":
             from engine.drivers.jack import JACK_MIDI_SOURCE
@@ -241,13 +242,13 @@ def jam(cfg: dict, args) -> int:
             inputs = cfg["midi"]["inputs"]
             try:
                 midi = MidiInputs(sink, cfg["midi"]["api"], "all" if inputs == ["all"] else inputs,
-                                  virtual=cfg["midi"]["virtual_port"])
+                                  virtual=cfg["midi"]["virtual_port"], accept=MIDI_ACCEPT)
                 extra.append(midi.watch())
             except MidiUnavailable as exc:
                 _say(f"MIDI in: {exc}; the computer keyboard still plays")
         if cfg["midi"]["computer_keyboard"] and not args.no_keyboard and sys.stdin.isatty():
             from controllers.keyboard import TerminalKeyboard
-            kb = TerminalKeyboard(sink)
+            kb = TerminalKeyboard(sink, on_command=lambda text: live_command(session, text))
             extra.append(kb.run())
         _say(f"jamming at {session.clock.bpm:g} BPM, {cfg['band']['style']}; Ctrl-C stops")
         try:
@@ -259,4 +260,83 @@ def jam(cfg: dict, args) -> int:
     asyncio.run(main())
     path = session.write_midi(Path(cfg["render"]["output"]).with_name("bandmate-jam.mid"))
     _say(f"wrote {path}")
+    return 0
+
+
+def live_command(session, text: str) -> str:
+    """A command typed while jamming (`:` on the terminal piano): `learn ADDRESS` arms MIDI
+    learn, `learn` alone cancels it; `set ADDRESS VALUE` sets a parameter. Returns the reply."""
+    words = text.split()
+    if not words:
+        return ""
+    try:
+        if words[0] == "learn":
+            mapper = session.mapper
+            if mapper is None:
+                return "no MIDI mapping in use"
+            if len(words) == 1:
+                mapper.cancel_learn()
+                return "MIDI learn cancelled"
+            mapper.learn(words[1])
+            return f"MIDI learn: move a control for {words[1]}"
+        if words[0] == "set" and len(words) == 3:
+            return f"{words[1]} = {session.set(words[1], float(words[2])):g}"
+    except (KeyError, ValueError) as exc:
+        return f"{words[0]}: {str(exc).strip(chr(39))}"
+    return "commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE"
+
+
+# what the live MIDI inputs pass on: the player's messages and program changes (mapped ones
+# load patches)
+MIDI_ACCEPT = frozenset({"note_on", "note_off", "control_change", "pitchwheel", "aftertouch",
+                         "polytouch", "program_change"})
+
+
+def learn(cfg: dict, args) -> int:
+    """Bind the next control moved on any MIDI input to an address and save the mapping."""
+    from engine.control.mapping import load_mapper
+    from controllers.midi_in import MidiInputs, MidiUnavailable
+    path = cfg["midi"]["mapping"]
+    if not path:
+        raise UserError('no mapping file: set [midi] mapping = "mappings/default.toml" in '
+                        'config.toml (or BANDMATE_MIDI_MAPPING)')
+    session = Session(cfg, cfg["render"]["sample_rate"])
+    mapper = load_mapper(session, path, _say)
+    learnt = []
+    try:
+        mapper.learn(args.address, on_learned=learnt.append)
+    except (KeyError, ValueError) as exc:
+        raise UserError(str(exc).strip("'")) from exc
+
+    class _LearnSink:           # the mapper sees every message; nothing plays
+        def feed(self, msg, source, at=None):
+            mapper.events(msg, source)
+
+        def source_gone(self, source):
+            mapper.source_gone(source)
+
+        def log(self, text):
+            _say(text)
+
+    inputs = cfg["midi"]["inputs"]
+    try:
+        midi = MidiInputs(_LearnSink(), cfg["midi"]["api"],
+                          "all" if inputs == ["all"] else inputs,
+                          virtual=cfg["midi"]["virtual_port"], accept=MIDI_ACCEPT)
+    except MidiUnavailable as exc:
+        raise UserError(f"MIDI in: {exc}") from exc
+    try:
+        deadline = time.monotonic() + args.timeout
+        next_poll = time.monotonic() + 0.5
+        while not learnt and time.monotonic() < deadline:
+            time.sleep(0.02)
+            if time.monotonic() >= next_poll:       # a keyboard plugged in while waiting
+                midi.poll_ports()
+                next_poll += 0.5
+    finally:
+        midi.close()
+    if not learnt:
+        mapper.cancel_learn()
+        _say(f"no control moved within {args.timeout:g} s: nothing learnt")
+        return 1
     return 0

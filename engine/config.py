@@ -54,6 +54,8 @@ SCHEMA: Schema = {
         "fixed_latency_ms": Field(5.0, "the constant delay of the fixed mode", lo=0.5, hi=100.0),
         "virtual_port": Field(True, "open a 'bandmate in' port other programs can play"),
         "computer_keyboard": Field(True, "play notes from the terminal when it is a TTY"),
+        "mapping": Field("", "MIDI mapping file (knobs -> parameters, splits, program "
+                         "changes; `bandmate learn` writes it); empty: none"),
     },
     "band": {
         "tempo_bpm": Field(112.0, "tempo", lo=20.0, hi=400.0),

@@ -35,8 +35,12 @@ class LiveRun:
         self._qout = np.zeros((256, EVENT_WIDTH))
         self.tasks: list[asyncio.Task] = []
 
-    def player_input(self, mode: str, fixed_latency_ms: float) -> LiveInput:
-        """The sink for controllers; player notes hop to this loop for the conductor."""
+    def player_input(self, mode: str, fixed_latency_ms: float,
+                     mapping: str | None = None) -> LiveInput:
+        """The sink for controllers; player notes hop to this loop for the conductor.
+        `mapping`: a MIDI mapping file (engine.control.mapping; "" an empty one): its mapper
+        routes the notes and applies mapped controls on this loop (`session.mapper`, whose
+        `learn(address)` arms MIDI learn)."""
         loop = asyncio.get_running_loop()
 
         def on_note(kind, note, velocity, t, source):
@@ -46,8 +50,14 @@ class LiveRun:
             if self.session.conductor is not None:
                 loop.call_soon_threadsafe(self.session.conductor.source_gone, source)
 
-        return LiveInput(self.session.state, mode, fixed_latency_ms, on_note=on_note,
+        live = LiveInput(self.session.state, mode, fixed_latency_ms, on_note=on_note,
                          on_gone=on_gone, log=self.log)
+        if mapping is not None:
+            from engine.control.mapping import load_mapper
+            live.mapper = self.session.mapper = load_mapper(
+                self.session, mapping, self.log, post=loop.call_soon_threadsafe,
+                later=loop.call_later)
+        return live
 
     async def _schedule(self) -> None:
         sched = self.session.scheduler

@@ -86,6 +86,9 @@ class LiveInput:
         self._lock = threading.Lock()
         self.timelines: dict[int, PortTimeline] = {}   # per source with backend stamps
         self.dropped = 0
+        # an engine.control.mapping.Mapper: routes notes (splits, layers, channels) and turns
+        # mapped controls into parameter changes; None: every note to `part`, as before
+        self.mapper = None
 
     def _audio_clock(self) -> float | None:
         anchor = self.state.sample_clock()
@@ -116,6 +119,9 @@ class LiveInput:
         return float(round(timeline.place(at, now)) + self.offset)
 
     def feed(self, msg: mido.Message, source: int, at: float | None = None) -> None:
+        if self.mapper is not None:
+            self._feed_mapped(msg, source, at)
+            return
         ev = message_event(msg)
         if ev is None:
             return
@@ -129,8 +135,27 @@ class LiveInput:
             when = int(t) if t != ASAP else (self.now_sample() or 0)
             self.on_note(kind, int(a), b, when, source)
 
+    def _feed_mapped(self, msg: mido.Message, source: int, at: float | None) -> None:
+        """Through the mapper: one message may become events for several parts (layers), all
+        stamped with one time; mapped controls never reach the engine's MIDI queue."""
+        with self._lock:
+            events = self.mapper.events(msg, source)
+            if not events:
+                return
+            t = self.stamp(source, at)
+            for kind, part, a, b in events:
+                if not self.state.push_midi(t, kind, part, a, b, float(source)):
+                    self.dropped += 1
+        if self.on_note is not None and msg.type in ("note_on", "note_off"):
+            kind = K_NOTE_ON if msg.type == "note_on" and msg.velocity > 0 else K_NOTE_OFF
+            when = int(t) if t != ASAP else (self.now_sample() or 0)
+            self.on_note(kind, msg.note, msg.velocity / 127.0 if kind == K_NOTE_ON else 0.0,
+                         when, source)
+
     def source_gone(self, source: int) -> None:
         with self._lock:
+            if self.mapper is not None:
+                self.mapper.source_gone(source)
             self.state.push_midi(ASAP, K_SOURCE_GONE, -1, 0.0, 0.0, float(source))
             self.timelines.pop(source, None)
         if self.on_gone is not None:

@@ -139,6 +139,7 @@ class Session:
         self.scheduler = Scheduler(self.clock, self.band, self.ctx, self._send,
                                    band_cfg["lookahead_ms"] / 1000.0, on_played=self.recorder.add)
         self.conductor = Conductor(self.ctx, self.clock, self.scheduler) if not demo else None
+        self.mapper = None      # the live input's MIDI mapper (engine.control.mapping), if any
         self._prepare()
 
     # ---- prepare time: write settings straight into the (not yet running) engine ------------
