@@ -325,6 +325,8 @@ def learn(cfg: dict, args) -> int:
                           virtual=cfg["midi"]["virtual_port"], accept=MIDI_ACCEPT)
     except MidiUnavailable as exc:
         raise UserError(f"MIDI in: {exc}") from exc
+    _say(f"MIDI learn: move a knob, press a pad or send a program change for {args.address} "
+         f"(waiting {args.timeout:g} s)")
     try:
         deadline = time.monotonic() + args.timeout
         next_poll = time.monotonic() + 0.5

@@ -53,10 +53,15 @@ class LiveRun:
         live = LiveInput(self.session.state, mode, fixed_latency_ms, on_note=on_note,
                          on_gone=on_gone, log=self.log)
         if mapping is not None:
-            from engine.control.mapping import load_mapper
-            live.mapper = self.session.mapper = load_mapper(
-                self.session, mapping, self.log, post=loop.call_soon_threadsafe,
-                later=loop.call_later)
+            from engine.control.mapping import Mapper, load_mapper
+            from engine.tomldata import DataError
+            hop = dict(post=loop.call_soon_threadsafe, later=loop.call_later)
+            try:
+                mapper = load_mapper(self.session, mapping, self.log, **hop)
+            except DataError as exc:    # the music plays on, unmapped (the file is left as is)
+                self.log(f"MIDI mapping not used: {exc}")
+                mapper = Mapper(self.session, None, self.log, **hop)
+            live.mapper = self.session.mapper = mapper
         return live
 
     async def _schedule(self) -> None:

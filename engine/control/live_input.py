@@ -149,8 +149,8 @@ class LiveInput:
         if self.on_note is not None and msg.type in ("note_on", "note_off"):
             kind = K_NOTE_ON if msg.type == "note_on" and msg.velocity > 0 else K_NOTE_OFF
             when = int(t) if t != ASAP else (self.now_sample() or 0)
-            self.on_note(kind, msg.note, msg.velocity / 127.0 if kind == K_NOTE_ON else 0.0,
-                         when, source)
+            velocity = min(msg.velocity / 127.0, 1.0) if kind == K_NOTE_ON else 0.0
+            self.on_note(kind, msg.note, velocity, when, source)
 
     def source_gone(self, source: int) -> None:
         with self._lock:

@@ -783,6 +783,8 @@ class Mapper:
         if ev is None:
             return []
         kind, a, bval = ev
+        if not -1.0 <= bval <= 1.0:          # a value no device sends (garbage): clamped
+            bval = min(max(bval, -1.0), 1.0) if bval == bval else 0.0
         return [(kind, p, a, bval) for p in parts]
 
     @staticmethod
@@ -939,7 +941,7 @@ class Mapper:
             self._error(f"{b.address}: {exc}")
 
     def _load_patch(self, pl: PatchList, program: int, tries: int = 0) -> None:
-        if program >= len(pl.paths):
+        if not 0 <= program < len(pl.paths):
             self.stats["ignored"] += 1
             return
         from engine.control.graph import GraphBusy
@@ -964,7 +966,6 @@ class Mapper:
         param = param_resolver(self.session)(address)
         self._learning = (address, param, on_learned, save)
         self._learn_nrpn: dict = {}
-        self._log(f"MIDI learn: move a control for {address}")
 
     def cancel_learn(self) -> None:
         self._learning = None
@@ -1010,7 +1011,7 @@ class Mapper:
         self.stats["learned"] += 1
         what = {"cc": f"CC {b.number}", "nrpn": f"NRPN {b.number}", "note": f"note {b.number}",
                 "program": "program change"}[b.kind]
-        where = ""
+        where = " (not saved: no mapping file)" if save and self._mapping.path is None else ""
         if save and self._mapping.path is not None:
             try:
                 where = f", saved to {self._mapping.save()}"
