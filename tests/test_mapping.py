@@ -723,3 +723,17 @@ def test_a_broken_mapping_file_leaves_the_jam_playing_unmapped(session, tmp_path
     asyncio.run(main())
     assert any(f"{path}:2: [[cc]] #1 control" in line for line in logs), logs
     assert path.read_text().startswith("[[cc]]\ncontrol = 300")
+
+
+def test_program_change_during_a_crossfade_is_retried(session, tmp_path):
+    rig = Rig(session, tmp_path, '[[program]]\npart = "keys"\npatches = ["keys", "ep-tines", '
+                                 '"keys-organ"]\n')
+    retries = []
+    rig.mapper.later = lambda seconds, fn: retries.append(fn)
+    rig.feed(mido.Message("program_change", program=1))
+    rig.feed(mido.Message("program_change", program=2))   # the first swap still fading
+    assert session.patches["keys"].path.name == "ep-tines.toml" and len(retries) == 1
+    rig.render(0.1)
+    retries.pop()()
+    assert session.patches["keys"].path.name == "keys-organ.toml"
+    assert rig.mapper.stats["errors"] == 0

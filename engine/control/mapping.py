@@ -472,7 +472,6 @@ class Mapping:
         m = cls(path=path, header=_header(text))
         for table in raw:
             if table not in TABLES + ("mapping",):
-                ck.table = "mapping"
                 line = _table_line(text, table, None)
                 raise DataError(f"{where}:{line}: [{table}]: unknown table; known: [mapping], "
                                 + ", ".join(f"[[{t}]]" for t in TABLES))
@@ -557,9 +556,9 @@ class Mapping:
 
     # -- changing -----------------------------------------------------------------------------
     def with_binding(self, b: Binding) -> "Mapping":
-        """A copy where `b` replaces whatever its control (and any binding of the same control
-        on a specific/any channel) did, and its address's previous learnt control of the same
-        kind is kept (several knobs may drive one parameter)."""
+        """A copy where `b` replaces what its control did (a binding of the same control on
+        its channel or on any channel); other controls of the same address stay (several knobs
+        may drive one parameter)."""
         def same(o: Binding) -> bool:
             return o.kind == b.kind and o.number == b.number and (
                 o.channel == b.channel or not o.channel or not b.channel)
