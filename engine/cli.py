@@ -4,6 +4,9 @@
     bandmate jam                     play with the band (MIDI keyboard or computer keyboard)
     bandmate demo                    a one-minute arranged demo on the sound card (or a WAV)
     bandmate render -o out.wav       render offline: --seconds, --seed, --midi player.mid
+
+`jam` and `demo` take `--osc PORT`: steer the session over OSC (UDP) on that port, e.g.
+`/bass/synth/cutoff_hz 800.0`, `/bandmate/note keys 60 100` (README: OSC; config [osc]).
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ def _overrides(args) -> dict:
     put("band", "seed", args.seed)
     put("band", "style", args.style)
     put("midi", "latency_mode", args.latency_mode)
+    if getattr(args, "osc", None) is not None:
+        put("osc", "enabled", True)
+        put("osc", "port", args.osc)
     if args.command == "render":          # an offline render has its own rate and block size
         o.pop("audio", None)
         put("render", "sample_rate", args.sample_rate)
@@ -62,8 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     jam = sub.add_parser("jam", parents=[common], help="play live with the band")
     jam.add_argument("--seconds", type=float, help="stop after this long")
     jam.add_argument("--no-keyboard", action="store_true", help="no computer-keyboard piano")
+    osc_help = ("serve OSC on this UDP port: /bass/synth/cutoff_hz 800, .../norm 0..1, "
+                "/bandmate/note PART NOTE VEL, /bandmate/tempo BPM, /bandmate/get|subscribe "
+                "ADDRESS, /bandmate/addresses; errors on /bandmate/error (README: OSC)")
+    jam.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
     demo = sub.add_parser("demo", parents=[common], help="play (or render) the demo song")
     demo.add_argument("-o", "--output", help="WAV path when rendering")
+    demo.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
     ren = sub.add_parser("render", parents=[common], help="render offline to a WAV file")
     ren.add_argument("--seconds", type=float)
     ren.add_argument("-o", "--output", help="WAV path (a .mid is written beside it)")
