@@ -30,6 +30,7 @@ from engine.control.osc import (
 from engine.control.session import Session
 from engine.parts import DRUMS, KEYS
 from engine.rt import layout as L
+from engine.rt import master
 
 SR = 48000
 ROOT = Path(__file__).resolve().parents[1]
@@ -342,7 +343,7 @@ def test_tempo_release_and_panic(cfg):
     run(main())
 
 
-# ---- bundles on the sample clock -------------------------------------------------------------------
+# ---- bundles on the sample clock -----------------------------------------------------------------
 
 def bundle(tag: float, *contents) -> bytes:
     b = OscBundleBuilder(tag)
@@ -358,13 +359,14 @@ def parsed_tag(dgram: bytes) -> float:
 
 def test_a_bundles_time_tag_lands_on_its_sample(cfg):
     """With the audio clock anchored at (0, T0): a note at T0 + 0.25 s lands on sample 12000
-    (± the rounding of the NTP tag), a parameter at T0 + 0.5 s on its sample, exactly."""
+    (± the rounding of the NTP tag), two parameters at T0 + 0.5 s on their sample, exactly."""
     async def main():
         s = Session(cfg, SR)
         t0 = time.monotonic_ns()
         server, c = await serve(s, clock=lambda: (0, t0))
         wall0 = server.wall_offset_s + t0 * 1e-9
-        inner = bundle(wall0 + 0.5, _msg("/drums/mix/gain_db", -30.0))
+        inner = bundle(wall0 + 0.5, _msg("/drums/mix/gain_db", -30.0),
+                       _msg("/master/limiter/ceiling_db", -6.0))
         dgram = bundle(wall0 + 0.25, _msg("/bandmate/note", "drums", 36, 127),
                        OscBundle(inner))
         note_at = server.sample_for(parsed_tag(dgram))
@@ -379,9 +381,10 @@ def test_a_bundles_time_tag_lands_on_its_sample(cfg):
         assert s.state.ctl[L.C_LAST_NOTE_ON] == note_at
         index = s.graph.program.resolve("/drums/mix/gain_db")[0]
         pool = s.state.arrays[L.bank_slot(s.graph.bank, L.G_UPARAMS)]
-        assert pool[index] == 0.0                           # not yet at gain_at
+        ceiling = s.state.arrays[L.S_MASTER_PARAMS][master.LIMITER_CEILING_DB:][:1]
+        assert pool[index] == 0.0 and ceiling[0] == -1.0    # not yet at gain_at
         drv.render(1)
-        assert pool[index] == -30.0                         # from its own sample on
+        assert pool[index] == -30.0 and ceiling[0] == -6.0  # from their own sample on
         assert s.state.counters()["late_events"] == 0
         server.close()
         c.close()
@@ -432,7 +435,7 @@ def test_time_tags_on_the_running_audio_clock(cfg):
     run(main())
 
 
-# ---- errors and fuzz -------------------------------------------------------------------------------
+# ---- errors and fuzz -----------------------------------------------------------------------------
 
 BAD = [
     (("/bass/synth/nope_hz", 1.0), "no such parameter"),
@@ -562,7 +565,7 @@ def test_bundle_garbage_is_one_error(cfg):
     run(main())
 
 
-# ---- config and the live run -----------------------------------------------------------------------
+# ---- config and the live run ---------------------------------------------------------------------
 
 def test_config_turns_it_on(cfg):
     assert cfg["osc"]["enabled"] is False
@@ -598,5 +601,62 @@ def test_the_live_run_serves_osc_when_enabled(cfg):
         lr.stop()
         await asyncio.wait_for(task, 10.0)
         assert stream.closed and lr.osc.transport is None
+        c.close()
+    run(main())
+
+
+def test_cli_osc_flag_turns_it_on():
+    from engine.cli import _overrides, _parser
+    args = _parser().parse_args(["jam", "--osc", "9100"])
+    assert _overrides(args)["osc"] == {"enabled": True, "port": 9100}
+    assert "osc" not in _overrides(_parser().parse_args(["jam"]))
+
+
+def test_a_bundle_lands_on_its_sample_while_audio_runs_on_its_own_thread(cfg):
+    """As live: a thread renders blocks paced by the wall clock (the audio thread: it drains
+    the queues and stamps the clock anchor), the server runs on the asyncio thread. A note
+    tagged 0.3 s ahead sounds on the sample the server computed (unless the host stalled this
+    loop past it: then at once, counted late)."""
+    import threading
+    from engine.rt.render import run_block
+
+    async def main():
+        s = Session(cfg, SR)
+        server, c = await serve(s)
+        block, frames = 256, SR * 4
+        rec = np.zeros(frames + block)
+        stop = threading.Event()
+
+        def audio():
+            table, bus = s.state.table, s.state.arrays[L.S_BUS]
+            done, start = 0, time.monotonic()
+            while done < frames and not stop.is_set():
+                run_block(table, block)
+                row = L.B_PART0 + 2 * DRUMS
+                rec[done:done + block] = np.abs(bus[row, :block]) + np.abs(bus[row + 1, :block])
+                done += block
+                ahead = start + done / SR - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+
+        thread = threading.Thread(target=audio, daemon=True)
+        thread.start()
+        try:
+            await until(lambda: s.state.sample_clock() is not None, "the audio clock")
+            await asyncio.sleep(0.2)
+            c.raw(bundle(time.time() + 0.3, _msg("/bandmate/note", "drums", 36, 127)))
+            await handled(server, 1)
+            at = int(server.last_time)
+            assert server.counters["errors"] == 0, server.last_error
+            await until(lambda: s.state.sample_time > at + block, "the audio past the note",
+                        timeout=30.0)
+        finally:
+            stop.set()
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, 10.0)
+        if s.state.counters()["late_events"] == 0:
+            assert first_nonzero(rec) == at
+        else:       # the host stalled the loop past the tag: it played at once, counted
+            assert s.state.counters()["late_events"] == 1 and first_nonzero(rec) > at
+        server.close()
         c.close()
     run(main())

@@ -164,9 +164,10 @@ class Session:
 
     def set(self, address: str, value, time: float = ASAP) -> float:
         """Any parameter by its one address, checked, applied from the next block or from the
-        sample `time` (smoothed where it is continuous): the graph's units (`/bass/synth/cutoff_hz`, `/bass/mix/pan`,
-        `/bass/eq/low_cut_hz`, `/sends/reverb/reverb/decay_s`, `/master/eq/...`) and the
-        master's limiter (`/master/limiter/ceiling_db`). `addresses()` lists them all."""
+        sample `time` (smoothed where it is continuous): the graph's units
+        (`/bass/synth/cutoff_hz`, `/bass/mix/pan`, `/bass/eq/low_cut_hz`,
+        `/sends/reverb/reverb/decay_s`, `/master/eq/...`) and the master's limiter
+        (`/master/limiter/ceiling_db`). `addresses()` lists them all."""
         parts = address.strip("/").split("/")
         if parts[:2] == ["master", "limiter"] and len(parts) == 3:
             limits = {"gain_db": (-60.0, 24.0), "ceiling_db": (-24.0, 0.0)}
