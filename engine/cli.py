@@ -5,6 +5,9 @@
     bandmate demo                    a one-minute arranged demo on the sound card (or a WAV)
     bandmate render -o out.wav       render offline: --seconds, --seed, --midi player.mid
     bandmate learn ADDRESS           MIDI learn: the next control moved drives ADDRESS
+
+`jam` and `demo` take `--osc PORT`: steer the session over OSC (UDP) on that port, e.g.
+`/bass/synth/cutoff_hz 800.0`, `/bandmate/note keys 60 100` (README: OSC; config [osc]).
 """
 from __future__ import annotations
 
@@ -31,6 +34,9 @@ def _overrides(args) -> dict:
     put("band", "seed", args.seed)
     put("band", "style", args.style)
     put("midi", "latency_mode", args.latency_mode)
+    if getattr(args, "osc", None) is not None:
+        put("osc", "enabled", True)
+        put("osc", "port", args.osc)
     if args.command == "render":          # an offline render has its own rate and block size
         o.pop("audio", None)
         put("render", "sample_rate", args.sample_rate)
@@ -68,8 +74,13 @@ def _parser() -> argparse.ArgumentParser:
                               "in the mapping file ([midi] mapping)")
     lrn.add_argument("address", help="a parameter address, e.g. /keys/synth/cutoff_hz")
     lrn.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
+    osc_help = ("serve OSC on this UDP port: /bass/synth/cutoff_hz 800, .../norm 0..1, "
+                "/bandmate/note PART NOTE VEL, /bandmate/tempo BPM, /bandmate/get|subscribe "
+                "ADDRESS, /bandmate/addresses; errors on /bandmate/error (README: OSC)")
+    jam.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
     demo = sub.add_parser("demo", parents=[common], help="play (or render) the demo song")
     demo.add_argument("-o", "--output", help="WAV path when rendering")
+    demo.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
     ren = sub.add_parser("render", parents=[common], help="render offline to a WAV file")
     ren.add_argument("--seconds", type=float)
     ren.add_argument("-o", "--output", help="WAV path (a .mid is written beside it)")

@@ -108,6 +108,17 @@ SCHEMA: Schema = {
         "limiter": Field("safety", "safety: no delay (live and offline alike); lookahead: "
                          "transparent, 1.5 ms later", choices=("safety", "lookahead")),
     },
+    "osc": {
+        "enabled": Field(False, "serve OSC over UDP (README: OSC)"),
+        "host": Field("127.0.0.1", "address to listen on (0.0.0.0: every interface)"),
+        "port": Field(9000, "UDP port to listen on", lo=0, hi=65535),
+        "reply_port": Field(0, "replies to this port on the sender's host; 0: to the port "
+                            "the message came from", lo=0, hi=65535),
+        "poll_hz": Field(20.0, "how often subscribed values are checked for changes",
+                         lo=1.0, hi=200.0),
+        "max_ahead_s": Field(10.0, "a bundle's time tag may be this far ahead", lo=0.1,
+                             hi=600.0),
+    },
     "render": {
         "seconds": Field(60.0, "length of `bandmate render` / the offline demo", lo=0.1,
                          hi=36000.0),

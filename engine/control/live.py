@@ -34,6 +34,7 @@ class LiveRun:
         self.stopping = asyncio.Event()
         self._qout = np.zeros((256, EVENT_WIDTH))
         self.tasks: list[asyncio.Task] = []
+        self.osc = None     # engine.control.osc.OscServer while config [osc] enables it
 
     def player_input(self, mode: str, fixed_latency_ms: float,
                      mapping: str | None = None) -> LiveInput:
@@ -111,6 +112,7 @@ class LiveRun:
         self.tasks = [asyncio.create_task(self._schedule()), asyncio.create_task(self._status()),
                       asyncio.create_task(watcher.run(self.stopping))]
         self.tasks += [asyncio.create_task(coro) for coro in extra]
+        await self._start_osc()
         try:
             if seconds is None:
                 await self.stopping.wait()
@@ -121,6 +123,20 @@ class LiveRun:
                     pass
         finally:
             await self.shutdown()
+
+    async def _start_osc(self) -> None:
+        """The OSC server when config [osc] enables it (a port in use is reported, not fatal)."""
+        from engine.control.osc import server_from_config
+        self.osc = server_from_config(self.session, self.session.cfg, log=self.log)
+        if self.osc is None:
+            return
+        try:
+            await self.osc.start()
+        except OSError as exc:
+            self.log(f"OSC: cannot listen on {self.osc.host}:{self.osc.port}: {exc}")
+            self.osc = None
+            return
+        self.tasks.append(asyncio.create_task(self.osc.run(self.stopping)))
 
     async def shutdown(self) -> None:
         """Stop the band, release every note, let the tails ring, then close the stream."""

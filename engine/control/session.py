@@ -163,11 +163,12 @@ class Session:
         if self.state.push_sched_rows(rows) != len(rows):
             raise QueueFull("the audio thread is not draining the scheduler queue")
 
-    def set(self, address: str, value) -> float:
-        """Any parameter by its one address, checked, applied from the next block (smoothed
-        where it is continuous): the graph's units (`/bass/synth/cutoff_hz`, `/bass/mix/pan`,
-        `/bass/eq/low_cut_hz`, `/sends/reverb/reverb/decay_s`, `/master/eq/...`) and the
-        master's limiter (`/master/limiter/ceiling_db`). `addresses()` lists them all."""
+    def set(self, address: str, value, time: float = ASAP) -> float:
+        """Any parameter by its one address, checked, applied from the next block or from the
+        sample `time` (smoothed where it is continuous): the graph's units
+        (`/bass/synth/cutoff_hz`, `/bass/mix/pan`, `/bass/eq/low_cut_hz`,
+        `/sends/reverb/reverb/decay_s`, `/master/eq/...`) and the master's limiter
+        (`/master/limiter/ceiling_db`). `addresses()` lists them all."""
         parts = address.strip("/").split("/")
         if parts[:2] == ["master", "limiter"] and len(parts) == 3:
             limits = {"gain_db": (-60.0, 24.0), "ceiling_db": (-24.0, 0.0)}
@@ -178,9 +179,10 @@ class Session:
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not lo <= value <= hi:
                 raise ValueError(f"{address}: must be {lo:g}..{hi:g}, got {value!r}")
-            self.set_fx(FX_MASTER, master.MASTER_PARAM_NAMES[parts[2]], float(value))
+            self.state.push_sched(time, K_FX, FX_MASTER, master.MASTER_PARAM_NAMES[parts[2]],
+                                  float(value))
             return float(value)
-        return self.graph.set(address, value)
+        return self.graph.set(address, value, time)
 
     def addresses(self) -> list[str]:
         """Every parameter's address."""
