@@ -141,9 +141,9 @@ VM_SIZE = 10
 # ---- the analog unit's runtime values (float64) ------------------------------------------
 (PS_VLO, PS_VHI, PS_NACTIVE, PS_SETTLING, PS_SUSTAIN, PS_LFO_PHASE, PS_A_COEF, PS_D_COEF,
  PS_R_COEF, PS_FA_COEF, PS_FD_COEF, PS_FR_COEF, PS_COEF_DIRTY, PS_NSTEAL, PS_RATIO2,
- PS_LOG2_CUTOFF, PS_GAIN, PS_G_DIRTY, PS_SWITCH, PS_DUCK, PS_SEED, PS_NOW, PS_NOISE0, PS_NOISE1,
- PS_NOISE2) = range(25)
-PS_SIZE = 25
+ PS_LOG2_CUTOFF, PS_GAIN, PS_G_DIRTY, PS_SWITCH, PS_DUCK, PS_SEED, PS_NOW, PS_NOISE0) = range(23)
+PS_NOISE_N = 7        # PS_NOISE0 .. PS_NOISE0 + 6
+PS_SIZE = PS_NOISE0 + PS_NOISE_N
 # PS_VLO/PS_VHI: the voices a note-on may take (PS_VHI - PS_VLO: the polyphony, a multiple of
 #   LANES); PS_NACTIVE: 1 + highest active voice offset (every voice at or above it is idle);
 # PS_NSTEAL: voices fading out for a thief (the per-sample steal check runs only then);
@@ -155,7 +155,7 @@ PS_SIZE = 25
 # PS_DUCK: the level of that dip (1 = none)
 # PS_SEED: the noise generator's seed (the unit's part index: parts never share one noise)
 # PS_NOW: the unit's own sample clock (samples rendered; a voice's age for stealing)
-# PS_NOISE0..2: the noise colouring filters' memories (pink: three one-poles; brown: the first)
+# PS_NOISE0..: the noise colour's filter memories (engine.rt.noise: pink seven, brown the first)
 
 # ---- S_GLOBAL: engine-wide runtime values ----------------------------------------------------
 GL_TEMPO_BPM = 0

@@ -26,11 +26,12 @@ import math
 import numpy as np
 from numba import njit
 
+from engine.rt import noise
 from engine.rt.dsp import JIT, db_to_gain
 from engine.rt.layout import (
     NVMAX, PS_A_COEF, PS_COEF_DIRTY, PS_D_COEF, PS_FA_COEF, PS_FD_COEF, PS_FR_COEF, PS_GAIN,
     PS_G_DIRTY, PS_LFO_PHASE, PS_LOG2_CUTOFF, PS_NACTIVE, PS_NSTEAL, PS_R_COEF, PS_RATIO2, PS_SETTLING,
-    PS_DUCK, PS_NOISE0, PS_NOISE1, PS_NOISE2, PS_SEED, PS_SUSTAIN, PS_SWITCH, PS_VHI, PS_VLO,
+    PS_DUCK, PS_NOISE0, PS_SEED, PS_SUSTAIN, PS_SWITCH, PS_VHI, PS_VLO,
     ST_ATTACK, ST_DECAY, ST_IDLE, ST_RELEASE, ST_STEAL, VF_AENV, VF_ASTAGE, VF_FENV, VF_FSTAGE,
     VF_G, VF_GAIN, VF_INC, VF_KEYOCT, VF_OSC, VF_OUT, VF_PHASE1, VF_PHASE2, VF_S1,
     VF_S2, VF_S3, VF_S4, VF_VEL, VF_C_G, VF_C_OSC, VF_C_OUT, VF_C_SCALAR, VF_CHUNK, VM_FADE_LEFT, VM_FADE_STEP, VM_HELD, VM_NOTE, VM_PEND_NOTE,
@@ -48,6 +49,7 @@ from engine.rt.params import (
 )
 
 LANES = 8
+_PINK_SCALE = 1.0 / noise.PINK_GAIN   # pink at white's level
 """Voice ranges and active counts are padded to multiples of LANES and each voice always adds
 into the same accumulator lane, so the sum over voices is bit-identical whatever the count."""
 
@@ -542,20 +544,14 @@ def _noise(t, seed):
 
 @njit(inline="always", **JIT)
 def _coloured(ps, p, white, colour):
-    """The part's noise in its colour, one sample on: white as it is; pink (-3 dB per octave,
-    Paul Kellet's three one-poles) or brown (-6 dB per octave above ~40 Hz, a leaky
-    integrator), each scaled to white's level. Both render paths call it once per sample the
-    noise sounds, in order, so the colour's filters see the same stream however blocks are cut."""
+    """The part's noise in its colour, one sample on: white as it is; pink or brown (the
+    instruments' shared filters, engine.rt.noise, memories in ps[p, PS_NOISE0:]) at white's
+    level. Both render paths call it once per sample the noise sounds, in order, so the colour's
+    filters see the same stream however blocks are cut."""
     if colour == 1:
-        b0 = 0.99765 * ps[p, PS_NOISE0] + 0.0990460 * white
-        b1 = 0.96300 * ps[p, PS_NOISE1] + 0.2965164 * white
-        b2 = 0.57000 * ps[p, PS_NOISE2] + 1.0526913 * white
-        ps[p, PS_NOISE0], ps[p, PS_NOISE1], ps[p, PS_NOISE2] = b0, b1, b2
-        return 0.334 * (b0 + b1 + b2 + 0.1848 * white)
+        return _PINK_SCALE * noise.pink(ps[p], PS_NOISE0, 1, white)
     if colour == 2:
-        b0 = 0.995 * ps[p, PS_NOISE0] + 0.1 * white
-        ps[p, PS_NOISE0] = b0
-        return b0
+        return noise.brown(ps[p], PS_NOISE0, white)
     return white
 
 

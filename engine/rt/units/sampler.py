@@ -63,6 +63,7 @@ import numpy as np
 from numba import njit
 
 from engine.rt.dsp import JIT
+from engine.rt.noise import PINK_GAIN, brown, pink, pink_response
 from engine.rt.events import K_NOTE_ON
 from engine.rt.osc import tan_fraction
 from engine.rt.units import poly
@@ -126,22 +127,13 @@ KC, KD = _kernel_table()
 # ---- noise ------------------------------------------------------------------------------------
 NOISES = ("white", "pink", "brown", "blue", "violet")
 NOISE_RMS = 0.25
-KELLET_A = (0.99886, 0.99332, 0.96900, 0.86650, 0.55000, -0.7616)
-KELLET_G = (0.0555179, 0.0750759, 0.1538520, 0.3104856, 0.5329522, -0.0168980)
-KELLET_D0, KELLET_D1 = 0.5362, 0.115926      # direct tap, and the tap one sample late
-BROWN_A = 0.998
-BROWN_G = math.sqrt(1.0 - BROWN_A ** 2)       # unit variance in, unit variance out
 
 
 def _noise_scales():
     """Each colour's factor to NOISE_RMS, from its filter's impulse response (white in: uniform
     on [-1, 1), variance 1/3)."""
-    n = np.arange(200000, dtype=float)
-    h = sum(g * a ** n for a, g in zip(KELLET_A, KELLET_G))
-    h[0] += KELLET_D0
-    h[1] += KELLET_D1
-    hd = np.diff(h, prepend=0.0)
-    rms = {"white": 1.0, "pink": math.sqrt((h * h).sum()), "brown": 1.0,
+    hd = np.diff(pink_response(), prepend=0.0)
+    rms = {"white": 1.0, "pink": PINK_GAIN, "brown": 1.0,
            "blue": math.sqrt((hd * hd).sum()), "violet": math.sqrt(2.0)}
     return tuple(NOISE_RMS / (math.sqrt(1.0 / 3.0) * rms[c]) for c in NOISES)
 
@@ -461,6 +453,9 @@ def _off(row):
     return np.uint64(HDR + row * NV)
 
 
+_NVU = np.uint64(NV)            # from one voice row to the next
+
+
 (_ZONE, _P, _INC, _SA, _SB, _OAL, _OAR, _OBL, _OBR, _JA0, _JA1, _JB0, _JB1, _BW, _WE, _WL, _YL,
  _YR, _S1L, _S2L, _S1R, _S2R, _A1, _A2, _A3, _GL, _GLS, _GR, _GRS, _OUTL, _OUTR, _RNG, _B0, _B1,
  _B2, _B3, _B4, _B5, _B6, _NPREV, _DUAL) = (_off(r) for r in (
@@ -540,22 +535,8 @@ def _white(state, v):
 
 @njit(inline="always", **RFAST)
 def _pink(state, v, w):
-    """Paul Kellet's refined pink filter, one sample (unscaled)."""
-    b0 = KELLET_A[0] * state[_B0 + v] + KELLET_G[0] * w
-    b1 = KELLET_A[1] * state[_B1 + v] + KELLET_G[1] * w
-    b2 = KELLET_A[2] * state[_B2 + v] + KELLET_G[2] * w
-    b3 = KELLET_A[3] * state[_B3 + v] + KELLET_G[3] * w
-    b4 = KELLET_A[4] * state[_B4 + v] + KELLET_G[4] * w
-    b5 = KELLET_A[5] * state[_B5 + v] + KELLET_G[5] * w
-    y = b0 + b1 + b2 + b3 + b4 + b5 + state[_B6 + v] + KELLET_D0 * w
-    state[_B0 + v] = b0
-    state[_B1 + v] = b1
-    state[_B2 + v] = b2
-    state[_B3 + v] = b3
-    state[_B4 + v] = b4
-    state[_B5 + v] = b5
-    state[_B6 + v] = KELLET_D1 * w
-    return y
+    """Pink (engine.rt.noise), one sample (unscaled): memories in rows S_B0..S_B6."""
+    return pink(state, _B0 + v, _NVU, w)
 
 
 @njit(inline="always", **RFAST)
@@ -566,9 +547,7 @@ def _noise(state, v, colour):
     if colour == 1:
         return NS_PINK * _pink(state, v, w)
     if colour == 2:
-        b = BROWN_A * state[_B0 + v] + BROWN_G * w
-        state[_B0 + v] = b
-        return NS_BROWN * b
+        return NS_BROWN * brown(state, _B0 + v, w)
     if colour == 3:
         y = _pink(state, v, w)
         d = y - state[_NPREV + v]
