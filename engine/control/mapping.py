@@ -90,8 +90,6 @@ _NRPN_CCS = frozenset({NRPN_MSB, NRPN_LSB, RPN_MSB, RPN_LSB, DATA_MSB, DATA_LSB,
                        DATA_DEC})
 
 # The master limiter's addresses are not units of the graph (Session.set handles them).
-_MASTER = {"/master/limiter/gain_db": Param("gain_db", -60.0, 24.0, -2.0),
-           "/master/limiter/ceiling_db": Param("ceiling_db", -24.0, 0.0, -1.0)}
 
 _NOTE_NAMES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 
@@ -582,9 +580,7 @@ def _header(text: str) -> str:
 def param_resolver(session) -> Callable[[str], Param]:
     """address -> Param of the session's playing graph (and the master limiter)."""
     def resolve(address: str) -> Param:
-        if address in _MASTER:
-            return _MASTER[address]
-        return session.graph.program.resolve(address)[1]
+        return session.param(address)
     return resolve
 
 
@@ -876,9 +872,7 @@ class Mapper:
 
     def _current(self, b: Binding) -> float:
         try:
-            if b.address in _MASTER:
-                return b.sent if b.sent is not None else _MASTER[b.address].default
-            return self.session.graph.program.value_of(b.address)
+            return self.session.value(b.address)
         except Exception:  # noqa: BLE001
             return b.lo
 

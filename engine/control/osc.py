@@ -53,6 +53,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
+from engine.control.session import TEMPO_ADDRESS
 from engine.control.state import QueueFull
 from engine.parts import KEYS, PART_INDEX, PARTS
 from engine.rt import layout as L
@@ -70,10 +71,6 @@ TEXT_MAX = 120                  # longest echo of a client's text in a reply
 REASON_MAX = 400                # longest reason in an error reply
 TEMPO = "/bandmate/tempo"
 BUNDLE = b"#bundle\x00"
-# the master limiter's controls (engine.control.session.Session.set), as Params
-LIMITER = {"/master/limiter/gain_db": Param("gain_db", -60.0, 24.0, 0.0),
-           "/master/limiter/ceiling_db": Param("ceiling_db", -24.0, 0.0, -1.0)}
-TEMPO_PARAM = Param("tempo_bpm", 20.0, 400.0, 120.0)
 
 
 class OscError(Exception):
@@ -310,13 +307,10 @@ class OscServer:
 
     # ---- parameters ----------------------------------------------------------------------------
     def param(self, address: str) -> Param:
-        """The Param of an address (OscError if there is none)."""
-        if address in LIMITER:
-            return LIMITER[address]
-        if address == TEMPO:
-            return TEMPO_PARAM
+        """The Param of an address (OscError if there is none); `/bandmate/tempo` is the
+        session's `/transport/tempo_bpm`."""
         try:
-            return self.session.graph.program.resolve(address)[1]
+            return self.session.param(TEMPO_ADDRESS if address == TEMPO else address)
         except KeyError as exc:
             text = str(exc.args[0] if exc.args else exc)
             if text.startswith(address):        # the reason after a shortened address
@@ -328,14 +322,8 @@ class OscServer:
         if address.endswith("/norm"):
             base = address[:-5]
             return to_unit(self.param(base), self.value(base))
-        if address == TEMPO:
-            return float(self.session.clock.bpm)
-        if address in LIMITER:
-            name = address.rsplit("/", 1)[1]
-            params = self.session.state.arrays[L.S_MASTER_PARAMS]
-            return float(params[master.MASTER_PARAM_NAMES[name]])
         self.param(address)
-        return self.session.graph.program.value_of(address)
+        return self.session.value(TEMPO_ADDRESS if address == TEMPO else address)
 
     def _set(self, address: str, value, tag: float, norm: bool = False) -> None:
         if not isinstance(address, str) or not address.startswith("/"):

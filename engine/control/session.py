@@ -26,9 +26,17 @@ from engine.patterns.pattern import silence
 from engine.control.graph import Graph, check_spec, spec_from_config
 from engine.rt import master
 from engine.rt import layout as L
+from engine.rt.param import Param
 from engine.rt.events import (
     ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_TEMPO,
 )
+
+TEMPO_ADDRESS = "/transport/tempo_bpm"
+# the session's own controls beside the graph's units: the master limiter and the tempo
+CONTROL_PARAMS = {"/master/limiter/gain_db": Param("gain_db", -60.0, 24.0, -2.0),
+                  "/master/limiter/ceiling_db": Param("ceiling_db", -24.0, 0.0, -1.0),
+                  TEMPO_ADDRESS: Param("tempo_bpm", 20.0, 400.0, 120.0)}
+
 
 @dataclass
 class Recorder:
@@ -167,28 +175,46 @@ class Session:
         """Any parameter by its one address, checked, applied from the next block or from the
         sample `time` (smoothed where it is continuous): the graph's units
         (`/bass/synth/cutoff_hz`, `/bass/mix/pan`, `/bass/eq/low_cut_hz`,
-        `/sends/reverb/reverb/decay_s`, `/master/eq/...`) and the master's limiter
-        (`/master/limiter/ceiling_db`). `addresses()` lists them all."""
-        parts = address.strip("/").split("/")
-        if parts[:2] == ["master", "limiter"] and len(parts) == 3:
-            limits = {"gain_db": (-60.0, 24.0), "ceiling_db": (-24.0, 0.0)}
-            if parts[2] not in limits:
-                raise KeyError(f"{address}: the limiter has {', '.join(limits)} (its mode is "
-                               f"set before a stream starts)")
-            lo, hi = limits[parts[2]]
+        `/sends/reverb/reverb/decay_s`, `/master/eq/...`), the master's limiter
+        (`/master/limiter/ceiling_db`) and the tempo (`/transport/tempo_bpm`, from the next beat
+        not yet scheduled, whatever `time`). `addresses()` lists them all, `param(address)`
+        gives each one's range, unit and curve, `value(address)` its current value."""
+        if address in CONTROL_PARAMS:
+            q = CONTROL_PARAMS[address]
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not lo <= value <= hi:
-                raise ValueError(f"{address}: must be {lo:g}..{hi:g}, got {value!r}")
-            self.state.push_sched(time, K_FX, FX_MASTER, master.MASTER_PARAM_NAMES[parts[2]],
+                    or not q.lo <= value <= q.hi:
+                raise ValueError(f"{address}: must be {q.lo:g}..{q.hi:g}, got {value!r}")
+            if address == TEMPO_ADDRESS:
+                self.set_tempo(float(value))
+                return float(value)
+            name = address.rsplit("/", 1)[1]
+            self.state.push_sched(time, K_FX, FX_MASTER, master.MASTER_PARAM_NAMES[name],
                                   float(value))
             return float(value)
+        parts = address.strip("/").split("/")
+        if parts[:2] == ["master", "limiter"] and len(parts) == 3:
+            raise KeyError(f"{address}: the limiter has gain_db, ceiling_db (its mode is "
+                           f"set before a stream starts)")
         return self.graph.set(address, value, time)
+
+    def param(self, address: str) -> Param:
+        """The Param (range, default, curve, choices) of an address; KeyError if none."""
+        if address in CONTROL_PARAMS:
+            return CONTROL_PARAMS[address]
+        return self.graph.program.resolve(address)[1]
+
+    def value(self, address: str) -> float:
+        """The current value (the target, where it glides) of an address; KeyError if none."""
+        if address == TEMPO_ADDRESS:
+            return float(self.clock.bpm)
+        if address in CONTROL_PARAMS:
+            name = address.rsplit("/", 1)[1]
+            return float(self.state.arrays[L.S_MASTER_PARAMS][master.MASTER_PARAM_NAMES[name]])
+        return self.graph.program.value_of(address)
 
     def addresses(self) -> list[str]:
         """Every parameter's address."""
-        out = list(self.graph.addresses())
-        out += ["/master/limiter/gain_db", "/master/limiter/ceiling_db"]
-        return sorted(out)
+        return sorted(list(self.graph.addresses()) + list(CONTROL_PARAMS))
 
     def set_fx(self, module: int, index: int, value: float) -> None:
         self.state.push_sched(ASAP, K_FX, module, index, value)
