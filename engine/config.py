@@ -119,6 +119,11 @@ SCHEMA: Schema = {
         "max_ahead_s": Field(10.0, "a bundle's time tag may be this far ahead", lo=0.1,
                              hi=600.0),
     },
+    "scenes": {
+        "file": Field("scenes.toml", "scene file: named sets of address = value, recalled with "
+                      "`:scene NAME`, OSC /bandmate/scene or a program change (README: Address "
+                      "space and scenes)"),
+    },
     "render": {
         "seconds": Field(60.0, "length of `bandmate render` / the offline demo", lo=0.1,
                          hi=36000.0),
