@@ -32,7 +32,8 @@ from engine.rt.param import Param
 
 from .base import STYLES
 
-__all__ = ["Steering", "STEER_PARAMS", "AGENT_PARTS", "SteeredBand", "PLAYING", "check_value", "WHOLE"]
+__all__ = ["Steering", "STEER_PARAMS", "AGENT_PARTS", "SteeredBand", "PLAYING", "check_value",
+           "WHOLE"]
 
 AGENT_PARTS = ("drums", "bass", "chords", "lead")
 PLAYING = "/transport/playing"

@@ -10,11 +10,10 @@ engine.agents.steer). Scenes (engine.control.scenes) are named sets of address -
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-
-import math
 
 import numpy as np
 
@@ -369,9 +368,12 @@ class Session:
             return
         for address in list(self._glides):
             times, values, k = self._glides[address]
-            while k < len(times) and times[k] < end:
-                self._apply(address, values[k], times[k])
-                k += 1
+            try:
+                while k < len(times) and times[k] < end:
+                    self._apply(address, values[k], times[k])
+                    k += 1
+            except (KeyError, ValueError):      # gone with a new graph: the glide ends there
+                k = len(times)
             if k == len(times):
                 del self._glides[address]
             else:
