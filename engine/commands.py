@@ -126,6 +126,19 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
     t0 = time.perf_counter()
     warm_up(say=_say)
     session = Session(cfg, sr, demo=demo)
+    if midi and not demo:
+        from engine.listen.score import Score
+        try:
+            score = Score.read(Path(midi))
+            session.follow_score(score)
+        except (OSError, ValueError) as exc:
+            raise UserError(str(exc)) from exc
+        _say(f"{midi}: {score.beats_per_bar} beats a bar, {score.tempos[0][1]:g} BPM"
+             + (f" ({len(score.tempos)} tempos)" if len(score.tempos) > 1 else "")
+             + (f", a {score.pickup_beats}-beat pickup" if score.pickup_beats else "")
+             + (f", {score.key}" if score.key else ""))
+        if seconds is None:
+            seconds = score.seconds() + 2.0
     if seconds is None:
         seconds = session.length_s + 3.0 if demo else cfg["render"]["seconds"]
     wav = Path(output or (Path(cfg["render"]["output"]).with_name("bandmate-demo.wav") if demo

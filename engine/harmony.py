@@ -362,6 +362,15 @@ class LiveHarmony:
         self._schedule(None, resume)
         return resume
 
+    def load(self, changes: Sequence[tuple[Fraction, Chord]]) -> None:
+        """Put a whole score's harmony in force ahead: (beat, chord) change points in time order
+        (a file played as the player, known before it sounds). Replaces every change kept."""
+        beats = [Fraction(b) for b, _ in changes]
+        if any(b2 <= b1 for b1, b2 in zip(beats, beats[1:])):
+            raise ValueError("score changes must be in strictly increasing beat order")
+        self._beats = beats
+        self._chords = [c for _, c in changes]
+
     def changes(self) -> list[tuple[Fraction, Chord | None]]:
         """The change points kept (beat, chord or None for the progression), for display/tests."""
         return list(zip(self._beats, self._chords))

@@ -22,6 +22,7 @@ from the next beat on (the conductor's `LiveHarmony` quantises changes to beats 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -162,6 +163,8 @@ class LiveContext:
     intensity: float = 0.6
     cues: dict[int, frozenset[str]] = field(default_factory=dict)
     steer: Any = None   # an engine.agents.steer.Steering, or None
+    key: Any = None     # an engine.listen.key.Key the band keeps its own notes in, or None
+    keys: tuple = ()    # (beat, Key) changes of key known ahead (a score); before them, `key`
 
     def __post_init__(self) -> None:
         if self.harmony.beats_per_bar != self.beats_per_bar:
@@ -177,6 +180,14 @@ class LiveContext:
 
     def intensity_at(self, beat: Fraction) -> float:
         return self.intensity
+
+    def key_at(self, beat: Fraction):
+        """The key the band keeps to (None: the chords' own scales only)."""
+        if self.keys:
+            i = bisect_right(self.keys, beat, key=lambda k: k[0]) - 1
+            if i >= 0:
+                return self.keys[i][1]
+        return self.key
 
     def cues_at(self, bar: int) -> frozenset[str]:
         return self.cues.get(bar, _NO_CUES)
@@ -205,6 +216,8 @@ class BarInfo:
     on: bool = True          # steering (engine.agents.steer): the agent plays this bar
     density: float = 0.5     # 0.5: as the style has it; 0 fewest notes, 1 most
     octave: int = 0          # register shift, whole octaves
+    basses: tuple[int | None, ...] = ()   # each chord's slash bass (empty: all in root position)
+    scale: tuple[int, ...] = ()  # the key's pitch classes (empty: no key known)
 
     @property
     def busy(self) -> float:
@@ -228,6 +241,12 @@ class BarInfo:
 
     def chord_at_step(self, step: int) -> Chord:
         return self.chords[min(int(step) // 4, len(self.chords) - 1)]
+
+    def bass_at_step(self, step: int) -> int:
+        """The lowest pitch class of the chord at ``step``: its slash bass, else its root."""
+        i = min(int(step) // 4, len(self.chords) - 1)
+        b = self.basses[i] if self.basses else None
+        return self.chords[i].root if b is None else b
 
     @property
     def next_chord(self) -> Chord:
@@ -280,6 +299,10 @@ class Agent:
         chords = tuple(ctx.chord_at(Fraction(start + i)) for i in range(bpb + 1))
         first = max(0, self.lookback_from(bar, bpb))
         lookback = tuple(ctx.chord_at(Fraction(b)) for b in range(first, start))
+        # Chord equality ignores the slash bass, so the cache key carries it separately
+        basses = tuple(c.bass for c in chords)
+        key_at = getattr(ctx, "key_at", None)
+        key = key_at(Fraction(start)) if key_at is not None else None
         return BarInfo(
             seed=int(ctx.seed) if self.seed is None else self.seed,
             bar=bar,
@@ -293,6 +316,8 @@ class Agent:
             on=on,
             density=density,
             octave=octave,
+            basses=basses if any(b is not None for b in basses) else (),
+            scale=tuple(sorted(key.scale)) if key is not None else (),
         )
 
     def lookback_from(self, bar: int, beats_per_bar: int) -> int:

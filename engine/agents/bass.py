@@ -63,12 +63,14 @@ def _fold(p: int) -> int:
     return p
 
 
-def _role_pitch(role: str, chord: Chord) -> int:
+def _role_pitch(role: str, chord: Chord, low: int | None = None) -> int:
+    """The pitch of a figure's role; ``low`` (a slash chord's bass) replaces the root for the
+    root and octave roles."""
     r = root_pitch(chord.root)
     if role in "Rr":
-        return r
+        return r if low is None else root_pitch(low)
     if role in "8o":
-        return r + 12
+        return (r if low is None else root_pitch(low)) + 12
     if role in "5f":
         return r + (chord.fifth - chord.root) % 12
     if role == "7":
@@ -144,7 +146,8 @@ class BassAgent(Agent):
         approach_gap = 1 if info.style in _APPROACH_16TH else 2
         approaches: dict[int, int] = {}  # step -> pitch
         p_app = 0.6 + 0.4 * i
-        for j in changes:
+        # a chord on every beat (a chorale read from its score) leaves no room for approaches
+        for j in (changes if len(changes) < 3 else ()):
             step = 4 * j - approach_gap
             if step <= 0 or "build" in info.cues:
                 continue
@@ -152,7 +155,8 @@ class BassAgent(Agent):
                 continue
             for s in [s for s in onsets if step <= s < 4 * j]:
                 del onsets[s]
-            approaches[step] = self._approach(seed, info.chords[j - 1], info.chords[j], bar, j)
+            approaches[step] = self._approach(seed, info.chords[j - 1], info.chords[j], bar, j,
+                                              info.scale)
 
         gap, max_dur = _SHAPE[info.style]
         times = sorted(set(onsets) | set(approaches))
@@ -165,7 +169,11 @@ class BassAgent(Agent):
                 pitch, dur, v = approaches[s], span, 0.7
             else:
                 role = onsets[s]
-                pitch = _fold(_role_pitch(role, chord))
+                low = info.bass_at_step(s) if info.basses else None
+                pitch = _fold(_role_pitch(role, chord, low))
+                if info.scale and pitch % 12 not in info.scale and role not in "Rr8o":
+                    pitch = _fold(_role_pitch("R", chord, low))  # a chromatic fifth or 7th
+
                 dur = max(Fraction(1, 16), min(max_dur, span - gap))
                 strong = role.isupper() or role in "5873"
                 v = 0.86 if s % 4 == 0 else (0.76 if strong else 0.64)
@@ -176,8 +184,10 @@ class BassAgent(Agent):
             out.append(Note(info.at(s), dur, "bass", pitch, round(min(1.0, max(0.05, v)), 3), nudge))
         return out
 
-    def _approach(self, seed: int, cur: Chord, nxt: Chord, bar: int, j: int) -> int:
-        """A note a step (or a fourth) from the next root, leading into it."""
+    def _approach(self, seed: int, cur: Chord, nxt: Chord, bar: int, j: int,
+                  scale: tuple[int, ...] = ()) -> int:
+        """A note a step (or a fourth) from the next root, leading into it; with a key's
+        ``scale`` known, the nearest step of the key instead of a chromatic one."""
         target = root_pitch(nxt.root)
         kind = unit(seed, "bass", bar, "app", j)
         if kind < 0.35:
@@ -194,6 +204,15 @@ class BassAgent(Agent):
                 p = target - 1
         else:
             p = target - 5  # the next chord's fifth, below (a dominant approach)
+        if scale and p % 12 not in scale:
+            direction = -1 if p < target else 1
+            for step in (1, 2):
+                if (p - direction * step) % 12 in scale and p - direction * step != target:
+                    p -= direction * step
+                    break
+                if (p + direction * step) % 12 in scale and p + direction * step != target:
+                    p += direction * step
+                    break
         if p < BASS_LOW:
             p = target + 1 if target + 1 <= BASS_HIGH else p + 12
         return _fold(p)

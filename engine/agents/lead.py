@@ -104,8 +104,12 @@ def make_motif(seed: int, key: int, style: str) -> Motif:
 
 
 @lru_cache(maxsize=256)
-def _scale_pitches(chord: Chord) -> tuple[int, ...]:
+def _scale_pitches(chord: Chord, key_scale: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The lead's pitches over ``chord``: its chord scale, kept to the key's pitch classes when
+    a key is known (the chord's own tones always stay)."""
     pcs = set(chord_scale(chord))
+    if key_scale:
+        pcs = (pcs & set(key_scale)) | set(chord.tones)
     return tuple(p for p in range(LEAD_LOW - 5, LEAD_HIGH + 6) if p % 12 in pcs)
 
 
@@ -183,7 +187,7 @@ class LeadAgent(Agent):
         first_chord = chords_at(events[0][0])
         anchor = _chord_tones_near(first_chord, target)
         # keep the whole contour inside the range: move the anchor, not the notes
-        scale0 = _scale_pitches(first_chord)
+        scale0 = _scale_pitches(first_chord, info.scale)
         i0 = scale0.index(anchor)
         degs = [deg for _, _, deg in events]
         lo_i = bisect_left(scale0, LEAD_LOW)
@@ -193,7 +197,7 @@ class LeadAgent(Agent):
         anchor = scale0[i0]
         for k, (s, d, deg) in enumerate(events):
             chord = chords_at(s)
-            scale = _scale_pitches(chord)
+            scale = _scale_pitches(chord, info.scale)
             a = _nearest(scale, anchor)
             idx = scale.index(a) + deg
             idx = max(0, min(len(scale) - 1, idx))
@@ -227,7 +231,7 @@ class LeadAgent(Agent):
                 elif last_p <= 65:
                     direction = 1
                 chord = chords_at(run_from)
-                scale = _scale_pitches(chord)
+                scale = _scale_pitches(chord, info.scale)
                 idx = scale.index(_nearest(scale, out[-1][2]))
                 for s in range(run_from, steps_n, step_len):
                     idx = max(0, min(len(scale) - 1, idx + direction))
@@ -238,7 +242,7 @@ class LeadAgent(Agent):
 
     def _build(self, info: BarInfo) -> list[Note]:
         chord = info.chords[0]
-        scale = _scale_pitches(chord)
+        scale = _scale_pitches(chord, info.scale)
         idx = scale.index(_chord_tones_near(chord, 64))
         out = []
         for s in range(0, info.steps, 2):

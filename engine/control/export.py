@@ -86,6 +86,20 @@ def file_events(path: Path, session: Session) -> list[tuple]:
     return events
 
 
+def score_events(score, session: Session) -> list[tuple]:
+    """A score's messages as timed engine events on the player's part, each on the sample the
+    session's clock (which follows the score: Session.follow_score) gives its beat."""
+    clock = session.clock
+    events = []
+    for beat, msg in score.messages:
+        ev = message_event(msg)
+        if ev is not None:
+            kind, a, b = ev
+            events.append((clock.sample_at(score.session_beat(beat)), kind, KEYS, a, b,
+                           float(FILE_SOURCE)))
+    return events
+
+
 def query_by_bar(session: Session, player_notes: bool = False) -> None:
     """Offline, when nothing will change what the band plays (the demo, whose band follows no
     one, or a jam with no player notes to follow), let the scheduler query the band a bar at a
@@ -97,8 +111,18 @@ def query_by_bar(session: Session, player_notes: bool = False) -> None:
 def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
            midi_in: Path | None = None, progress: bool | None = None) -> RenderResult:
     """Render `seconds` of the session into `wav` (float32 stereo) and the notes into a .mid
-    beside it; returns the figures. The same session and settings give the same bytes."""
-    events = file_events(midi_in, session) if midi_in else []
+    beside it; returns the figures. The same session and settings give the same bytes.
+
+    `midi_in` plays a MIDI file as the player. In a jam the file is a score: the band plays in
+    its tempo and meter, from its downbeat, and knows its harmony ahead (Session.follow_score,
+    unless the session already follows one); the demo plays it at the file's own times."""
+    if midi_in and session.conductor is not None and session.score is None:
+        from engine.listen.score import Score
+        session.follow_score(Score.read(midi_in))
+    if session.score is not None:
+        events = score_events(session.score, session)
+    else:
+        events = file_events(midi_in, session) if midi_in else []
     notes = [e for e in events if e[1] in (K_NOTE_ON, K_NOTE_OFF)]
     lookahead = session.scheduler.lookahead
     query_by_bar(session, player_notes=bool(notes))

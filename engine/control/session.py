@@ -107,6 +107,7 @@ class Conductor:
         self.scheduler = scheduler
         self.held: dict[int, set[int]] = {}
         self.chord = None
+        self.follow_harmony = True   # False: the harmony is known ahead (a score), not heard
 
     def note(self, kind: int, note: int, velocity: float, at_sample: int, source: int,
              horizon: Fraction | None = None) -> None:
@@ -125,6 +126,8 @@ class Conductor:
         self._harmony(horizon)
 
     def _harmony(self, horizon: Fraction | None) -> None:
+        if not self.follow_harmony:
+            return
         horizon = self.scheduler.cursor if horizon is None else max(horizon, self.scheduler.cursor)
         held = set().union(*self.held.values()) if self.held else set()
         if held:
@@ -172,7 +175,9 @@ class Session:
         self.scheduler = Scheduler(self.clock, SteeredBand(self.band, self.steer), self.ctx,
                                    self._send, band_cfg["lookahead_ms"] / 1000.0,
                                    on_played=self.recorder.add)
-        self.scheduler.before_query = self._glide
+        self.scheduler.before_query = self._before_query
+        self.score = None       # an engine.listen.score.Score the band reads ahead, if any
+        self._tempo_due: list[tuple[int, float]] = []   # (sample, bpm) not yet sent
         self.conductor = Conductor(self.ctx, self.clock, self.scheduler) if not demo else None
         self.mapper = None      # the live input's MIDI mapper (engine.control.mapping), if any
         self._glides: dict[str, list] = {}     # address -> [times, values, next step]
@@ -360,6 +365,41 @@ class Session:
         self._glides[address] = [times, values, 0]
         self._glide(self.state.sample_time + self.scheduler.lookahead)
         return target
+
+    def _before_query(self, end: int) -> None:
+        """Before each scheduler query: glide steps, and a score's tempo changes, due before
+        sample `end` go to the engine."""
+        self._glide(end)
+        while self._tempo_due and self._tempo_due[0][0] < end:
+            sample, bpm = self._tempo_due.pop(0)
+            self.state.push_sched(sample, K_TEMPO, -1, 0.0, bpm)
+
+    def follow_score(self, score) -> None:
+        """Play in a score's time and read its harmony ahead (a MIDI file played as the
+        player, engine.listen.score.Score); call it before the first query. The clock takes
+        the file's tempo map and meter (the file's first downbeat on a bar line, a pickup
+        before it), the band the harmony of every beat before it sounds and the file's key.
+        The player's notes still set the band's intensity, not its chords."""
+        if self.conductor is None:
+            raise ValueError("the demo follows no one: a score needs a jam session")
+        if self.scheduler.cursor > 0:
+            raise ValueError("follow_score must come before the band is first queried")
+        bpb = score.beats_per_bar
+        tempos = score.tempo_map()
+        clock = self.clock
+        clock.beats_per_bar = bpb
+        for beat, bpm in tempos:         # the first replaces the configured tempo at beat 0
+            clock.set_tempo(bpm, beat)
+        self.ctx.beats_per_bar = bpb
+        self.ctx.harmony.beats_per_bar = bpb
+        self.ctx.harmony.load(score.harmony())
+        self.ctx.key = score.key
+        self.ctx.keys = tuple(score.keys())
+        self.conductor.follow_harmony = False
+        self.state.arrays[L.S_GLOBAL][L.GL_TEMPO_BPM] = float(clock.segments[0].bpm)
+        self._tempo_due = [(clock.sample_at(seg.beat), float(seg.bpm))
+                           for seg in clock.segments[1:]]
+        self.score = score
 
     def _glide(self, end: int) -> None:
         """Push every glide step due before sample `end` (the scheduler calls it on each
