@@ -127,9 +127,11 @@ def follow(name: str, tempo_bpm: float, render: bool = False, seed: int = 1) -> 
         else:
             notes = band_and_player(session, score)
     player = [n for n in notes if n.part == "keys"]
-    key = score.key
+    # "in the key": the reference key (signature + final bass) where it is decided, else the
+    # key the band found
+    key = reference_key(m21) or score.key
     return {
-        "chorale": name, "tempo_bpm": tempo_bpm, "key": str(key),
+        "chorale": name, "tempo_bpm": tempo_bpm, "key": str(key), "key_found": str(score.key),
         "pickup_beats": float(score.pickup_beats),
         "pickup_right": score.pickup_beats == reference_pickup(m21),
         "player_on_grid": round(on_grid([n.start_s for n in player], session.clock), 4),

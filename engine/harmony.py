@@ -53,11 +53,17 @@ QUALITIES: dict[str, tuple[tuple[int, ...], str]] = {
     "9": ((0, 4, 7, 10, 2), "9"),
     "maj9": ((0, 4, 7, 11, 2), "maj9"),
     "min9": ((0, 3, 7, 10, 2), "m9"),
+    "7b9": ((0, 4, 7, 10, 1), "7b9"),
+    "7#9": ((0, 4, 7, 10, 3), "7#9"),
+    "69": ((0, 4, 7, 9, 2), "69"),
+    "min11": ((0, 3, 7, 10, 2, 5), "m11"),
+    "13": ((0, 4, 7, 10, 2, 9), "13"),
 }
 _SUFFIX_TO_QUALITY = {suffix: q for q, (_, suffix) in QUALITIES.items()}
 _SUFFIX_TO_QUALITY.update({"maj": "maj", "min": "min", "M7": "maj7", "min7": "min7", "-": "min",
                            "-7": "min7", "ø": "m7b5", "ø7": "m7b5", "o": "dim", "o7": "dim7",
-                           "+": "aug", "sus": "sus4", "m(maj7)": "minmaj7", "mM7": "minmaj7"})
+                           "+": "aug", "sus": "sus4", "m(maj7)": "minmaj7", "mM7": "minmaj7",
+                           "6/9": "69", "min11": "min11", "-11": "min11"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +141,7 @@ class Chord:
 _DETECT: list[tuple[str, frozenset[int], int]] = []
 for _i, _q in enumerate(("maj", "min", "7", "min7", "maj7", "sus4", "sus2", "dim", "m7b5", "dim7",
                          "aug", "6", "min6", "7sus4", "minmaj7", "add9", "madd9", "9", "min9",
-                         "maj9")):
+                         "maj9", "7b9", "7#9", "69", "min11", "13")):
     _ivs = QUALITIES[_q][0]
     _DETECT.append((_q, frozenset(_ivs), _i))
     if _q in ("7", "maj7", "min7", "minmaj7"):  # a seventh chord without its fifth
@@ -224,6 +230,11 @@ _SCALES: dict[str, tuple[int, ...]] = {
     "9": (0, 2, 4, 7, 10),
     "maj9": (0, 2, 4, 7, 9, 11),
     "min9": (0, 2, 3, 7, 10),
+    "7b9": (0, 1, 4, 7, 10),
+    "7#9": (0, 3, 4, 7, 10),
+    "69": (0, 2, 4, 7, 9),
+    "min11": (0, 2, 3, 5, 7, 10),
+    "13": (0, 2, 4, 7, 9, 10),
 }
 
 

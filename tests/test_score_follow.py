@@ -63,7 +63,7 @@ def test_score_brings_tempo_map_meter_pickup_and_key(tmp_path):
     assert score.beats_per_bar == 3
     assert [(b, round(bpm, 3)) for b, bpm in score.tempos] == [(0, 90.0), (12, 60.0)]
     assert score.pickup_beats == 1 and score.offset_beats == 2
-    assert str(score.key) == "C major" and score.key_from_file
+    assert str(score.key) == "C major" and str(score.signature) == "C major"
     session = _session(tempo_bpm=112.0, beats_per_bar=4)
     session.follow_score(score)
     clock = session.clock

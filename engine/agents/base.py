@@ -175,8 +175,18 @@ class LiveContext:
         chord = self.harmony.player_chord_at(beat)
         if chord is not None:
             return chord
-        return _progression_chord(self.harmony.progression, beat, self.beats_per_bar,
-                                  self.steer)
+        chord = _progression_chord(self.harmony.progression, beat, self.beats_per_bar,
+                                   self.steer)
+        key = self.key_at(beat) if self.keys else None
+        if key is None or (self.steer is not None and self.steer.changed("/band/key")):
+            return chord
+        # a key heard from the player (and no /band/key asked for): the progression moves to
+        # it, a minor progression to the heard minor key or the relative minor of a major one
+        first = self.harmony.progression.chords[0]
+        tonic = key.tonic if (key.mode == "minor") == first.is_minor else \
+            (key.tonic + (9 if first.is_minor else 3)) % 12
+        shift = (tonic - first.root) % 12
+        return chord if shift == 0 else Chord((chord.root + shift) % 12, chord.quality)
 
     def intensity_at(self, beat: Fraction) -> float:
         return self.intensity

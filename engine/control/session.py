@@ -26,6 +26,7 @@ from engine.agents.lead import LeadAgent
 from engine.agents.steer import (AGENT_PARTS, PLAYING, STEER_PARAMS, SteeredBand, Steering,
                                  WHOLE, check_value)
 from engine.control.clock import Clock
+from engine.listen.key import KeyTracker
 from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
 from engine.parts import PART_INDEX, PARTS
@@ -108,18 +109,39 @@ class Conductor:
         self.held: dict[int, set[int]] = {}
         self.chord = None
         self.follow_harmony = True   # False: the harmony is known ahead (a score), not heard
+        self.keys = KeyTracker()     # the key heard in the player's notes (hysteresis)
+        self._onsets: dict[tuple[int, int], Fraction] = {}
 
     def note(self, kind: int, note: int, velocity: float, at_sample: int, source: int,
              horizon: Fraction | None = None) -> None:
         """A player's note-on/off. `horizon`: the beat from which harmony may change (default:
         the scheduler's cursor, i.e. what it has not yet scheduled)."""
         notes = self.held.setdefault(source, set())
+        beat = self.clock.beat_at(max(at_sample, 0))
         if kind == K_NOTE_ON:
             notes.add(note)
             self.ctx.intensity = 0.8 * self.ctx.intensity + 0.2 * (0.3 + 0.7 * velocity)
+            self._onsets[source, note] = beat
         else:
             notes.discard(note)
+            start = self._onsets.pop((source, note), None)
+            if start is not None:
+                self._key(note, beat - start, start, horizon)
         self._harmony(horizon)
+
+    def _key(self, note: int, dur: Fraction, start: Fraction,
+             horizon: Fraction | None) -> None:
+        """A finished note feeds the key tracker; a new key is in force from the next bar the
+        scheduler has not queried (a score brings its keys ahead instead)."""
+        if not self.follow_harmony:
+            return
+        before = self.keys.key
+        key = self.keys.add(note, float(dur), float(start))
+        if key != before:
+            horizon = self.scheduler.cursor if horizon is None else \
+                max(horizon, self.scheduler.cursor)
+            self.ctx.keys = tuple(k for k in self.ctx.keys if k[0] < horizon) + \
+                ((self.clock.next_bar(horizon), key),)
 
     def source_gone(self, source: int, horizon: Fraction | None = None) -> None:
         self.held.pop(source, None)

@@ -3,8 +3,8 @@ band knows all of it ahead, as an accompanist reading the score does.
 
 `Score.read(path)` gives the file's tempo map (every set_tempo, in quarter-note beats), its meter
 (the first time_signature), where its first downbeat falls (a pickup/anacrusis is found from
-the music, since a MIDI file does not say), its key (the key_signature if the file has one,
-else found from the notes: engine.listen.key) and the harmony of every beat.
+the music, since a MIDI file does not say), its key (found from the notes, engine.listen.key;
+and, for a piece that modulates, the key of each bar: `keys`) and the harmony of every beat.
 
 Session time: the file's first downbeat is the start of one of the band's bars; a pickup of p
 beats starts p beats before a bar line (`offset_beats`: session beat = file beat + offset).
@@ -89,7 +89,7 @@ class Score:
 
     def __init__(self, path, ticks_per_beat: int, tempos: list[tuple[Fraction, float]],
                  beats_per_bar: int, notes: list[ScoreNote], key: Key | None,
-                 key_from_file: bool, messages: list[tuple[Fraction, mido.Message]],
+                 signature: Key | None, messages: list[tuple[Fraction, mido.Message]],
                  end_beat: Fraction):
         self.path = path
         self.ticks_per_beat = ticks_per_beat
@@ -97,7 +97,7 @@ class Score:
         self.beats_per_bar = beats_per_bar
         self.notes = notes
         self.key = key
-        self.key_from_file = key_from_file
+        self.signature = signature            # the file's key_signature, if any
         self.messages = messages               # (file beat, channel message), time order
         self.end_beat = end_beat
         self.pickup_beats = find_pickup(notes, beats_per_bar)
@@ -148,16 +148,15 @@ class Score:
         # a meter of a fractional number of quarters (3/8, 5/8) counts two of its bars as one
         bpb = int(quarters if quarters.denominator == 1 else 2 * quarters)
         bpb = max(2, min(12, bpb if bpb >= 2 else 2 * bpb))
-        key = None
+        signature = None
         if key_name:
             try:
-                key = Key.parse(key_name)
+                signature = Key.parse(key_name)
             except ValueError:
-                key = None
-        from_file = key is not None
-        if key is None:
-            key = find_key((n.note, float(n.dur)) for n in notes)
-        return cls(path, tpb, sorted(tempos.items()), bpb, notes, key, from_file, messages,
+                signature = None
+        # the key heard in the notes (a key signature does not tell a modal chorale's mode)
+        key = find_key((n.note, float(n.dur)) for n in notes) or signature
+        return cls(path, tpb, sorted(tempos.items()), bpb, notes, key, signature, messages,
                    end)
 
     # ---- session time -----------------------------------------------------------------------
