@@ -1,7 +1,11 @@
 """How long the band takes to answer the scheduler: one 100 ms query window of the demo band
 (funk, 120 BPM), warm (bars prepared ahead as the live loop would), every 25 ms of music.
+With --listen (needs music21): the musicianship figures of bench/chorales.py as well — key
+accuracy over the corpus's chorales per profile, pickups found, and each chorale played as the
+player (grid, bass on the player's notes, band in key) — and the time of one key-tracker
+update.
 
-    python bench/agents.py [--json]
+    python bench/agents.py [--json] [--listen]
 """
 from __future__ import annotations
 
@@ -18,9 +22,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.agents.arrangement import DemoSong  # noqa: E402
 
 
+def listen_figures() -> dict:
+    """Key-tracker update time, corpus key/pickup accuracy and the chorale figures."""
+    from bench.chorales import FOLLOW_SET, follow, key_accuracy, pickup_accuracy
+    from engine.listen.key import KeyTracker
+    tracker = KeyTracker()
+    t0 = time.perf_counter()
+    for i in range(2000):
+        tracker.add(60 + (i * 7) % 12, 0.5, i * 0.5)
+    out = {"key_update_ms": round((time.perf_counter() - t0) / 2000 * 1e3, 4)}
+    out.update(key_accuracy())
+    out.update(pickup_accuracy())
+    for name, bpm in FOLLOW_SET:
+        f = follow(name, bpm)
+        tag = f"{name.split('/')[-1]}@{bpm}"
+        for k in ("player_on_grid", "bass_on_player", "band_in_key", "band_in_key_or_player",
+                  "player_in_key"):
+            out[f"chorale_{tag}_{k}"] = f[k]
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--listen", action="store_true", help="musicianship figures (music21)")
     args = ap.parse_args()
     song = DemoSong("funk")
     band, ctx = song.band(seed=1), song.context()
@@ -35,6 +60,8 @@ def main() -> int:
         t += Fraction(1, 20)
     out = {"query_ms_median": round(statistics.median(times) * 1e3, 4),
            "query_ms_max": round(max(times) * 1e3, 4), "queries": len(times)}
+    if args.listen:
+        out.update(listen_figures())
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0
 
