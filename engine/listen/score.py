@@ -7,7 +7,8 @@ the music, since a MIDI file does not say), its key (found from the notes, engin
 and, for a piece that modulates, the key of each bar: `keys`) and the harmony of every beat.
 
 Session time: the file's first downbeat is the start of one of the band's bars; a pickup of p
-beats starts p beats before a bar line (`offset_beats`: session beat = file beat + offset).
+beats starts p beats before a bar line (`offset_beats`: session beat = file beat + offset). A file that opens
+with silence is taken to start on a bar line, as a sequencer writes it.
 """
 from __future__ import annotations
 
@@ -100,7 +101,10 @@ class Score:
         self.signature = signature            # the file's key_signature, if any
         self.messages = messages               # (file beat, channel message), time order
         self.end_beat = end_beat
-        self.pickup_beats = find_pickup(notes, beats_per_bar)
+        # a file that opens with silence starts on a bar line (a sequencer's export: a pickup
+        # is preceded by rests); one whose music starts at once may open with a pickup
+        starts_silent = bool(notes) and notes[0].beat >= Fraction(1, 4)
+        self.pickup_beats = Fraction(0) if starts_silent else find_pickup(notes, beats_per_bar)
         self.offset_beats = (-self.pickup_beats) % beats_per_bar
 
     @classmethod
