@@ -143,6 +143,9 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
         seconds = session.length_s + 3.0 if demo else cfg["render"]["seconds"]
     wav = Path(output or (Path(cfg["render"]["output"]).with_name("bandmate-demo.wav") if demo
                           else cfg["render"]["output"]))
+    if midi and Path(midi).resolve() == wav.with_suffix(".mid").resolve():
+        raise UserError(f"the render's notes go to {wav.with_suffix('.mid')}, which is the "
+                        f"--midi file itself: choose another -o")
     try:
         result = export.render(session, seconds, wav, cfg["render"]["block_size"],
                                Path(midi) if midi else None)

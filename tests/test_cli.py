@@ -102,6 +102,16 @@ def test_midi_file_plays_the_players_part(tmp_path):
     assert [round(n.velocity * 127) for n in keys] == [round(0.8 * 127)] * 2 + [round(0.6 * 127)]
 
 
+def test_render_never_overwrites_its_midi_input(tmp_path, capsys):
+    player = tmp_path / "song.mid"
+    write_performance(player, [(0.0, 1.0, "keys", 60, 0.8)], 120)
+    before = player.read_bytes()
+    assert main(["render", "--seconds", "1", "--midi", str(player),
+                 "-o", str(tmp_path / "song.wav")]) == 2
+    assert "song.mid" in capsys.readouterr().err
+    assert player.read_bytes() == before and not (tmp_path / "song.wav").exists()
+
+
 def test_missing_midi_file_is_a_user_error(tmp_path, capsys):
     rc = main(["render", "--seconds", "1", "--midi", str(tmp_path / "nope.mid"),
                "-o", str(tmp_path / "x.wav")])
