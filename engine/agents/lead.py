@@ -109,7 +109,10 @@ def _scale_pitches(chord: Chord, key_scale: tuple[int, ...] = ()) -> tuple[int, 
     a key is known (the chord's own tones always stay)."""
     pcs = set(chord_scale(chord))
     if key_scale:
-        pcs = (pcs & set(key_scale)) | set(chord.tones)
+        inside = pcs & set(key_scale)
+        # a chromatic chord's own tones outside the key are left to the chords (the lead stays
+        # in the key) unless too little of its scale is left
+        pcs = inside if len(inside) >= 4 else inside | set(chord.tones)
     return tuple(p for p in range(LEAD_LOW - 5, LEAD_HIGH + 6) if p % 12 in pcs)
 
 
@@ -185,9 +188,9 @@ class LeadAgent(Agent):
         chords_at = info.chord_at_step
         out: list[tuple[int, int, int]] = []  # (step, length, pitch)
         first_chord = chords_at(events[0][0])
-        anchor = _chord_tones_near(first_chord, target)
         # keep the whole contour inside the range: move the anchor, not the notes
         scale0 = _scale_pitches(first_chord, info.scale)
+        anchor = _nearest(scale0, _chord_tones_near(first_chord, target))
         i0 = scale0.index(anchor)
         degs = [deg for _, _, deg in events]
         lo_i = bisect_left(scale0, LEAD_LOW)
@@ -243,7 +246,7 @@ class LeadAgent(Agent):
     def _build(self, info: BarInfo) -> list[Note]:
         chord = info.chords[0]
         scale = _scale_pitches(chord, info.scale)
-        idx = scale.index(_chord_tones_near(chord, 64))
+        idx = scale.index(_nearest(scale, _chord_tones_near(chord, 64)))
         out = []
         for s in range(0, info.steps, 2):
             out.append((s, 2, scale[min(len(scale) - 1, idx + s // 2)]))
