@@ -76,6 +76,7 @@ OUT_QUEUE = 4096                # replies waiting to be published (more: dropped
 YIELD_EVERY = 32                # messages handled before the loop lets other tasks run
 PATCH_RETRIES = 20              # a patch change waits this many times 30 ms for a crossfade
 LEVEL_FLOOR_DB = -120.0
+GOODBYE_WAIT_S = 2.0            # a clean stop waits this long for its "offline" to go out
 
 
 def check_prefix(prefix: str) -> str:
@@ -124,6 +125,7 @@ class MqttBridge:
         self._published: dict[str, str] = {}     # topic -> last payload sent (state, params)
         self.broker = None                       # the EmbeddedBroker, when there is no host
         self.client: aiomqtt.Client | None = None
+        self._serving: aiomqtt.Client | None = None     # while its tasks should run
         self.connected = asyncio.Event()
         self.counters = {"messages": 0, "applied": 0, "errors": 0, "rate_limited": 0,
                          "errors_unreplied": 0, "replies": 0, "replies_dropped": 0,
@@ -210,10 +212,11 @@ class MqttBridge:
             max_queued_incoming_messages=100_000, **kw)
 
     async def _serve(self, client: aiomqtt.Client, stopping: asyncio.Event) -> None:
-        self.client = client
+        self.client = self._serving = client
         self.counters["connects"] += 1
         self._published.clear()            # a new connection: every retained state again
         await client.subscribe(self.topic("in", "+", "#"))
+        await client.subscribe(self.topic("online"))      # to see the goodbye go out
         await client.publish(self.topic("online"), "true", qos=1, retain=True)
         self.connected.set()
         host, port = self.broker_address
@@ -226,7 +229,8 @@ class MqttBridge:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in tasks:
+            self._serving = None        # (Python 3.11's wait_for, inside aiomqtt's publish,
+            for t in tasks:             # can swallow a cancel: the loops check this too)
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         for t in done:
@@ -237,18 +241,34 @@ class MqttBridge:
             if self.held:
                 self.remote.release_held()
             await client.publish(self.topic("online"), "false", qos=1, retain=True)
+            try:        # the broker has passed it on (the embedded one stops next)
+                await asyncio.wait_for(self._goodbye_seen(client), GOODBYE_WAIT_S)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _goodbye_seen(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if str(message.topic) == self.topic("online") and message.payload == b"false":
+                return
 
     async def _read(self, client: aiomqtt.Client) -> None:
         n = 0
+        online = self.topic("online")
         async for message in client.messages:
-            self.handle(str(message.topic), message.payload)
+            if self._serving is not client:
+                return
+            topic = str(message.topic)
+            if topic != online:
+                self.handle(topic, message.payload)
             n += 1
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
-        while True:
+        while self._serving is client:
             topic, payload, retain = await self._out.get()
+            if self._serving is not client:
+                return
             await client.publish(topic, payload, retain=retain)
             self.counters["replies"] += 1
 
@@ -458,9 +478,11 @@ class MqttBridge:
 
     # ---- state ---------------------------------------------------------------------------------
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
-        while True:
+        while self._serving is client:
             for topic, payload, retain in self.state_messages():
                 await client.publish(topic, payload, retain=retain)
+                if self._serving is not client:
+                    return
             await asyncio.sleep(self.publish_s)
 
     def _changed(self, topic: str, payload: str) -> bool:

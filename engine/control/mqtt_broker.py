@@ -12,6 +12,7 @@ from its password and ACL files (README: MQTT):
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import socket
@@ -91,4 +92,5 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         if self.broker is not None:
             broker, self.broker = self.broker, None
+            await asyncio.sleep(0.05)       # what was just broadcast is written out
             await broker.shutdown()
