@@ -153,6 +153,17 @@ class Stage:
 
 # ---- latency ---------------------------------------------------------------------------------
 
+def send_frame(st: Stage) -> int:
+    """The JACK frame playing now, by the audio clock: the engine's last block start (sample,
+    CLOCK_MONOTONIC ns, stamped in the callback) plus the time since, mapped to JACK frames."""
+    anchor = st.session.state.sample_clock()
+    if anchor is None:
+        return st.rig.now()
+    sample, ns = anchor
+    now = sample + round((time.monotonic_ns() - ns) * 1e-9 * st.session.sample_rate)
+    return st.client.frame_of(now)
+
+
 async def latency(st: Stage, proto: str, repeats: int, spacing_s: float = 0.12) -> dict:
     from pythonosc.osc_message_builder import OscMessageBuilder
     from tests.jackrig import RigGap, onset_frame
@@ -178,7 +189,7 @@ async def latency(st: Stage, proto: str, repeats: int, spacing_s: float = 0.12) 
             i += 1
             xruns = st.client.xruns
             await asyncio.sleep(0.01 * (i % 7) / 7)       # random phase in the period
-            sent = rig.now()
+            sent = send_frame(st)
             if proto == "mqtt":
                 await mqtt_client.publish("bandmate/in/alice/note", json.dumps(
                     {"part": "keys", "note": note, "velocity": 127, "duration_s": 0.04}))
@@ -190,14 +201,15 @@ async def latency(st: Stage, proto: str, repeats: int, spacing_s: float = 0.12) 
             await asyncio.sleep(spacing_s - 0.04)
             try:
                 rig.wait_until(sent + spacing, timeout=10)
-                rec = rig.recording(since_frame=sent)
+                rec = rig.recording(since_frame=sent - 4 * rig.period)
             except RigGap:
                 repeated += 1
                 continue
             if st.client.xruns != xruns:
                 repeated += 1
                 continue
-            onset = onset_frame(rec, sent, THRESHOLD, channel=0, before_frame=sent + spacing)
+            onset = onset_frame(rec, sent - 4 * rig.period, THRESHOLD, channel=0,
+                                before_frame=sent + spacing)
             if onset is None:
                 repeated += 1
                 continue
