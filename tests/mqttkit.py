@@ -52,11 +52,31 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
             time.sleep(0.02)
 
 
+def make_certificates(folder: Path) -> Path:
+    """A test CA (ca.crt) and a server certificate for 127.0.0.1 signed by it (server.crt,
+    server.key), made with the openssl command; returns the CA's file."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("openssl is not installed")
+
+    def run(*args):
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True,
+                       timeout=60)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", "/CN=bandmate test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+    return folder / "ca.crt"
+
+
 class Mosquitto:
     """mosquitto on 127.0.0.1:`port` (a free one by default); `kill()` and `start()` again keep
     the port (a broker restart)."""
 
-    def __init__(self, folder: Path, port: int | None = None):
+    def __init__(self, folder: Path, port: int | None = None, tls: bool = False):
         if MOSQUITTO is None or MOSQUITTO_PASSWD is None:
             raise RuntimeError("mosquitto is not installed (Debian: mosquitto)")
         self.dir = Path(folder)
@@ -68,7 +88,10 @@ class Mosquitto:
                             password], check=True, capture_output=True, timeout=30)
         (self.dir / "acl").write_text(ACL)
         self.conf = self.dir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous false\n"
+        self.ca_file = make_certificates(self.dir) if tls else None
+        tls_conf = (f"cafile {self.ca_file}\ncertfile {self.dir / 'server.crt'}\n"
+                    f"keyfile {self.dir / 'server.key'}\n") if tls else ""
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{tls_conf}allow_anonymous false\n"
                              f"password_file {pw}\nacl_file {self.dir / 'acl'}\n"
                              f"persistence false\nuser root\nlog_dest stderr\n"
                              f"log_type error\nlog_type warning\n")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ import pytest
 
 from engine.config import load_config
 from engine.control.mqtt import (
-    MAX_PAYLOAD_BYTES, MqttBridge, bridge_from_config,
+    MAX_PAYLOAD_BYTES, BrokerStartError, MqttBridge, bridge_from_config,
 )
 from engine.control.offline import OfflineDriver
 from engine.control.remote import QUEUE_HEADROOM
@@ -305,6 +307,45 @@ def test_the_embedded_broker_asks_for_the_login_and_keeps_clients_in_their_subtr
     run(main())
 
 
+@needs_mosquitto
+def test_tls_to_mosquitto_checks_the_brokers_certificate(cfg, tmp_path):
+    """mosquitto with a certificate from a test CA: bandmate connects over TLS given the CA
+    file; without it the certificate is refused (it keeps retrying, logged); `tls_insecure`
+    connects without the check."""
+    import shutil
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+
+    async def main():
+        s = Session(cfg, SR)
+        mq = Mosquitto(tmp_path, tls=True).start()
+        login = dict(host="127.0.0.1", port=mq.port, username="bandmate",
+                     password=USERS["bandmate"], reconnect_min_s=0.05, reconnect_max_s=0.2)
+        try:
+            for kw, connects in ((dict(ca_file=str(mq.ca_file)), True),
+                                 (dict(tls=True), False),
+                                 (dict(tls=True, tls_insecure=True), True)):
+                lines: list[str] = []
+                b = MqttBridge(s, log=lines.append, **login, **kw)
+                stopping = asyncio.Event()
+                task = asyncio.create_task(b.run(stopping))
+                if connects:
+                    await asyncio.wait_for(b.connected.wait(), WAIT_S)
+                    b.handle("bandmate/in/alice/set", b'{"address": "/bass/mix/pan", '
+                                                      b'"value": 0.5}')
+                    assert s.value("/bass/mix/pan") == 0.5
+                else:
+                    await until(lambda: len(lines) >= 2, "two refused connections")
+                    assert not b.connected.is_set() and b.counters["connects"] == 0
+                    assert "certificate" in " ".join(lines).lower(), lines
+                stopping.set()
+                await asyncio.wait_for(task, WAIT_S)
+                s.set("/bass/mix/pan", 0.0)
+        finally:
+            mq.kill()
+    run(main())
+
+
 # ---- connection loss -------------------------------------------------------------------------
 
 @needs_mosquitto
@@ -370,6 +411,30 @@ def test_the_last_will_says_offline_when_bandmate_dies_uncleanly(cfg, tmp_path):
                 assert late.got == [("bandmate/online", "false", True)]
         finally:
             await br.close()
+    run(main())
+
+
+def test_reconnect_waits_double_up_to_the_cap_and_a_taken_port_is_a_clear_error(cfg):
+    async def main():
+        s = Session(cfg, SR)
+        lines: list[str] = []
+        nobody = mqttkit.free_port()                       # nothing listens there
+        b = MqttBridge(s, host="127.0.0.1", port=nobody, reconnect_min_s=0.05,
+                       reconnect_max_s=0.3, log=lines.append)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(b.run(stopping))
+        await until(lambda: len(lines) >= 6, "six failed connections")
+        stopping.set()
+        await asyncio.wait_for(task, WAIT_S)
+        waits = [float(re.search(r"again in ([0-9.]+) s", x).group(1)) for x in lines[:6]]
+        assert waits == [0.05, 0.1, 0.2, 0.3, 0.3, 0.3], lines
+        assert b.counters["connects"] == 0 and b.counters["disconnects"] >= 6
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            b = MqttBridge(s, embedded_port=taken.getsockname()[1], log=lambda text: None)
+            with pytest.raises(BrokerStartError, match="embedded_port = 0"):
+                await asyncio.wait_for(b.run(asyncio.Event()), WAIT_S)
     run(main())
 
 

@@ -156,9 +156,12 @@ class LiveRun:
             self.tasks.append(self._mqtt_task)
 
     async def _run_mqtt(self) -> None:
+        from engine.control.mqtt import BrokerStartError
         from engine.control.remote import short
         try:
             await self.mqtt.run(self.stopping)
+        except BrokerStartError as exc:
+            self.log(f"MQTT: {exc}")
         except Exception as exc:  # noqa: BLE001 - e.g. the embedded broker's port is taken
             self.log(f"MQTT stopped: {short(repr(exc))}")
 

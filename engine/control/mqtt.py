@@ -76,7 +76,12 @@ OUT_QUEUE = 4096                # replies waiting to be published (more: dropped
 YIELD_EVERY = 32                # messages handled before the loop lets other tasks run
 PATCH_RETRIES = 20              # a patch change waits this many times 30 ms for a crossfade
 LEVEL_FLOOR_DB = -120.0
+STABLE_S = 10.0                 # a connection this old resets the reconnect backoff
 GOODBYE_WAIT_S = 2.0            # a clean stop waits this long for its "offline" to go out
+
+
+class BrokerStartError(RuntimeError):
+    """The embedded broker cannot listen (its port is taken)."""
 
 
 def check_prefix(prefix: str) -> str:
@@ -147,9 +152,15 @@ class MqttBridge:
         if self.host is not None or self.broker is not None:
             return
         from engine.control.mqtt_broker import EmbeddedBroker
-        self.broker = await EmbeddedBroker(self.embedded_host, self.embedded_port, self.prefix,
-                                           self.client_id, self.username,
-                                           self.password).start()
+        broker = EmbeddedBroker(self.embedded_host, self.embedded_port, self.prefix,
+                                self.client_id, self.username, self.password)
+        try:
+            self.broker = await broker.start()
+        except Exception as exc:  # noqa: BLE001 - amqtt's BrokerError wraps the OSError
+            raise BrokerStartError(
+                f"cannot start the embedded broker on {self.embedded_host}:{broker.port} "
+                f"({short(exc, 200)}); set [mqtt] embedded_port = 0 for any free port, or "
+                f"host = \"localhost\" to use the broker already there") from None
         self.log(f"MQTT: embedded broker on mqtt://{self.embedded_host}:{self.broker.port}")
 
     @property
@@ -163,15 +174,18 @@ class MqttBridge:
         (online "false"), release MQTT's notes and stop the embedded broker."""
         self._out = asyncio.Queue(OUT_QUEUE)
         delay = self.reconnect_min_s
+        loop = asyncio.get_running_loop()
         try:
             await self.start_broker()
             while not stopping.is_set():
                 try:
                     async with self._client() as client:
-                        delay = self.reconnect_min_s
+                        since = loop.time()
                         await self._serve(client, stopping)
                 except aiomqtt.MqttError as exc:
-                    self.counters["disconnects"] += 1
+                    if self.client is not None and loop.time() - since > STABLE_S:
+                        delay = self.reconnect_min_s    # (a connection that keeps dropping
+                    self.counters["disconnects"] += 1   # at once keeps backing off)
                     host, port = self.broker_address
                     self.log(f"MQTT: {host}:{port}: {short(exc)}; again in {delay:g} s")
                 finally:
