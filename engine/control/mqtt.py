@@ -188,6 +188,9 @@ class MqttBridge:
                     self.counters["disconnects"] += 1   # at once keeps backing off)
                     host, port = self.broker_address
                     self.log(f"MQTT: {host}:{port}: {short(exc)}; again in {delay:g} s")
+                except Exception as exc:  # noqa: BLE001 - a bug: reported, and serve again
+                    self.counters["internal_errors"] += 1
+                    self.log(f"MQTT: internal error {short(repr(exc))}; again in {delay:g} s")
                 finally:
                     self._lost()
                 if stopping.is_set():
