@@ -525,8 +525,8 @@ def test_errors_are_answered_on_the_clients_own_topic(cfg, broker_kind, tmp_path
 def test_fuzz_and_floods_through_the_broker_leave_the_music_playing(cfg, broker_kind, tmp_path):
     """Random bytes, non-JSON, wrong types, huge payloads and good notes, thousands of
     messages from two clients as fast as they go: every message is counted as applied, an
-    error or rate-limited; the values stay, the audio keeps coming, the flooder's bucket holds
-    while the other client's commands still land, and when the input stops no note sounds."""
+    error or rate-limited; the values stay, the audio keeps coming, the other client's commands
+    land through the flood, and when the input stops no note sounds."""
     async def main():
         rng = np.random.default_rng(7)
         s = Session(cfg, SR)
@@ -543,14 +543,14 @@ def test_fuzz_and_floods_through_the_broker_leave_the_music_playing(cfg, broker_
                      lambda: json.dumps({"address": "/bass/mix/pan",
                                          "value": rng.bytes(4).hex()}).encode(),
                      lambda: json.dumps({"address": ["/bass/mix/pan"], "value": 1}).encode(),
-                     lambda: b"x" * int(rng.integers(MAX_PAYLOAD_BYTES + 1, 20000)),
+                     lambda: b"x" * int(rng.integers(MAX_PAYLOAD_BYTES + 1, 12000)),
                      lambda: json.dumps([{"a": 1}] * int(rng.integers(1, 5))).encode(),
                      lambda: good]
             commands = ["set", "note", "tempo", "patch", "zzz", "note/extra"]
             sent = 0
             async with br.client("flood", user="alice") as f, br.client("alice") as c:
-                for burst in range(8):
-                    for _ in range(400):
+                for burst in range(6):
+                    for _ in range(250):
                         k = int(rng.integers(len(kinds)))
                         cmd = "note" if k == len(kinds) - 1 else \
                             commands[int(rng.integers(len(commands)))]
@@ -562,14 +562,14 @@ def test_fuzz_and_floods_through_the_broker_leave_the_music_playing(cfg, broker_
                     s.scheduler.advance(s.state.sample_time)
                     out, _ = render(s, drv, 512)
                     assert np.all(np.isfinite(out))
-                await until(lambda: bridge.counters["messages"] >= sent + 8,
-                            f"{sent + 8} messages handled", timeout=30)
-                await until(lambda: s.value("/bass/synth/cutoff_hz") == 307.0,
+                await until(lambda: bridge.counters["messages"] >= sent + 6,
+                            f"{sent + 6} messages handled", timeout=30)
+                await until(lambda: s.value("/bass/synth/cutoff_hz") == 305.0,
                             "alice's last command")
             cnt = bridge.counters
-            assert cnt["messages"] == sent + 8
+            assert cnt["messages"] == sent + 6
             assert cnt["applied"] + cnt["errors"] + cnt["rate_limited"] == cnt["messages"]
-            assert cnt["errors"] > 300 and cnt["applied"] > 50
+            assert cnt["errors"] > 300 and cnt["applied"] > 30
             assert cnt["internal_errors"] == 0
             assert {a: s.value(a) for a in watched} == before
             assert s.state.counters()["dropped_events"] == 0
