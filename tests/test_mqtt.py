@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
 from pathlib import Path
@@ -669,3 +670,48 @@ def test_the_live_run_starts_the_embedded_broker_and_says_goodbye(cfg):
             assert c.on("bandmate/online")[-1] == "false", c.got
         assert stream.closed and lr.mqtt.broker is None
     run(main())
+
+
+def test_bandmate_jam_mqtt_end_to_end(jack_server, tmp_path):
+    """`bandmate jam --driver jack --mqtt` as a user runs it (its own process, the JACK dummy
+    server): the embedded broker takes a client's commands, bandmate answers and publishes
+    its state, and says offline when Ctrl-C ends the jam."""
+    import signal
+    import subprocess
+    import sys
+    port = mqttkit.free_port()
+    conf = tmp_path / "config.toml"
+    conf.write_text((ROOT / "config.toml").read_text().replace(
+        "embedded_port = 1883", f"embedded_port = {port}"))
+    env = dict(os.environ, JACK_DEFAULT_SERVER=jack_server.name, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--config", str(conf), "jam",
+                             "--driver", "jack", "--mqtt", "--seconds", "120", "--no-keyboard"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, mqttkit.wait_port, port, 60.0)
+        async with Listener(port, "alice") as c:
+            await c.wait_for(lambda: c.last("bandmate/online") == "true", "online",
+                             timeout=30)
+            await c.send("bandmate/in/alice/tempo", {"bpm": 133})
+            await c.send("bandmate/in/alice/get", {"address": "/bass/mix/pan"})
+            r = json.loads(await c.wait_for(lambda: c.last("bandmate/out/alice/value"),
+                                            "the reply"))
+            assert r["address"] == "/bass/mix/pan"
+            await c.wait_for(lambda: c.last("bandmate/state/tempo_bpm") == "133.0",
+                             "the new tempo published")
+            await c.wait_for(lambda: c.last("bandmate/state/position"), "the position")
+            proc.send_signal(signal.SIGINT)
+            await c.wait_for(lambda: c.last("bandmate/online") == "false",
+                             "offline when the jam ends", timeout=20)
+    try:
+        run(main(), timeout=90)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out.decode()[-2000:]
+        assert b"MQTT: embedded broker on mqtt://127.0.0.1:" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
