@@ -17,7 +17,8 @@ server; a rig client (tests.jackrig, compiled: no Python on JACK's threads) reco
   highest rate with every message applied, the backlog cleared within `BACKLOG_S` and no late
   event. The backlog is the time from the sender's last message to the last one applied.
 
-Prints one JSON object, a section per figure (more sections can be added to SECTIONS).
+Prints one JSON object, a section per figure (more sections can be added to SECTIONS; those
+that need no JACK or broker run without them).
 
     python bench/control.py [--json] [--repeats 30] [--seconds 2] [--rates 500 2000 ...]
 """
@@ -279,20 +280,27 @@ async def throughput(st: Stage, proto: str, rates: list[float], seconds: float) 
     return {"sustained_per_s": sustained, "seconds_each": seconds, "by_rate": rows, **extra}
 
 
-SECTIONS = {
-    "mqtt_latency": lambda st, a: latency(st, "mqtt", a.repeats),
-    "osc_latency": lambda st, a: latency(st, "osc", a.repeats),
-    "mqtt_throughput": lambda st, a: throughput(st, "mqtt", a.rates, a.seconds),
-    "osc_throughput": lambda st, a: throughput(st, "osc", a.rates, a.seconds),
+SECTIONS = {      # name: (async fn(stage, args) -> dict, whether it needs the Stage)
+    "mqtt_latency": (lambda st, a: latency(st, "mqtt", a.repeats), True),
+    "osc_latency": (lambda st, a: latency(st, "osc", a.repeats), True),
+    "mqtt_throughput": (lambda st, a: throughput(st, "mqtt", a.rates, a.seconds), True),
+    "osc_throughput": (lambda st, a: throughput(st, "osc", a.rates, a.seconds), True),
 }
 
 
 async def run(args) -> dict:
+    """Every section asked for, in order; the Stage is started only if one needs it."""
     out: dict = {"sample_rate": 48000, "period_frames": 64}
-    async with Stage() as st:
-        for name in args.sections:
-            out[name] = await SECTIONS[name](st, args)
-    return out
+    staged = [n for n in args.sections if SECTIONS[n][1]]
+    for name in args.sections:
+        if not SECTIONS[name][1]:
+            out[name] = await SECTIONS[name][0](None, args)
+    if staged:
+        async with Stage() as st:
+            for name in staged:
+                out[name] = await SECTIONS[name][0](st, args)
+    return {"sample_rate": out.pop("sample_rate"), "period_frames": out.pop("period_frames"),
+            **{n: out[n] for n in args.sections}}
 
 
 def main() -> int:
