@@ -7,7 +7,9 @@
     bandmate learn ADDRESS           MIDI learn: the next control moved drives ADDRESS
 
 `jam` and `demo` take `--osc PORT`: steer the session over OSC (UDP) on that port, e.g.
-`/bass/synth/cutoff_hz 800.0`, `/bandmate/note keys 60 100` (README: OSC; config [osc]).
+`/bass/synth/cutoff_hz 800.0`, `/bandmate/note keys 60 100` (README: OSC; config [osc]),
+and `--mqtt [HOST[:PORT]]`: MQTT control through that broker, or with no HOST through an
+embedded one on 127.0.0.1:1883 (README: MQTT; config [mqtt]).
 """
 from __future__ import annotations
 
@@ -37,11 +39,31 @@ def _overrides(args) -> dict:
     if getattr(args, "osc", None) is not None:
         put("osc", "enabled", True)
         put("osc", "port", args.osc)
+    if getattr(args, "mqtt", None) is not None:
+        put("mqtt", "enabled", True)
+        if args.mqtt:
+            host, port = _host_port(args.mqtt)
+            put("mqtt", "host", host)
+            put("mqtt", "port", port)
     if args.command == "render":          # an offline render has its own rate and block size
         o.pop("audio", None)
         put("render", "sample_rate", args.sample_rate)
         put("render", "block_size", args.block_size)
     return o
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    """HOST, HOST:PORT or [IPv6]:PORT."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, ""
+    if not host or (port and not port.isdigit()):
+        raise DataError(f"--mqtt: {text!r}: give HOST or HOST:PORT")
+    return host, int(port) if port else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,9 +100,14 @@ def _parser() -> argparse.ArgumentParser:
                 "/bandmate/note PART NOTE VEL, /bandmate/tempo BPM, /bandmate/get|subscribe "
                 "ADDRESS, /bandmate/addresses; errors on /bandmate/error (README: OSC)")
     jam.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
+    mqtt_help = ("MQTT control through the broker at HOST[:PORT], or with no HOST an embedded "
+                 "broker on 127.0.0.1:1883: commands on bandmate/in/CLIENT/set|tempo|note|..., "
+                 "state on bandmate/state/... (README: MQTT)")
+    jam.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
     demo = sub.add_parser("demo", parents=[common], help="play (or render) the demo song")
     demo.add_argument("-o", "--output", help="WAV path when rendering")
     demo.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
+    demo.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
     ren = sub.add_parser("render", parents=[common], help="render offline to a WAV file")
     ren.add_argument("--seconds", type=float)
     ren.add_argument("-o", "--output", help="WAV path (a .mid is written beside it)")

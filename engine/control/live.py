@@ -35,6 +35,8 @@ class LiveRun:
         self._qout = np.zeros((256, EVENT_WIDTH))
         self.tasks: list[asyncio.Task] = []
         self.osc = None     # engine.control.osc.OscServer while config [osc] enables it
+        self.mqtt = None    # engine.control.mqtt.MqttBridge while config [mqtt] enables it
+        self._mqtt_task: asyncio.Task | None = None
 
     def player_input(self, mode: str, fixed_latency_ms: float,
                      mapping: str | None = None) -> LiveInput:
@@ -113,6 +115,7 @@ class LiveRun:
                       asyncio.create_task(watcher.run(self.stopping))]
         self.tasks += [asyncio.create_task(coro) for coro in extra]
         await self._start_osc()
+        self._start_mqtt()
         try:
             if seconds is None:
                 await self.stopping.wait()
@@ -138,9 +141,35 @@ class LiveRun:
             return
         self.tasks.append(asyncio.create_task(self.osc.run(self.stopping)))
 
+    def _start_mqtt(self) -> None:
+        """The MQTT bridge when config [mqtt] enables it: it connects (starting the embedded
+        broker first when no host is set) and reconnects on its own; failures are logged."""
+        from engine.control.mqtt import bridge_from_config
+        from engine.tomldata import DataError
+        try:
+            self.mqtt = bridge_from_config(self.session, self.session.cfg, log=self.log)
+        except DataError as exc:
+            self.log(f"MQTT not started: {exc}")
+            return
+        if self.mqtt is not None:
+            self._mqtt_task = asyncio.create_task(self._run_mqtt())
+            self.tasks.append(self._mqtt_task)
+
+    async def _run_mqtt(self) -> None:
+        from engine.control.mqtt import BrokerStartError
+        from engine.control.remote import short
+        try:
+            await self.mqtt.run(self.stopping)
+        except BrokerStartError as exc:
+            self.log(f"MQTT: {exc}")
+        except Exception as exc:  # noqa: BLE001 - e.g. the embedded broker's port is taken
+            self.log(f"MQTT stopped: {short(repr(exc))}")
+
     async def shutdown(self) -> None:
         """Stop the band, release every note, let the tails ring, then close the stream."""
         self.stopping.set()
+        if self._mqtt_task is not None:     # MQTT says goodbye (online "false") first
+            await asyncio.wait([self._mqtt_task], timeout=3.0)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
