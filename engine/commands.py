@@ -265,7 +265,8 @@ def jam(cfg: dict, args) -> int:
 
 def live_command(session, text: str) -> str:
     """A command typed while jamming (`:` on the terminal piano): `learn ADDRESS` arms MIDI
-    learn, `learn` alone cancels it; `set ADDRESS VALUE` sets a parameter. Returns the reply."""
+    learn, `learn` alone cancels it; `set ADDRESS VALUE` sets a parameter; `tap` is one tap of
+    tap tempo (Enter is the tap), `tap BPM` sets the tempo. Returns the reply."""
     words = text.split()
     if not words:
         return ""
@@ -279,11 +280,18 @@ def live_command(session, text: str) -> str:
                 return "MIDI learn cancelled"
             mapper.learn(words[1])
             return f"MIDI learn: move a control for {words[1]}"
+        if words[0] == "tap" and len(words) <= 2:
+            from engine.control.session import TEMPO_ADDRESS
+            from engine.control.sync import tap
+            if len(words) == 2:
+                return f"tempo {session.set(TEMPO_ADDRESS, float(words[1])):g} BPM"
+            bpm = tap(session)
+            return f"tap: {bpm:.1f} BPM" if bpm is not None else "tap: keep tapping"
         if words[0] == "set" and len(words) == 3:
             return f"{words[1]} = {session.set(words[1], float(words[2])):g}"
     except (KeyError, ValueError) as exc:
         return f"{words[0]}: {str(exc).strip(chr(39))}"
-    return "commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE"
+    return "commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | tap | tap BPM"
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones

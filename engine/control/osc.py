@@ -22,6 +22,7 @@ client (config `[osc]`; off by default):
                                          VELOCITY 0..127, or a float 0..1; 0 is note-off.
                                          Notes on keys are the player's: the band follows them
     /bandmate/release                    every note released; /bandmate/panic: hard stop
+    /transport/tap [VALUE]               one tap of tap tempo (a button's 0 = release: none)
 
 Replies go to the sender's address and port (`reply_port` = another port on the sender's
 host, as TouchOSC wants). Anything wrong (a garbage packet, an unknown address, a wrong type,
@@ -53,7 +54,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
-from engine.control.session import TEMPO_ADDRESS
+from engine.control.session import TAP_ADDRESS, TEMPO_ADDRESS
 from engine.control.state import QueueFull
 from engine.parts import KEYS, PART_INDEX, PARTS
 from engine.rt import layout as L
@@ -157,6 +158,7 @@ class OscServer:
             "/bandmate/addresses": self._cmd_addresses, "/bandmate/info": self._cmd_info,
             TEMPO: self._cmd_tempo, "/bandmate/note": self._cmd_note,
             "/bandmate/release": self._cmd_release, "/bandmate/panic": self._cmd_panic,
+            TAP_ADDRESS: self._cmd_tap,
         }
 
     # ---- lifetime ------------------------------------------------------------------------------
@@ -444,6 +446,21 @@ class OscServer:
             self.session.set_tempo(float(bpm))
         except (ValueError, QueueFull) as exc:
             raise OscError(_short(exc)) from None
+
+    def _cmd_tap(self, args, tag, addr):
+        """One tap of tap tempo: no argument, or a button's value (> 0 taps; its release, 0,
+        does nothing)."""
+        if len(args) > 1:
+            raise OscError(f"takes no value or one (a button's), got {len(args)}")
+        if args:
+            v = args[0]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise OscError(f"takes a number, got {_short(v)!r}")
+            if v <= 0:
+                return
+        self._room(ASAP)
+        from engine.control.sync import tap
+        tap(self.session)
 
     # ---- notes ---------------------------------------------------------------------------------
     def _cmd_note(self, args, tag, addr):

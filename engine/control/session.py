@@ -32,10 +32,12 @@ from engine.rt.events import (
 )
 
 TEMPO_ADDRESS = "/transport/tempo_bpm"
-# the session's own controls beside the graph's units: the master limiter and the tempo
+TAP_ADDRESS = "/transport/tap"      # any value > 0 is one tap of tap tempo (engine.control.sync)
+# the session's own controls beside the graph's units: the master limiter, the tempo, tap tempo
 CONTROL_PARAMS = {"/master/limiter/gain_db": Param("gain_db", -60.0, 24.0, -2.0),
                   "/master/limiter/ceiling_db": Param("ceiling_db", -24.0, 0.0, -1.0),
-                  TEMPO_ADDRESS: Param("tempo_bpm", 20.0, 400.0, 120.0)}
+                  TEMPO_ADDRESS: Param("tempo_bpm", 20.0, 400.0, 120.0),
+                  TAP_ADDRESS: Param("tap", 0.0, 1.0, 0.0)}
 
 
 @dataclass
@@ -148,6 +150,9 @@ class Session:
                                    band_cfg["lookahead_ms"] / 1000.0, on_played=self.recorder.add)
         self.conductor = Conductor(self.ctx, self.clock, self.scheduler) if not demo else None
         self.mapper = None      # the live input's MIDI mapper (engine.control.mapping), if any
+        from engine.control.sync import TapTempo
+        sync = cfg.get("sync", {})
+        self.tapper = TapTempo(sync.get("tap_reset_s", 2.5), sync.get("tap_history", 8))
         self._prepare()
 
     # ---- prepare time: write settings straight into the (not yet running) engine ------------
@@ -187,6 +192,11 @@ class Session:
             if address == TEMPO_ADDRESS:
                 self.set_tempo(float(value))
                 return float(value)
+            if address == TAP_ADDRESS:       # a pad's press taps, its release does nothing
+                if value > 0:
+                    from engine.control.sync import tap
+                    tap(self)
+                return float(value)
             name = address.rsplit("/", 1)[1]
             self.state.push_sched(time, K_FX, FX_MASTER, master.MASTER_PARAM_NAMES[name],
                                   float(value))
@@ -207,6 +217,8 @@ class Session:
         """The current value (the target, where it glides) of an address; KeyError if none."""
         if address == TEMPO_ADDRESS:
             return float(self.clock.bpm)
+        if address == TAP_ADDRESS:
+            return 0.0
         if address in CONTROL_PARAMS:
             name = address.rsplit("/", 1)[1]
             return float(self.state.arrays[L.S_MASTER_PARAMS][master.MASTER_PARAM_NAMES[name]])
