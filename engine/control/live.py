@@ -109,9 +109,10 @@ class LiveRun:
             chord = cond.chord.name if cond is not None and cond.chord is not None else "-"
             beat = self.session.clock.beat_at(state.sample_time)
             bar = int(beat // self.session.clock.beats_per_bar) + 1
+            sync = f"  {self.sync.status()}" if self.sync is not None else ""
             if sys.stdout.isatty():
                 sys.stdout.write(f"\rbar {bar:4d}  chord {chord:6s}  voices {c['voices']:3d}  "
-                                 f"xruns {c['xruns']}  late {c['late_events']}   ")
+                                 f"xruns {c['xruns']}  late {c['late_events']}{sync}   ")
                 sys.stdout.flush()
             await asyncio.sleep(0.25)
 

@@ -182,7 +182,8 @@ class Session:
         (`/bass/synth/cutoff_hz`, `/bass/mix/pan`, `/bass/eq/low_cut_hz`,
         `/sends/reverb/reverb/decay_s`, `/master/eq/...`), the master's limiter
         (`/master/limiter/ceiling_db`) and the tempo (`/transport/tempo_bpm`, from the next beat
-        not yet scheduled, whatever `time`). `addresses()` lists them all, `param(address)`
+        not yet scheduled, whatever `time`; `/transport/tap`: a value > 0 is one tap of tap
+        tempo). `addresses()` lists them all, `param(address)`
         gives each one's range, unit and curve, `value(address)` its current value."""
         if address in CONTROL_PARAMS:
             q = CONTROL_PARAMS[address]

@@ -53,6 +53,8 @@ TICKS_PER_BEAT = 24
 CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 REALTIME = frozenset({CLOCK, START, CONTINUE, STOP, SONG_POSITION})
 SYNC_SOURCES = ("internal", "midi_clock", "link")
+CURVE_T = 4.0        # a tempo change is read from the tick times' curvature above this t-value
+CURVE_AHEAD = 48     # ticks the curvature is extrapolated (beyond: its tangent)
 
 
 # ---- the band's gate: silence while stopped or realigning --------------------------------------
@@ -143,7 +145,10 @@ class PhaseLock:
         return ext_beat(sample + self.latency) + (self.offset or 0) - band
 
     def steer(self, ext_beat: Callable[[float], float], ext_bpm: float,
-              quantum: int | None = None) -> None:
+              quantum: int | None = None,
+              tempo_at: Callable[[float], float] | None = None) -> None:
+        """One step (see the class docstring); `tempo_at(sample)`: the external tempo expected
+        at a sample while it changes (default: `ext_bpm` throughout)."""
         if quantum is not None:
             self.quantum = max(int(quantum), 1)
         session, clock = self.session, self.session.clock
@@ -154,6 +159,8 @@ class PhaseLock:
             self.until = None
         s_b = clock.sample_at(Fraction(b))
         x_b = ext_beat(s_b + self.latency)
+        if tempo_at is not None:              # the tempo over the beat to come
+            ext_bpm = tempo_at(s_b + self.latency + 30.0 * self.session.sample_rate / ext_bpm)
         q = self.quantum
         if self.stopped and not self._restart:
             return
@@ -243,6 +250,8 @@ class MidiClockFollower:
         self.base_beat = 0.0             # the external song beat of tick 0
         self.period: float | None = None  # samples per tick (the fit)
         self.fit: tuple[float, float] | None = None     # (sample of tick 0, period)
+        # while the tempo changes: (last tick, its sample, period there, curvature) of the fit
+        self.curve: tuple[float, float, float, float] | None = None
         self.started = False
         self.playing = False
         self._restart_at: float | None = None   # the next tick is this song beat (Start, Continue)
@@ -334,15 +343,27 @@ class MidiClockFollower:
             return
         k = np.fromiter(self._k, float, n)
         s = np.fromiter(self._s, float, n)
-        km, sm = k.mean(), s.mean()
-        var = float(((k - km) ** 2).sum())
-        if var <= 0:
-            return
-        p = float(((k - km) * (s - sm)).sum() / var)
+        km = k.mean()
+        x = k - km
+        p, a = np.polyfit(x, s, 1)
+        if n >= 24:
+            # a changing tempo bends the tick times into a curve that a line lags behind: where
+            # the curvature stands out of the jitter, the tangent at the last tick is the line
+            (c, b2, a2), cov = np.polyfit(x, s, 2, cov=True)
+            if cov[0, 0] > 0 and abs(c) > CURVE_T * math.sqrt(cov[0, 0]):
+                xe = x[-1]
+                p = b2 + 2.0 * c * xe
+                a = a2 + b2 * xe + c * xe * xe - p * xe
+                if p > 0:
+                    self.curve = (float(k[-1]), float(a + p * xe), float(p), float(c))
+                    self.period = float(p)
+                    self.fit = (float(a - p * km), float(p))
+                    return
+        self.curve = None
         if p <= 0:
             return
-        self.period = p
-        self.fit = (sm - p * km, p)
+        self.period = float(p)
+        self.fit = (float(a - p * km), float(p))
 
     # -- what it knows -------------------------------------------------------------------------
     @property
@@ -352,8 +373,31 @@ class MidiClockFollower:
         return float(60.0 * self.sr / (TICKS_PER_BEAT * self.period))
 
     def ext_beat(self, sample: float) -> float:
-        s0, p = self.fit
-        return self.beat_of_index((sample - s0) / p)
+        """The external song beat at `sample`: the fitted line, or while the tempo changes the
+        fitted curve (at most CURVE_AHEAD ticks past the last tick, its tangent beyond)."""
+        if self.curve is None:
+            s0, p = self.fit
+            return self.beat_of_index((sample - s0) / p)
+        ke, se, pe, c = self.curve
+        h = CURVE_AHEAD
+        if c * h * h + pe * h < sample - se:          # past the horizon: its tangent
+            sh, ph = se + pe * h + c * h * h, pe + 2.0 * c * h
+            return self.beat_of_index(ke + h + (sample - sh) / ph)
+        d = sample - se
+        dk = d / pe
+        for _ in range(3):
+            dk = (d - c * dk * dk) / pe
+        return self.beat_of_index(ke + dk)
+
+    def tempo_at(self, sample: float) -> float:
+        """The external tempo (BPM) expected at `sample` (the curve's slope there)."""
+        if self.curve is None:
+            return self.bpm
+        ke, se, pe, c = self.curve
+        dk = min(max((self.ext_beat(sample) - self.beat_of_index(ke)) * TICKS_PER_BEAT, 0.0),
+                 CURVE_AHEAD)
+        period = pe + 2.0 * c * dk
+        return 60.0 * self.sr / (TICKS_PER_BEAT * period) if period > 0 else self.bpm
 
     @property
     def locked(self) -> bool:
@@ -367,7 +411,7 @@ class MidiClockFollower:
         if not MIN_BPM <= bpm <= MAX_BPM:
             return
         quantum = self.session.clock.beats_per_bar if self.started else 1
-        self.lock.steer(self.ext_beat, bpm, quantum)
+        self.lock.steer(self.ext_beat, bpm, quantum, self.tempo_at)
 
     def status(self) -> str:
         bpm = self.bpm
