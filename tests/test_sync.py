@@ -369,10 +369,11 @@ async def main():
     cfg["band"]["tempo_bpm"] = 120.0
     s = Session(cfg, SR, root=__import__("pathlib").Path(sys.argv[1]))
     t0 = time.monotonic_ns()
-    sync = LinkSync(s, quantum=4, start_stop=False, log=lambda text: None,
+    sync = LinkSync(s, quantum=4, start_stop=True, log=lambda text: None,
                     clock=lambda: (0, t0))
     other = aalink.Link(97.0)
     other.quantum = 4
+    other.start_stop_sync_enabled = True
     other.enabled = True
     sync.start()
     out = {}
@@ -411,6 +412,19 @@ async def main():
     out["phase_ms"] = errs
     out["band_bpm"] = s.clock.bpm
     out["link_bpm"] = sync.link.tempo
+    other.playing = True                            # a peer starts the session...
+    out["playing"] = await step_until(lambda: sync._playing is True, 10.0)
+    other.playing = False                           # ...stops it: the band stops
+    out["stopped"] = await step_until(lambda: sync.lock.stopped, 10.0)
+    await step_until(lambda: False, 1.0)
+    out["still_stopped"] = sync.lock.stopped
+    other.playing = True                            # and starts it again: back on a bar line
+    out["restarted"] = await step_until(lambda: not sync.lock.stopped
+                                        and sync.lock.until is None
+                                        and sync.lock.offset is not None, 15.0)
+    await step_until(lambda: False, 2.0)
+    out["phase_after_restart_ms"] = phase_ms()
+    out["entry_on_bar"] = sync.lock.entry % 4 == 0 and (sync.lock.entry - sync.lock.offset) % 4 == 0
     s.set("/transport/tempo_bpm", 110.0)           # bandmate's tempo goes to the session
     out["sent"] = await step_until(lambda: abs(other.tempo - 110.0) < 1e-3, 10.0)
     out["other_bpm"] = other.tempo
@@ -452,6 +466,8 @@ def test_link_peers_converge_on_tempo_and_phase_in_a_loopback_namespace(tmp_path
     errs = np.abs(out["phase_ms"])
     print("Link phase error ms: median", np.median(errs), "max", errs.max())
     assert np.median(errs) < 2.0 and errs.max() < 5.0, out["phase_ms"]
+    assert out["playing"] and out["stopped"] and out["still_stopped"] and out["restarted"]
+    assert abs(out["phase_after_restart_ms"]) < 5.0 and out["entry_on_bar"]
     assert out["sent"] and abs(out["other_bpm"] - 110.0) < 1e-3
     assert out["tempo_sent"] >= 1
 
