@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 from engine.agents.base import STYLES
+from engine.control.sync import SYNC_SOURCES
 from engine.tomldata import DataError, Field, Schema, WordOrNumber, load, validate
 
 
@@ -123,7 +124,7 @@ SCHEMA: Schema = {
         "source": Field("internal", "what drives the band's tempo: internal (bandmate's own), "
                         "midi_clock (24-ppqn clock, Start/Stop/Continue on a MIDI input) or "
                         "link (an Ableton Link session on the local network)",
-                        choices=("internal", "midi_clock", "link")),
+                        choices=SYNC_SOURCES),
         "window_ticks": Field(96, "MIDI clock ticks the tempo is fitted over (24 a beat): "
                               "more is steadier, fewer follows a tempo change sooner",
                               lo=12, hi=960),

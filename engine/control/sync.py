@@ -11,14 +11,17 @@ yet scheduled, so following another clock never moves a note already queued and 
   a whole number of quanta). It then sets the external tempo nudged by at most `max_nudge_pct`
   so that a `phase_gain` share of the error is gone one beat later (bpm × 1 / (1 - gain × e)).
   Changes below `min_change_bpm` are not sent, and at most one a beat unless the external tempo
-  stepped by 1 % or more. An error above `realign_beats` (joining a
-  session, Start, a peer that moved the beat) is not nudged away over many beats: the band falls
-  silent from B, the stretch up to its next bar line gets the one tempo that lands that line on
-  an external bar line, and the band comes back in there, on the one.
+  stepped by 1 % or more. An error above `realign_beats` (joining a session, Start, a peer that
+  moved the beat) is not nudged away over many beats: the band falls silent from the scheduler's
+  cursor, the stretch from B up to its next bar line gets the one tempo (0.5..2 times the
+  external one) that lands that line on an external bar line, and the band comes back in there,
+  on the one.
 * **MIDI clock** (`MidiClockFollower`): 24 ticks per beat. Each tick's sample time is numbered
   by rounding its distance from the last one to whole tick periods (a dropped tick counts two),
   a tick far off the fitted line is an outlier (ignored; three in a row re-lock the line), and
-  the tempo and phase are a least-squares line over the last `window_ticks` ticks. Start (0xFA):
+  the tempo and phase are a least-squares line over the last `window_ticks` ticks (while the
+  tempo changes, shown by a significant curvature of the tick times, the fitted parabola's
+  tangent at the last tick and its curve a little ahead). Start (0xFA):
   the next tick is beat 0 of a bar; Song Position Pointer (0xF2) + Continue (0xFB): the next
   tick is that 16th; the band realigns to it as above. Stop (0xFC): the band stops (its notes
   already queued, at most the look-ahead, play out) and waits for Start or Continue; the tempo
@@ -51,7 +54,6 @@ from engine.patterns.event import Note
 MIN_BPM, MAX_BPM = 20.0, 400.0
 TICKS_PER_BEAT = 24
 CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
-REALTIME = frozenset({CLOCK, START, CONTINUE, STOP, SONG_POSITION})
 SYNC_SOURCES = ("internal", "midi_clock", "link")
 CURVE_T = 4.0        # a tempo change is read from the tick times' curvature above this t-value
 CURVE_AHEAD = 48     # ticks the curvature is extrapolated (beyond: its tangent)
@@ -77,10 +79,6 @@ class GatedBand:
 
     def silence(self, from_beat: Fraction, until_beat: Fraction | None) -> None:
         self.silent_from, self.silent_until = Fraction(from_beat), until_beat
-
-    @property
-    def playing(self) -> bool:
-        return self.silent_from is None or self.silent_until is not None
 
     def __getattr__(self, name):          # the band's own attributes (parts, agent...)
         return getattr(self.band, name)
