@@ -185,6 +185,27 @@ def test_stop_silences_the_band_and_continue_resumes_at_the_song_position(at_roo
         assert abs(sim.error_ms(16 + (k - cont_k) / 24, times[k][0], 120.0)) < 1.0
 
 
+def test_a_clock_that_starts_with_start_brings_the_band_in_on_its_first_bar(at_root):
+    """No clock before Start: the band falls silent at Start, locks on the new ticks and
+    comes in on a bar line of the master, on its sample."""
+    ticks = master_ticks(10.0, lambda t: 132.0, drop=0.0, seed=4, t0=2.0)
+    times = {k: (t, ts) for k, t, ts in ticks}
+    msgs = sorted([(ts, CLOCK, 0) for _, _, ts in ticks] + [(times[0][1] - 0.004, START, 0)])
+    sim = Sim(drums=True)
+    sim.run(10.0, msgs)
+    lock = sim.follower.lock
+    assert lock.realigns == 1 and not lock.stopped
+    entry_ext = lock.entry - lock.offset
+    assert entry_ext % 4 == 0 and 0 < entry_ext <= 8
+    entry_sample = sim.session.clock.sample_at(Fraction(lock.entry))
+    assert abs(entry_sample - times[24 * entry_ext][0] * SR) < 0.002 * SR
+    onsets = sim.drum_onsets()
+    lookahead = sim.session.scheduler.lookahead
+    quiet = onsets[(onsets > times[0][0] * SR + lookahead) & (onsets < entry_sample - MAX_NUDGE)]
+    assert len(quiet) == 0, quiet
+    assert abs(onsets[onsets >= entry_sample - MAX_NUDGE][0] - entry_sample) <= MAX_NUDGE
+
+
 def test_an_outlier_tick_is_ignored_and_bad_input_changes_nothing(at_root):
     ticks = master_ticks(6.0, lambda t: 110.0, drop=0.0, jitter_s=0.0005)
     msgs = [(ts, CLOCK, 0) for _, _, ts in ticks]
@@ -307,7 +328,13 @@ def test_midi_clock_through_an_rtmidi_jack_port(jack_server, at_root):
             while name not in inputs.sources:
                 assert time.monotonic() < end, "timed out waiting for the port"
                 time.sleep(0.01)
-            time.sleep(0.1)
+            end = time.monotonic() + 5.0                 # a note first: the connection is up
+            while inputs.stats()[name]["received"] < 1:
+                assert time.monotonic() < end, "timed out waiting for the first note"
+                out.send_message([0x90, 60, 0])
+                time.sleep(0.05)
+            time.sleep(0.05)
+            base = inputs.stats()[name]["received"]
             period = 60.0 / (24 * 120.0)
             sent = []
             out.send_message([SONG_POSITION, 0x10, 0x01])
@@ -330,12 +357,13 @@ def test_midi_clock_through_an_rtmidi_jack_port(jack_server, at_root):
                 time.sleep(0.01)
             time.sleep(0.05)
             stats = inputs.stats()[name]
+            stats["received"] -= base
     finally:
         out.delete()
     assert got[0][:2] == (SONG_POSITION, 144), got[:3]
     assert got[1][:2] == (CONTINUE, 0), got[:3]
     assert [g[0] for g in got[2:]] == [CLOCK] * len(sent) + [STOP]
-    assert stats["dropped"] == 1
+    assert stats["dropped"] == 1 and stats["received"] == len(got)
     stamps = [g[2] for g in got]
     assert stamps == sorted(stamps)
     f = MidiClockFollower(s, log=lambda text: None)

@@ -264,12 +264,11 @@ class MidiClockFollower:
         nothing)."""
         if status == CLOCK:
             self._tick(float(sample_time))
-        elif status == START:
-            self.counters["starts"] += 1
-            self._restart_at = 0.0
-        elif status == CONTINUE:
-            self.counters["continues"] += 1
-            self._restart_at = self._song_beat
+        elif status in (START, CONTINUE):
+            self.counters["starts" if status == START else "continues"] += 1
+            self._restart_at = 0.0 if status == START else self._song_beat
+            if not self.locked:          # no clock yet to align to: silent until there is
+                self.lock.stop()
         elif status == STOP:
             self.counters["stops"] += 1
             self.playing = False
