@@ -23,9 +23,11 @@ yet scheduled, so following another clock never moves a note already queued and 
   tempo changes, shown by a significant curvature of the tick times, the fitted parabola's
   tangent at the last tick and its curve a little ahead). Start (0xFA):
   the next tick is beat 0 of a bar; Song Position Pointer (0xF2) + Continue (0xFB): the next
-  tick is that 16th; the band realigns to it as above. Stop (0xFC): the band stops (its notes
-  already queued, at most the look-ahead, play out) and waits for Start or Continue; the tempo
-  keeps following the ticks. Before the first Start the band plays and locks to the clock's
+  tick is that 16th; the band realigns to it as above (silent, it comes back in at the next
+  beat when that is within ENTRY_TOLERANCE_S of the external beat: a DAW's loop point, Stop +
+  Song Position + Continue, costs no bar). Stop (0xFC): the band stops (its notes already
+  queued, at most the look-ahead, play out) and waits for Start or Continue; the tempo keeps
+  following the ticks. Start or Continue before any clock silences the band until it locks. Before the first Start the band plays and locks to the clock's
   beats (its bars are unknown until a Start).
 * **Ableton Link** (`LinkSync`, aalink on the asyncio loop): the session's tempo drives the band;
   a tempo set on bandmate (`Session.set_tempo`, `/transport/tempo_bpm`, tap) goes to Link; the
@@ -57,6 +59,7 @@ CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 SYNC_SOURCES = ("internal", "midi_clock", "link")
 CURVE_T = 4.0        # a tempo change is read from the tick times' curvature above this t-value
 CURVE_AHEAD = 48     # ticks the curvature is extrapolated (beyond: its tangent)
+ENTRY_TOLERANCE_S = 0.002   # a silent band comes back in at once only this close to the beat
 
 
 # ---- the band's gate: silence while stopped or realigning --------------------------------------
@@ -128,8 +131,8 @@ class PhaseLock:
         self._restart = False
 
     def start(self, quantum: int) -> None:
-        """Realign on the external bars (at the next steer) and play from there: at once when
-        the band is playing and already within `realign_beats` of them, else from the next bar
+        """Realign on the external bars (at the next steer) and play from there: from the next
+        beat when the band is already within `realign_beats` of them, else from the next bar
         line it can reach."""
         self.offset = None
         self.until = None
@@ -165,10 +168,16 @@ class PhaseLock:
         if self.offset is None:
             self.offset = round((b - x_b) / q) * q
             e = x_b + self.offset - b
-            if abs(e) > self.realign_beats or self.stopped:
+            # silent, the band comes back in at the next beat only if that is on time (a DAW's
+            # loop: Stop, Song Position, Continue), else through a realignment
+            tolerance = ENTRY_TOLERANCE_S * ext_bpm / 60.0 if self.stopped else self.realign_beats
+            if abs(e) > tolerance:
                 self._realign(b, s_b, ext_beat, ext_bpm)
                 return
-            self._restart = False
+            if self.stopped:
+                self.gate.silence(self.session.scheduler.cursor, Fraction(b))
+                self.entry = b
+            self.stopped = self._restart = False
         e = x_b + self.offset - b
         self.last_error = e
         if abs(e) > self.realign_beats:
