@@ -483,7 +483,7 @@ async def main():
                                         and sync.lock.offset is not None, 15.0)
     await step_until(lambda: False, 2.0)
     out["phase_after_restart_ms"] = phase_ms()
-    out["entry_on_bar"] = sync.lock.entry % 4 == 0 and (sync.lock.entry - sync.lock.offset) % 4 == 0
+    out["bars_aligned"] = sync.lock.offset % 4 == 0      # band bars on the session's bars
     s.set("/transport/tempo_bpm", 110.0)           # bandmate's tempo goes to the session
     out["sent"] = await step_until(lambda: abs(other.tempo - 110.0) < 1e-3, 10.0)
     out["other_bpm"] = other.tempo
@@ -526,7 +526,7 @@ def test_link_peers_converge_on_tempo_and_phase_in_a_loopback_namespace(tmp_path
     print("Link phase error ms: median", np.median(errs), "max", errs.max())
     assert np.median(errs) < 2.0 and errs.max() < 5.0, out["phase_ms"]
     assert out["playing"] and out["stopped"] and out["still_stopped"] and out["restarted"]
-    assert abs(out["phase_after_restart_ms"]) < 5.0 and out["entry_on_bar"]
+    assert abs(out["phase_after_restart_ms"]) < 5.0 and out["bars_aligned"]
     assert out["sent"] and abs(out["other_bpm"] - 110.0) < 1e-3
     assert out["tempo_sent"] >= 1
 
