@@ -124,6 +124,7 @@ def test_midi_clock_follows_jitter_drops_and_a_tempo_ramp(at_root):
     sim.run(40.0, msgs)
     f, lock = sim.follower, sim.follower.lock
     assert abs(f.bpm - 100.0) < 0.1
+    assert f.status().startswith("MIDI clock 100.0") and " ms" in f.status()
     assert abs(sim.session.clock.bpm - 100.0) < 100.0 * lock.max_nudge + 1e-9
     dropped = sum(1 for a, b in zip(ticks, ticks[1:]) if b[0] - a[0] > 1)
     assert f.counters["dropped_ticks"] == dropped > 0

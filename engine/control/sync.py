@@ -115,7 +115,6 @@ class PhaseLock:
         self.last_error = 0.0                 # beats, at the last steer (+: band behind)
         self.tempo_changes = 0
         self.realigns = 0
-        self.set_bpm: float | None = None     # the tempo the lock set last (as the clock has it)
         self._last_beat = -1
         self._last_ext = 0.0
         self.stopped = False                  # after stop(): silent until start()
@@ -140,11 +139,6 @@ class PhaseLock:
         self._restart = True
 
     # -- steering ----------------------------------------------------------------------------
-    def error_at(self, sample: int, ext_beat: Callable[[float], float]) -> float:
-        """External beat + offset - band beat at `sample` (beats; None offset: 0)."""
-        band = float(self.session.clock.beat_at(sample))
-        return ext_beat(sample + self.latency) + (self.offset or 0) - band
-
     def steer(self, ext_beat: Callable[[float], float], ext_bpm: float,
               quantum: int | None = None,
               tempo_at: Callable[[float], float] | None = None) -> None:
@@ -196,8 +190,15 @@ class PhaseLock:
 
     def _set(self, bpm: float) -> None:
         self.session.set_tempo(bpm)
-        self.set_bpm = self.session.clock.bpm
         self.tempo_changes += 1
+
+    def phase_text(self) -> str:
+        """The last phase error, for the status line."""
+        if self.stopped:
+            return "stopped"
+        if self.until is not None:
+            return "coming in"
+        return f"phase {self.last_error * 60000.0 / self.session.clock.bpm:+.1f} ms"
 
     def _realign(self, b: int, s_b: int, ext_beat, ext_bpm: float) -> None:
         """Silence from the scheduler's cursor; stretch [b, N) so the band's bar line N lands
@@ -421,8 +422,9 @@ class MidiClockFollower:
 
     def status(self) -> str:
         bpm = self.bpm
-        return (f"MIDI clock {bpm:.2f} BPM" if bpm else "MIDI clock: waiting") + \
-            ("" if self.playing or not self.started else " (stopped)")
+        if bpm is None or not self.locked:
+            return "MIDI clock: waiting"
+        return f"MIDI clock {bpm:.2f} BPM, {self.lock.phase_text()}"
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Nothing to serve (fed by the MIDI input); kept for the LiveRun's task list."""
@@ -527,7 +529,9 @@ class LinkSync:
             self.close()
 
     def status(self) -> str:
-        return f"Link {self.link.tempo:.2f} BPM, {self.peers} peers" if self.link else "Link: off"
+        if self.link is None:
+            return "Link: off"
+        return f"Link {self.link.tempo:.2f} BPM, {self.peers} peers, {self.lock.phase_text()}"
 
     def close(self) -> None:
         if self.link is not None:
