@@ -36,6 +36,8 @@ def _overrides(args) -> dict:
     put("band", "seed", args.seed)
     put("band", "style", args.style)
     put("midi", "latency_mode", args.latency_mode)
+    if getattr(args, "sync", None) is not None:
+        put("sync", "source", {"midi": "midi_clock"}.get(args.sync, args.sync))
     if getattr(args, "osc", None) is not None:
         put("osc", "enabled", True)
         put("osc", "port", args.osc)
@@ -104,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
                  "broker on 127.0.0.1:1883: commands on bandmate/in/CLIENT/set|tempo|note|..., "
                  "state on bandmate/state/... (README: MQTT)")
     jam.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
+    jam.add_argument("--sync", choices=("internal", "midi", "link"),
+                     help="follow MIDI clock or an Ableton Link session (config [sync]; "
+                          "README: Tempo sync)")
     demo = sub.add_parser("demo", parents=[common], help="play (or render) the demo song")
     demo.add_argument("-o", "--output", help="WAV path when rendering")
     demo.add_argument("--osc", type=int, metavar="PORT", help=osc_help)

@@ -274,7 +274,8 @@ def live_command(session, text: str) -> str:
     """A command typed while jamming (`:` on the terminal piano): `learn ADDRESS` arms MIDI
     learn, `learn` alone cancels it; `set ADDRESS VALUE` sets a parameter (a number or a
     choice's word); `scene NAME [FADE_S]` recalls a scene, `scenes` lists them, `save NAME`
-    saves the current values as a scene. Returns the reply."""
+    saves the current values as a scene; `tap` is one tap of tap tempo (Enter is the tap),
+    `tap BPM` sets the tempo. Returns the reply."""
     words = text.split()
     if not words:
         return ""
@@ -298,12 +299,19 @@ def live_command(session, text: str) -> str:
                 return "MIDI learn cancelled"
             mapper.learn(words[1])
             return f"MIDI learn: move a control for {words[1]}"
+        if words[0] == "tap" and len(words) <= 2:
+            from engine.control.session import TEMPO_ADDRESS
+            from engine.control.sync import tap
+            if len(words) == 2:
+                return f"tempo {session.set(TEMPO_ADDRESS, float(words[1])):g} BPM"
+            bpm = tap(session)
+            return f"tap: {bpm:.1f} BPM" if bpm is not None else "tap: keep tapping"
         if words[0] == "set" and len(words) == 3:
             return f"{words[1]} = {session.set(words[1], _number_or_word(words[2])):g}"
     except (KeyError, ValueError) as exc:     # DataError (a broken scene file) included
         return f"{words[0]}: {str(exc).strip(chr(39))}"
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
-            " | scenes | save NAME")
+            " | scenes | save NAME | tap | tap BPM")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones

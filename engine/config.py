@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 from engine.agents.base import STYLES
+from engine.control.sync import SYNC_SOURCES
 from engine.tomldata import DataError, Field, Schema, WordOrNumber, load, validate
 
 
@@ -149,6 +150,34 @@ SCHEMA: Schema = {
         "burst": Field(200, "commands a client may send at once", lo=1, hi=100000),
         "publish_hz": Field(10.0, "how often state (position, levels, values) is published",
                             lo=0.5, hi=100.0),
+    },
+    "sync": {
+        "source": Field("internal", "what drives the band's tempo: internal (bandmate's own), "
+                        "midi_clock (24-ppqn clock, Start/Stop/Continue on a MIDI input) or "
+                        "link (an Ableton Link session on the local network)",
+                        choices=SYNC_SOURCES),
+        "window_ticks": Field(96, "MIDI clock ticks the tempo is fitted over (24 a beat): "
+                              "more is steadier, fewer follows a tempo change sooner",
+                              lo=12, hi=960),
+        "max_nudge_pct": Field(4.0, "the most the tempo is bent (percent) to bring the band's "
+                               "beat back onto the external one", lo=0.1, hi=20.0),
+        "phase_gain": Field(0.5, "share of the phase error corrected per beat", lo=0.05,
+                            hi=1.0),
+        "min_change_bpm": Field(0.01, "tempo changes smaller than this are not sent",
+                                lo=0.001, hi=5.0),
+        "realign_beats": Field(0.25, "a phase error above this is not nudged away: the band "
+                               "pauses and comes back in on the next bar line", lo=0.05,
+                               hi=2.0),
+        "latency_ms": Field(0.0, "the band's beats this much before the external ones (the "
+                            "sound card's output latency)", lo=0.0, hi=500.0),
+        "link_quantum": Field(0, "Link: beats of the phase aligned with the session; 0: "
+                              "[band] beats_per_bar", lo=0, hi=64),
+        "link_start_stop": Field(True, "Link: start and stop with the session's transport "
+                                 "when a peer starts or stops it"),
+        "tap_reset_s": Field(2.5, "tap tempo: a pause longer than this starts a new count",
+                             lo=0.5, hi=10.0),
+        "tap_history": Field(8, "tap tempo: intervals whose median is the tempo", lo=2,
+                             hi=64),
     },
     "render": {
         "seconds": Field(60.0, "length of `bandmate render` / the offline demo", lo=0.1,

@@ -37,6 +37,7 @@ class LiveRun:
         self.osc = None     # engine.control.osc.OscServer while config [osc] enables it
         self.mqtt = None    # engine.control.mqtt.MqttBridge while config [mqtt] enables it
         self._mqtt_task: asyncio.Task | None = None
+        self.sync = None    # engine.control.sync follower while config [sync] asks for one
 
     def player_input(self, mode: str, fixed_latency_ms: float,
                      mapping: str | None = None) -> LiveInput:
@@ -53,8 +54,11 @@ class LiveRun:
             if self.session.conductor is not None:
                 loop.call_soon_threadsafe(self.session.conductor.source_gone, source)
 
+        def on_realtime(status, data, sample_time):
+            loop.call_soon_threadsafe(self.midi_realtime, status, data, sample_time)
+
         live = LiveInput(self.session.state, mode, fixed_latency_ms, on_note=on_note,
-                         on_gone=on_gone, log=self.log)
+                         on_gone=on_gone, log=self.log, on_realtime=on_realtime)
         if mapping is not None:
             from engine.control.mapping import Mapper, load_mapper
             from engine.tomldata import DataError
@@ -67,9 +71,24 @@ class LiveRun:
             live.mapper = self.session.mapper = mapper
         return live
 
+    def midi_realtime(self, status: int, data: int, sample_time: int) -> None:
+        """A MIDI clock byte (0xF8 clock, 0xFA start, 0xFB continue, 0xFC stop; 0xF2 song
+        position with `data` in 16ths) at `sample_time`, on this loop: to the MIDI clock
+        follower when config [sync] source is midi_clock (else ignored)."""
+        feed = getattr(self.sync, "feed", None)
+        if feed is not None:
+            feed(status, data, sample_time)
+
     async def _schedule(self) -> None:
         sched = self.session.scheduler
         while not self.stopping.is_set():
+            if self.sync is not None:
+                try:
+                    self.sync.update()          # tempo nudges act before the next query
+                except Exception as exc:  # noqa: BLE001 - the band plays on, unsynced
+                    self.log(f"sync stopped: {exc!r}")
+                    self.sync.lock.release()
+                    self.sync = None
             sched.advance(self.session.state.sample_time)
             self._drain_reports()
             await asyncio.sleep(TICK_S)
@@ -92,9 +111,10 @@ class LiveRun:
             chord = cond.chord.name if cond is not None and cond.chord is not None else "-"
             beat = self.session.clock.beat_at(state.sample_time)
             bar = int(beat // self.session.clock.beats_per_bar) + 1
+            sync = f"  {self.sync.status()}" if self.sync is not None else ""
             if sys.stdout.isatty():
                 sys.stdout.write(f"\rbar {bar:4d}  chord {chord:6s}  voices {c['voices']:3d}  "
-                                 f"xruns {c['xruns']}  late {c['late_events']}   ")
+                                 f"xruns {c['xruns']}  late {c['late_events']}{sync}   ")
                 sys.stdout.flush()
             await asyncio.sleep(0.25)
 
@@ -116,6 +136,7 @@ class LiveRun:
         self.tasks += [asyncio.create_task(coro) for coro in extra]
         await self._start_osc()
         self._start_mqtt()
+        self._start_sync()
         try:
             if seconds is None:
                 await self.stopping.wait()
@@ -164,6 +185,22 @@ class LiveRun:
             self.log(f"MQTT: {exc}")
         except Exception as exc:  # noqa: BLE001 - e.g. the embedded broker's port is taken
             self.log(f"MQTT stopped: {short(repr(exc))}")
+
+    def _start_sync(self) -> None:
+        """The tempo follower config [sync] asks for (Link not available: reported, not fatal)."""
+        from engine.control.sync import sync_from_config
+        try:
+            self.sync = sync_from_config(self.session, self.session.cfg, log=self.log)
+            if self.sync is not None and hasattr(self.sync, "start"):
+                self.sync.start()
+        except (ImportError, OSError, RuntimeError) as exc:
+            self.log(f"sync: cannot start {self.session.cfg['sync']['source']}: {exc}")
+            if self.sync is not None:
+                self.sync.lock.release()
+            self.sync = None
+            return
+        if self.sync is not None:
+            self.tasks.append(asyncio.create_task(self.sync.run(self.stopping)))
 
     async def shutdown(self) -> None:
         """Stop the band, release every note, let the tails ring, then close the stream."""

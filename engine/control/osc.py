@@ -24,6 +24,7 @@ client (config `[osc]`; off by default):
     /bandmate/release                    every note released; /bandmate/panic: hard stop
     /bandmate/scene NAME [FADE_S]        recall a scene of the scene file (config [scenes]);
                                          FADE_S: glide that long instead of the scene's fade_s
+    /transport/tap [VALUE]               one tap of tap tempo (a button's 0 = release: none)
 
 Replies go to the sender's address and port (`reply_port` = another port on the sender's
 host, as TouchOSC wants). Anything wrong (a garbage packet, an unknown address, a wrong type,
@@ -58,7 +59,7 @@ from engine.control.remote import (
     QUEUE_HEADROOM, REASON_MAX, CommandError, Remote, TimedCap, TokenBucket, now_sample,
     short as _short, to_unit,
 )
-from engine.control.session import TEMPO_ADDRESS
+from engine.control.session import TAP_ADDRESS, TEMPO_ADDRESS
 from engine.rt.events import ASAP
 from engine.rt.param import Param
 
@@ -137,6 +138,7 @@ class OscServer:
             TEMPO: self._cmd_tempo, "/bandmate/note": self._cmd_note,
             "/bandmate/release": self._cmd_release, "/bandmate/panic": self._cmd_panic,
             "/bandmate/scene": self._cmd_scene,
+            TAP_ADDRESS: self._cmd_tap,
         }
 
     # ---- lifetime ------------------------------------------------------------------------------
@@ -405,6 +407,21 @@ class OscServer:
             raise OscError(_short(exc.args[0] if exc.args else exc, REASON_MAX)) from None
         except QueueFull as exc:
             raise OscError(f"engine busy: {exc}") from None
+
+    def _cmd_tap(self, args, tag, addr):
+        """One tap of tap tempo: no argument, or a button's value (> 0 taps; its release, 0,
+        does nothing)."""
+        if len(args) > 1:
+            raise OscError(f"takes no value or one (a button's), got {len(args)}")
+        if args:
+            v = args[0]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise OscError(f"takes a number, got {_short(v)!r}")
+            if v <= 0:
+                return
+        self._room(ASAP)
+        from engine.control.sync import tap
+        tap(self.session)
 
     # ---- notes ---------------------------------------------------------------------------------
     def _cmd_note(self, args, tag, addr):
