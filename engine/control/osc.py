@@ -48,6 +48,7 @@ The checks, notes and caps are engine.control.remote's, shared with MQTT (engine
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Callable
 
@@ -60,6 +61,7 @@ from engine.control.remote import (
     short as _short, to_unit,
 )
 from engine.control.session import TAP_ADDRESS, TEMPO_ADDRESS
+from engine.control.state import QueueFull
 from engine.rt.events import ASAP
 from engine.rt.param import Param
 
