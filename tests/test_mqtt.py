@@ -179,15 +179,18 @@ def test_commands_change_the_engine(cfg, broker_kind, tmp_path):
                 assert row[-SR // 10:].max() < 1e-6 and not bridge.held
                 # get replies on the client's own out topic; scenes say what they can
                 await c.send(cmd + "get", {"address": "/bass/synth/cutoff_hz"})
-                await c.send(cmd + "scene", {"name": "verse"})
+                await c.send(cmd + "scene", {"name": "verse"})        # not in scenes.toml
+                await c.send(cmd + "scene", {"name": "breakdown", "fade_s": 0.0})
                 r = json.loads(await c.wait_for(lambda: c.last("bandmate/out/alice/value"),
                                                 "get's reply"))
                 assert r["address"] == "/bass/synth/cutoff_hz" and r["value"] == 800.0
                 assert 0.0 < r["norm"] < 1.0 and r["curve"] == "log"
-                if not hasattr(s, "recall_scene"):
-                    e = json.loads(await c.wait_for(lambda: c.last("bandmate/out/alice/error"),
-                                                    "the scene's answer"))
-                    assert "scenes are not available" in e["reason"]
+                e = json.loads(await c.wait_for(lambda: c.last("bandmate/out/alice/error"),
+                                                "the unknown scene's answer"))
+                assert "verse" in e["reason"]
+                await until(lambda: bridge.counters["messages"] >= 9, "the scenes")
+                assert s.value("/bass/agent/octave") == 1.0          # scenes.toml [breakdown]
+                assert s.value("/lead/agent/on") == 1.0
         finally:
             await br.close()
     run(main())

@@ -11,7 +11,7 @@ Topics, under `prefix` (default `bandmate`); CLIENT is the publisher's MQTT clie
     bandmate/in/CLIENT/key       {"key": ...}: `/band/key` where the address space has it
     bandmate/in/CLIENT/patch     {"part": "bass", "patch": "bass-acid"} (a library name)
     bandmate/in/CLIENT/mute      {"part": "drums", "mute": true}  (the address /drums/mix/mute)
-    bandmate/in/CLIENT/scene     {"name": "verse"}
+    bandmate/in/CLIENT/scene     {"name": "groove"} (+ "fade_s": seconds)
     bandmate/in/CLIENT/note      {"part": "keys", "note": 60, "velocity": 100,
                                   "duration_s": 0.5}  (no duration: held until velocity 0)
     bandmate/in/CLIENT/release   every note released; .../panic: a hard stop
@@ -436,13 +436,14 @@ class MqttBridge:
             self._error(client, self.topic("in", client, "patch"), f"internal error: {exc!r}")
 
     def _cmd_scene(self, client, data):
-        name = _text(_fields(data, "name"), "name")
-        recall = getattr(self.session, "recall_scene", None)
-        if recall is None:
-            raise CommandError("scenes are not available in this version of bandmate")
+        obj = _fields(data, ("name",), ("fade_s",))
+        name = _text(obj, "name")
+        fade = obj.get("fade_s")
+        if fade is not None and (not is_number(fade) or not 0.0 <= fade <= 600.0):
+            raise CommandError(f"fade_s must be a number 0..600, got {short(fade)!r}")
         self.remote.room()
         try:
-            recall(name)
+            self.session.recall_scene(name, None if fade is None else float(fade))
         except (KeyError, ValueError, DataError) as exc:
             raise CommandError(f"scene {short(name, 60)!r}: "
                                f"{short(exc.args[0] if exc.args else exc)}") from None
