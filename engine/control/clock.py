@@ -58,6 +58,16 @@ class Clock:
         else:
             self.segments.append(Segment(at_beat, sample, self._bpm(bpm)))
 
+    def forget_before(self, beat: Fraction) -> int:
+        """Drop the segments that ended at or before `beat` (conversions stay exact from the
+        first kept segment on; earlier times are no longer asked for). Returns how many."""
+        segs = self.segments
+        k = 0
+        while k + 1 < len(segs) and segs[k + 1].beat <= beat:
+            k += 1
+        del segs[:k]
+        return k
+
     def _segment_for_beat(self, beat: Fraction) -> Segment:
         for seg in reversed(self.segments):
             if beat >= seg.beat:
