@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from logging.handlers import RotatingFileHandler
@@ -31,6 +32,8 @@ from typing import Callable
 LOGGER_NAME = "bandmate.serve"
 WATCH_S = 0.1
 """How often the watchdog looks at the stream and the audio clock."""
+SLOW_DRIVER_S = 10.0
+"""A driver call (close, open) taking longer than this is logged while it is waited for."""
 MAX_SCHEDULE_WAIT_S = 30.0
 """The scene scheduler looks at the wall clock at least this often (the clock may be set)."""
 
@@ -270,12 +273,32 @@ class AudioWatchdog:
             from engine.drivers.jack import JACK_MIDI_SOURCE
             session.conductor.source_gone(JACK_MIDI_SOURCE)
 
+    async def _driver_call(self, what: str, fn, *args):
+        """`fn(*args)` on a thread of its own, so a driver that hangs (a JACK server that
+        stopped answering) never blocks this loop: it is waited for, logged every
+        SLOW_DRIVER_S, and raises what `fn` raises. One call at a time: the old stream is
+        closed before a new one opens, so two streams never render the same state."""
+        fut = _in_thread(fn, *args)
+        waited = 0.0
+        while True:
+            try:
+                done, _ = await asyncio.wait({fut}, timeout=SLOW_DRIVER_S)
+            except asyncio.CancelledError:
+                fut.cancel()                # what it opens later is closed (_in_thread)
+                raise
+            if done:
+                return fut.result()
+            waited += SLOW_DRIVER_S
+            self.log(f"audio watchdog: still waiting for the driver to {what} "
+                     f"({waited:.0f} s)")
+
     async def restart(self, why: str, stopping: asyncio.Event) -> bool:
         """Close the stream and reopen the driver until it works (or `stopping` is set)."""
         t0 = self.clock()
         self.log(f"audio stopped: {why}; restarting the audio driver")
-        try:
-            self.run.stream.close()
+        old, self.run.stream = self.run.stream, NO_STREAM     # shutdown meanwhile: nothing
+        try:                                                 # to close twice
+            await self._driver_call("close the stream", old.close)
         except Exception as exc:  # noqa: BLE001 - a dead stream may fail to close
             self.log(f"audio watchdog: closing the old stream: {_one_line(exc)}")
         self._release_notes()
@@ -285,7 +308,7 @@ class AudioWatchdog:
         while not stopping.is_set():
             attempt += 1
             try:
-                stream = self.reopen(self.run.session.state)
+                stream = await self._driver_call("open", self.reopen, self.run.session.state)
             except Exception as exc:  # noqa: BLE001 - no server yet, device busy: retry
                 self.failed_attempts += 1
                 self.log(f"audio restart attempt {attempt} failed: {_one_line(exc)}; "
@@ -293,6 +316,9 @@ class AudioWatchdog:
                 await _sleep_unless(stopping, delay)
                 delay = min(delay * 2.0, longest)
                 continue
+            if stopping.is_set():           # stopped while it opened: shutdown is done
+                stream.close()
+                return False
             self.run.stream = stream
             self.restarts += 1
             down = self.clock() - t0
@@ -303,6 +329,50 @@ class AudioWatchdog:
             self.log(f"audio restarted (restart {self.restarts}, {down:.1f} s without audio)")
             return True
         return False
+
+
+class _NoStream:
+    """Stands in for the stream while the watchdog replaces it (closing it does nothing)."""
+    alive = False
+    xruns = None
+
+    def close(self) -> None:
+        pass
+
+
+NO_STREAM = _NoStream()
+
+
+def _in_thread(fn, *args) -> asyncio.Future:
+    """A future for `fn(*args)` run on a daemon thread (a hung call never blocks the loop or
+    the process's exit). A stream it opens after its future was cancelled, or after the loop
+    closed, is closed at once: nobody would ever close it, and it would render the state."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def settle(result, exc):
+        if fut.cancelled():
+            if result is not None and hasattr(result, "close"):
+                result.close()
+        elif exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    def work():
+        result, exc = None, None
+        try:
+            result = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+            exc = e
+        try:
+            loop.call_soon_threadsafe(settle, result, exc)
+        except RuntimeError:              # the loop is closed: the run is over
+            if result is not None and hasattr(result, "close"):
+                result.close()
+
+    threading.Thread(target=work, name="bandmate-audio-driver", daemon=True).start()
+    return fut
 
 
 # ---- the MIDI recording, rolled ---------------------------------------------------------------
