@@ -2,10 +2,10 @@
 
 The session's control side (scheduler, band, conductor, tempo map, the recording rolled into
 files as serve rolls it) drives the offline renderer at a low sample rate with a small mix, so
-an hour of music takes seconds. Every `change_every_s` of music a scene changes (several
-parameters at once, as a scene recall does), the tempo changes and the player plays chords;
-after each simulated hour the memory is measured: Python's traced allocations (tracemalloc)
-and the process's RSS (psutil).
+an hour of music takes a minute or two. Every `change_every_s` of music the next scene of
+scenes.toml is recalled (as serve's schedule does), tempo and swing change, and the player
+plays chords all along; after each simulated hour the memory is measured: Python's traced
+allocations (tracemalloc) and the process's RSS (psutil).
 
     python bench/serve_memory.py [--hours 24] [--json]
 
@@ -41,19 +41,16 @@ CHEAP = {
     "audio": {"polyphony_keys": 8},
     "mix": {f"{part}_inserts": [] for part in ("keys", "bass", "chords", "lead", "drums")},
 }
-# what the scenes set (a scene recall sets many addresses at once): (address, values by scene)
-SCENES = (("/bass/mix/gain_db", (-3.0, -9.0, -6.0)), ("/chords/mix/pan", (-0.3, 0.3, 0.0)),
-          ("/lead/mix/reverb_send", (0.1, 0.5, 0.3)), ("/master/limiter/gain_db", (-2.0, -4.0,
-                                                                                     -3.0)))
 TEMPOS = (96.0, 112.0, 124.0, 104.5, 131.0, 88.0)
+SWINGS = (0.0, 0.2, 0.1, 0.33)
 CHORDS = ((48, 52, 55), (45, 48, 52), (41, 45, 48), (43, 47, 50))
 
 
 def simulate(hours: int = 24, sample_rate: int = 8000, block_size: int = 4096,
              hour_s: float = 3600.0, change_every_s: float = 600.0, chord_every_s: float = 4.0,
-             trace: bool = True, midi_dir: str = "", recall=None, progress=None) -> dict:
-    """Run `hours` simulated hours; memory after each. `recall(session, k)`: the k-th scene
-    change (default: set SCENES' addresses; pass one that calls `session.recall_scene`).
+             trace: bool = True, midi_dir: str = "", progress=None) -> dict:
+    """Run `hours` simulated hours; memory after each. Each change recalls the next scene of
+    the repository's scenes.toml (as serve's schedule does) and sets tempo and swing.
     `midi_dir`: roll the recording into files there (empty: dropped, as serve without
     midi_dir)."""
     cfg = load_config(None, CHEAP)
@@ -66,6 +63,7 @@ def simulate(hours: int = 24, sample_rate: int = 8000, block_size: int = 4096,
     chunk = int(chord_every_s * sample_rate)
     buf = np.zeros((chunk, 2), np.float32)
     keys = PART_INDEX["keys"]
+    scenes = session.scenes()
     chunks_per_change = max(1, round(change_every_s / chord_every_s))
     chunks_per_hour = max(1, round(hour_s / chord_every_s))
     held: tuple[int, ...] = ()
@@ -78,12 +76,9 @@ def simulate(hours: int = 24, sample_rate: int = 8000, block_size: int = 4096,
             now = session.state.sample_time
             if k % chunks_per_change == 0:
                 change = k // chunks_per_change
-                if recall is None:
-                    for address, values in SCENES:
-                        session.set(address, values[change % len(values)])
-                else:
-                    recall(session, change)
+                session.recall_scene(scenes[change % len(scenes)])
                 session.set(TEMPO_ADDRESS, TEMPOS[change % len(TEMPOS)])
+                session.set("/band/swing", SWINGS[change % len(SWINGS)])
             for note in held:                      # the player's hand: release, play the next
                 session.state.push_midi(now, K_NOTE_OFF, keys, note, 0.0, PLAYER_SOURCE)
                 session.player_note(K_NOTE_OFF, note, 0.0, now, PLAYER_SOURCE)
@@ -109,6 +104,7 @@ def simulate(hours: int = 24, sample_rate: int = 8000, block_size: int = 4096,
     out["counters"] = session.state.counters()
     out["scheduled_notes"] = session.scheduler.scheduled_notes
     out["notes_rolled"] = roller.dropped_notes
+    out["scenes"] = scenes
     return out
 
 

@@ -307,9 +307,10 @@ def jam(cfg: dict, args) -> int:
 
 
 def serve(cfg: dict, args) -> int:
-    """Installation mode: the jam session headless until SIGTERM/SIGINT (or `--seconds`),
-    logged to [serve] log_file, scenes on [serve] schedule, the audio restarted whenever it
-    stops (engine.control.serve). No audio at start is waited for, not an error."""
+    """Installation mode: the jam session headless until SIGTERM/SIGINT (or for `--seconds`
+    once the audio runs), logged to [serve] log_file, scenes on [serve] schedule, the audio
+    restarted whenever it stops (engine.control.serve). No audio at start is waited for (with
+    `--seconds`, that long at most), not an error."""
     from engine.control.live import LiveRun
     from engine.control.serve import Installation, event_log
     log = event_log(cfg["serve"])
@@ -353,9 +354,8 @@ def serve(cfg: dict, args) -> int:
         inst = Installation(run, cfg, lambda state: reopen_stream(cfg, state, log), log,
                             on_open=(lambda client: _hook_jack_midi(client, sink)) if jack
                             else None)
-        left = None if args.seconds is None else max(0.0, deadline - time.monotonic())
         try:
-            await inst.run_for(left, extra)
+            await inst.run_for(args.seconds, extra)
         finally:
             if midi is not None:
                 midi.close()
@@ -364,13 +364,32 @@ def serve(cfg: dict, args) -> int:
     return asyncio.run(main())
 
 
+def _number_or_word(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text             # a choice's word (`set /band/style funk`)
+
+
 def live_command(session, text: str) -> str:
     """A command typed while jamming (`:` on the terminal piano): `learn ADDRESS` arms MIDI
-    learn, `learn` alone cancels it; `set ADDRESS VALUE` sets a parameter. Returns the reply."""
+    learn, `learn` alone cancels it; `set ADDRESS VALUE` sets a parameter (a number or a
+    choice's word); `scene NAME [FADE_S]` recalls a scene, `scenes` lists them, `save NAME`
+    saves the current values as a scene. Returns the reply."""
     words = text.split()
     if not words:
         return ""
     try:
+        if words[0] == "scene" and len(words) in (2, 3):
+            fade = float(words[2]) if len(words) == 3 else None
+            scene = session.recall_scene(words[1], fade)
+            fade = scene.fade_s if fade is None else fade
+            return f"scene {words[1]}: {len(scene.values)} values" + \
+                (f", fading {fade:g} s" if fade else "")
+        if words[0] == "scenes" and len(words) == 1:
+            return "scenes: " + (", ".join(session.scenes()) or "none")
+        if words[0] == "save" and len(words) == 2:
+            return f"scene {words[1]} saved in {session.save_scene(words[1])}"
         if words[0] == "learn":
             mapper = session.mapper
             if mapper is None:
@@ -381,10 +400,11 @@ def live_command(session, text: str) -> str:
             mapper.learn(words[1])
             return f"MIDI learn: move a control for {words[1]}"
         if words[0] == "set" and len(words) == 3:
-            return f"{words[1]} = {session.set(words[1], float(words[2])):g}"
-    except (KeyError, ValueError) as exc:
+            return f"{words[1]} = {session.set(words[1], _number_or_word(words[2])):g}"
+    except (KeyError, ValueError) as exc:     # DataError (a broken scene file) included
         return f"{words[0]}: {str(exc).strip(chr(39))}"
-    return "commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE"
+    return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
+            " | scenes | save NAME")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones

@@ -151,6 +151,11 @@ SCHEMA: Schema = {
                              lo=1.0, hi=86400.0),
         "midi_keep": Field(168, "MIDI files kept (the oldest are removed)", lo=1, hi=100000),
     },
+    "scenes": {
+        "file": Field("scenes.toml", "scene file: named sets of address = value, recalled with "
+                      "`:scene NAME`, OSC /bandmate/scene or a program change (README: Address "
+                      "space and scenes)"),
+    },
     "render": {
         "seconds": Field(60.0, "length of `bandmate render` / the offline demo", lo=0.1,
                          hi=36000.0),

@@ -17,7 +17,7 @@ import pytest
 from engine import cli
 from engine.config import load_config
 from engine.control.serve import (
-    AudioWatchdog, Installation, MidiRoller, SceneSchedule, SceneScheduler, event_log,
+    Installation, MidiRoller, SceneSchedule, SceneScheduler, event_log,
     parse_schedule,
 )
 from engine.tomldata import DataError
@@ -208,6 +208,7 @@ def test_memory_stays_flat_over_simulated_hours():
     assert out["scheduled_notes"] > 5 * 3600          # the band played all along
     assert out["notes_rolled"] >= out["scheduled_notes"]   # and the player's notes too
     assert max(out["clock_segments"]) <= 3            # 30 tempo changes, the map stays short
+    assert len(out["scenes"]) >= 3                    # scenes.toml's, recalled in turn
     assert abs(traced[5] - traced[2]) < 0.1, traced
     assert out["counters"]["nonfinite"] == 0 and out["counters"]["dropped_events"] == 0
 
@@ -224,8 +225,9 @@ def test_a_recording_left_unrolled_is_what_the_memory_check_sees(monkeypatch):
 def _serve_config(tmp_path, **serve) -> Path:
     """A config for serve on JACK: no connections, no MIDI, the log in tmp_path."""
     path = tmp_path / "serve.toml"
-    body = "\n".join(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}"
-                     for k, v in serve.items()).replace("'", '"')
+    body = "\n".join(f"{k} = {v}" if k == "schedule" else
+                     f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}"
+                     for k, v in serve.items())
     path.write_text(f'[audio]\ndriver = "jack"\nconnect = []\n[midi]\ninputs = []\n'
                     f'mapping = ""\n[serve]\nlog_file = "{tmp_path / "serve.log"}"\n{body}\n')
     return path
@@ -233,9 +235,15 @@ def _serve_config(tmp_path, **serve) -> Path:
 
 @pytest.mark.jack
 def test_serve_runs_headless_for_its_seconds_and_stops_cleanly(jack_server, tmp_path, capsys):
-    cfg = _serve_config(tmp_path, status_every_s=0.5, midi_dir=str(tmp_path / "midi"))
+    """A schedule naming a scene the scene file lacks is said at start and when it is due,
+    counted, and the music plays on."""
+    cfg = _serve_config(tmp_path, status_every_s=0.5, midi_dir=str(tmp_path / "midi"),
+                        schedule='[{ at = "00:00", scene = "nowhere" }]')
     assert cli.main(["--config", str(cfg), "serve", "--seconds", "3"]) == 0
-    log = (tmp_path / "serve.log").read_text().splitlines()
+    text = (tmp_path / "serve.log").read_text()
+    assert "schedule: no scene 'nowhere' in " in text
+    assert "scene 'nowhere' (scheduled at 00:00) not recalled: \"no scene 'nowhere'" in text
+    log = text.splitlines()
     assert "bandmate serve starting" in log[0]
     assert any("serving: 112 BPM, rock" in line for line in log)
     status = [line for line in log if " INFO status: " in line]
@@ -248,7 +256,9 @@ def test_serve_runs_headless_for_its_seconds_and_stops_cleanly(jack_server, tmp_
 
 @pytest.mark.jack
 def test_serve_stops_cleanly_on_sigterm(jack_server, tmp_path):
-    cfg = _serve_config(tmp_path, status_every_s=0.3)
+    """Run as systemd runs it; the scene in force (the only cue: always) recalled at start."""
+    cfg = _serve_config(tmp_path, status_every_s=0.3,
+                        schedule='[{ at = "00:00", scene = "groove" }]')
     proc = subprocess.Popen([PY, "-m", "engine.cli", "--config", str(cfg), "serve"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -262,7 +272,10 @@ def test_serve_stops_cleanly_on_sigterm(jack_server, tmp_path):
             proc.kill()
             proc.wait(timeout=10)
     assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
-    assert "stopped: status:" in logfile.read_text().splitlines()[-1]
+    text = logfile.read_text()
+    assert "INFO scene groove (scheduled at 00:00)" in text
+    assert "scene groove, voices" in text                     # the status line has it
+    assert "stopped: status:" in text.splitlines()[-1]
 
 
 def _watchdog_scenario(tmp_path, monkeypatch, break_server, broken, mend_server):

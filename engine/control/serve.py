@@ -459,20 +459,31 @@ class Installation:
                                       (serve["restart_min_s"], serve["restart_max_s"]),
                                       on_open)
         self.schedule = SceneSchedule(serve["schedule"])
-        recall = getattr(run.session, "recall_scene", None)
-        if recall is None and self.schedule.cues:
-            def recall(name):
-                raise KeyError("this build has no scenes (Session.recall_scene)")
-        self.scenes = SceneScheduler(self.schedule, recall, log, now) \
+        self.scenes = SceneScheduler(self.schedule, run.session.recall_scene, log, now) \
             if self.schedule.cues else None
         self.roller = MidiRoller(run.session, serve["midi_dir"], serve["midi_keep"], log)
         self.started = time.monotonic()
+
+    def _check_scene_names(self) -> None:
+        """Say at start (not at 22:00) which scheduled scenes the scene file lacks."""
+        if not self.schedule.cues:
+            return
+        try:
+            known = set(self.run.session.scenes())
+        except Exception as exc:  # noqa: BLE001 - a broken scene file: said, and played on
+            self.log(f"schedule: the scene file cannot be read: {_one_line(exc)}")
+            return
+        missing = sorted({c.scene for c in self.schedule.cues} - known)
+        if missing:
+            self.log(f"schedule: no scene {', '.join(map(repr, missing))} in "
+                     f"{self.run.session.scenes_path()} (scenes: {', '.join(sorted(known))})")
 
     async def _status(self, stopping: asyncio.Event) -> None:
         every = self.cfg["serve"]["status_every_s"]
         while not stopping.is_set():
             await _sleep_unless(stopping, every)
-            self.log(status_line(self.run, self.watchdog, self.scenes, self.started))
+            if not stopping.is_set():
+                self.log(status_line(self.run, self.watchdog, self.scenes, self.started))
 
     async def run_for(self, seconds: float | None = None, extra=()) -> None:
         """Run until stopped (SIGINT/SIGTERM, `run.stop()`) or for `seconds`; then the
@@ -484,6 +495,7 @@ class Installation:
             tasks.append(self.scenes.run(stopping))
         self.log(f"serving: {self.run.session.clock.bpm:g} BPM, "
                  f"{self.cfg['band']['style']}, schedule of {len(self.schedule.cues)} scenes")
+        self._check_scene_names()
         try:
             await self.run.run(seconds, tasks)
         finally:
