@@ -389,3 +389,26 @@ def test_the_watchdog_restarts_audio_whose_clock_stood_still(tmp_path, monkeypat
         and dog.restarts == 0,
         lambda server: server.proc.send_signal(signal.SIGCONT))
     assert any("the audio clock has not advanced for" in line for line in lines)
+
+
+# ---- the tempo map, trimmed -------------------------------------------------------------------
+def test_trimming_the_tempo_map_changes_no_time_after_the_cut():
+    """A run of days changes tempo and swing without end: forgetting the changes before a beat
+    keeps every conversion from that beat on exactly as it was."""
+    from fractions import Fraction as F
+
+    from engine.control.clock import Clock
+    trimmed, ref = Clock(48000, 120), Clock(48000, 120)
+    for k in range(1, 200):
+        for clock in (trimmed, ref):
+            clock.set_tempo((96, 112.5, 131, 88)[k % 4], F(4 * k))
+            clock.set_swing((0.0, 0.2, 0.33)[k % 3], F(4 * k))
+    assert trimmed.forget_before(F(700)) > 300
+    assert len(trimmed.segments) == 25                 # from beat 700 (4 × 175) on
+    for n in range(3 * 700, 3 * 800):
+        beat = F(n, 3)
+        assert trimmed.sample_at(beat) == ref.sample_at(beat)
+        assert trimmed.swung(beat) == ref.swung(beat)
+    for sample in range(ref.sample_at(F(700)), ref.sample_at(F(790)), 997):
+        assert trimmed.beat_at(sample) == ref.beat_at(sample)
+    assert trimmed.forget_before(F(700)) == 0          # nothing more to forget there
