@@ -4,20 +4,18 @@ the audio back after the JACK server died and came back, the log rotates, and me
 over simulated hours."""
 import asyncio
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from engine import cli
 from engine.config import load_config
 from engine.control.serve import (
-    Installation, MidiRoller, SceneSchedule, SceneScheduler, event_log,
+    MidiRoller, SceneSchedule, SceneScheduler, event_log,
     parse_schedule,
 )
 from engine.tomldata import DataError
@@ -278,116 +276,46 @@ def test_serve_stops_cleanly_on_sigterm(jack_server, tmp_path):
     assert "stopped: status:" in text.splitlines()[-1]
 
 
-def _watchdog_scenario(tmp_path, monkeypatch, break_server, broken, mend_server):
-    """serve's pieces (LiveRun + Installation) on a JACK server of our own: play a second,
-    record the band; `break_server(server)`; wait for `broken(watchdog)`; `mend_server(server)`;
-    wait for the restart and a second more of audio; record the band again. Returns what was
-    seen, the log lines and the session."""
-    from engine.commands import _open_driver, reopen_stream
-    from engine.control.live import LiveRun
-    from engine.control.session import Session
-    from engine.control.warmup import warm_up
-    from tests.jackrig import Rig
-    from tests.jackserver import JackServer
-    warm_up(("jack",))
-    name = f"bandmate_serve_{os.getpid()}"
-    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)     # (the suite's server comes back after)
-    server = JackServer(name=name, log_dir=tmp_path).start()
-    lines = []
-    cfg = load_config(None, {"audio": {"driver": "jack", "connect": []},
-                             "midi": {"inputs": [], "mapping": ""},
-                             "serve": {"stall_s": 2.0, "restart_min_s": 0.2,
-                                       "restart_max_s": 0.5, "status_every_s": 0.25}})
-    seen = {}
-
-    def record_band(client) -> float:
-        with Rig("serve_rig", seconds=10) as rig:
-            rig.connect(None, [client.port_name(client.out_l), client.port_name(client.out_r)])
-            since = rig.recorded_until() + 2 * rig.period
-            rig.wait_until(since + 2 * rig.rate, timeout=30)
-            _, rec = rig.segments(since_frame=since)[-1]
-        return float(np.abs(rec).max())
-
-    async def until(cond, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}; log:\n"
-                                     + "\n".join(lines[-20:]))
-            await asyncio.sleep(0.05)
-
-    try:
-        session, stream = _open_driver(cfg, lambda sr: Session(cfg, sr), lines.append)
-        run = LiveRun(session, stream, lines.append, tty_status=False)
-        inst = Installation(run, cfg, lambda state: reopen_stream(cfg, state, lines.append),
-                            lines.append)
-        dog = inst.watchdog
-
-        async def scenario():
-            task = asyncio.create_task(inst.run_for(None))
-            try:
-                await until(lambda: session.state.sample_time >= 48000, 30, "a second of audio")
-                seen["before_peak"] = await asyncio.to_thread(record_band, run.stream)
-                break_server(server)
-                await until(lambda: broken(dog), 30, "the watchdog to see the audio stop")
-                seen["stopped_at"] = session.state.sample_time
-                seen["status_while_down"] = sum(line.startswith("status: ") for line in lines)
-                await asyncio.sleep(1.0)
-                seen["status_while_down"] = sum(line.startswith("status: ") for line in lines) - \
-                    seen["status_while_down"]
-                seen["failed"] = dog.failed_attempts
-                await asyncio.to_thread(mend_server, server)
-                await until(lambda: dog.restarts >= 1, 60, "the audio restart")
-                await until(lambda: session.state.sample_time >= seen["stopped_at"] + 48000, 30,
-                            "a second of audio after the restart")
-                seen["restarts"] = dog.restarts
-                seen["after_peak"] = await asyncio.to_thread(record_band, run.stream)
-            finally:
-                run.stop()
-                await asyncio.wait_for(task, 30)
-
-        asyncio.run(scenario())
-    finally:
-        if server.proc is not None and server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGCONT)
-        server.stop()
+def _watchdog_scenario(mode: str, tmp_path) -> tuple[dict, list[str]]:
+    """tests/serve_watchdog.py in a process of its own (a second JACK server started beside
+    the suite's crashes JACK clients other tests left in this process): what it saw, and its
+    log."""
+    proc = subprocess.run([PY, "-m", "tests.serve_watchdog", mode, str(tmp_path)], cwd=ROOT,
+                          capture_output=True, timeout=400)
+    report = tmp_path / "report.json"
+    assert proc.returncode == 0 and report.exists(), \
+        proc.stdout.decode(errors="replace")[-3000:] + proc.stderr.decode(errors="replace")[-3000:]
+    import json
+    seen = json.loads(report.read_text())
+    lines = seen.pop("lines")
     assert seen["before_peak"] > 0.01
     assert seen["restarts"] == 1
+    assert seen["resumed_at"] >= seen["stopped_at"] + 48000   # the clock runs on from there
     assert seen["after_peak"] > 0.01                # the band is heard again
     assert seen["status_while_down"] >= 2           # the loop never blocked meanwhile
-    assert session.state.counters()["nonfinite"] == 0
+    assert seen["nonfinite"] == 0
     assert "audio restarted (restart 1," in "\n".join(lines)
-    return seen, lines, session
+    return seen, lines
 
 
 @pytest.mark.jack
-def test_the_watchdog_brings_the_audio_back_after_the_jack_server_died(tmp_path, monkeypatch):
-    """The server is killed (SIGKILL) under a running serve and stays away a while (reopening
-    fails and is retried), then comes back: the session plays on, on a new client, its sample
-    clock running on from where it stopped, and a JACK client records the band again."""
-    def kill(server):
-        server.proc.kill()
-        server.proc.wait(timeout=10)
-        server.stop()
-
-    seen, lines, _ = _watchdog_scenario(
-        tmp_path, monkeypatch, kill, lambda dog: dog.failed_attempts >= 2,
-        lambda server: server.start())
+def test_the_watchdog_brings_the_audio_back_after_the_jack_server_died(tmp_path):
+    """A JACK server of our own is killed (SIGKILL) under a running serve and stays away a
+    while (reopening fails and is retried), then comes back: the session plays on, on a new
+    client, its sample clock running on from where it stopped, and a JACK client records the
+    band again."""
+    seen, lines = _watchdog_scenario("kill", tmp_path)
     assert seen["failed"] >= 2                      # no server: retried, counted, no crash
     text = "\n".join(lines)
     assert "audio stopped: " in text and "audio restart attempt 1 failed" in text
 
 
 @pytest.mark.jack
-def test_the_watchdog_restarts_audio_whose_clock_stood_still(tmp_path, monkeypatch):
+def test_the_watchdog_restarts_audio_whose_clock_stood_still(tmp_path):
     """The server stops answering (SIGSTOP): the audio clock stands still for stall_s, the
     watchdog closes and reopens the driver on threads of their own while the loop goes on
     logging; the server continues (SIGCONT) and the audio with it."""
-    seen, lines, _ = _watchdog_scenario(
-        tmp_path, monkeypatch, lambda server: server.proc.send_signal(signal.SIGSTOP),
-        lambda dog: dog.run.stream is not None and not dog.run.stream.alive
-        and dog.restarts == 0,
-        lambda server: server.proc.send_signal(signal.SIGCONT))
+    seen, lines = _watchdog_scenario("stop", tmp_path)
     assert any("the audio clock has not advanced for" in line for line in lines)
 
 
