@@ -5,6 +5,7 @@
     bandmate demo                    a one-minute arranged demo on the sound card (or a WAV)
     bandmate render -o out.wav       render offline: --seconds, --seed, --midi player.mid
     bandmate learn ADDRESS           MIDI learn: the next control moved drives ADDRESS
+    bandmate serve                   installation mode: headless for days ([serve] in config)
 
 `jam` and `demo` take `--osc PORT`: steer the session over OSC (UDP) on that port, e.g.
 `/bass/synth/cutoff_hz 800.0`, `/bandmate/note keys 60 100` (README: OSC; config [osc]),
@@ -109,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
     jam.add_argument("--sync", choices=("internal", "midi", "link"),
                      help="follow MIDI clock or an Ableton Link session (config [sync]; "
                           "README: Tempo sync)")
+    srv = sub.add_parser("serve", parents=[common],
+                         help="installation mode: play headless until SIGTERM, log to "
+                              "[serve] log_file, scenes on [serve] schedule, audio restarted "
+                              "when it stops (README: Installation mode)")
+    srv.add_argument("--seconds", type=float, help="stop after this long")
+    srv.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
+    srv.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
+    srv.add_argument("--sync", choices=("internal", "midi", "link"),
+                     help="follow MIDI clock or an Ableton Link session (config [sync])")
     demo = sub.add_parser("demo", parents=[common], help="play (or render) the demo song")
     demo.add_argument("-o", "--output", help="WAV path when rendering")
     demo.add_argument("--osc", type=int, metavar="PORT", help=osc_help)

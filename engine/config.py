@@ -24,6 +24,16 @@ class Chain(Field):
         check_chain(value)
         return value
 
+class ScheduleField(Field):
+    """A list of `{ at = "HH:MM", scene = "NAME" }` tables (engine.control.serve says what is
+    valid)."""
+
+    def check(self, value):
+        from engine.control.serve import parse_schedule
+        parse_schedule(value)
+        return value
+
+
 # The default mix's width: the pads through a wide chorus, the kit in a small stereo room
 # (inter-channel correlation of the demo about 0.8; every part still sums to mono within 1.3 dB).
 DEFAULT_INSERTS = {
@@ -119,6 +129,28 @@ SCHEMA: Schema = {
                          lo=1.0, hi=200.0),
         "max_ahead_s": Field(10.0, "a bundle's time tag may be this far ahead", lo=0.1,
                              hi=600.0),
+    },
+    "serve": {
+        "log_file": Field("", "the installation log (rotated); empty: standard error "
+                          "(systemd's journal)"),
+        "log_max_bytes": Field(1_000_000, "a log file is rolled over at this size",
+                               lo=1000, hi=2**31 - 1),
+        "log_backups": Field(5, "rolled-over log files kept", lo=1, hi=1000),
+        "status_every_s": Field(60.0, "a status line in the log this often", lo=0.1,
+                                hi=86400.0),
+        "schedule": ScheduleField([], "daily scene changes: [{ at = \"08:00\", scene = "
+                                  "\"morning\" }, ...]; the one in force is recalled at start"),
+        "stall_s": Field(5.0, "the audio is restarted when its clock stands still this long",
+                         lo=0.2, hi=600.0),
+        "restart_min_s": Field(1.0, "first wait before retrying to open the audio", lo=0.01,
+                               hi=600.0),
+        "restart_max_s": Field(30.0, "longest wait between retries (the wait doubles)",
+                               lo=0.01, hi=3600.0),
+        "midi_dir": Field("", "the notes played go to a MIDI file here every midi_roll_s; "
+                          "empty: not kept"),
+        "midi_roll_s": Field(3600.0, "how often the recording is rolled into a file",
+                             lo=1.0, hi=86400.0),
+        "midi_keep": Field(168, "MIDI files kept (the oldest are removed)", lo=1, hi=100000),
     },
     "scenes": {
         "file": Field("scenes.toml", "scene file: named sets of address = value, recalled with "

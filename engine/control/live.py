@@ -27,8 +27,9 @@ RELEASE_TAIL_S = 0.8
 class LiveRun:
     """One live run of `session` on an already-started driver (`stream` has `.close()`)."""
 
-    def __init__(self, session: Session, stream, log=print):
+    def __init__(self, session: Session, stream, log=print, tty_status: bool = True):
         self.session = session
+        self.tty_status = tty_status    # the status line on a terminal (not when headless)
         self.stream = stream
         self.log = log
         self.stopping = asyncio.Event()
@@ -106,13 +107,14 @@ class LiveRun:
     async def _status(self) -> None:
         state = self.session.state
         while not self.stopping.is_set():
+            self.session.trim_history()     # a run of days: the tempo map stays short
             c = state.counters()
             cond = self.session.conductor
             chord = cond.chord.name if cond is not None and cond.chord is not None else "-"
             beat = self.session.clock.beat_at(state.sample_time)
             bar = int(beat // self.session.clock.beats_per_bar) + 1
             sync = f"  {self.sync.status()}" if self.sync is not None else ""
-            if sys.stdout.isatty():
+            if self.tty_status and sys.stdout.isatty():
                 sys.stdout.write(f"\rbar {bar:4d}  chord {chord:6s}  voices {c['voices']:3d}  "
                                  f"xruns {c['xruns']}  late {c['late_events']}{sync}   ")
                 sys.stdout.flush()
@@ -216,6 +218,6 @@ class LiveRun:
         await asyncio.sleep(0.05)
         self._drain_reports()
         self.stream.close()
-        if sys.stdout.isatty():
+        if self.tty_status and sys.stdout.isatty():
             sys.stdout.write("\n")
 

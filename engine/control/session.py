@@ -73,6 +73,12 @@ class Recorder:
     def add(self, played: Played) -> None:
         self.notes.append(played)
 
+    def take(self) -> list[Played]:
+        """The notes recorded so far, handed over and forgotten (a run of days rolls them into
+        files: engine.control.serve.MidiRoller). Notes still held stay open."""
+        notes, self.notes = self.notes, []
+        return notes
+
     def player_note(self, kind: int, note: int, velocity: float, seconds: float,
                     source: int) -> None:
         key = (source, note)
@@ -93,11 +99,15 @@ class Recorder:
         for key in list(self._open):
             self._close(key, seconds)
 
-    def write(self, path: Path, tempo_bpm: float) -> None:
+    def write(self, path: Path, tempo_bpm: float, notes: list[Played] | None = None,
+              origin_s: float = 0.0) -> None:
+        """`notes` (default: every note recorded) as a MIDI file whose time 0 is `origin_s`
+        seconds into the session."""
         from controllers.midifile import write_performance
-        notes = sorted(self.notes, key=lambda n: (n.start_s, n.part, n.note))
-        write_performance(path, [(n.start_s, n.dur_s, n.part, n.note, n.velocity)
-                                 for n in notes], tempo_bpm)
+        notes = sorted(self.notes if notes is None else notes,
+                       key=lambda n: (n.start_s, n.part, n.note))
+        write_performance(path, [(max(n.start_s - origin_s, 0.0), n.dur_s, n.part, n.note,
+                                  n.velocity) for n in notes], tempo_bpm)
 
 
 class Conductor:
@@ -478,6 +488,12 @@ class Session:
         at = Fraction(int(self.scheduler.cursor) + 1)
         self.clock.set_tempo(bpm, at)
         self.state.push_sched(self.clock.sample_at(at), K_TEMPO, -1, 0.0, bpm)
+
+    def trim_history(self, keep_beats: int = 64) -> int:
+        """Forget the tempo map more than `keep_beats` before what is playing and scheduled
+        (a long run changes tempo and swing without end); returns how many changes went."""
+        playing = min(self.clock.beat_at(self.state.sample_time), self.scheduler.cursor)
+        return self.clock.forget_before(playing - keep_beats)
 
     def release_all(self) -> None:
         self.state.push_sched(ASAP, K_ALL_NOTES_OFF, -1)
