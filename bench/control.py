@@ -17,6 +17,10 @@ server; a rig client (tests.jackrig, compiled: no Python on JACK's threads) reco
   highest rate with every message applied, the backlog cleared within `BACKLOG_S` and no late
   event. The backlog is the time from the sender's last message to the last one applied.
 
+- `memory_day`: the installation mode's memory over `--hours` simulated hours (default a day;
+  bench/serve_memory.py): traced Python memory and RSS after each hour, and the growth over the
+  second half.
+
 Prints one JSON object, a section per figure (more sections can be added to SECTIONS; those
 that need no JACK or broker run without them).
 
@@ -280,11 +284,24 @@ async def throughput(st: Stage, proto: str, rates: list[float], seconds: float) 
     return {"sustained_per_s": sustained, "seconds_each": seconds, "by_rate": rows, **extra}
 
 
+async def memory_day(_stage, args) -> dict:
+    """Memory over a simulated day (bench/serve_memory.py: the installation mode's session,
+    offline at a low rate, with scene, tempo and swing changes and the player's chords)."""
+    from bench.serve_memory import simulate
+    out = await asyncio.to_thread(simulate, args.hours, hour_s=args.hour_s,
+                                  change_every_s=min(600.0, args.hour_s / 6))
+    h = len(out["hours"])
+    out["traced_growth_mb_second_half"] = round(
+        out["traced_mb"][-1] - out["traced_mb"][h // 2 - 1], 3) if h >= 2 else 0.0
+    return out
+
+
 SECTIONS = {      # name: (async fn(stage, args) -> dict, whether it needs the Stage)
     "mqtt_latency": (lambda st, a: latency(st, "mqtt", a.repeats), True),
     "osc_latency": (lambda st, a: latency(st, "osc", a.repeats), True),
     "mqtt_throughput": (lambda st, a: throughput(st, "mqtt", a.rates, a.seconds), True),
     "osc_throughput": (lambda st, a: throughput(st, "osc", a.rates, a.seconds), True),
+    "memory_day": (memory_day, False),
 }
 
 
@@ -314,6 +331,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=2.0, help="length of each rate")
     ap.add_argument("--rates", type=float, nargs="+",
                     default=[500, 2000, 8000, 16000, 32000])
+    ap.add_argument("--hours", type=int, default=24,
+                    help="simulated hours for memory_day (about 3 minutes each here)")
+    ap.add_argument("--hour-s", type=float, default=3600.0,
+                    help="seconds in a simulated hour (shorter: a quick look, not a day)")
     ap.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     args = ap.parse_args()
     out = asyncio.run(run(args))
