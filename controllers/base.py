@@ -59,6 +59,10 @@ class Sink(Protocol):
     def log(self, text: str) -> None:
         """A human-readable status line, e.g. "MIDI in: opened 'Keystation 49' (source 1)"."""
 
+    # Optional: `realtime(status, data, source, at)` receives MIDI clock (0xF8), start (0xFA),
+    # continue (0xFB), stop (0xFC) and song position (0xF2, `data` in 16ths; else 0) with the
+    # same `at` as feed; a sink without it never sees them (engine.control.live_input has it).
+
 
 # --- MIDI backends (port discovery and delivery of raw bytes) ---------------------------------
 

@@ -72,6 +72,8 @@ except ImportError:  # pragma: no cover - python-rtmidi is a dependency; keep th
 
 API_NAMES = ("auto", "alsa", "jack", "coremidi", "windows")
 VIRTUAL_PORT_NAME = "bandmate in"
+# clock, start, continue, stop, song position: to the sink's optional `realtime` method
+CLOCK_STATUS = frozenset({0xF8, 0xFA, 0xFB, 0xFC, 0xF2})
 _RTMIDI_API_ATTR = {
     "alsa": "API_LINUX_ALSA",
     "jack": "API_UNIX_JACK",
@@ -105,7 +107,9 @@ class _RtmidiHandle:
 # deliver. rtmidi's JACK and CoreMIDI backends advance it for the messages they filter too (RtMidi
 # 5/6: jackProcessIn stamps before its ignore checks), so each filtered clock or active-sensing
 # message would cut time out of the port's timeline: there everything comes to Python, which
-# ignores those messages itself (decode_midi; about 1 us each).
+# ignores those messages itself (decode_midi; about 1 us each). MIDI clock (timing: 0xF8 and the
+# other realtime bytes) always comes through, for the clock follower (engine.control.sync): ~50
+# messages a second while a device sends clock.
 _FILTER_IN_C = frozenset({"alsa", "windows"})
 
 
@@ -113,8 +117,8 @@ class RtmidiBackend:
     """One MIDI API through python-rtmidi, read by polling (see the module docstring).
 
     One rtmidi MidiIn (one ALSA/JACK client) per open port, with no callback: rtmidi queues
-    messages with the delta time its backend measured (ALSA, WinMM: sysex, clock and active
-    sensing are dropped in C first, see _FILTER_IN_C) and one reader thread drains all queues
+    messages with the delta time its backend measured (ALSA, WinMM: sysex and active sensing
+    are dropped in C first, see _FILTER_IN_C) and one reader thread drains all queues
     every `poll_interval_s`. A long-lived probe MidiIn lists ports.
     Raises OSError (rtmidi.SystemError) when the API cannot start ("JACK server not running?").
     """
@@ -140,7 +144,7 @@ class RtmidiBackend:
     def _new_in(self):
         mi = rtmidi.MidiIn(self._api, name=self._client_name, queue_size_limit=self._queue_size)
         if self.name in _FILTER_IN_C:
-            mi.ignore_types(sysex=True, timing=True, active_sense=True)
+            mi.ignore_types(sysex=True, timing=False, active_sense=True)
         else:
             mi.ignore_types(sysex=False, timing=False, active_sense=False)
         return mi
@@ -562,6 +566,7 @@ class MidiInputs:
 
     def _make_on_bytes(self, port: _Port):
         feed = self._sink.feed
+        realtime = getattr(self._sink, "realtime", None)   # optional: MIDI clock for sync
         accept = self._accept
         source = port.source
         decode = decode_midi
@@ -575,6 +580,9 @@ class MidiInputs:
                 if delta > 0.0:
                     port.clock += delta
                 at = port.clock
+            if realtime is not None and data and data[0] in CLOCK_STATUS:
+                self._realtime(port, data, at, realtime)
+                return
             try:
                 msg = decode(data)
             except MidiDecodeError as exc:
@@ -595,6 +603,28 @@ class MidiInputs:
                 self._maybe_report()
 
         return on_bytes
+
+    def _realtime(self, port: _Port, data, at, realtime) -> None:
+        """A clock, start, continue, stop or song position message: checked, then to
+        sink.realtime(status, data, source, at) (data: the song position in 16ths, else 0)."""
+        status = data[0]
+        if status == 0xF2:
+            if len(data) != 3 or (data[1] | data[2]) >> 7:
+                self._dropped(port, data, "song position needs 2 data bytes 0..127")
+                return
+            value = data[1] | data[2] << 7
+        elif len(data) != 1:
+            self._dropped(port, data, f"0x{status:02X} is one byte, got {len(data)}")
+            return
+        else:
+            value = 0
+        port.received += 1
+        try:
+            realtime(status, value, port.source, at)
+        except Exception as exc:
+            port.feed_errors += 1
+            port.last_bad = f"sink.realtime raised {exc!r}"
+            self._maybe_report()
 
     def _dropped(self, port: _Port, data, reason: str) -> None:
         port.dropped += 1

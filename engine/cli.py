@@ -5,9 +5,12 @@
     bandmate demo                    a one-minute arranged demo on the sound card (or a WAV)
     bandmate render -o out.wav       render offline: --seconds, --seed, --midi player.mid
     bandmate learn ADDRESS           MIDI learn: the next control moved drives ADDRESS
+    bandmate serve                   installation mode: headless for days ([serve] in config)
 
 `jam` and `demo` take `--osc PORT`: steer the session over OSC (UDP) on that port, e.g.
-`/bass/synth/cutoff_hz 800.0`, `/bandmate/note keys 60 100` (README: OSC; config [osc]).
+`/bass/synth/cutoff_hz 800.0`, `/bandmate/note keys 60 100` (README: OSC; config [osc]),
+and `--mqtt [HOST[:PORT]]`: MQTT control through that broker, or with no HOST through an
+embedded one on 127.0.0.1:1883 (README: MQTT; config [mqtt]).
 """
 from __future__ import annotations
 
@@ -34,14 +37,36 @@ def _overrides(args) -> dict:
     put("band", "seed", args.seed)
     put("band", "style", args.style)
     put("midi", "latency_mode", args.latency_mode)
+    if getattr(args, "sync", None) is not None:
+        put("sync", "source", {"midi": "midi_clock"}.get(args.sync, args.sync))
     if getattr(args, "osc", None) is not None:
         put("osc", "enabled", True)
         put("osc", "port", args.osc)
+    if getattr(args, "mqtt", None) is not None:
+        put("mqtt", "enabled", True)
+        if args.mqtt:
+            host, port = _host_port(args.mqtt)
+            put("mqtt", "host", host)
+            put("mqtt", "port", port)
     if args.command == "render":          # an offline render has its own rate and block size
         o.pop("audio", None)
         put("render", "sample_rate", args.sample_rate)
         put("render", "block_size", args.block_size)
     return o
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    """HOST, HOST:PORT or [IPv6]:PORT."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, ""
+    if not host or (port and not port.isdigit()):
+        raise DataError(f"--mqtt: {text!r}: give HOST or HOST:PORT")
+    return host, int(port) if port else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,9 +103,26 @@ def _parser() -> argparse.ArgumentParser:
                 "/bandmate/note PART NOTE VEL, /bandmate/tempo BPM, /bandmate/get|subscribe "
                 "ADDRESS, /bandmate/addresses; errors on /bandmate/error (README: OSC)")
     jam.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
+    mqtt_help = ("MQTT control through the broker at HOST[:PORT], or with no HOST an embedded "
+                 "broker on 127.0.0.1:1883: commands on bandmate/in/CLIENT/set|tempo|note|..., "
+                 "state on bandmate/state/... (README: MQTT)")
+    jam.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
+    jam.add_argument("--sync", choices=("internal", "midi", "link"),
+                     help="follow MIDI clock or an Ableton Link session (config [sync]; "
+                          "README: Tempo sync)")
+    srv = sub.add_parser("serve", parents=[common],
+                         help="installation mode: play headless until SIGTERM, log to "
+                              "[serve] log_file, scenes on [serve] schedule, audio restarted "
+                              "when it stops (README: Installation mode)")
+    srv.add_argument("--seconds", type=float, help="stop after this long")
+    srv.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
+    srv.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
+    srv.add_argument("--sync", choices=("internal", "midi", "link"),
+                     help="follow MIDI clock or an Ableton Link session (config [sync])")
     demo = sub.add_parser("demo", parents=[common], help="play (or render) the demo song")
     demo.add_argument("-o", "--output", help="WAV path when rendering")
     demo.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
+    demo.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
     ren = sub.add_parser("render", parents=[common], help="render offline to a WAV file")
     ren.add_argument("--seconds", type=float)
     ren.add_argument("-o", "--output", help="WAV path (a .mid is written beside it)")

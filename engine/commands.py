@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -161,34 +162,64 @@ def render(cfg: dict, args) -> int:
     return _render(cfg, args.demo, args.seconds, args.output, args.midi)
 
 
-def _open_driver(cfg: dict, session_factory):
+def _open_driver(cfg: dict, session_factory, say=_say):
     """(session, stream) on the configured live driver; raises AudioDeviceError/JackError."""
-    audio = cfg["audio"]
-    if audio["driver"] == "jack":
+    if cfg["audio"]["driver"] == "jack":
         from engine.drivers.jack import JackClient
-        warm_up(("jack",), _say)
+        warm_up(("jack",), say)
         client = JackClient()
-        session = session_factory(client.sample_rate)
-        session.scheduler.advance(0)          # the first look-ahead is queued before audio runs
-        client.start(session.state)
-        targets = audio["connect"]
-        client.connect_outputs("auto" if targets == ["auto"] else targets)
-        inputs = cfg["midi"]["inputs"]
-        client.connect_midi("all" if inputs == ["all"] else inputs)
-        _say(f"JACK: {client.name} at {client.sample_rate} Hz, {client.period} frames")
-        return session, client
+        try:
+            session = session_factory(client.sample_rate)
+            session.scheduler.advance(0)      # the first look-ahead is queued before audio runs
+            return session, _start_jack(cfg, client, session.state, say)
+        except BaseException:
+            client.close()
+            raise
     from engine.drivers import portaudio
     portaudio.rescan()
-    device = portaudio.find_output(audio["device"])
-    sr = audio["sample_rate"] or int(device["default_samplerate"])
-    warm_up(("portaudio",) if audio["callback"] == "compiled" else ("python",), _say)
+    device = portaudio.find_output(cfg["audio"]["device"])
+    sr = cfg["audio"]["sample_rate"] or int(device["default_samplerate"])
+    warm_up(("portaudio",) if cfg["audio"]["callback"] == "compiled" else ("python",), say)
     session = session_factory(sr)
     session.scheduler.advance(0)
-    stream = portaudio.PortAudioStream(session.state, device, audio["block_size"],
-                                       audio["callback"], audio["latency"]).start()
-    _say(f"audio: {device['name']} ({device['hostapi']}) at {sr} Hz, "
-         f"{audio['block_size']} frames, output latency {stream.output_latency_s * 1000:.1f} ms")
-    return session, stream
+    return session, _start_portaudio(cfg, device, session.state, say)
+
+
+def _start_jack(cfg: dict, client, state, say=_say):
+    """Activate `client` on `state` and make the configured connections."""
+    client.start(state)
+    targets = cfg["audio"]["connect"]
+    client.connect_outputs("auto" if targets == ["auto"] else targets)
+    inputs = cfg["midi"]["inputs"]
+    client.connect_midi("all" if inputs == ["all"] else inputs)
+    say(f"JACK: {client.name} at {client.sample_rate} Hz, {client.period} frames")
+    return client
+
+
+def _start_portaudio(cfg: dict, device: dict, state, say=_say):
+    from engine.drivers import portaudio
+    audio = cfg["audio"]
+    stream = portaudio.PortAudioStream(state, device, audio["block_size"], audio["callback"],
+                                       audio["latency"]).start()
+    say(f"audio: {device['name']} ({device['hostapi']}) at {state.sample_rate} Hz, "
+        f"{audio['block_size']} frames, output latency {stream.output_latency_s * 1000:.1f} ms")
+    return stream
+
+
+def reopen_stream(cfg: dict, state, say=_say):
+    """The configured driver opened again on a running session's `state` (the installation
+    mode's watchdog, after the audio stopped); raises what opening raises."""
+    if cfg["audio"]["driver"] == "jack":
+        from engine.drivers.jack import JackClient
+        client = JackClient()
+        try:
+            return _start_jack(cfg, client, state, say)
+        except BaseException:
+            client.close()
+            raise
+    from engine.drivers import portaudio
+    portaudio.rescan()          # the device may be back under another index
+    return _start_portaudio(cfg, portaudio.find_output(cfg["audio"]["device"]), state, say)
 
 
 def _no_device(exc) -> bool:
@@ -232,6 +263,31 @@ def _stop_when_jack_quits(client, run) -> None:
     client.on_shutdown = gone
 
 
+def _player_inputs(cfg: dict, run, stream, say=_say, hint: str = ""):
+    """The player's MIDI into `run`: (sink, coroutines to run, MidiInputs or None). On JACK
+    the callback reads midi_in itself; otherwise rtmidi inputs (none is not an error)."""
+    sink = run.player_input(cfg["midi"]["latency_mode"], cfg["midi"]["fixed_latency_ms"],
+                            cfg["midi"]["mapping"])
+    if cfg["audio"]["driver"] == "jack":
+        _hook_jack_midi(stream, sink)
+        return sink, [], None
+    from controllers.midi_in import MidiInputs, MidiUnavailable
+    inputs = cfg["midi"]["inputs"]
+    try:
+        midi = MidiInputs(sink, cfg["midi"]["api"], "all" if inputs == ["all"] else inputs,
+                          virtual=cfg["midi"]["virtual_port"], accept=MIDI_ACCEPT)
+    except MidiUnavailable as exc:
+        say(f"MIDI in: {exc}{hint}")
+        return sink, [], None
+    return sink, [midi.watch()], midi
+
+
+def _hook_jack_midi(client, sink) -> None:
+    """A MIDI source unplugged from the JACK client's midi_in: its notes are gone."""
+    from engine.drivers.jack import JACK_MIDI_SOURCE
+    client.on_midi_disconnect = lambda: sink.source_gone(JACK_MIDI_SOURCE)
+
+
 def jam(cfg: dict, args) -> int:
     sys.setswitchinterval(0.0002)   # keep MIDI delivery short whatever Python is doing
     try:
@@ -245,23 +301,10 @@ def jam(cfg: dict, args) -> int:
     run = LiveRun(session, stream, _say)
 
     async def main():
-        extra = []
-        sink = run.player_input(cfg["midi"]["latency_mode"], cfg["midi"]["fixed_latency_ms"],
-                                cfg["midi"]["mapping"])
-        midi = None
+        sink, extra, midi = _player_inputs(cfg, run, stream,
+                                           hint="; the computer keyboard still plays")
         if cfg["audio"]["driver"] == "jack":
-            from engine.drivers.jack import JACK_MIDI_SOURCE
-            stream.on_midi_disconnect = lambda: sink.source_gone(JACK_MIDI_SOURCE)
             _stop_when_jack_quits(stream, run)
-        else:
-            from controllers.midi_in import MidiInputs, MidiUnavailable
-            inputs = cfg["midi"]["inputs"]
-            try:
-                midi = MidiInputs(sink, cfg["midi"]["api"], "all" if inputs == ["all"] else inputs,
-                                  virtual=cfg["midi"]["virtual_port"], accept=MIDI_ACCEPT)
-                extra.append(midi.watch())
-            except MidiUnavailable as exc:
-                _say(f"MIDI in: {exc}; the computer keyboard still plays")
         if cfg["midi"]["computer_keyboard"] and not args.no_keyboard and sys.stdin.isatty():
             from controllers.keyboard import TerminalKeyboard
             kb = TerminalKeyboard(sink, on_command=lambda text: live_command(session, text))
@@ -279,6 +322,64 @@ def jam(cfg: dict, args) -> int:
     return 0
 
 
+def serve(cfg: dict, args) -> int:
+    """Installation mode: the jam session headless until SIGTERM/SIGINT (or for `--seconds`
+    once the audio runs), logged to [serve] log_file, scenes on [serve] schedule, the audio
+    restarted whenever it stops (engine.control.serve). No audio at start is waited for (with
+    `--seconds`, that long at most), not an error."""
+    from engine.control.live import LiveRun
+    from engine.control.serve import Installation, event_log
+    log = event_log(cfg["serve"])
+    sys.setswitchinterval(0.0002)
+    serve_cfg = cfg["serve"]
+
+    async def open_audio(stop: asyncio.Event, deadline: float):
+        delay = min(serve_cfg["restart_min_s"], serve_cfg["restart_max_s"])
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                return _open_driver(cfg, lambda sr: Session(cfg, sr), log)
+            except Exception as exc:  # noqa: BLE001 - only "no device" is waited for
+                if not _no_device(exc):
+                    raise
+                log(f"no audio yet ({' | '.join(str(exc).splitlines())}); retrying in "
+                    f"{delay:g} s")
+            try:
+                await asyncio.wait_for(stop.wait(), min(delay, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2.0, serve_cfg["restart_max_s"])
+        return None
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        t0 = time.monotonic()
+        deadline = math.inf if args.seconds is None else t0 + args.seconds
+        log(f"bandmate serve starting (config {args.config or 'defaults'}, "
+            f"driver {cfg['audio']['driver']})")
+        opened = await open_audio(stop, deadline)
+        if opened is None:
+            log("stopped before any audio could be opened")
+            return 0 if stop.is_set() else 1
+        session, stream = opened
+        run = LiveRun(session, stream, log, tty_status=False)
+        sink, extra, midi = _player_inputs(cfg, run, stream, log)
+        jack = cfg["audio"]["driver"] == "jack"
+        inst = Installation(run, cfg, lambda state: reopen_stream(cfg, state, log), log,
+                            on_open=(lambda client: _hook_jack_midi(client, sink)) if jack
+                            else None)
+        try:
+            await inst.run_for(args.seconds, extra)
+        finally:
+            if midi is not None:
+                midi.close()
+        return 0
+
+    return asyncio.run(main())
+
+
 def _number_or_word(text: str):
     try:
         return float(text)
@@ -290,7 +391,8 @@ def live_command(session, text: str) -> str:
     """A command typed while jamming (`:` on the terminal piano): `learn ADDRESS` arms MIDI
     learn, `learn` alone cancels it; `set ADDRESS VALUE` sets a parameter (a number or a
     choice's word); `scene NAME [FADE_S]` recalls a scene, `scenes` lists them, `save NAME`
-    saves the current values as a scene. Returns the reply."""
+    saves the current values as a scene; `tap` is one tap of tap tempo (Enter is the tap),
+    `tap BPM` sets the tempo. Returns the reply."""
     words = text.split()
     if not words:
         return ""
@@ -314,12 +416,19 @@ def live_command(session, text: str) -> str:
                 return "MIDI learn cancelled"
             mapper.learn(words[1])
             return f"MIDI learn: move a control for {words[1]}"
+        if words[0] == "tap" and len(words) <= 2:
+            from engine.control.session import TEMPO_ADDRESS
+            from engine.control.sync import tap
+            if len(words) == 2:
+                return f"tempo {session.set(TEMPO_ADDRESS, float(words[1])):g} BPM"
+            bpm = tap(session)
+            return f"tap: {bpm:.1f} BPM" if bpm is not None else "tap: keep tapping"
         if words[0] == "set" and len(words) == 3:
             return f"{words[1]} = {session.set(words[1], _number_or_word(words[2])):g}"
     except (KeyError, ValueError) as exc:     # DataError (a broken scene file) included
         return f"{words[0]}: {str(exc).strip(chr(39))}"
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
-            " | scenes | save NAME")
+            " | scenes | save NAME | tap | tap BPM")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones

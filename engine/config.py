@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 from engine.agents.base import STYLES
+from engine.control.sync import SYNC_SOURCES
 from engine.tomldata import DataError, Field, Schema, WordOrNumber, load, validate
 
 
@@ -22,6 +23,16 @@ class Chain(Field):
         from engine.control.graph import check_chain
         check_chain(value)
         return value
+
+class ScheduleField(Field):
+    """A list of `{ at = "HH:MM", scene = "NAME" }` tables (engine.control.serve says what is
+    valid)."""
+
+    def check(self, value):
+        from engine.control.serve import parse_schedule
+        parse_schedule(value)
+        return value
+
 
 # The default mix's width: the pads through a wide chorus, the kit in a small stereo room
 # (inter-channel correlation of the demo about 0.8; every part still sums to mono within 1.3 dB).
@@ -119,10 +130,86 @@ SCHEMA: Schema = {
         "max_ahead_s": Field(10.0, "a bundle's time tag may be this far ahead", lo=0.1,
                              hi=600.0),
     },
+    "serve": {
+        "log_file": Field("", "the installation log (rotated); empty: standard error "
+                          "(systemd's journal)"),
+        "log_max_bytes": Field(1_000_000, "a log file is rolled over at this size",
+                               lo=1000, hi=2**31 - 1),
+        "log_backups": Field(5, "rolled-over log files kept", lo=1, hi=1000),
+        "status_every_s": Field(60.0, "a status line in the log this often", lo=0.1,
+                                hi=86400.0),
+        "schedule": ScheduleField([], "daily scene changes: [{ at = \"08:00\", scene = "
+                                  "\"morning\" }, ...]; the one in force is recalled at start"),
+        "stall_s": Field(5.0, "the audio is restarted when its clock stands still this long",
+                         lo=0.2, hi=600.0),
+        "restart_min_s": Field(1.0, "first wait before retrying to open the audio", lo=0.01,
+                               hi=600.0),
+        "restart_max_s": Field(30.0, "longest wait between retries (the wait doubles)",
+                               lo=0.01, hi=3600.0),
+        "midi_dir": Field("", "the notes played go to a MIDI file here every midi_roll_s; "
+                          "empty: not kept"),
+        "midi_roll_s": Field(3600.0, "how often the recording is rolled into a file",
+                             lo=1.0, hi=86400.0),
+        "midi_keep": Field(168, "MIDI files kept (the oldest are removed)", lo=1, hi=100000),
+    },
     "scenes": {
         "file": Field("scenes.toml", "scene file: named sets of address = value, recalled with "
                       "`:scene NAME`, OSC /bandmate/scene or a program change (README: Address "
                       "space and scenes)"),
+    },
+    "mqtt": {
+        "enabled": Field(False, "MQTT control and state (README: MQTT)"),
+        "host": Field("", "the broker's host; empty: start the embedded broker"),
+        "port": Field(1883, "the broker's port (with host)", lo=1, hi=65535),
+        "embedded_host": Field("127.0.0.1", "where the embedded broker listens (0.0.0.0: "
+                               "every interface)"),
+        "embedded_port": Field(1883, "the embedded broker's port; 0: any free port",
+                               lo=0, hi=65535),
+        "prefix": Field("bandmate", "the topics' first level(s)"),
+        "client_id": Field("bandmate", "bandmate's MQTT client id"),
+        "username": Field("", "login (the embedded broker then asks every client for it)"),
+        "password": Field(""),
+        "tls": Field(False, "TLS to the broker (on with ca_file or cert_file too)"),
+        "ca_file": Field("", "CA certificates (PEM); empty: the system's"),
+        "cert_file": Field("", "client certificate (PEM)"),
+        "key_file": Field("", "its private key"),
+        "tls_insecure": Field(False, "do not check the broker's certificate (testing only)"),
+        "keepalive_s": Field(30, "MQTT keepalive", lo=5, hi=3600),
+        "reconnect_min_s": Field(0.5, "first wait before reconnecting", lo=0.05, hi=60.0),
+        "reconnect_max_s": Field(30.0, "the wait doubles up to this", lo=0.1, hi=3600.0),
+        "rate_per_s": Field(100.0, "commands a second per client (more: dropped, counted)",
+                            lo=1.0, hi=100000.0),
+        "burst": Field(200, "commands a client may send at once", lo=1, hi=100000),
+        "publish_hz": Field(10.0, "how often state (position, levels, values) is published",
+                            lo=0.5, hi=100.0),
+    },
+    "sync": {
+        "source": Field("internal", "what drives the band's tempo: internal (bandmate's own), "
+                        "midi_clock (24-ppqn clock, Start/Stop/Continue on a MIDI input) or "
+                        "link (an Ableton Link session on the local network)",
+                        choices=SYNC_SOURCES),
+        "window_ticks": Field(96, "MIDI clock ticks the tempo is fitted over (24 a beat): "
+                              "more is steadier, fewer follows a tempo change sooner",
+                              lo=12, hi=960),
+        "max_nudge_pct": Field(4.0, "the most the tempo is bent (percent) to bring the band's "
+                               "beat back onto the external one", lo=0.1, hi=20.0),
+        "phase_gain": Field(0.5, "share of the phase error corrected per beat", lo=0.05,
+                            hi=1.0),
+        "min_change_bpm": Field(0.01, "tempo changes smaller than this are not sent",
+                                lo=0.001, hi=5.0),
+        "realign_beats": Field(0.25, "a phase error above this is not nudged away: the band "
+                               "pauses and comes back in on the next bar line", lo=0.05,
+                               hi=2.0),
+        "latency_ms": Field(0.0, "the band's beats this much before the external ones (the "
+                            "sound card's output latency)", lo=0.0, hi=500.0),
+        "link_quantum": Field(0, "Link: beats of the phase aligned with the session; 0: "
+                              "[band] beats_per_bar", lo=0, hi=64),
+        "link_start_stop": Field(True, "Link: start and stop with the session's transport "
+                                 "when a peer starts or stops it"),
+        "tap_reset_s": Field(2.5, "tap tempo: a pause longer than this starts a new count",
+                             lo=0.5, hi=10.0),
+        "tap_history": Field(8, "tap tempo: intervals whose median is the tempo", lo=2,
+                             hi=64),
     },
     "render": {
         "seconds": Field(60.0, "length of `bandmate render` / the offline demo", lo=0.1,

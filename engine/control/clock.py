@@ -61,6 +61,20 @@ class Clock:
         else:
             self.segments.append(Segment(at_beat, sample, self._bpm(bpm)))
 
+    def forget_before(self, beat: Fraction) -> int:
+        """Drop the tempo segments and swing changes superseded at or before `beat`
+        (conversions stay exact from the first kept segment on; earlier times are no longer
+        asked for). Returns how many went."""
+        segs = self.segments
+        k = 0
+        while k + 1 < len(segs) and segs[k + 1].beat <= beat:
+            k += 1
+        del segs[:k]
+        i = bisect_right(self._swing_beats, beat) - 1     # the swing in force at `beat` stays
+        if i > 0:
+            del self._swing_beats[:i], self._swings[:i]
+        return k + max(i, 0)
+
     def _segment_for_beat(self, beat: Fraction) -> Segment:
         for seg in reversed(self.segments):
             if beat >= seg.beat:

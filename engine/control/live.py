@@ -27,14 +27,18 @@ RELEASE_TAIL_S = 0.8
 class LiveRun:
     """One live run of `session` on an already-started driver (`stream` has `.close()`)."""
 
-    def __init__(self, session: Session, stream, log=print):
+    def __init__(self, session: Session, stream, log=print, tty_status: bool = True):
         self.session = session
+        self.tty_status = tty_status    # the status line on a terminal (not when headless)
         self.stream = stream
         self.log = log
         self.stopping = asyncio.Event()
         self._qout = np.zeros((256, EVENT_WIDTH))
         self.tasks: list[asyncio.Task] = []
         self.osc = None     # engine.control.osc.OscServer while config [osc] enables it
+        self.mqtt = None    # engine.control.mqtt.MqttBridge while config [mqtt] enables it
+        self._mqtt_task: asyncio.Task | None = None
+        self.sync = None    # engine.control.sync follower while config [sync] asks for one
 
     def player_input(self, mode: str, fixed_latency_ms: float,
                      mapping: str | None = None) -> LiveInput:
@@ -51,8 +55,11 @@ class LiveRun:
             if self.session.conductor is not None:
                 loop.call_soon_threadsafe(self.session.conductor.source_gone, source)
 
+        def on_realtime(status, data, sample_time):
+            loop.call_soon_threadsafe(self.midi_realtime, status, data, sample_time)
+
         live = LiveInput(self.session.state, mode, fixed_latency_ms, on_note=on_note,
-                         on_gone=on_gone, log=self.log)
+                         on_gone=on_gone, log=self.log, on_realtime=on_realtime)
         if mapping is not None:
             from engine.control.mapping import Mapper, load_mapper
             from engine.tomldata import DataError
@@ -65,9 +72,24 @@ class LiveRun:
             live.mapper = self.session.mapper = mapper
         return live
 
+    def midi_realtime(self, status: int, data: int, sample_time: int) -> None:
+        """A MIDI clock byte (0xF8 clock, 0xFA start, 0xFB continue, 0xFC stop; 0xF2 song
+        position with `data` in 16ths) at `sample_time`, on this loop: to the MIDI clock
+        follower when config [sync] source is midi_clock (else ignored)."""
+        feed = getattr(self.sync, "feed", None)
+        if feed is not None:
+            feed(status, data, sample_time)
+
     async def _schedule(self) -> None:
         sched = self.session.scheduler
         while not self.stopping.is_set():
+            if self.sync is not None:
+                try:
+                    self.sync.update()          # tempo nudges act before the next query
+                except Exception as exc:  # noqa: BLE001 - the band plays on, unsynced
+                    self.log(f"sync stopped: {exc!r}")
+                    self.sync.lock.release()
+                    self.sync = None
             sched.advance(self.session.state.sample_time)
             self._drain_reports()
             await asyncio.sleep(TICK_S)
@@ -85,14 +107,16 @@ class LiveRun:
     async def _status(self) -> None:
         state = self.session.state
         while not self.stopping.is_set():
+            self.session.trim_history()     # a run of days: the tempo map stays short
             c = state.counters()
             cond = self.session.conductor
             chord = cond.chord.name if cond is not None and cond.chord is not None else "-"
             beat = self.session.clock.beat_at(state.sample_time)
             bar = int(beat // self.session.clock.beats_per_bar) + 1
-            if sys.stdout.isatty():
+            sync = f"  {self.sync.status()}" if self.sync is not None else ""
+            if self.tty_status and sys.stdout.isatty():
                 sys.stdout.write(f"\rbar {bar:4d}  chord {chord:6s}  voices {c['voices']:3d}  "
-                                 f"xruns {c['xruns']}  late {c['late_events']}   ")
+                                 f"xruns {c['xruns']}  late {c['late_events']}{sync}   ")
                 sys.stdout.flush()
             await asyncio.sleep(0.25)
 
@@ -113,6 +137,8 @@ class LiveRun:
                       asyncio.create_task(watcher.run(self.stopping))]
         self.tasks += [asyncio.create_task(coro) for coro in extra]
         await self._start_osc()
+        self._start_mqtt()
+        self._start_sync()
         try:
             if seconds is None:
                 await self.stopping.wait()
@@ -138,9 +164,51 @@ class LiveRun:
             return
         self.tasks.append(asyncio.create_task(self.osc.run(self.stopping)))
 
+    def _start_mqtt(self) -> None:
+        """The MQTT bridge when config [mqtt] enables it: it connects (starting the embedded
+        broker first when no host is set) and reconnects on its own; failures are logged."""
+        from engine.control.mqtt import bridge_from_config
+        from engine.tomldata import DataError
+        try:
+            self.mqtt = bridge_from_config(self.session, self.session.cfg, log=self.log)
+        except DataError as exc:
+            self.log(f"MQTT not started: {exc}")
+            return
+        if self.mqtt is not None:
+            self._mqtt_task = asyncio.create_task(self._run_mqtt())
+            self.tasks.append(self._mqtt_task)
+
+    async def _run_mqtt(self) -> None:
+        from engine.control.mqtt import BrokerStartError
+        from engine.control.remote import short
+        try:
+            await self.mqtt.run(self.stopping)
+        except BrokerStartError as exc:
+            self.log(f"MQTT: {exc}")
+        except Exception as exc:  # noqa: BLE001 - e.g. the embedded broker's port is taken
+            self.log(f"MQTT stopped: {short(repr(exc))}")
+
+    def _start_sync(self) -> None:
+        """The tempo follower config [sync] asks for (Link not available: reported, not fatal)."""
+        from engine.control.sync import sync_from_config
+        try:
+            self.sync = sync_from_config(self.session, self.session.cfg, log=self.log)
+            if self.sync is not None and hasattr(self.sync, "start"):
+                self.sync.start()
+        except (ImportError, OSError, RuntimeError) as exc:
+            self.log(f"sync: cannot start {self.session.cfg['sync']['source']}: {exc}")
+            if self.sync is not None:
+                self.sync.lock.release()
+            self.sync = None
+            return
+        if self.sync is not None:
+            self.tasks.append(asyncio.create_task(self.sync.run(self.stopping)))
+
     async def shutdown(self) -> None:
         """Stop the band, release every note, let the tails ring, then close the stream."""
         self.stopping.set()
+        if self._mqtt_task is not None:     # MQTT says goodbye (online "false") first
+            await asyncio.wait([self._mqtt_task], timeout=3.0)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -150,6 +218,6 @@ class LiveRun:
         await asyncio.sleep(0.05)
         self._drain_reports()
         self.stream.close()
-        if sys.stdout.isatty():
+        if self.tty_status and sys.stdout.isatty():
             sys.stdout.write("\n")
 

@@ -72,7 +72,8 @@ class LiveInput:
                  on_note: Callable[[int, int, float, int, int], None] | None = None,
                  on_gone: Callable[[int], None] | None = None,
                  log: Callable[[str], None] = print,
-                 clock: Callable[[], float | None] | None = None):
+                 clock: Callable[[], float | None] | None = None,
+                 on_realtime: Callable[[int, int, int], None] | None = None):
         if mode not in ("asap", "fixed"):
             raise ValueError("latency mode must be 'asap' or 'fixed'")
         self.state = state
@@ -81,6 +82,7 @@ class LiveInput:
         self.part = part
         self.on_note = on_note
         self.on_gone = on_gone
+        self.on_realtime = on_realtime
         self._log = log
         self._clock = clock if clock is not None else self._audio_clock
         self._lock = threading.Lock()
@@ -151,6 +153,26 @@ class LiveInput:
             when = int(t) if t != ASAP else (self.now_sample() or 0)
             velocity = min(msg.velocity / 127.0, 1.0) if kind == K_NOTE_ON else 0.0
             self.on_note(kind, msg.note, velocity, when, source)
+
+    def realtime(self, status: int, data: int, source: int, at: float | None = None) -> None:
+        """A MIDI clock byte (0xF8/0xFA/0xFB/0xFC, or 0xF2 with the song position in `data`)
+        from `source`: placed on the audio clock at the backend's stamp (the port's timeline,
+        without the fixed latency: a clock follower wants when it happened) and handed to
+        `on_realtime(status, data, sample_time)`. Before audio runs there is no clock: dropped."""
+        if self.on_realtime is None:
+            return
+        with self._lock:
+            now = self._clock()
+            if now is None:
+                return
+            if at is None:
+                t = now
+            else:
+                timeline = self.timelines.get(source)
+                if timeline is None:
+                    timeline = self.timelines[source] = PortTimeline(self.state.sample_rate)
+                t = timeline.place(at, now)
+        self.on_realtime(status, data, round(t))
 
     def source_gone(self, source: int) -> None:
         with self._lock:

@@ -24,6 +24,7 @@ client (config `[osc]`; off by default):
     /bandmate/release                    every note released; /bandmate/panic: hard stop
     /bandmate/scene NAME [FADE_S]        recall a scene of the scene file (config [scenes]);
                                          FADE_S: glide that long instead of the scene's fade_s
+    /transport/tap [VALUE]               one tap of tap tempo (a button's 0 = release: none)
 
 Replies go to the sender's address and port (`reply_port` = another port on the sender's
 host, as TouchOSC wants). Anything wrong (a garbage packet, an unknown address, a wrong type,
@@ -42,11 +43,11 @@ Events go to the audio thread through the scheduler queue, whose only producer i
 (the asyncio loop; MIDI input threads have the MIDI queue), so nothing here blocks the audio
 and no lock is shared with it. The queue's fill and the number of timed events still waiting
 are capped, so a flood is refused (counted, answered) before it can crowd out the band's notes.
+The checks, notes and caps are engine.control.remote's, shared with MQTT (engine.control.mqtt).
 """
 from __future__ import annotations
 
 import asyncio
-import heapq
 import math
 import time
 from typing import Callable
@@ -55,47 +56,26 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
-from engine.control.session import TEMPO_ADDRESS
+from engine.control.remote import (
+    QUEUE_HEADROOM, REASON_MAX, CommandError, Remote, TimedCap, TokenBucket, now_sample,
+    short as _short, to_unit,
+)
+from engine.control.session import TAP_ADDRESS, TEMPO_ADDRESS
 from engine.control.state import QueueFull
-from engine.parts import KEYS, PART_INDEX, PARTS
-from engine.rt import layout as L
-from engine.rt import master
-from engine.rt.events import ASAP, K_NOTE_OFF, K_NOTE_ON, K_SOURCE_GONE
+from engine.rt.events import ASAP
 from engine.rt.param import Param
+
+__all__ = ["ERROR_REPLIES_PER_S", "OSC_SOURCE", "QUEUE_HEADROOM", "OscError", "OscServer",
+           "server_from_config", "to_unit", "wall_minus_monotonic"]
 
 OSC_SOURCE = 100_000            # the source id of notes played over OSC (controllers.base ids)
 ERROR_REPLIES_PER_S = 200.0     # error replies (a burst of as many); the rest only counted
 MAX_SUBSCRIPTIONS = 1024
 MAX_TIMED_PENDING = 1024        # timed OSC events not yet due (the pending store holds 4096)
-QUEUE_HEADROOM = L.QCAP // 2    # refuse while the scheduler queue is this full
 ADDRESSES_CHUNK_BYTES = 1000
-TEXT_MAX = 120                  # longest echo of a client's text in a reply
-REASON_MAX = 400                # longest reason in an error reply
 TEMPO = "/bandmate/tempo"
 BUNDLE = b"#bundle\x00"
-
-
-class OscError(Exception):
-    """A message that cannot be applied: the reason goes back to the sender."""
-
-
-def _short(text, most: int = TEXT_MAX) -> str:
-    text = str(text)
-    return text if len(text) <= most else text[:most] + "..."
-
-
-def to_unit(q: Param, value: float) -> float:
-    """The inverse of `Param.from_unit`: a value on q's range and curve as 0..1."""
-    if q.curve == "choice":
-        n = len(q.choices) - 1
-        return 0.0 if n <= 0 else min(max(value / n, 0.0), 1.0)
-    if q.hi == q.lo:
-        return 0.0
-    if q.curve == "log":
-        x = math.log(value / q.lo) / math.log(q.hi / q.lo)
-    else:
-        x = (value - q.lo) / (q.hi - q.lo)
-    return min(max(x, 0.0), 1.0)
+OscError = CommandError         # a message that cannot be applied: the reason goes back
 
 
 def wall_minus_monotonic(samples: int = 5) -> float:
@@ -148,10 +128,10 @@ class OscServer:
         self.last_error = ""
         self.last_time: float = ASAP        # the sample time of the last timed set or note
         self.subscriptions: dict[tuple, dict[str, float | None]] = {}
-        self.held: set[tuple[int, float]] = set()   # (part, note) sounding from OSC
-        self._timed: list[float] = []               # heap of timed events not yet due
-        self._tokens = ERROR_REPLIES_PER_S
-        self._tokens_at = time.monotonic()
+        self.remote = Remote(session, OSC_SOURCE)
+        self.held = self.remote.held                # (part, note) sounding from OSC
+        self._timed = TimedCap(MAX_TIMED_PENDING)   # timed events not yet due
+        self._replies = TokenBucket(ERROR_REPLIES_PER_S)
         self._handlers = {
             "/bandmate/set": self._cmd_set, "/bandmate/norm": self._cmd_norm,
             "/bandmate/get": self._cmd_get, "/bandmate/subscribe": self._cmd_subscribe,
@@ -160,6 +140,7 @@ class OscServer:
             TEMPO: self._cmd_tempo, "/bandmate/note": self._cmd_note,
             "/bandmate/release": self._cmd_release, "/bandmate/panic": self._cmd_panic,
             "/bandmate/scene": self._cmd_scene,
+            TAP_ADDRESS: self._cmd_tap,
         }
 
     # ---- lifetime ------------------------------------------------------------------------------
@@ -293,32 +274,19 @@ class OscServer:
 
     def _room(self, t: float) -> None:
         """Raise OscError when the scheduler queue or the timed store is too full."""
-        idx = self.session.state.arrays[L.S_QSCHED_IDX]
-        if int(idx[0]) - int(idx[8]) >= QUEUE_HEADROOM:
-            raise OscError("engine busy (queue full): try again")
+        self.remote.room()
         if t != ASAP:
-            now = self.session.state.sample_time
-            while self._timed and self._timed[0] < now:
-                heapq.heappop(self._timed)
-            if len(self._timed) >= MAX_TIMED_PENDING:
-                raise OscError(f"more than {MAX_TIMED_PENDING} timed events waiting")
+            self._timed.room(self.session.state.sample_time)
 
     def _timed_push(self, t: float) -> None:
-        if t != ASAP:
-            heapq.heappush(self._timed, t)
+        self._timed.add(t)
         self.last_time = t
 
     # ---- parameters ----------------------------------------------------------------------------
     def param(self, address: str) -> Param:
         """The Param of an address (OscError if there is none); `/bandmate/tempo` is the
         session's `/transport/tempo_bpm`."""
-        try:
-            return self.session.param(TEMPO_ADDRESS if address == TEMPO else address)
-        except KeyError as exc:
-            text = str(exc.args[0] if exc.args else exc)
-            if text.startswith(address):        # the reason after a shortened address
-                text = _short(address, 60) + text[len(address):]
-            raise OscError(text) from None
+        return self.remote.param(TEMPO_ADDRESS if address == TEMPO else address)
 
     def value(self, address: str) -> float:
         """The current value (target) of an address, or of its `/norm` form as 0..1."""
@@ -329,26 +297,13 @@ class OscServer:
         return self.session.value(TEMPO_ADDRESS if address == TEMPO else address)
 
     def _set(self, address: str, value, tag: float, norm: bool = False) -> None:
-        if not isinstance(address, str) or not address.startswith("/"):
-            raise OscError(f"not an address: {_short(address)!r}")
-        q = self.param(address)
-        if norm:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-                raise OscError(f"{address}/norm: must be a number 0..1, got {_short(value)!r}")
-            value = q.from_unit(value)
-        if address == TEMPO:
-            self._cmd_tempo([value], tag, None)
-            return
-        t = self._when(tag)
+        target = TEMPO_ADDRESS if address == TEMPO else address
+        self.remote.param(target)
+        t = ASAP if target == TEMPO_ADDRESS else self._when(tag)
         self._room(t)
-        try:
-            self.session.set(address, value, time=t)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise OscError(_short(exc.args[0] if exc.args else exc)) from None
-        except QueueFull as exc:
-            raise OscError(f"engine busy: {exc}") from None
-        self._timed_push(t)
+        self.remote.set(target, value, t, norm=norm, shown=address)
+        if target != TEMPO_ADDRESS:
+            self._timed_push(t)
 
     def _cmd_set(self, args, tag, addr):
         if len(args) != 2:
@@ -438,15 +393,7 @@ class OscServer:
                     *(q.choices or ())])
 
     def _cmd_tempo(self, args, tag, addr):
-        bpm = self._one(args)
-        if isinstance(bpm, bool) or not isinstance(bpm, (int, float)) \
-                or not math.isfinite(bpm) or not 20.0 <= bpm <= 400.0:
-            raise OscError(f"tempo must be 20..400 BPM, got {_short(bpm)!r}")
-        self._room(ASAP)
-        try:
-            self.session.set_tempo(float(bpm))
-        except (ValueError, QueueFull) as exc:
-            raise OscError(_short(exc)) from None
+        self.remote.tempo(self._one(args))
 
     def _cmd_scene(self, args, tag, addr):
         if not 1 <= len(args) <= 2 or not isinstance(args[0], str):
@@ -463,59 +410,38 @@ class OscServer:
         except QueueFull as exc:
             raise OscError(f"engine busy: {exc}") from None
 
+    def _cmd_tap(self, args, tag, addr):
+        """One tap of tap tempo: no argument, or a button's value (> 0 taps; its release, 0,
+        does nothing)."""
+        if len(args) > 1:
+            raise OscError(f"takes no value or one (a button's), got {len(args)}")
+        if args:
+            v = args[0]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise OscError(f"takes a number, got {_short(v)!r}")
+            if v <= 0:
+                return
+        self._room(ASAP)
+        from engine.control.sync import tap
+        tap(self.session)
+
     # ---- notes ---------------------------------------------------------------------------------
     def _cmd_note(self, args, tag, addr):
         if len(args) != 3:
             raise OscError(f"takes part, note, velocity; got {len(args)} arguments")
-        part, note, vel = args
-        if isinstance(part, str) and part in PART_INDEX:
-            p = PART_INDEX[part]
-        elif isinstance(part, int) and not isinstance(part, bool) and 0 <= part < len(PARTS):
-            p = part
-        else:
-            raise OscError(f"part must be one of {', '.join(PARTS)} or 0..{len(PARTS) - 1}, "
-                           f"got {_short(part)!r}")
-        if isinstance(note, bool) or not isinstance(note, (int, float)) \
-                or not math.isfinite(note) or not 0 <= note <= 127:
-            raise OscError(f"note must be 0..127, got {_short(note)!r}")
-        if isinstance(vel, bool) or not isinstance(vel, (int, float)) or not math.isfinite(vel):
-            raise OscError(f"velocity must be a number, got {_short(vel)!r}")
-        if isinstance(vel, float) and 0.0 <= vel <= 1.0:
-            v = float(vel)
-        elif 0 <= vel <= 127:
-            v = vel / 127.0
-        else:
-            raise OscError(f"velocity must be 0..127 (or a float 0..1), got {vel!r}")
+        p, note, v = self.remote.check_note(*args)
         t = self._when(tag)
         self._room(t)
-        kind = K_NOTE_ON if v > 0.0 else K_NOTE_OFF
-        state = self.session.state
-        state.push_sched(t, kind, p, float(note), v, float(OSC_SOURCE))
+        self.remote.note(p, note, v, t, self._now_sample() if t == ASAP else 0)
         self._timed_push(t)
-        if kind == K_NOTE_ON:
-            self.held.add((p, float(note)))
-        else:
-            self.held.discard((p, float(note)))
-        if p == KEYS:        # the player's part: the band follows it and it is recorded
-            when = int(t) if t != ASAP else self._now_sample()
-            self.session.player_note(kind, int(note), v, when, OSC_SOURCE)
 
     def _now_sample(self) -> int:
-        anchor = self._clock()
-        if anchor is None:
-            return self.session.state.sample_time
-        sample, ns = anchor
-        return round(sample + (time.monotonic_ns() - ns) * 1e-9 * self.session.sample_rate)
+        return now_sample(self.session, self._clock)
 
     def _release_held(self) -> None:
         """Every note OSC started, released (as if its device were unplugged)."""
-        self.held.clear()
-        try:
-            self.session.state.push_sched(ASAP, K_SOURCE_GONE, -1, 0.0, 0.0, float(OSC_SOURCE))
-        except QueueFull:
+        if not self.remote.release_held():
             self.counters["internal_errors"] += 1
-        if self.session.conductor is not None:
-            self.session.conductor.source_gone(OSC_SOURCE)
 
     def _cmd_release(self, args, tag, addr):
         self._release_held()
@@ -546,14 +472,9 @@ class OscServer:
         """Count an error and, within the reply rate, tell the sender."""
         self.counters["errors"] += 1
         self.last_error = f"{_short(address)}: {reason}" if address else reason
-        now = time.monotonic()
-        self._tokens = min(ERROR_REPLIES_PER_S,
-                           self._tokens + (now - self._tokens_at) * ERROR_REPLIES_PER_S)
-        self._tokens_at = now
-        if self._tokens < 1.0:
+        if not self._replies.take():
             self.counters["errors_unreplied"] += 1
             return
-        self._tokens -= 1.0
         try:
             self._send(addr if direct else self._dest(addr), "/bandmate/error",
                        [_short(address), _short(reason, REASON_MAX)])

@@ -42,12 +42,15 @@ from engine.rt.events import (
 
 TEMPO_ADDRESS = "/transport/tempo_bpm"
 SWING_ADDRESS = "/band/swing"
-# the session's own controls beside the graph's units: the master limiter, tempo and swing
+TAP_ADDRESS = "/transport/tap"      # any value > 0 is one tap of tap tempo (engine.control.sync)
+# the session's own controls beside the graph's units: the master limiter, tempo, swing, tap
 CONTROL_PARAMS = {"/master/limiter/gain_db": Param("gain_db", -60.0, 24.0, -2.0),
                   "/master/limiter/ceiling_db": Param("ceiling_db", -24.0, 0.0, -1.0),
                   TEMPO_ADDRESS: Param("tempo_bpm", 20.0, 400.0, 120.0),
                   SWING_ADDRESS: Param("swing", 0.0, 0.5, 0.0, smooth_s=0.0,
-                                       doc="delay of the off-beat eighths, from the next beat")}
+                                       doc="delay of the off-beat eighths, from the next beat"),
+                  TAP_ADDRESS: Param("tap", 0.0, 1.0, 0.0, smooth_s=0.0,
+                                     doc="a value > 0 is one tap of tap tempo")}
 #: /PART/mix/solo: beside the strip's own mute (the session mutes every part not soloed)
 SOLO_PARAM = Param("solo", 0, 1, 0, curve="choice", choices=("off", "on"), smooth_s=0.0,
                    doc="only the soloed parts sound (mute still mutes a soloed part)")
@@ -57,9 +60,9 @@ MAX_NUDGE_S = 0.012     # the agents' largest humanising offset (engine.agents: 
 
 def gliding(address: str, q: Param) -> bool:
     """Whether a fade glides `address` (a continuous value) or switches it (a choice, a whole
-    number, the tempo, the swing)."""
+    number, the tempo, the swing, a tap)."""
     return q.curve != "choice" and address not in WHOLE \
-        and address not in (TEMPO_ADDRESS, SWING_ADDRESS)
+        and address not in (TEMPO_ADDRESS, SWING_ADDRESS, TAP_ADDRESS)
 
 
 @dataclass
@@ -70,6 +73,12 @@ class Recorder:
 
     def add(self, played: Played) -> None:
         self.notes.append(played)
+
+    def take(self) -> list[Played]:
+        """The notes recorded so far, handed over and forgotten (a run of days rolls them into
+        files: engine.control.serve.MidiRoller). Notes still held stay open."""
+        notes, self.notes = self.notes, []
+        return notes
 
     def player_note(self, kind: int, note: int, velocity: float, seconds: float,
                     source: int) -> None:
@@ -91,11 +100,15 @@ class Recorder:
         for key in list(self._open):
             self._close(key, seconds)
 
-    def write(self, path: Path, tempo_bpm: float) -> None:
+    def write(self, path: Path, tempo_bpm: float, notes: list[Played] | None = None,
+              origin_s: float = 0.0) -> None:
+        """`notes` (default: every note recorded) as a MIDI file whose time 0 is `origin_s`
+        seconds into the session."""
         from controllers.midifile import write_performance
-        notes = sorted(self.notes, key=lambda n: (n.start_s, n.part, n.note))
-        write_performance(path, [(n.start_s, n.dur_s, n.part, n.note, n.velocity)
-                                 for n in notes], tempo_bpm)
+        notes = sorted(self.notes if notes is None else notes,
+                       key=lambda n: (n.start_s, n.part, n.note))
+        write_performance(path, [(max(n.start_s - origin_s, 0.0), n.dur_s, n.part, n.note,
+                                  n.velocity) for n in notes], tempo_bpm)
 
 
 class Conductor:
@@ -203,6 +216,9 @@ class Session:
         self.conductor = Conductor(self.ctx, self.clock, self.scheduler) if not demo else None
         self.mapper = None      # the live input's MIDI mapper (engine.control.mapping), if any
         self._glides: dict[str, list] = {}     # address -> [times, values, next step]
+        from engine.control.sync import TapTempo
+        sync = cfg.get("sync", {})
+        self.tapper = TapTempo(sync.get("tap_reset_s", 2.5), sync.get("tap_history", 8))
         self._prepare()
         self._mute = {p: self.graph.program.value_of(f"/{p}/mix/mute")
                       for p in self._mixed_parts()}       # as asked (solo mutes on top)
@@ -239,9 +255,10 @@ class Session:
         (`/band/swing`) from the next beat not yet scheduled, and the band's steering
         (`/band/style`, `/band/energy`, `/band/key`, `/PART/agent/...`) from the next bar not
         yet scheduled; `/transport/playing` off stops the band at once (its notes released),
-        on starts it at the next bar. `addresses()` lists them all, `param(address)` gives each
-        one's range, unit and curve, `value(address)` its current value. Returns the value
-        set (a choice as its number). A glide of the address (a faded scene) stops."""
+        on starts it at the next bar; `/transport/tap`: a value > 0 is one tap of tap tempo.
+        `addresses()` lists them all, `param(address)` gives each one's range, unit and curve,
+        `value(address)` its current value. Returns the value set (a choice as its number).
+        A glide of the address (a faded scene) stops."""
         v = self._apply(address, value, time)
         self._glides.pop(address, None)
         return v
@@ -259,6 +276,10 @@ class Session:
             elif address == SWING_ADDRESS:
                 self.clock.set_swing(v, math.ceil(self._horizon(time)) if beat is None
                                      else max(beat, self.scheduler.cursor))
+            elif address == TAP_ADDRESS:     # a pad's press taps, its release does nothing
+                if v > 0:
+                    from engine.control.sync import tap
+                    tap(self)
             else:
                 name = address.rsplit("/", 1)[1]
                 self.state.push_sched(time, K_FX, FX_MASTER, master.MASTER_PARAM_NAMES[name], v)
@@ -327,6 +348,8 @@ class Session:
             return float(self.clock.bpm)
         if address == SWING_ADDRESS:
             return float(self.clock.swing_latest)
+        if address == TAP_ADDRESS:
+            return 0.0
         if address in STEER_PARAMS:
             return self.steer.latest(address)
         if address in CONTROL_PARAMS:
@@ -527,6 +550,12 @@ class Session:
         at = Fraction(int(self.scheduler.cursor) + 1)
         self.clock.set_tempo(bpm, at)
         self.state.push_sched(self.clock.sample_at(at), K_TEMPO, -1, 0.0, bpm)
+
+    def trim_history(self, keep_beats: int = 64) -> int:
+        """Forget the tempo map more than `keep_beats` before what is playing and scheduled
+        (a long run changes tempo and swing without end); returns how many changes went."""
+        playing = min(self.clock.beat_at(self.state.sample_time), self.scheduler.cursor)
+        return self.clock.forget_before(playing - keep_beats)
 
     def release_all(self) -> None:
         self.state.push_sched(ASAP, K_ALL_NOTES_OFF, -1)

@@ -147,6 +147,16 @@ class PortAudioStream:
         info = sd._lib.Pa_GetStreamInfo(self._stream)
         return float(info.outputLatency) if info != sd._ffi.NULL else 0.0
 
+    @property
+    def alive(self) -> bool:
+        """False once the stream is closed or has stopped by itself (an error, the device
+        gone): the installation mode's watchdog then reopens it."""
+        if self._stream is None:
+            return False
+        if self.mode == "python":
+            return bool(self._stream.active)
+        return _sd()._lib.Pa_IsStreamActive(self._stream) == 1
+
     def close(self) -> None:
         """Stop (PortAudio waits for the last buffers to play) and close the stream."""
         if self._stream is None:
