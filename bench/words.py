@@ -4,10 +4,12 @@ how many paraphrases outside the vocabulary land with and without the embedding 
 - latency: `from_text` of a few descriptions; cold = a new Python process importing the words
   code and making one patch (median of 3 processes, the time inside the process), warm = the
   same call again in one process (median of 20).
-- words: engine.words.evaluate on every engine (bases: analog keys, wavetable keys-organ, fm
-  ep-tines, sampler pad-sampled): the share of (word, engine) pairs whose feature moved the way
-  the vocabulary says against the opposite word (hit rate), further with "very" (intensity)
-  and the other way with "not" (negation); every render finite and under full scale.
+- words: engine.words.evaluate on every engine, from the plain evaluation bases
+  (bench/words-bases) and from factory patches (analog keys, wavetable keys-organ, fm ep-tines,
+  sampler pad-sampled): the share of (word, engine) pairs whose feature moved the way the
+  vocabulary says against the opposite word (hit rate), further with "very" (intensity, over
+  the pairs where "very" changes the patch) and the other way with "not" (negation); every
+  render finite and under full scale.
 - paraphrases: words outside the vocabulary (evaluate.PARAPHRASES); landed = mapped onto an
   intended headword, hit = that headword's feature moved the right way on the analog base.
   Without the model nothing lands (the words are reported as not understood).
@@ -54,22 +56,24 @@ def latency() -> dict:
             "warm_max_s": max(warm), "deterministic": same}
 
 
-def words(engines) -> dict:
+def words(engines, bases) -> dict:
     from engine.control.warmup import warm_up
     from engine.words.evaluate import evaluate
     warm_up()
     t0 = time.perf_counter()
-    rows = evaluate(engines)
+    rows = evaluate(engines, bases=bases)
     n = len(rows)
 
     def share(key):
-        return round(sum(r[key] for r in rows) / n, 3) if n else None
+        vals = [r[key] for r in rows if r[key] is not None]
+        return round(sum(vals) / len(vals), 3) if vals else None
 
     misses = [f"{r['engine']}:{r['word']}" + "".join(
-        f" {k}" for k in ("hit", "intensity", "negation", "safe") if not r[k])
-        for r in rows if not all(r[k] for k in ("hit", "intensity", "negation", "safe"))]
+        f" {k}" for k in ("hit", "intensity", "negation", "safe") if r[k] is False)
+        for r in rows if any(r[k] is False for k in ("hit", "intensity", "negation", "safe"))]
     return {"pairs": n, "hit_rate": share("hit"), "intensity_rate": share("intensity"),
             "negation_rate": share("negation"), "safe_rate": share("safe"),
+            "intensity_not_applicable": sum(r["intensity"] is None for r in rows),
             "max_peak": max((r["peak"] for r in rows), default=None), "misses": misses,
             "seconds": round(time.perf_counter() - t0, 1), "rows": rows}
 
@@ -101,29 +105,37 @@ def main() -> int:
     ap.add_argument("--engines", default="analog,wavetable,fm,sampler")
     ap.add_argument("--skip-audio", action="store_true", help="latency and mapping only")
     args = ap.parse_args()
+    from engine.words.evaluate import BASES, FACTORY_BASES
     report = {"latency": latency()}
     if not args.skip_audio:
-        report["words"] = words(tuple(args.engines.split(",")))
+        engines = tuple(args.engines.split(","))
+        report["words"] = words(engines, BASES)
+        report["words_factory_bases"] = words(engines, FACTORY_BASES)
     report["paraphrases"] = paraphrases(args.skip_audio)
     if args.json:
         slim = json.loads(json.dumps(report))
-        if "words" in slim:
-            slim["words"].pop("rows")
+        for key in ("words", "words_factory_bases"):
+            if key in slim:
+                slim[key].pop("rows")
         print(json.dumps(slim, indent=2))
         return 0
     lat = report["latency"]
     print(f"text -> patch: cold {lat['cold_s'] * 1000:.0f} ms, warm {lat['warm_s'] * 1000:.1f} ms"
           f" (max {lat['warm_max_s'] * 1000:.1f}), deterministic: {lat['deterministic']}")
-    if "words" in report:
-        w = report["words"]
-        print(f"words: {w['pairs']} (word, engine) pairs: hit {w['hit_rate']:.0%}, intensity "
-              f"{w['intensity_rate']:.0%}, negation {w['negation_rate']:.0%}, safe "
-              f"{w['safe_rate']:.0%} (max peak {w['max_peak']:.3f})")
+    for key in ("words", "words_factory_bases"):
+        if key not in report:
+            continue
+        w = report[key]
+        print(f"{key}: {w['pairs']} (word, engine) pairs: hit {w['hit_rate']:.0%}, intensity "
+              f"{w['intensity_rate']:.0%} ({w['intensity_not_applicable']} n/a), negation "
+              f"{w['negation_rate']:.0%}, safe {w['safe_rate']:.0%} (max peak "
+              f"{w['max_peak']:.3f})")
         for r in w["rows"]:
             print(f"  {r['engine']:9s} {r['word']:11s} {r['feature']:13s} base {r['base']:9.3f}"
                   f"  word {r['word_value']:9.3f}  opp {r['opposite_value']:9.3f}"
                   f"  very {r['very_value']:9.3f}  not {r['not_value']:9.3f}"
-                  f"  {'ok' if r['hit'] else 'MISS'} {'ok' if r['intensity'] else 'MISS'}"
+                  f"  {'ok' if r['hit'] else 'MISS'}"
+                  f" {'n/a' if r['intensity'] is None else 'ok' if r['intensity'] else 'MISS'}"
                   f" {'ok' if r['negation'] else 'MISS'}")
     p = report["paraphrases"]
     for key in ("without_model", "with_model"):

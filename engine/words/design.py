@@ -34,7 +34,7 @@ INSERT_ORDER = ("saturation", "bitcrusher", "eq", "phaser", "flanger", "chorus",
                 "reverb")
 
 
-# ---- values along a parameter's curve ----------------------------------------------------------
+# ---- values along a parameter's curve --------------------------------------------------------
 def to_unit(q: Param, v: float) -> float:
     """The inverse of `Param.from_unit`: where `v` sits on 0..1 along the curve."""
     v = min(max(float(v), q.lo), q.hi)
@@ -74,7 +74,7 @@ def move_value(q: Param, current, move, strength: float):
     return None if new == tidy(q, current) else new
 
 
-# ---- views: a patch file's values, or a playing part's --------------------------------------------
+# ---- views: a patch file's values, or a playing part's ---------------------------------------
 @dataclass
 class Change:
     term: int            # which term of the phrase (Result.said)
@@ -215,6 +215,13 @@ class LiveView:
         return ""
 
 
+def _amount(vocab: Vocabulary, unit: str) -> str | None:
+    """The parameter whose move may add `unit` to a chain: the first in its [fresh] table (a
+    chorus's mix, a reverb's wet_level); None (any) for a unit neutral at its defaults (eq)."""
+    fresh = vocab.fresh[unit]
+    return next(iter(fresh)) if fresh else None
+
+
 def apply_terms(view, terms, vocab: Vocabulary, result: Result) -> None:
     """Every term's moves onto `view`, in the order of the phrase."""
     for term in terms:
@@ -227,8 +234,8 @@ def apply_terms(view, terms, vocab: Vocabulary, result: Result) -> None:
                 q = effect_params(unit)[name]
                 cur, present = view.insert_get(unit, name)
                 new = move_value(q, cur, move, strength)
-                if new is None:
-                    continue
+                if new is None or (not present and _amount(vocab, unit) not in (None, name)):
+                    continue        # only a unit's amount (a chorus's mix) adds the unit
                 try:
                     added = view.insert_set(unit, name, new)
                 except ValueError as exc:
@@ -247,7 +254,7 @@ def apply_terms(view, terms, vocab: Vocabulary, result: Result) -> None:
                     result.changes.append(Change(k, name, cur, new))
 
 
-# ---- base patch ---------------------------------------------------------------------------------
+# ---- base patch ------------------------------------------------------------------------------
 def library(folders=None) -> list[Path]:
     """The patch files words may start from: the given folders (default: the factory)."""
     files = []
@@ -294,7 +301,7 @@ def pick_base(parsed, files: list[Path], text: str = ""):
     return best
 
 
-# ---- patch files ----------------------------------------------------------------------------------
+# ---- patch files -----------------------------------------------------------------------------
 def _values(patch) -> dict:
     """The engine values of a validated patch, flat: name -> value (choices as words)."""
     from engine.patch import GROUPS, section
@@ -434,7 +441,7 @@ def _check(text: str, where: str) -> None:
         read_patch(p)
 
 
-# ---- edits of a patch file, with undo ------------------------------------------------------------
+# ---- edits of a patch file, with undo --------------------------------------------------------
 def _history(path: Path) -> Path:
     return path.parent / HISTORY / path.name
 
@@ -500,7 +507,7 @@ def undo_file(path: str | Path) -> int:
     return len(steps) - 1
 
 
-# ---- live ---------------------------------------------------------------------------------------
+# ---- live ------------------------------------------------------------------------------------
 def edit_live(session, part: str, phrase: str, similar=None) -> tuple[list, Result]:
     """The (address, value) calls that move `part` as `phrase` says, already sent with
     `session.set` (the graph glides continuous values; circuit changes dip and switch)."""

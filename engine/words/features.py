@@ -10,15 +10,21 @@ HOLD_S and left to ring until PROBE_S. `measure(patch)` returns every feature of
     air             energy above 8 kHz, share in dB                   (airy / closed)
     presence        2-5 kHz over 100 Hz-2 kHz, dB                     (biting / round)
     grit            energy off the harmonics of two notes a tritone apart (intermodulation,
-                    which only a nonlinearity makes), share in dB      (gritty / clean)
-    odd_even        odd over even harmonics 2..16 of the note, dB     (hollow / full)
+                    which only a nonlinearity makes), share in dB, measured late in a longer
+                    hold (CHORD_WINDOW) when envelopes have settled, since a moving filter
+                    also makes sidebands                               (gritty / clean)
+    odd_even        each odd harmonic 3..15 over the mean (in dB) of its even neighbours,
+                    averaged: the filter's slope cancels out, a square wave scores high,
+                    a saw about 0                                      (hollow / full)
     inharmonicity   energy off the note's harmonic series, share in dB (metallic / woody)
     width           1 - correlation of left and right                 (wide / narrow)
     tail            energy after the release over energy while held, dB (spacious / intimate)
     motion          wobble of the held note's level (dB) and centroid (semitones) around their
                     trend, summed standard deviations                 (shimmering / steady)
-    time_centroid   the energy's centre in time, s                    (plucky / swelling)
-    low_share       energy below 150 Hz, share in dB                  (fat / thin)
+    time_centroid   the energy's centre in time, s, measured on one voice (unison 1, no
+                    oscillator detune), so beating between detuned voices is not taken for
+                    the envelope                                       (plucky / swelling)
+    low_share       energy below 150 Hz over the energy above, dB     (fat / thin)
 """
 from __future__ import annotations
 
@@ -33,6 +39,8 @@ HOLD_S = 1.5
 PROBE_S = 3.0
 SUSTAIN = (0.25, 1.45)         # the window inside the held note
 TAIL = (1.6, 3.0)
+CHORD_HOLD_S = 2.5
+CHORD_WINDOW = (1.3, 2.5)
 EPS = 1e-20
 
 
@@ -40,16 +48,18 @@ def _hz(note: int) -> float:
     return 440.0 * 2.0 ** ((note - 69) / 12.0)
 
 
-def probe(patch, notes=(NOTE,), sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Stereo float64 audio of `patch` (a Patch) holding `notes` for HOLD_S, PROBE_S long."""
+def probe(patch, notes=(NOTE,), sample_rate: int = SAMPLE_RATE, hold_s: float = HOLD_S,
+          length_s: float = PROBE_S) -> np.ndarray:
+    """Stereo float64 audio of `patch` (a Patch) holding `notes` for `hold_s`, `length_s`
+    long."""
     from engine.control.offline import OfflineDriver
     from engine.control.preview import preview_engine
     st, part = preview_engine(patch, sample_rate)
-    off = round(HOLD_S * sample_rate)
+    off = round(hold_s * sample_rate)
     for n in notes:
         st.push_sched(0, K_NOTE_ON, part, n, 0.8, 1)
         st.push_sched(off, K_NOTE_OFF, part, n, 0.0, 1)
-    return OfflineDriver(st, 512).render(round(PROBE_S * sample_rate)).astype(np.float64)
+    return OfflineDriver(st, 512).render(round(length_s * sample_rate)).astype(np.float64)
 
 
 def _span(audio, sr, a, b):
@@ -80,8 +90,8 @@ def _harmonic_mask(f: np.ndarray, f0s) -> np.ndarray:
     return mask
 
 
-def _harmonics(f, p, f0, ks) -> float:
-    return sum(_band(f, p, k * f0 * 0.97, k * f0 * 1.03) for k in ks)
+def _harmonic_db(f, p, f0, k, floor) -> float:
+    return 10.0 * np.log10(_band(f, p, k * f0 * 0.97, k * f0 * 1.03) + floor)
 
 
 def features(audio: np.ndarray, sr: int = SAMPLE_RATE, chord: np.ndarray | None = None
@@ -98,16 +108,17 @@ def features(audio: np.ndarray, sr: int = SAMPLE_RATE, chord: np.ndarray | None 
     out["warmth"] = _db(_band(fh, ph, 100, 800)) - _db(_band(fh, ph, 2000, 10000))
     out["air"] = _db(_band(fh, ph, 8000, sr / 2) / max(total, EPS))
     out["presence"] = _db(_band(fh, ph, 2000, 5000)) - _db(_band(fh, ph, 100, 2000))
-    out["low_share"] = _db(_band(fh, ph, 20, 150) / max(total, EPS))
+    out["low_share"] = _db(_band(fh, ph, 20, 150)) - _db(_band(fh, ph, 150, sr / 2))
     f, p = _spectrum(sus, sr)
     f0 = _hz(NOTE)
     band = (f >= 60) & (f < 10000)
     harm = _harmonic_mask(f, [f0])
     out["inharmonicity"] = _db(p[band & ~harm].sum() / max(p[band].sum(), EPS))
-    out["odd_even"] = _db(_harmonics(f, p, f0, range(3, 17, 2))) - \
-        _db(_harmonics(f, p, f0, range(2, 17, 2)))
+    floor = max(p[band].sum(), EPS) * 1e-9         # -90 dB: a missing harmonic
+    h = {k: _harmonic_db(f, p, f0, k, floor) for k in range(2, 17)}
+    out["odd_even"] = float(np.mean([h[k] - (h[k - 1] + h[k + 1]) / 2 for k in range(3, 16, 2)]))
     if chord is not None:
-        c = _span(chord.mean(axis=1), sr, *SUSTAIN)
+        c = _span(chord.mean(axis=1), sr, *CHORD_WINDOW)
         fc, pc = _spectrum(c, sr)
         bc = (fc >= 40) & (fc < 10000)
         hm = _harmonic_mask(fc, [f0, _hz(TRITONE)])
@@ -117,12 +128,28 @@ def features(audio: np.ndarray, sr: int = SAMPLE_RATE, chord: np.ndarray | None 
     out["width"] = 1.0 - float((left * right).sum() / den) if den > 0 else 0.0
     out["tail"] = _db((_span(mono, sr, *TAIL) ** 2).sum()) - _db((held ** 2).sum())
     out["motion"] = _motion(sus, sr)
-    e = mono.reshape(-1, sr // 100)[:, :].astype(np.float64) if len(mono) % (sr // 100) == 0 \
-        else mono[: len(mono) // (sr // 100) * (sr // 100)].reshape(-1, sr // 100)
-    energy = (e ** 2).sum(axis=1)
-    t = (np.arange(len(energy)) + 0.5) / 100.0
-    out["time_centroid"] = float((t * energy).sum() / max(energy.sum(), EPS))
+    out["time_centroid"] = time_centroid(audio, sr)
     return out
+
+
+def time_centroid(audio: np.ndarray, sr: int) -> float:
+    """The centre in time (s) of the energy of both channels, in 10 ms frames."""
+    n = sr // 100
+    e = (audio[: len(audio) // n * n] ** 2).sum(axis=1).reshape(-1, n).sum(axis=1)
+    t = (np.arange(len(e)) + 0.5) / 100.0
+    return float((t * e).sum() / max(e.sum(), EPS))
+
+
+def one_voice(patch):
+    """A copy of `patch` playing one voice per note (unison 1, no oscillator detune)."""
+    import copy
+    from engine.patch import Patch
+    data = copy.deepcopy(patch.data)
+    if patch.engine == "analog":
+        data["oscillators"]["detune_cents"] = 0.0
+    elif "unison" in data.get("synth", {}):
+        data["synth"]["unison"] = "1"
+    return Patch(data, patch.path)
 
 
 def _motion(x: np.ndarray, sr: int) -> float:
@@ -148,8 +175,10 @@ def _motion(x: np.ndarray, sr: int) -> float:
 def measure(patch, sample_rate: int = SAMPLE_RATE) -> dict[str, float]:
     """Every feature of `patch` (a Patch), from its probe renders."""
     audio = probe(patch, (NOTE,), sample_rate)
-    chord = probe(patch, (NOTE, TRITONE), sample_rate)
+    chord = probe(patch, (NOTE, TRITONE), sample_rate, CHORD_HOLD_S, CHORD_HOLD_S + 0.1)
     out = features(audio, sample_rate, chord)
+    out["time_centroid"] = time_centroid(probe(one_voice(patch), (NOTE,), sample_rate),
+                                         sample_rate)
     out["peak"] = float(max(np.abs(audio).max(), np.abs(chord).max()))
     out["finite"] = float(np.isfinite(audio).all() and np.isfinite(chord).all())
     return out
