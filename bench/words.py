@@ -2,8 +2,10 @@
 how many paraphrases outside the vocabulary land with and without the embedding model.
 
 - latency: `from_text` of a few descriptions; cold = a new Python process importing the words
-  code and making one patch (median of 3 processes, the time inside the process), warm = the
-  same call again in one process (median of 20).
+  code and making one patch (median of 3 processes, the time inside the process), of which
+  `cold_engine_import_s` is importing the engine's unit declarations (numpy, numba and
+  engine.rt.units, which every bandmate command imports) and `cold_words_s` the rest; warm =
+  the same call again in one process (median of 20).
 - words: engine.words.evaluate on every engine, from the plain evaluation bases
   (bench/words-bases) and from factory patches (analog keys, wavetable keys-organ, fm ep-tines,
   sampler pad-sampled): the share of (word, engine) pairs whose feature moved the way the
@@ -31,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 TEXTS = ["a warm, ethereal pad that shimmers like glass", "a very dark, gritty acid bass",
          "plucky metallic fm bell, not too bright", "wide lush strings with a slow swell"]
-COLD = ("import time, sys; t0 = time.perf_counter(); "
-        "from engine.words.design import from_text; from_text(sys.argv[1]); "
-        "print(time.perf_counter() - t0)")
+COLD = ("import time, sys; t0 = time.perf_counter(); import engine.rt.units; "
+        "t1 = time.perf_counter(); from engine.words.design import from_text; "
+        "from_text(sys.argv[1]); t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
 
 
 def latency() -> dict:
@@ -42,7 +44,7 @@ def latency() -> dict:
     for text in TEXTS[:3]:
         out = subprocess.run([sys.executable, "-c", COLD, text], cwd=ROOT, capture_output=True,
                              text=True, timeout=300, check=True)
-        cold.append(float(out.stdout.strip().splitlines()[-1]))
+        cold.append(tuple(float(x) for x in out.stdout.strip().splitlines()[-1].split()))
     warm = []
     for text in TEXTS:
         from_text(text)
@@ -52,7 +54,10 @@ def latency() -> dict:
             from_text(text)
             warm.append(time.perf_counter() - t0)
     same = all(from_text(t)[0] == from_text(t)[0] for t in TEXTS)
-    return {"cold_s": statistics.median(cold), "warm_s": statistics.median(warm),
+    return {"cold_s": statistics.median(a + b for a, b in cold),
+            "cold_engine_import_s": statistics.median(a for a, _ in cold),
+            "cold_words_s": statistics.median(b for _, b in cold),
+            "warm_s": statistics.median(warm),
             "warm_max_s": max(warm), "deterministic": same}
 
 
@@ -120,7 +125,9 @@ def main() -> int:
         print(json.dumps(slim, indent=2))
         return 0
     lat = report["latency"]
-    print(f"text -> patch: cold {lat['cold_s'] * 1000:.0f} ms, warm {lat['warm_s'] * 1000:.1f} ms"
+    print(f"text -> patch: cold {lat['cold_s'] * 1000:.0f} ms (engine import "
+          f"{lat['cold_engine_import_s'] * 1000:.0f} ms, words {lat['cold_words_s'] * 1000:.0f}"
+          f" ms), warm {lat['warm_s'] * 1000:.1f} ms"
           f" (max {lat['warm_max_s'] * 1000:.1f}), deterministic: {lat['deterministic']}")
     for key in ("words", "words_factory_bases"):
         if key not in report:

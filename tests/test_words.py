@@ -143,6 +143,25 @@ def test_edit_writes_keeps_history_and_undo_puts_every_byte_back(tmp_path):
     assert r.unknown == ["zorblax"] and path.read_bytes() == original
 
 
+def test_an_edit_keeps_what_it_does_not_move(tmp_path):
+    """Every value and data key (a sampler's sample set) of the file survives an edit that
+    does not touch it; the instrument differs only where the words moved it."""
+    for name in ("pad-sampled", "pad-evolving", "bass-acid", "bell-fm", "kit-sampled"):
+        path = tmp_path / f"{name}.toml"
+        shutil.copy(ROOT / "patches" / f"{name}.toml", path)
+        before = read_patch(path)
+        if before.engine not in ENGINES:
+            with pytest.raises(ValueError, match="words move"):
+                design.edit_file(path, "darker")
+            continue
+        result = design.edit_file(path, "darker")
+        after = read_patch(path)
+        moved = {c.target for c in result.changes}
+        a, b = before.instrument(), after.instrument()
+        assert {k for k in a if a[k] != b.get(k)} <= moved, name
+        assert set(a) <= set(b), name
+
+
 def test_edit_and_undo_from_the_command_line(tmp_path):
     path = tmp_path / "keys.toml"
     shutil.copy(ROOT / "patches/keys.toml", path)

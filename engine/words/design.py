@@ -390,8 +390,9 @@ def patch_text(header: list[str], meta: dict, engine: str, values: dict, present
         out.append("inserts = [")
         out += [f"    {_value(spec)}," for spec in meta["inserts"]]
         out.append("]")
-    groups = GROUPS if engine == "analog" else \
-        {section(engine): tuple(n for n in engine_params(engine) if n in values)}
+    params = engine_params(engine)         # then data keys (a sampler's `samples`)
+    groups = GROUPS if engine == "analog" else {section(engine): tuple(
+        [n for n in params if n in values] + [n for n in values if n not in params])}
     for group, names in groups.items():
         rows = [f"{n} = {_num(values[n])}" for n in names
                 if n in values and (n in present or values[n] != defaults.get(n))]
