@@ -6,6 +6,8 @@
     bandmate render -o out.wav       render offline: --seconds, --seed, --midi player.mid
     bandmate learn ADDRESS           MIDI learn: the next control moved drives ADDRESS
     bandmate serve                   installation mode: headless for days ([serve] in config)
+    bandmate patch from-text "a warm, ethereal pad" -o patches/mine.toml
+    bandmate patch edit PATCH "more air, less bite"      (bandmate patch undo PATCH)
 
 `jam` and `demo` take `--osc PORT`: steer the session over OSC (UDP) on that port, e.g.
 `/bass/synth/cutoff_hz 800.0`, `/bandmate/note keys 60 100` (README: OSC; config [osc]),
@@ -91,6 +93,21 @@ def _parser() -> argparse.ArgumentParser:
                           help="render a patch playing a phrase to a WAV and a spectrogram PNG")
     prev.add_argument("patch", help="a patch name (bandmate patches) or a .toml file")
     prev.add_argument("-o", "--output", help="WAV path (default out/preview-NAME.wav)")
+    pat = sub.add_parser("patch", parents=[common],
+                         help="patches from words: from-text, edit, undo (docs/words.md)")
+    psub = pat.add_subparsers(dest="patch_command", required=True)
+    ft = psub.add_parser("from-text", help="a patch from a description, e.g. \"a warm, "
+                         "ethereal pad that shimmers like glass\"")
+    ft.add_argument("text", help="the description (quote it)")
+    ft.add_argument("-o", "--output", help="patch file to write (default: print it)")
+    ed = psub.add_parser("edit", help="move a patch file with words: \"more air, less bite\"")
+    ed.add_argument("patch", help="a patch name (bandmate patches) or a .toml file")
+    ed.add_argument("text", help="the edit (quote it)")
+    un = psub.add_parser("undo", help="put back a patch file as it was before its last edit")
+    un.add_argument("patch", help="a patch name or a .toml file")
+    for p in (ft, ed):
+        p.add_argument("--no-model", action="store_true",
+                       help="vocabulary only, even when the embedding extra is installed")
     jam = sub.add_parser("jam", parents=[common], help="play live with the band")
     jam.add_argument("--seconds", type=float, help="stop after this long")
     jam.add_argument("--no-keyboard", action="store_true", help="no computer-keyboard piano")

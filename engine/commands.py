@@ -75,12 +75,7 @@ def preview(cfg: dict, args) -> int:
     """Render a patch playing a phrase that suits it, to a WAV and a spectrogram PNG."""
     from engine.control.preview import render_preview, spectrogram_png
     from engine.patch import read_patch
-    path = Path(args.patch)
-    if not path.is_file():
-        hits = [p for p in _patch_files(cfg) if p.stem == args.patch]
-        if not hits:
-            raise UserError(f"no patch {args.patch!r}; `bandmate patches` lists them")
-        path = hits[0]
+    path = _find_patch(cfg, args.patch)
     patch = read_patch(path)
     sr = cfg["render"]["sample_rate"]
     warm_up()
@@ -94,6 +89,56 @@ def preview(cfg: dict, args) -> int:
     peak = float(abs(audio).max())
     _say(f"wrote {out} and {png}: {len(audio) / sr:.1f} s, peak {20 * math.log10(max(peak, 1e-9)):.1f} dBFS")
     return 0
+
+
+def _find_patch(cfg: dict, name: str) -> Path:
+    """A patch file given as a path or as a name in the library folders."""
+    path = Path(name)
+    if not path.is_file():
+        hits = [p for p in _patch_files(cfg) if p.stem == name]
+        if not hits:
+            raise UserError(f"no patch {name!r}; `bandmate patches` lists them")
+        path = hits[0]
+    return path
+
+
+def patch(cfg: dict, args) -> int:
+    """Patches from words: `from-text`, `edit`, `undo` (engine.words.design)."""
+    from engine.words import design
+    if args.patch_command == "undo":
+        path = _find_patch(cfg, args.patch)
+        try:
+            left = design.undo_file(path)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        _say(f"{path}: last edit undone ({left} earlier edit{'s' * (left != 1)} to undo)")
+        return 0
+    similar = None
+    if not args.no_model:
+        from engine.words.embed import load_similar
+        similar = load_similar()
+    if args.patch_command == "from-text":
+        try:
+            body, result = design.from_text(args.text, cfg["library"]["folders"], similar,
+                                            args.output or "")
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        if not args.output:
+            sys.stdout.write(body)
+        else:
+            out = Path(args.output)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(body)
+            _say(f"wrote {out} (from {result.base}):\n{design.summary(result)}")
+        return 3 if not result.changes and not result.said and result.unknown else 0
+    path = _find_patch(cfg, args.patch)
+    try:
+        result = design.edit_file(path, args.text, similar)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    _say(f"{path}: " + ("edited (`bandmate patch undo` puts it back)" if result.changes
+                        else "nothing changed") + f"\n{design.summary(result)}")
+    return 0 if result.changes else 3
 
 
 def devices(cfg: dict, args) -> int:
@@ -392,7 +437,8 @@ def live_command(session, text: str) -> str:
     learn, `learn` alone cancels it; `set ADDRESS VALUE` sets a parameter (a number or a
     choice's word); `scene NAME [FADE_S]` recalls a scene, `scenes` lists them, `save NAME`
     saves the current values as a scene; `tap` is one tap of tap tempo (Enter is the tap),
-    `tap BPM` sets the tempo. Returns the reply."""
+    `tap BPM` sets the tempo; `edit PART WORDS` moves a part's sound with words ("edit keys
+    darker, more air"). Returns the reply."""
     words = text.split()
     if not words:
         return ""
@@ -425,10 +471,17 @@ def live_command(session, text: str) -> str:
             return f"tap: {bpm:.1f} BPM" if bpm is not None else "tap: keep tapping"
         if words[0] == "set" and len(words) == 3:
             return f"{words[1]} = {session.set(words[1], _number_or_word(words[2])):g}"
+        if words[0] == "edit" and len(words) >= 3:
+            from engine.words.design import edit_live, summary
+            from engine.words.embed import load_similar
+            phrase = text.split(None, 2)[2].strip().strip("\"'")
+            sets, result = edit_live(session, words[1], phrase, load_similar())
+            return (f"{words[1]}: {len(sets)} parameter{'s' * (len(sets) != 1)} moved\n"
+                    + summary(result)).rstrip()
     except (KeyError, ValueError) as exc:     # DataError (a broken scene file) included
         return f"{words[0]}: {str(exc).strip(chr(39))}"
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
-            " | scenes | save NAME | tap | tap BPM")
+            " | scenes | save NAME | tap | tap BPM | edit PART WORDS")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones
