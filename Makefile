@@ -48,7 +48,7 @@ $(STAMP): pyproject.toml
 	  rm -rf $(VENV); \
 	  $(PYTHON) -m venv $(VENV); \
 	fi
-	$(VENV)/bin/python -m pip install --disable-pip-version-check --no-input --progress-bar off -q -e '.[test,bench]'
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --no-input --progress-bar off -q -e '.[test,bench,words]'
 	@touch $(STAMP)
 
 demo: setup
