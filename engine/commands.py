@@ -151,9 +151,16 @@ def _open_driver(cfg: dict, session_factory):
     if audio["driver"] == "jack":
         from engine.drivers.jack import JackClient
         warm_up(("jack",), _say)
-        client = JackClient()
+        from engine.control import midi_out
+        client = JackClient(midi_out=midi_out.wanted(cfg))
         session = session_factory(client.sample_rate)
-        session.scheduler.advance(0)          # the first look-ahead is queued before audio runs
+        if session.midi_out is not None:      # MIDI out written by the JACK callback
+            session.midi_out.attach(midi_out.EngineSink(session.state))
+            targets = [t.strip() for t in cfg["midi_out"]["port"].split(",") if t.strip()]
+            done = client.connect_midi_out(targets)
+            _say(f"MIDI out: {client.port_name(client.midi_out)}"
+                 + (f" -> {', '.join(done)}" if done else ""))
+        session.advance(0)                    # the first look-ahead is queued before audio runs
         client.start(session.state)
         targets = audio["connect"]
         client.connect_outputs("auto" if targets == ["auto"] else targets)
@@ -167,12 +174,33 @@ def _open_driver(cfg: dict, session_factory):
     sr = audio["sample_rate"] or int(device["default_samplerate"])
     warm_up(("portaudio",) if audio["callback"] == "compiled" else ("python",), _say)
     session = session_factory(sr)
-    session.scheduler.advance(0)
+    sender = _rtmidi_out(cfg, session)
+    session.advance(0)
     stream = portaudio.PortAudioStream(session.state, device, audio["block_size"],
                                        audio["callback"], audio["latency"]).start()
+    if sender is not None:      # MIDI leaves with the audio it goes with
+        sender.delay_ns = int(stream.output_latency_s * 1e9)
     _say(f"audio: {device['name']} ({device['hostapi']}) at {sr} Hz, "
          f"{audio['block_size']} frames, output latency {stream.output_latency_s * 1000:.1f} ms")
     return session, stream
+
+
+def _rtmidi_out(cfg: dict, session):
+    """The rtmidi sender of config [midi_out] on a non-JACK driver (None: nothing routed, or
+    no MIDI output: then said, and the band plays on without it)."""
+    if session.midi_out is None:
+        return None
+    from controllers.midi_in import MidiUnavailable
+    from engine.control.midi_out import RtMidiSender, open_rtmidi_out
+    try:
+        port = open_rtmidi_out(cfg["midi"]["api"], cfg["midi_out"]["port"])
+    except MidiUnavailable as exc:
+        _say(f"MIDI out: {exc}")
+        return None
+    sender = RtMidiSender(port, session.state, log=_say)
+    session.midi_out.attach(sender)
+    _say(f"MIDI out: {cfg['midi_out']['port'] or 'virtual port'} (rtmidi)")
+    return sender
 
 
 def _no_device(exc) -> bool:

@@ -149,6 +149,12 @@ class Session:
         self.conductor = Conductor(self.ctx, self.clock, self.scheduler) if not demo else None
         self.mapper = None      # the live input's MIDI mapper (engine.control.mapping), if any
         self._prepare()
+        from engine.control.midi_out import MidiOut
+        # config [midi_out]: parts on external synths, MIDI clock (None: nothing routed); its
+        # sink is attached by the driver (engine.commands)
+        self.midi_out = MidiOut.from_config(cfg, self.clock, self.sample_rate,
+                                            self.scheduler.lookahead,
+                                            now=lambda: self.state.sample_time)
 
     # ---- prepare time: write settings straight into the (not yet running) engine ------------
     def _prepare(self) -> None:
@@ -167,7 +173,17 @@ class Session:
         a[L.S_GLOBAL][L.GL_TEMPO_BPM] = self.clock.bpm
 
     # ---- runtime controls (any time; through the queue) ----------------------------------------
+    def advance(self, now_sample: int) -> None:
+        """Schedule the band (and the MIDI clock) up to `now_sample` + the look-ahead."""
+        self.scheduler.advance(now_sample)
+        if self.midi_out is not None:
+            self.midi_out.advance(now_sample, self.scheduler.cursor)
+
     def _send(self, rows: np.ndarray) -> None:
+        if self.midi_out is not None:       # routed parts' notes to MIDI out
+            rows = self.midi_out.route_rows(rows)
+            if not len(rows):
+                return
         if self.state.push_sched_rows(rows) != len(rows):
             raise QueueFull("the audio thread is not draining the scheduler queue")
 
@@ -248,9 +264,13 @@ class Session:
 
     def release_all(self) -> None:
         self.state.push_sched(ASAP, K_ALL_NOTES_OFF, -1)
+        if self.midi_out is not None:       # and every note on the external synths
+            self.midi_out.cut_all()
 
     def panic(self) -> None:
         self.state.push_sched(ASAP, K_PANIC, -1)
+        if self.midi_out is not None:
+            self.midi_out.cut_all()
 
     # ---- the player's notes --------------------------------------------------------------------
     def player_note(self, kind: int, note: int, velocity: float, at_sample: int, source: int,
