@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.config import load_config
-from engine.control.midi_out import (CaptureSink, MidiOut, PPQN, Route, START, STOP, TICK,
+from engine.control.midi_out import (CaptureSink, PPQN, Route, START, STOP, TICK,
                                      unpack)
 from engine.control.offline import OfflineDriver
 from engine.control.session import Session
