@@ -291,13 +291,32 @@ def jam(cfg: dict, args) -> int:
     return 0
 
 
+def _number_or_word(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text             # a choice's word (`set /band/style funk`)
+
+
 def live_command(session, text: str) -> str:
     """A command typed while jamming (`:` on the terminal piano): `learn ADDRESS` arms MIDI
-    learn, `learn` alone cancels it; `set ADDRESS VALUE` sets a parameter. Returns the reply."""
+    learn, `learn` alone cancels it; `set ADDRESS VALUE` sets a parameter (a number or a
+    choice's word); `scene NAME [FADE_S]` recalls a scene, `scenes` lists them, `save NAME`
+    saves the current values as a scene. Returns the reply."""
     words = text.split()
     if not words:
         return ""
     try:
+        if words[0] == "scene" and len(words) in (2, 3):
+            fade = float(words[2]) if len(words) == 3 else None
+            scene = session.recall_scene(words[1], fade)
+            fade = scene.fade_s if fade is None else fade
+            return f"scene {words[1]}: {len(scene.values)} values" + \
+                (f", fading {fade:g} s" if fade else "")
+        if words[0] == "scenes" and len(words) == 1:
+            return "scenes: " + (", ".join(session.scenes()) or "none")
+        if words[0] == "save" and len(words) == 2:
+            return f"scene {words[1]} saved in {session.save_scene(words[1])}"
         if words[0] == "learn":
             mapper = session.mapper
             if mapper is None:
@@ -308,10 +327,11 @@ def live_command(session, text: str) -> str:
             mapper.learn(words[1])
             return f"MIDI learn: move a control for {words[1]}"
         if words[0] == "set" and len(words) == 3:
-            return f"{words[1]} = {session.set(words[1], float(words[2])):g}"
-    except (KeyError, ValueError) as exc:
+            return f"{words[1]} = {session.set(words[1], _number_or_word(words[2])):g}"
+    except (KeyError, ValueError) as exc:     # DataError (a broken scene file) included
         return f"{words[0]}: {str(exc).strip(chr(39))}"
-    return "commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE"
+    return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
+            " | scenes | save NAME")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones

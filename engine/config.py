@@ -140,6 +140,11 @@ SCHEMA: Schema = {
         "max_ahead_s": Field(10.0, "a bundle's time tag may be this far ahead", lo=0.1,
                              hi=600.0),
     },
+    "scenes": {
+        "file": Field("scenes.toml", "scene file: named sets of address = value, recalled with "
+                      "`:scene NAME`, OSC /bandmate/scene or a program change (README: Address "
+                      "space and scenes)"),
+    },
     "midi_out": {
         "port": Field("", "JACK driver: JACK MIDI inputs to connect midi_out to (names or "
                       "regexes, comma-separated; empty: none); other drivers: the rtmidi "

@@ -327,10 +327,15 @@ class LiveHarmony:
         return -(-Fraction(horizon) // q) * q
 
     def chord_at(self, beat: Fraction) -> Chord:
-        i = bisect_right(self._beats, beat) - 1
-        if i >= 0 and self._chords[i] is not None:
-            return self._chords[i]
+        chord = self.player_chord_at(beat)
+        if chord is not None:
+            return chord
         return self.progression.chord_at(int(beat // self.beats_per_bar))
+
+    def player_chord_at(self, beat: Fraction) -> Chord | None:
+        """The player's chord in force at `beat`, or None where the progression is."""
+        i = bisect_right(self._beats, beat) - 1
+        return self._chords[i] if i >= 0 else None
 
     def set_chord(self, chord: Chord | None, horizon: Fraction) -> Fraction:
         """Put ``chord`` (None: the progression) in force from the next quantum at or after

@@ -130,6 +130,19 @@ def load(path: str | Path, schema: Schema, partial: bool = False) -> dict:
     return validate(parse(text, str(path)), schema, text, str(path), partial)
 
 
+def leading_comments(text: str) -> str:
+    """The comment block at the top of a file (kept when a program saves it)."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("#") or (lines and not line.strip()):
+            lines.append(line)
+        else:
+            break
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
 def dump(data: dict) -> str:
     """TOML text for validated data (tables of scalars and string lists)."""
     import tomli_w

@@ -186,3 +186,31 @@ def test_clock_stop_and_continue_with_song_position():
     sixteenths = spp[1] | spp[2] << 7
     assert t0 == t1 == t2 == s.clock.sample_at(Fraction(sixteenths, 4))
     assert t0 > 96000     # resumes after what was already scheduled, on a sixteenth
+
+
+def test_transport_playing_stops_and_resumes_notes_and_clock():
+    """/transport/playing off: the routed parts' notes end (note-offs, All Notes Off) where the
+    band stops and the clock stops; on: the clock resumes at the band's bar with Song Position
+    and Continue, and the notes come back."""
+    s, sink = _session(clock=True, bass={"channel": 2}, chords={"channel": 3})
+    for now in range(0, 2 * 48000, 2400):
+        s.advance(now)
+    s.set("/transport/playing", 0)
+    for now in range(2 * 48000, 4 * 48000, 2400):
+        s.advance(now)
+    s.set("/transport/playing", 1)
+    for now in range(4 * 48000, 8 * 48000, 2400):
+        s.advance(now)
+    msgs = sink.messages()
+    stop = next(t for t, m in msgs if m == bytes([STOP]))
+    spp, cont = [(t, m) for t, m in msgs if m[0] in (0xF2, 0xFB)]
+    assert spp[0] == cont[0] > stop
+    bar = Fraction(spp[1][1] | spp[1][2] << 7, 4)
+    assert bar % 4 == 0 and s.clock.sample_at(bar) == spp[0]
+    ends = [t for t, m in msgs if m[0] & 0xF0 == 0xB0 and m[1] == 123]
+    assert len(ends) == 2 and ends[0] == ends[1] <= spp[0]
+    assert sounding_after([(t, m) for t, m in msgs if t <= ends[0]]) == {}
+    silent = [m for t, m in msgs if ends[0] < t < spp[0] and m[0] & 0xF0 == 0x90]
+    assert silent == [] and any(m[0] & 0xF0 == 0x90 for t, m in msgs if t >= spp[0])
+    ticks = [t for t, m in msgs if m == bytes([TICK])]
+    assert not [t for t in ticks if stop <= t < spp[0]] and ticks[-1] > spp[0]

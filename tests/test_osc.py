@@ -139,9 +139,7 @@ def first_nonzero(x) -> int | None:
 def a_choice(session) -> tuple[str, object]:
     """A choice parameter that may be set while playing."""
     prog = session.graph.program
-    for a in session.addresses():
-        if a.startswith("/master/limiter"):
-            continue
+    for a in session.graph.addresses():
         q = prog.resolve(a)[1]
         unit = prog.ops[prog.addresses[a][0]].unit
         if q.curve == "choice" and q.name not in getattr(unit, "PREPARE_PARAMS", ()):

@@ -160,11 +160,13 @@ class ArrangedContext:
     seed: int = field(init=False)
     beats_per_bar: int = field(init=False)
     style: str = field(init=False)
+    steer: Any = field(init=False)
 
     def __post_init__(self) -> None:
         self.seed = self.ctx.seed
         self.beats_per_bar = self.ctx.beats_per_bar
         self.style = self.ctx.style
+        self.steer = getattr(self.ctx, "steer", None)
 
     def chord_at(self, beat: Fraction) -> Chord:
         return self.ctx.chord_at(beat)

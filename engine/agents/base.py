@@ -10,6 +10,9 @@ How an agent stays pure and cheap:
   (and the next downbeat, for approach notes), and the cues. `BarInfo` is hashable and is the
   cache key, so a rendered bar is reused until something it depends on changes (e.g. the player
   puts down a new chord that takes effect inside that bar) and then re-rendered.
+* Steering (`engine.agents.steer`, the context's optional ``steer``): the style, energy and
+  key of the band and each agent's on/off, density and octave in force at the bar's downbeat
+  are in the `BarInfo` too, so a change re-renders the bars from the beat it is put in force.
 * Randomness comes from `engine.patterns.rand` keyed by (seed, agent name, bar, ...), never from
   a generator carried between queries.
 
@@ -20,7 +23,7 @@ from the next beat on (the conductor's `LiveHarmony` quantises changes to beats 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,6 +43,7 @@ __all__ = [
     "Agent",
     "cues_at",
     "quantise_intensity",
+    "energise",
 ]
 
 STYLES = ("rock", "house", "funk", "hiphop", "bossa", "breakbeat")
@@ -83,6 +87,26 @@ def cues_at(ctx: Any, bar: int) -> frozenset[str]:
     return frozenset(f(bar)) if f is not None else _NO_CUES
 
 
+def energise(intensity: float, amount: float) -> float:
+    """`intensity` (0..1) pushed by `amount` (0..1): 0.5 leaves it as it is, 1 makes it 1, 0
+    makes it 0, linearly in between (the shape of /band/energy and /PART/agent/density)."""
+    if amount == 0.5:
+        return intensity
+    if amount > 0.5:
+        return intensity + (1.0 - intensity) * (2.0 * amount - 1.0)
+    return intensity * 2.0 * amount
+
+
+def _progression_chord(progression: Progression, beat: Fraction, beats_per_bar: int,
+                       steer: Any) -> Chord:
+    """The progression's chord at `beat`, in the key /band/key has in force then."""
+    chord = progression.chord_at(int(beat // beats_per_bar))
+    if steer is None:
+        return chord
+    shift = steer.key_shift(beat, progression.chords[0].root)
+    return chord if shift == 0 else Chord((chord.root + shift) % 12, chord.quality)
+
+
 def quantise_intensity(x: float) -> float:
     """Intensity clamped to 0..1 and rounded to 0.05 (so small wobbles do not re-render)."""
     return round(min(1.0, max(0.0, float(x))) * 20) / 20
@@ -100,11 +124,12 @@ class StaticContext:
     chord: Chord | None = None
     intensity: float | Callable[[int], float] = 0.7
     cues: Mapping[int, frozenset[str] | set[str] | str] = field(default_factory=dict)
+    steer: Any = None   # an engine.agents.steer.Steering, or None
 
     def chord_at(self, beat: Fraction) -> Chord:
         if self.chord is not None:
             return self.chord
-        return self.progression.chord_at(int(beat // self.beats_per_bar))
+        return _progression_chord(self.progression, beat, self.beats_per_bar, self.steer)
 
     def intensity_at(self, beat: Fraction) -> float:
         if callable(self.intensity):
@@ -136,13 +161,19 @@ class LiveContext:
     harmony: LiveHarmony = field(default_factory=LiveHarmony)
     intensity: float = 0.6
     cues: dict[int, frozenset[str]] = field(default_factory=dict)
+    steer: Any = None   # an engine.agents.steer.Steering, or None
 
     def __post_init__(self) -> None:
         if self.harmony.beats_per_bar != self.beats_per_bar:
             raise ValueError("harmony.beats_per_bar must equal beats_per_bar")
 
     def chord_at(self, beat: Fraction) -> Chord:
-        return self.harmony.chord_at(beat)
+        """The player's chord in force, else the progression's (in the steered key)."""
+        chord = self.harmony.player_chord_at(beat)
+        if chord is not None:
+            return chord
+        return _progression_chord(self.harmony.progression, beat, self.beats_per_bar,
+                                  self.steer)
 
     def intensity_at(self, beat: Fraction) -> float:
         return self.intensity
@@ -171,6 +202,15 @@ class BarInfo:
     cues: frozenset[str] = _NO_CUES
     prev_cues: frozenset[str] = _NO_CUES
     lookback: tuple[Chord, ...] = ()  # agent-specific: chords on earlier beats (chord agent)
+    on: bool = True          # steering (engine.agents.steer): the agent plays this bar
+    density: float = 0.5     # 0.5: as the style has it; 0 fewest notes, 1 most
+    octave: int = 0          # register shift, whole octaves
+
+    @property
+    def busy(self) -> float:
+        """The intensity the agent chooses how many notes by: the bar's intensity pushed by
+        its density (equal to the intensity at the neutral density 0.5)."""
+        return energise(self.intensity, self.density)
 
     @property
     def start(self) -> Fraction:
@@ -228,6 +268,13 @@ class Agent:
         bpb = int(ctx.beats_per_bar)
         start = bar * bpb
         style = self.style or ctx.style
+        steer = getattr(ctx, "steer", None)
+        intensity = ctx.intensity_at(Fraction(start))
+        on, density, octave = True, 0.5, 0
+        if steer is not None:
+            style = steer.style_at(Fraction(start), style)
+            intensity = energise(intensity, steer.at("/band/energy", Fraction(start)))
+            on, density, octave = steer.agent(self.part, Fraction(start))
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; one of {STYLES}")
         chords = tuple(ctx.chord_at(Fraction(start + i)) for i in range(bpb + 1))
@@ -238,11 +285,14 @@ class Agent:
             bar=bar,
             beats_per_bar=bpb,
             style=style,
-            intensity=quantise_intensity(ctx.intensity_at(Fraction(start))),
+            intensity=quantise_intensity(intensity),
             chords=chords,
             cues=cues_at(ctx, bar),
             prev_cues=cues_at(ctx, bar - 1) if bar > 0 else _NO_CUES,
             lookback=lookback,
+            on=on,
+            density=density,
+            octave=octave,
         )
 
     def lookback_from(self, bar: int, beats_per_bar: int) -> int:
@@ -251,7 +301,14 @@ class Agent:
         return bar * beats_per_bar
 
     def _render_bar(self, bar: int, ctx: Context) -> list[Note]:
-        return self.render(self.bar_info(bar, ctx))
+        info = self.bar_info(bar, ctx)
+        if not info.on:
+            return []
+        notes = self.render(info)
+        if info.octave:
+            shift = 12 * info.octave
+            notes = [replace(n, note=min(127, max(0, n.note + shift))) for n in notes]
+        return notes
 
     def render(self, info: BarInfo) -> list[Note]:
         raise NotImplementedError

@@ -123,7 +123,8 @@ class BassAgent(Agent):
         else:
             fig = self.figure(info)
             # optional notes only from intensity 0.35 up (below it the bass is locked notes only)
-            p_opt = 0.0 if i < 0.35 else min(0.95, 0.2 + 1.4 * (i - 0.35))
+            busy = info.busy          # intensity pushed by the agent's density
+            p_opt = 0.0 if busy < 0.35 else min(0.95, 0.2 + 1.4 * (busy - 0.35))
             onsets = {}
             for s, ch in enumerate(fig):
                 if ch == ".":

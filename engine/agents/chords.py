@@ -143,9 +143,10 @@ class ChordAgent(Agent):
             dur = Fraction(2 * info.beats_per_bar)
             return [Note(info.start, dur, "chords", p, round(0.62 * level, 3)) for p in v]
 
+        busy = info.busy              # intensity pushed by the agent's density
         if "build" in info.cues:
             attacks = list(range(0, n, 2))
-        elif i < 0.35:
+        elif busy < 0.35:
             attacks = []
         else:
             figures = _FIGURES[info.style]
@@ -154,10 +155,14 @@ class ChordAgent(Agent):
                 pick = int(unit(seed, "chords", "figure", bar // 4) * len(figures))
             fig = fit_meter(figures[pick], info.beats_per_bar)
             attacks = [s for s, ch in enumerate(fig) if ch != "."]
-        pad = i < 0.35 or max_dur >= Fraction(info.beats_per_bar)
+            if info.density > 0.5:    # denser: extra stabs on free eighths
+                attacks = sorted(set(attacks) | {
+                    s for s in range(0, n, 2)
+                    if unit(seed, "chords", "dense", bar, s) < 1.2 * (info.density - 0.5)})
+        pad = busy < 0.35 or max_dur >= Fraction(info.beats_per_bar)
         out = []
         for s0, s1, v in segs:
-            if i >= 0.85 and len(v) == 3 and v[0] + 12 <= CHORD_HIGH + 4:
+            if busy >= 0.85 and len(v) == 3 and v[0] + 12 <= CHORD_HIGH + 4:
                 v = v + (v[0] + 12,)  # thicken: double the lowest voice an octave up
             times = [s for s in attacks if s0 <= s < s1]
             if pad or not times:

@@ -211,7 +211,7 @@ class DrumAgent(Agent):
     # -- rendering ------------------------------------------------------------------------------
     def render(self, info: BarInfo) -> list[Note]:
         style = DRUM_STYLES[info.style]
-        seed, bar, i = info.seed, info.bar, info.intensity
+        seed, bar, i = info.seed, info.bar, info.busy   # how many hits: intensity × density
         n_steps = info.steps
         gain = dict(style.gain)
         hits: dict[tuple[int, str], float] = {}  # (step, instrument) -> velocity

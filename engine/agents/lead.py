@@ -166,12 +166,14 @@ class LeadAgent(Agent):
         steps_n = info.steps
         events = [(s, d, c) for (s, d), c in zip(rhythm, contour) if s < steps_n]
 
-        # intensity: thin at low intensity, answers become one long note
-        if i < 0.4 and len(events) > 2:
+        # intensity (pushed by the density): thin at low intensity, answers become one long note
+        busy = info.busy
+        if busy < 0.4 and len(events) > 2:
             keep = [events[0]] + [e for k, e in enumerate(events[1:-1])
-                                  if unit(seed, "lead", bar, "thin", k) < i + 0.25] + [events[-1]]
+                                  if unit(seed, "lead", bar, "thin", k) < busy + 0.25] + \
+                [events[-1]]
             events = keep
-        if role in (1, 3) and i < 0.3 and events:
+        if role in (1, 3) and busy < 0.3 and events:
             events = [events[-1]]
 
         if not events:  # e.g. an answer that starts after the end of a short bar
@@ -212,12 +214,12 @@ class LeadAgent(Agent):
             out.append((s, d, p))
 
         # high intensity: a scale run in the space after the call, into the next bar
-        if role in (0, 2) and i >= 0.7 and out:
+        if role in (0, 2) and busy >= 0.7 and out:
             end = out[-1][0] + out[-1][1]
             run_from = min(steps_n - 4, ((out[-1][0] // 4) + 2) * 4)
             if run_from >= end - 2 and run_from < steps_n:
                 out[-1] = (out[-1][0], max(1, min(out[-1][1], run_from - out[-1][0])), out[-1][2])
-                step_len = 1 if style in ("funk", "breakbeat") and i >= 0.85 else 2
+                step_len = 1 if style in ("funk", "breakbeat") and busy >= 0.85 else 2
                 last_p = out[-1][2]
                 direction = 1 if unit(seed, "lead", bar, "rundir") < 0.5 else -1
                 if last_p >= 74:

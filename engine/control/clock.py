@@ -10,6 +10,7 @@ is never rescaled and no scheduled event moves.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -30,8 +31,10 @@ class Clock:
             raise ValueError("sample_rate must be positive")
         self.sample_rate = int(sample_rate)
         self.beats_per_bar = int(beats_per_bar)
-        self.swing = float(swing)
+        self.swing = float(swing)       # swing before the first change (`set_swing`)
         self.swing_unit = Fraction(swing_unit)
+        self._swing_beats: list[Fraction] = []     # swing changes: beats and amounts
+        self._swings: list[float] = []
         self.segments: list[Segment] = [Segment(Fraction(0), Fraction(0), self._bpm(bpm))]
 
     @staticmethod
@@ -97,15 +100,43 @@ class Clock:
     def seconds_per_beat(self, beat: Fraction) -> float:
         return 60.0 / float(self._segment_for_beat(Fraction(beat)).bpm)
 
+    def set_swing(self, swing: float, at_beat: Fraction) -> None:
+        """Swing `swing` (0..0.5) for onsets from `at_beat` on; changes planned after it are
+        dropped (like a tempo change, it must come after what is already scheduled)."""
+        if not 0.0 <= swing <= 0.5:
+            raise ValueError(f"swing {swing} is outside 0..0.5")
+        at_beat = Fraction(at_beat)
+        i = bisect_right(self._swing_beats, at_beat)
+        if i > 0 and self._swing_beats[i - 1] == at_beat:
+            i -= 1
+        del self._swing_beats[i:], self._swings[i:]
+        self._swing_beats.append(at_beat)
+        self._swings.append(float(swing))
+
+    def swing_at(self, beat: Fraction) -> float:
+        """The swing in force for an onset at `beat`."""
+        if self._swing_beats:
+            i = bisect_right(self._swing_beats, beat) - 1
+            if i >= 0:
+                return self._swings[i]
+        return self.swing
+
+    @property
+    def swing_latest(self) -> float:
+        """The last swing asked for (in force now or from a coming beat)."""
+        return self._swings[-1] if self._swings else self.swing
+
     def swung(self, beat: Fraction) -> Fraction:
         """Apply swing: onsets on the off-beat of each swing unit (by default the off-beat
-        eighth of every beat) are delayed by `swing` × half a unit (0.33 ≈ triplet feel)."""
-        if self.swing == 0.0:
+        eighth of every beat) are delayed by the swing in force × half a unit (0.33 ≈
+        triplet feel)."""
+        swing = self.swing_at(beat) if self._swing_beats else self.swing
+        if swing == 0.0:
             return beat
         half = self.swing_unit / 2
         pos = beat % self.swing_unit
         if pos == half:
-            return beat + Fraction(self.swing).limit_denominator(1000) * half
+            return beat + Fraction(swing).limit_denominator(1000) * half
         return beat
 
     def next_bar(self, beat: Fraction) -> Fraction:

@@ -31,6 +31,9 @@ program changes do, and which part each key plays:
     part = "keys"
     patches = ["keys", "ep-tines", "pad-glass"]   # library names or paths (file-relative)
 
+    [[program]]                  # ... or program n recalls scenes[n] (config [scenes] file)
+    scenes = ["intro", "groove", "breakdown"]
+
     [[program]]                  # ... or the program number onto an address's range
     address = "/keys/synth/osc1_wave"
 
@@ -79,6 +82,7 @@ from engine.rt.events import (
 )
 from engine.rt.param import Param
 from engine.tomldata import DataError, parse
+from engine.tomldata import leading_comments as _header
 
 TABLES = ("cc", "nrpn", "note", "program", "zone")
 CURVES = ("param", "lin", "log")
@@ -213,6 +217,19 @@ class PatchList:
 
     def data(self) -> dict:
         d = {"part": self.part, "patches": list(self.patches)}
+        if self.channel:
+            d["channel"] = self.channel
+        return d
+
+
+@dataclass
+class SceneList:
+    """Program change n on `channel` recalls scenes[n] (`Session.recall_scene`)."""
+    scenes: list
+    channel: int = 0
+
+    def data(self) -> dict:
+        d: dict = {"scenes": list(self.scenes)}
         if self.channel:
             d["channel"] = self.channel
         return d
@@ -438,6 +455,19 @@ class _Checker:
             paths.append(path)
         return PatchList(part, list(pl), self.channel(entry), paths)
 
+    def scene_list(self, entry: dict, known: list[str] | None) -> SceneList:
+        self.known(entry, ("scenes", "channel"))
+        sl = entry.get("scenes")
+        if not isinstance(sl, list) or not sl or not all(isinstance(s, str) and s for s in sl):
+            self.fail("scenes", f"must be a list of scene names, got {sl!r}")
+        if len(sl) > 128:
+            self.fail("scenes", f"at most 128 (programs 0..127), got {len(sl)}")
+        for s in sl:
+            if known is not None and s not in known:
+                self.fail("scenes", f"no scene {s!r} in the scene file; it has "
+                                    f"{', '.join(known) or 'none'}")
+        return SceneList(list(sl), self.channel(entry))
+
     def zone(self, entry: dict) -> Zone:
         self.known(entry, ("part", "lo", "hi", "transpose", "channel"))
         part = self.part(entry)
@@ -455,6 +485,7 @@ class Mapping:
     name: str = ""
     bindings: list = field(default_factory=list)       # Binding (cc, nrpn, note, program)
     patch_lists: list = field(default_factory=list)    # PatchList
+    scene_lists: list = field(default_factory=list)    # SceneList
     zones: list = field(default_factory=list)          # Zone
     path: Path | None = field(default=None, compare=False)
     header: str = field(default="", compare=False)
@@ -497,6 +528,9 @@ class Mapping:
                     m.zones.append(ck.zone(entry))
                 elif table == "program" and ("part" in entry or "patches" in entry):
                     m.patch_lists.append(ck.patch_list(entry))
+                elif table == "program" and "scenes" in entry:
+                    m.scene_lists.append(ck.scene_list(entry, session.scenes()
+                                                       if session is not None else None))
                 else:
                     b = ck.binding(table, entry)
                     if any(o.key() == b.key() for o in m.bindings):
@@ -529,7 +563,7 @@ class Mapping:
             if rows:
                 out[kind] = rows
         rows = [b.data() for b in self.bindings if b.kind == "program"] + \
-            [p.data() for p in self.patch_lists]
+            [p.data() for p in self.patch_lists] + [s.data() for s in self.scene_lists]
         if rows:
             out["program"] = rows
         if self.zones:
@@ -561,20 +595,8 @@ class Mapping:
             return o.kind == b.kind and o.number == b.number and (
                 o.channel == b.channel or not o.channel or not b.channel)
         return replace(self, bindings=[o for o in self.bindings if not same(o)] + [b],
-                       patch_lists=list(self.patch_lists), zones=list(self.zones))
-
-
-def _header(text: str) -> str:
-    """The comment block at the top of a file (kept when it is saved)."""
-    lines = []
-    for line in text.splitlines():
-        if line.startswith("#") or (lines and not line.strip()):
-            lines.append(line)
-        else:
-            break
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return "\n".join(lines)
+                       patch_lists=list(self.patch_lists), scene_lists=list(self.scene_lists),
+                       zones=list(self.zones))
 
 
 def param_resolver(session) -> Callable[[str], Param]:
@@ -631,7 +653,7 @@ class Mapper:
         self.log_interval_s = log_interval_s
         self._next_log = 0.0
         self.stats = {"applied": 0, "errors": 0, "pickup_waiting": 0, "learned": 0,
-                      "patches": 0, "ignored": 0}
+                      "patches": 0, "scenes": 0, "ignored": 0}
         self.last_error = ""
         self._plock = threading.Lock()
         self._pending: dict[int, tuple[Binding, float]] = {}
@@ -672,7 +694,8 @@ class Mapper:
         default = PART_INDEX[mapping.default_part] if mapping.default_part else None
         zones = tuple((z.channel, z.lo, z.hi, PART_INDEX[z.part], z.transpose)
                       for z in mapping.zones)
-        self._tables = (by_key, programs, parts_of_channel, zones, default,
+        scenes = {sl.channel: sl for sl in mapping.scene_lists}
+        self._tables = (by_key, programs, scenes, parts_of_channel, zones, default,
                         any(b.kind == "nrpn" for b in mapping.bindings))
         self._mapping = mapping
 
@@ -699,7 +722,7 @@ class Mapper:
         return by_key.get((kind, number, ch)) or by_key.get((kind, number, 0))
 
     def _events(self, msg, source: int) -> list[Event]:
-        by_key, programs, parts_of_channel, zones, default, has_nrpn = self._tables
+        by_key, programs, scenes, parts_of_channel, zones, default, has_nrpn = self._tables
         t = msg.type
         ch = getattr(msg, "channel", 0) + 1
         if self._learning is not None and self._learn_from(msg, source, ch):
@@ -761,13 +784,16 @@ class Mapper:
                 parts = tuple(sorted(set(parts) | held | self._pedal.pop((source, ch), set())))
         elif t == "program_change":
             pl = programs.get(ch) or programs.get(0)
+            sl = scenes.get(ch) or scenes.get(0)
             b = self._lookup(by_key, "program", -1, ch)
-            if pl is None and b is None:
+            if pl is None and b is None and sl is None:
                 self.stats["ignored"] += 1
                 return []
             prog = msg.program
             if pl is not None:
                 self.post(lambda: self._load_patch(pl, prog))
+            if sl is not None:
+                self.post(lambda: self._recall_scene(sl, prog))
             if b is not None:
                 self._queue(b, None, prog)
             return []
@@ -950,6 +976,17 @@ class Mapper:
                             f"crossfading")
         except Exception as exc:  # noqa: BLE001 - a broken patch: the old sound plays on
             self._error(f"program {program} -> {pl.part}: {exc}")
+
+    def _recall_scene(self, sl: SceneList, program: int) -> None:
+        if not 0 <= program < len(sl.scenes):
+            self.stats["ignored"] += 1
+            return
+        try:
+            self.session.recall_scene(sl.scenes[program])
+            self.stats["scenes"] += 1
+            self._log(f"MIDI: program {program} -> scene {sl.scenes[program]}")
+        except Exception as exc:  # noqa: BLE001 - a broken scene file: nothing changes
+            self._error(f"program {program} -> scene {sl.scenes[program]}: {exc}")
 
     # -- MIDI learn ---------------------------------------------------------------------------
     def learn(self, address: str, on_learned: Callable[[Binding], object] | None = None,

@@ -297,17 +297,34 @@ class MidiOut:
         self._running = False
         self._position = None
 
-    def start_clock(self) -> None:
-        """Switch the clock on (again): from the next sixteenth note not yet scheduled, with its
-        Song Position Pointer and Continue (Start at the session's very start)."""
+    def start_clock(self, at_beat: Fraction | None = None) -> None:
+        """Switch the clock on (again): from the next sixteenth note not yet scheduled (or the
+        one at or after `at_beat`), with its Song Position Pointer and Continue (Start at the
+        session's very start)."""
         self.clock_out = True
         if self._position is not None:
             return
         step = PPQN // 4
         horizon = self.clock.beat_at(max(self.now(), self._now) + self.lookahead) * PPQN
+        if at_beat is not None:
+            horizon = max(horizon, Fraction(at_beat) * PPQN)
         first = max(self._tick, -(-horizon.numerator // horizon.denominator))
         self._tick = -(-first // step) * step
         self._position = self._tick
+
+
+def transport(midi_out: MidiOut | None, playing: bool, beat: Fraction, sample: int,
+              clock: bool) -> None:
+    """`/transport/playing` changed (engine.control.session): stopping ends every routed
+    part's notes at `sample` and stops the clock; starting (at `beat`, a bar) resumes the
+    clock there with Song Position Pointer and Continue (when config [midi_out] has it on)."""
+    if midi_out is None:
+        return
+    if not playing:
+        midi_out.cut_all(at=sample)
+        midi_out.stop_clock()
+    elif clock:
+        midi_out.start_clock(at_beat=beat)
 
 
 class RtMidiSender:

@@ -22,6 +22,8 @@ client (config `[osc]`; off by default):
                                          VELOCITY 0..127, or a float 0..1; 0 is note-off.
                                          Notes on keys are the player's: the band follows them
     /bandmate/release                    every note released; /bandmate/panic: hard stop
+    /bandmate/scene NAME [FADE_S]        recall a scene of the scene file (config [scenes]);
+                                         FADE_S: glide that long instead of the scene's fade_s
 
 Replies go to the sender's address and port (`reply_port` = another port on the sender's
 host, as TouchOSC wants). Anything wrong (a garbage packet, an unknown address, a wrong type,
@@ -157,6 +159,7 @@ class OscServer:
             "/bandmate/addresses": self._cmd_addresses, "/bandmate/info": self._cmd_info,
             TEMPO: self._cmd_tempo, "/bandmate/note": self._cmd_note,
             "/bandmate/release": self._cmd_release, "/bandmate/panic": self._cmd_panic,
+            "/bandmate/scene": self._cmd_scene,
         }
 
     # ---- lifetime ------------------------------------------------------------------------------
@@ -444,6 +447,21 @@ class OscServer:
             self.session.set_tempo(float(bpm))
         except (ValueError, QueueFull) as exc:
             raise OscError(_short(exc)) from None
+
+    def _cmd_scene(self, args, tag, addr):
+        if not 1 <= len(args) <= 2 or not isinstance(args[0], str):
+            raise OscError("takes a scene name and an optional fade in seconds")
+        fade = args[1] if len(args) == 2 else None
+        if fade is not None and (isinstance(fade, bool) or not isinstance(fade, (int, float))
+                                 or not math.isfinite(fade)):
+            raise OscError(f"fade must be a number of seconds, got {_short(fade)!r}")
+        self._room(ASAP)
+        try:
+            self.session.recall_scene(args[0], None if fade is None else float(fade))
+        except (KeyError, ValueError) as exc:       # DataError: a broken scene file
+            raise OscError(_short(exc.args[0] if exc.args else exc, REASON_MAX)) from None
+        except QueueFull as exc:
+            raise OscError(f"engine busy: {exc}") from None
 
     # ---- notes ---------------------------------------------------------------------------------
     def _cmd_note(self, args, tag, addr):

@@ -63,6 +63,8 @@ class Scheduler:
         self.on_played = on_played
         self.scheduled_notes = 0
         self.reach_bars = reach_bars
+        self.before_query: Callable[[int], None] | None = None   # called with each advance's
+        # look-ahead end sample first (the session's glides push their steps up to it)
         self._due = None      # (sample, tempo map) before which the horizon stays at the cursor
         self._held: deque[tuple[int, Played]] = deque()   # (onset's sample, note) not yet
         # reported to on_played: queried ahead by `reach_bars`, not yet inside the look-ahead
@@ -74,6 +76,8 @@ class Scheduler:
         """Schedule every note with an onset before the horizon (with `reach_bars`, up to the
         end of the bar past it, and the bars after); returns how many."""
         end = now_sample + self.lookahead
+        if self.before_query is not None:
+            self.before_query(end)
         if self._held:
             self._report(end)
         due = self._due

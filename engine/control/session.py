@@ -1,9 +1,16 @@
 """A session: the engine state, the clock, the band and its conductor, wired together
 (control side). The same Session renders offline (`render`) or runs live (`engine.control.live`),
 so an offline render and a live run with the same seed produce the same events.
+
+The session's one address space (`set`, `param`, `value`, `addresses`): the graph's units
+(`/bass/synth/cutoff_hz`, `/bass/mix/pan`, ...), the mixer's mute and solo per part, the master
+limiter, the transport (`/transport/tempo_bpm`, `/transport/playing`) and the band's steering
+(`/band/style`, `/band/energy`, `/band/swing`, `/band/key`, `/PART/agent/on|density|octave`:
+engine.agents.steer). Scenes (engine.control.scenes) are named sets of address -> value.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -16,13 +23,15 @@ from engine.agents.bass import BassAgent
 from engine.agents.chords import ChordAgent
 from engine.agents.drums import DrumAgent
 from engine.agents.lead import LeadAgent
+from engine.agents.steer import (AGENT_PARTS, PLAYING, STEER_PARAMS, SteeredBand, Steering,
+                                 WHOLE, check_value)
+from engine.control import midi_out
 from engine.control.clock import Clock
 from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
 from engine.parts import PART_INDEX, PARTS
 from engine.patch import read_patch
 from engine.tomldata import DataError
-from engine.patterns.pattern import silence
 from engine.control.graph import Graph, check_spec, spec_from_config
 from engine.rt import master
 from engine.rt import layout as L
@@ -32,10 +41,25 @@ from engine.rt.events import (
 )
 
 TEMPO_ADDRESS = "/transport/tempo_bpm"
-# the session's own controls beside the graph's units: the master limiter and the tempo
+SWING_ADDRESS = "/band/swing"
+# the session's own controls beside the graph's units: the master limiter, tempo and swing
 CONTROL_PARAMS = {"/master/limiter/gain_db": Param("gain_db", -60.0, 24.0, -2.0),
                   "/master/limiter/ceiling_db": Param("ceiling_db", -24.0, 0.0, -1.0),
-                  TEMPO_ADDRESS: Param("tempo_bpm", 20.0, 400.0, 120.0)}
+                  TEMPO_ADDRESS: Param("tempo_bpm", 20.0, 400.0, 120.0),
+                  SWING_ADDRESS: Param("swing", 0.0, 0.5, 0.0, smooth_s=0.0,
+                                       doc="delay of the off-beat eighths, from the next beat")}
+#: /PART/mix/solo: beside the strip's own mute (the session mutes every part not soloed)
+SOLO_PARAM = Param("solo", 0, 1, 0, curve="choice", choices=("off", "on"), smooth_s=0.0,
+                   doc="only the soloed parts sound (mute still mutes a soloed part)")
+GLIDE_STEP_S = 0.01     # a glide (a faded scene) sends a value this often; the units smooth it
+MAX_NUDGE_S = 0.012     # the agents' largest humanising offset (engine.agents: +-12 ms)
+
+
+def gliding(address: str, q: Param) -> bool:
+    """Whether a fade glides `address` (a continuous value) or switches it (a choice, a whole
+    number, the tempo, the swing)."""
+    return q.curve != "choice" and address not in WHOLE \
+        and address not in (TEMPO_ADDRESS, SWING_ADDRESS)
 
 
 @dataclass
@@ -124,6 +148,7 @@ class Session:
         self.polyphony = {"keys": cfg["audio"]["polyphony_keys"]}
         seed, style = band_cfg["seed"], band_cfg["style"]
         self.demo = demo
+        base = {"/band/style": style}
         if demo:
             song = DemoSong(style, tempo_bpm=band_cfg["tempo_bpm"])
             self.song = song
@@ -132,27 +157,33 @@ class Session:
             self.length_s = song.duration_s
         else:
             self.song = None
-            agents = [a for on, a in ((band_cfg["drums"], DrumAgent(style, seed)),
-                                      (band_cfg["bass"], BassAgent(seed, style)),
-                                      (band_cfg["chords"], ChordAgent(seed, style)),
-                                      (band_cfg["lead"], LeadAgent(seed, style))) if on]
-            # (no agent at all: the player alone; Band() with none would mean "all of them")
-            self.band = Band(seed, style, *agents) if agents else silence()
+            # every agent is there; the ones config.toml leaves out start switched off
+            # (/PART/agent/on turns them on while playing)
+            self.band = Band(seed, style, DrumAgent(style, seed), BassAgent(seed, style),
+                             ChordAgent(seed, style), LeadAgent(seed, style))
+            base.update({f"/{part}/agent/on": float(band_cfg[part]) for part in AGENT_PARTS})
             self.ctx = LiveContext(seed=seed, beats_per_bar=band_cfg["beats_per_bar"],
                                    style=style)
             self.length_s = None
+        self.steer = Steering(base)
+        self.ctx.steer = self.steer
         self.clock = Clock(self.sample_rate, band_cfg["tempo_bpm"], band_cfg["beats_per_bar"],
                            band_cfg["swing"])
         self.recorder = Recorder()
-        self.scheduler = Scheduler(self.clock, self.band, self.ctx, self._send,
-                                   band_cfg["lookahead_ms"] / 1000.0, on_played=self.recorder.add)
+        self.scheduler = Scheduler(self.clock, SteeredBand(self.band, self.steer), self.ctx,
+                                   self._send, band_cfg["lookahead_ms"] / 1000.0,
+                                   on_played=self.recorder.add)
+        self.scheduler.before_query = self._glide
         self.conductor = Conductor(self.ctx, self.clock, self.scheduler) if not demo else None
         self.mapper = None      # the live input's MIDI mapper (engine.control.mapping), if any
+        self._glides: dict[str, list] = {}     # address -> [times, values, next step]
         self._prepare()
-        from engine.control.midi_out import MidiOut
+        self._mute = {p: self.graph.program.value_of(f"/{p}/mix/mute")
+                      for p in self._mixed_parts()}       # as asked (solo mutes on top)
+        self._solo = {p: 0.0 for p in self._mute}
         # config [midi_out]: parts on external synths, MIDI clock (None: nothing routed); its
         # sink is attached by the driver (engine.commands)
-        self.midi_out = MidiOut.from_config(cfg, self.clock, self.sample_rate,
+        self.midi_out = midi_out.MidiOut.from_config(cfg, self.clock, self.sample_rate,
                                             self.scheduler.lookahead,
                                             now=lambda: self.state.sample_time)
 
@@ -188,49 +219,245 @@ class Session:
             raise QueueFull("the audio thread is not draining the scheduler queue")
 
     def set(self, address: str, value, time: float = ASAP) -> float:
-        """Any parameter by its one address, checked, applied from the next block or from the
-        sample `time` (smoothed where it is continuous): the graph's units
-        (`/bass/synth/cutoff_hz`, `/bass/mix/pan`, `/bass/eq/low_cut_hz`,
-        `/sends/reverb/reverb/decay_s`, `/master/eq/...`), the master's limiter
-        (`/master/limiter/ceiling_db`) and the tempo (`/transport/tempo_bpm`, from the next beat
-        not yet scheduled, whatever `time`). `addresses()` lists them all, `param(address)`
-        gives each one's range, unit and curve, `value(address)` its current value."""
+        """Any parameter by its one address, checked (a bad value raises ValueError, an unknown
+        address KeyError, and nothing changes), applied from the next block or from the sample
+        `time` (smoothed where it is continuous): the graph's units (`/bass/synth/cutoff_hz`,
+        `/bass/mix/pan`, `/bass/eq/low_cut_hz`, `/sends/reverb/reverb/decay_s`,
+        `/master/eq/...`), the mixer's `/PART/mix/mute` and `/PART/mix/solo`, the master's
+        limiter (`/master/limiter/ceiling_db`), the tempo (`/transport/tempo_bpm`) and swing
+        (`/band/swing`) from the next beat not yet scheduled, and the band's steering
+        (`/band/style`, `/band/energy`, `/band/key`, `/PART/agent/...`) from the next bar not
+        yet scheduled; `/transport/playing` off stops the band at once (its notes released),
+        on starts it at the next bar. `addresses()` lists them all, `param(address)` gives each
+        one's range, unit and curve, `value(address)` its current value. Returns the value
+        set (a choice as its number). A glide of the address (a faded scene) stops."""
+        v = self._apply(address, value, time)
+        self._glides.pop(address, None)
+        return v
+
+    def _apply(self, address: str, value, time: float = ASAP,
+               beat: Fraction | None = None) -> float:
+        """`set` without stopping a glide; `beat`: where a beat-stamped change (steering,
+        swing) takes effect instead of the next bar or beat after `time` (a scene's start)."""
+        if address in STEER_PARAMS:
+            return self._steer(address, value, time, beat)
         if address in CONTROL_PARAMS:
-            q = CONTROL_PARAMS[address]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not q.lo <= value <= q.hi:
-                raise ValueError(f"{address}: must be {q.lo:g}..{q.hi:g}, got {value!r}")
+            v = check_value(address, CONTROL_PARAMS[address], value)
             if address == TEMPO_ADDRESS:
-                self.set_tempo(float(value))
-                return float(value)
-            name = address.rsplit("/", 1)[1]
-            self.state.push_sched(time, K_FX, FX_MASTER, master.MASTER_PARAM_NAMES[name],
-                                  float(value))
-            return float(value)
+                self.set_tempo(v)
+            elif address == SWING_ADDRESS:
+                self.clock.set_swing(v, math.ceil(self._horizon(time)) if beat is None
+                                     else max(beat, self.scheduler.cursor))
+            else:
+                name = address.rsplit("/", 1)[1]
+                self.state.push_sched(time, K_FX, FX_MASTER, master.MASTER_PARAM_NAMES[name], v)
+            return v
         parts = address.strip("/").split("/")
         if parts[:2] == ["master", "limiter"] and len(parts) == 3:
             raise KeyError(f"{address}: the limiter has gain_db, ceiling_db (its mode is "
                            f"set before a stream starts)")
+        if len(parts) == 3 and parts[1] == "mix" and parts[2] in ("mute", "solo") \
+                and parts[0] in self._mute:
+            return self._mute_solo(parts[0], parts[2], value, time)
         return self.graph.set(address, value, time)
+
+    def _horizon(self, time: float) -> Fraction:
+        """The first beat not yet scheduled when a change at sample `time` arrives (ASAP: now):
+        the scheduler's cursor, or where a live scheduler's look-ahead stands at `time`."""
+        cursor = self.scheduler.cursor
+        if time == ASAP:
+            return cursor
+        return max(cursor, self.clock.beat_at(int(time) + self.scheduler.lookahead))
+
+    def _steer(self, address: str, value, time: float, beat: Fraction | None = None) -> float:
+        v = Steering.check(address, value)
+        horizon = self._horizon(time) if beat is None else max(beat, self.scheduler.cursor)
+        if address == PLAYING and v < 0.5:
+            # stop: nothing from the cursor on; what is queued sounds and is released
+            at = horizon
+            if self.steer.latest(PLAYING) >= 0.5:
+                off = self.clock.sample_at(at) + math.ceil(MAX_NUDGE_S * self.sample_rate) + 1
+                for part in AGENT_PARTS:
+                    self.state.push_sched(off, K_ALL_NOTES_OFF, PART_INDEX[part])
+                midi_out.transport(self.midi_out, False, at, off, self._clock_out())
+        else:
+            at = self.clock.next_bar(horizon)
+            if address == PLAYING and self.steer.latest(PLAYING) < 0.5:   # MIDI clock resumes
+                midi_out.transport(self.midi_out, True, at, self.clock.sample_at(at),
+                                   self._clock_out())
+        return self.steer.set(address, v, at)
+
+    def _clock_out(self) -> bool:
+        return bool(self.cfg.get("midi_out", {}).get("clock", False))
+
+    def _mixed_parts(self) -> list[str]:
+        return [p for p in PARTS if f"/{p}/mix/mute" in self.graph.program.addresses]
+
+    def _mute_solo(self, part: str, what: str, value, time: float) -> float:
+        """Mute and solo as asked; the strips get the mute that results (a part sounds when
+        it is not muted and, if any part is soloed, soloed), smoothed by the strip."""
+        address = f"/{part}/mix/{what}"
+        v = check_value(address, self.param(address), value)
+        (self._mute if what == "mute" else self._solo)[part] = v
+        soloing = any(s >= 0.5 for s in self._solo.values())
+        for p in self._mixed_parts():
+            muted = self._mute.get(p, 0.0) >= 0.5 or (soloing and self._solo.get(p, 0.0) < 0.5)
+            if self.graph.program.value_of(f"/{p}/mix/mute") != float(muted):
+                self.graph.set(f"/{p}/mix/mute", float(muted), time)
+        return v
 
     def param(self, address: str) -> Param:
         """The Param (range, default, curve, choices) of an address; KeyError if none."""
         if address in CONTROL_PARAMS:
             return CONTROL_PARAMS[address]
+        if address in STEER_PARAMS:
+            return STEER_PARAMS[address]
+        if address.endswith("/mix/solo") and address.split("/")[1] in self._solo:
+            return SOLO_PARAM
         return self.graph.program.resolve(address)[1]
 
     def value(self, address: str) -> float:
-        """The current value (the target, where it glides) of an address; KeyError if none."""
+        """The current value (the target, where it glides or waits for its bar) of an
+        address; KeyError if none."""
         if address == TEMPO_ADDRESS:
             return float(self.clock.bpm)
+        if address == SWING_ADDRESS:
+            return float(self.clock.swing_latest)
+        if address in STEER_PARAMS:
+            return self.steer.latest(address)
         if address in CONTROL_PARAMS:
             name = address.rsplit("/", 1)[1]
             return float(self.state.arrays[L.S_MASTER_PARAMS][master.MASTER_PARAM_NAMES[name]])
+        parts = address.split("/")
+        if len(parts) == 4 and parts[2] == "mix" and parts[1] in self._mute:
+            if parts[3] == "mute":
+                return float(self._mute[parts[1]])
+            if parts[3] == "solo":
+                return float(self._solo[parts[1]])
         return self.graph.program.value_of(address)
 
     def addresses(self) -> list[str]:
         """Every parameter's address."""
-        return sorted(list(self.graph.addresses()) + list(CONTROL_PARAMS))
+        return sorted(list(self.graph.addresses()) + list(CONTROL_PARAMS) + list(STEER_PARAMS)
+                      + [f"/{p}/mix/solo" for p in self._solo])
+
+    # ---- glides and scenes ---------------------------------------------------------------------
+    def glide(self, address: str, value, fade_s: float, time: float = ASAP) -> float:
+        """Move a continuous address to `value` over `fade_s` seconds from sample `time` (ASAP:
+        now): mixer and unit values in steps of GLIDE_STEP_S (each smoothed by its unit), the
+        band's energy and densities bar by bar. Checked first; a choice, the tempo or the
+        swing (or fade_s 0) switches at once. Returns the target."""
+        return self._glide_to(address, value, fade_s, time, None)
+
+    def _glide_to(self, address: str, value, fade_s: float, time: float,
+                  beat: Fraction | None) -> float:
+        q = self.param(address)
+        target = check_value(address, q, value)
+        if fade_s <= 0 or not gliding(address, q):
+            v = self._apply(address, value, time, beat)
+            self._glides.pop(address, None)
+            return v
+        start_v = self.value(address)
+        if address in STEER_PARAMS:
+            self._glides.pop(address, None)
+            bpb = self.clock.beats_per_bar
+            first = self.clock.next_bar(self._horizon(time) if beat is None
+                                        else max(beat, self.scheduler.cursor))
+            bars = max(1, math.ceil(fade_s * self.clock.bpm / 60.0 / bpb))
+            for k in range(1, bars + 1):
+                self.steer.set(address, start_v + (target - start_v) * k / bars,
+                               first + (k - 1) * bpb)
+            return target
+        t0 = self.state.sample_time if time == ASAP else int(time)
+        step = max(1, round(GLIDE_STEP_S * self.sample_rate))
+        n = max(1, math.ceil(fade_s * self.sample_rate / step))
+        times, values = [], []
+        for k in range(1, n + 1):
+            x = k / n
+            if q.curve == "log" and start_v > 0:
+                v = start_v * (target / start_v) ** x
+            else:
+                v = start_v + (target - start_v) * x
+            times.append(t0 + k * step)
+            values.append(target if k == n else min(q.hi, max(q.lo, v)))
+        self._glides[address] = [times, values, 0]
+        self._glide(self.state.sample_time + self.scheduler.lookahead)
+        return target
+
+    def _glide(self, end: int) -> None:
+        """Push every glide step due before sample `end` (the scheduler calls it on each
+        advance, so the steps land on the same samples live and offline)."""
+        if not self._glides:
+            return
+        for address in list(self._glides):
+            times, values, k = self._glides[address]
+            try:
+                while k < len(times) and times[k] < end:
+                    self._apply(address, values[k], times[k])
+                    k += 1
+            except (KeyError, ValueError):      # gone with a new graph: the glide ends there
+                k = len(times)
+            if k == len(times):
+                del self._glides[address]
+            else:
+                self._glides[address][2] = k
+
+    def scenes_path(self) -> Path:
+        """The scene file (config [scenes] file, relative to the session's root)."""
+        rel = self.cfg.get("scenes", {}).get("file", "scenes.toml")
+        return self.root / Path(rel).expanduser()
+
+    def scenes(self) -> list[str]:
+        """The names of the scenes in the scene file (checked: DataError if it is broken)."""
+        from engine.control.scenes import load_scenes
+        return list(load_scenes(self.scenes_path(), self.param))
+
+    def recall_scene(self, name: str, fade_s: float | None = None,
+                     quantise: str | None = None, time: float = ASAP):
+        """Set every address of scene `name`: continuous values glide over `fade_s` seconds
+        (None: the scene's own `fade_s`), choices switch; `quantise` ("bar", "beat", "none";
+        None: the scene's own) starts it on the next bar or beat not yet scheduled. The file
+        is read and checked first: a broken file or an unknown scene changes nothing
+        (DataError / KeyError). Returns the Scene."""
+        from engine.control.scenes import QUANTISE, load_scenes
+        scenes = load_scenes(self.scenes_path(), self.param)
+        if name not in scenes:
+            raise KeyError(f"no scene {name!r}; scenes: {', '.join(scenes) or 'none'} "
+                           f"(in {self.scenes_path()})")
+        scene = scenes[name]
+        fade = scene.fade_s if fade_s is None else fade_s
+        if isinstance(fade, bool) or not isinstance(fade, (int, float)) \
+                or not 0.0 <= fade <= 60.0:
+            raise ValueError(f"fade_s must be 0..60 seconds, got {fade!r}")
+        quantise = scene.quantise if quantise is None else quantise
+        if quantise not in QUANTISE:
+            raise ValueError(f"quantise must be one of {', '.join(QUANTISE)}, got {quantise!r}")
+        beat = None
+        if quantise != "none":
+            h = self._horizon(time)
+            beat = self.clock.next_bar(h) if quantise == "bar" else Fraction(math.ceil(h))
+            time = self.clock.sample_at(beat)
+        for address, value in scene.values.items():
+            self._glide_to(address, value, float(fade), time, beat)
+        return scene
+
+    def save_scene(self, name: str, addresses: list[str] | None = None) -> Path:
+        """Write the current values of `addresses` (default: every steering, transport and
+        mixer address) into the scene file as scene `name` (replacing one of that name; the
+        other scenes and the file's leading comments are kept). Returns the file."""
+        from engine.control.scenes import Scene, load_scenes, save_scenes, snapshot_addresses
+        path = self.scenes_path()
+        scenes = load_scenes(path, self.param)
+        wanted = snapshot_addresses(self.addresses()) if addresses is None else list(addresses)
+        values = {}
+        for a in wanted:
+            q = self.param(a)
+            v = self.value(a)
+            values[a] = q.choices[int(v)] if q.curve == "choice" else v
+        old = scenes.get(name)
+        scenes[name] = Scene(name, values, old.fade_s if old else 0.0,
+                             old.quantise if old else "none")
+        return save_scenes(path, scenes)
 
     def set_fx(self, module: int, index: int, value: float) -> None:
         self.state.push_sched(ASAP, K_FX, module, index, value)
