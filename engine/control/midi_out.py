@@ -43,8 +43,9 @@ from engine.rt.events import (
 )
 from engine.rt.layout import NPARTS
 
-CLOCK_PART = NPARTS
-"""The PART of clock and transport messages (a cut of the parts never touches them)."""
+CLOCK_PART = -1
+"""The PART of clock and transport messages: first at equal times (Start before the notes of
+the first beat); a cut of the parts never touches them. (Its generation is the last entry.)"""
 PPQN = 24
 TICK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 ALL_NOTES_OFF_CC = 123

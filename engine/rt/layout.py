@@ -102,7 +102,7 @@ C_MOUT_COUNT = 65     # rows in S_MOUT
 C_MOUT_LATE = 66      # MIDI out messages applied after their time (sent at the block's start)
 C_MOUT_DROPPED = 67   # MIDI out messages with no room (S_MOUT full, or the JACK port buffer)
 C_MOUT_SENT = 68      # MIDI out messages written to the driver's port
-C_MOUT_GEN = 70       # NPARTS + 1 entries: per part (and NPARTS: clock), the oldest generation
+C_MOUT_GEN = 70       # NPARTS + 1 entries: per part (and last: the clock), the oldest generation
                       #   of K_MIDI_OUT rows still sent (K_MIDI_OUT_CUT raises it)
 CTL_SIZE = 80
 

@@ -260,16 +260,26 @@ def _apply(tab, ev, ctl, glob, now, sample_rate):
     elif kind == K_MIDI_OUT:
         _midi_out(tab, ev, ctl, now)
     elif kind == K_MIDI_OUT_CUT:
-        for q in range(NPARTS + 1):
-            if (p == q or p == -1) and math.isfinite(ev[C]) and ev[C] > ctl[C_MOUT_GEN + q]:
-                ctl[C_MOUT_GEN + q] = int(min(ev[C], 1e15))
+        g = _midi_out_gen(ev[PART])
+        if g >= 0 and math.isfinite(ev[C]) and ev[C] > ctl[C_MOUT_GEN + g]:
+            ctl[C_MOUT_GEN + g] = int(min(ev[C], 1e15))
+
+
+@njit(inline="always", **JIT)
+def _midi_out_gen(part):
+    """The C_MOUT_GEN entry of a MIDI out row's PART (-1, the clock: the last), or -1."""
+    if part == -1.0:
+        return NPARTS
+    if 0.0 <= part < NPARTS:
+        return int(part)
+    return -1
 
 
 @njit(**JIT)
 def _midi_out(tab, ev, ctl, now):
     """K_MIDI_OUT: note the message in S_MOUT at sample `now` for the driver's MIDI out port
     (late ones, now past their time, are counted; a cut generation's are dropped)."""
-    p = int(ev[PART]) if 0.0 <= ev[PART] <= NPARTS else -1
+    p = _midi_out_gen(ev[PART])
     if ctl[C_MOUT_ON] == 0 or p < 0 or not ev[C] >= ctl[C_MOUT_GEN + p]:
         return
     msg = ev[B]
