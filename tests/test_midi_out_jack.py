@@ -384,6 +384,7 @@ def test_a_live_run_starts_the_clock_and_ends_with_stop_and_nothing_sounding(jac
     # (real time: an xrun shifts frames against samples by whole periods, so sample times
     # are exact only in the freewheel tests above)
     clock = [(t, m) for t, m in got if m[0] >= 0xF8]
+    assert got[0][1] == bytes([START])          # before the first beat's notes
     assert clock[:2] == [(clock[0][0], bytes([START])), (clock[0][0], bytes([TICK]))]
     clock = [m for _, m in clock]
     assert clock[-1] == bytes([STOP]) and clock.count(bytes([STOP])) == 1
