@@ -212,10 +212,13 @@ def _open_driver(cfg: dict, session_factory, say=_say):
     if cfg["audio"]["driver"] == "jack":
         from engine.drivers.jack import JackClient
         warm_up(("jack",), say)
-        client = JackClient()
+        from engine.control import midi_out
+        client = JackClient(midi_out=midi_out.wanted(cfg))
         try:
             session = session_factory(client.sample_rate)
-            session.scheduler.advance(0)      # the first look-ahead is queued before audio runs
+            if session.midi_out is not None:      # MIDI out written by the JACK callback
+                session.midi_out.attach(midi_out.EngineSink(session.state))
+            session.advance(0)                # the first look-ahead is queued before audio runs
             return session, _start_jack(cfg, client, session.state, say)
         except BaseException:
             client.close()
@@ -226,17 +229,45 @@ def _open_driver(cfg: dict, session_factory, say=_say):
     sr = cfg["audio"]["sample_rate"] or int(device["default_samplerate"])
     warm_up(("portaudio",) if cfg["audio"]["callback"] == "compiled" else ("python",), say)
     session = session_factory(sr)
-    session.scheduler.advance(0)
-    return session, _start_portaudio(cfg, device, session.state, say)
+    sender = _rtmidi_out(cfg, session, say)
+    session.advance(0)
+    stream = _start_portaudio(cfg, device, session.state, say)
+    if sender is not None:      # MIDI leaves with the audio it goes with
+        sender.delay_ns = int(stream.output_latency_s * 1e9)
+    return session, stream
+
+
+def _rtmidi_out(cfg: dict, session, say=_say):
+    """The rtmidi sender of config [midi_out] on a non-JACK driver (None: nothing routed, or
+    no MIDI output: then said, and the band plays on without it)."""
+    if session.midi_out is None:
+        return None
+    from controllers.midi_in import MidiUnavailable
+    from engine.control.midi_out import RtMidiSender, open_rtmidi_out
+    try:
+        port = open_rtmidi_out(cfg["midi"]["api"], cfg["midi_out"]["port"])
+    except MidiUnavailable as exc:
+        say(f"MIDI out: {exc}")
+        return None
+    sender = RtMidiSender(port, session.state, log=say)
+    session.midi_out.attach(sender)
+    say(f"MIDI out: {cfg['midi_out']['port'] or 'virtual port'} (rtmidi)")
+    return sender
 
 
 def _start_jack(cfg: dict, client, state, say=_say):
-    """Activate `client` on `state` and make the configured connections."""
+    """Activate `client` on `state` and make the configured connections (audio, MIDI in, and
+    MIDI out when the client has that port)."""
     client.start(state)
     targets = cfg["audio"]["connect"]
     client.connect_outputs("auto" if targets == ["auto"] else targets)
     inputs = cfg["midi"]["inputs"]
     client.connect_midi("all" if inputs == ["all"] else inputs)
+    if client.midi_out:
+        targets = [t.strip() for t in cfg["midi_out"]["port"].split(",") if t.strip()]
+        done = client.connect_midi_out(targets)
+        say(f"MIDI out: {client.port_name(client.midi_out)}"
+            + (f" -> {', '.join(done)}" if done else ""))
     say(f"JACK: {client.name} at {client.sample_rate} Hz, {client.period} frames")
     return client
 
@@ -253,10 +284,13 @@ def _start_portaudio(cfg: dict, device: dict, state, say=_say):
 
 def reopen_stream(cfg: dict, state, say=_say):
     """The configured driver opened again on a running session's `state` (the installation
-    mode's watchdog, after the audio stopped); raises what opening raises."""
+    mode's watchdog, after the audio stopped); raises what opening raises. MIDI out on JACK
+    comes back with it (the session's sink writes into `state`); an rtmidi sender is the
+    session's own and carries on."""
     if cfg["audio"]["driver"] == "jack":
+        from engine.control import midi_out
         from engine.drivers.jack import JackClient
-        client = JackClient()
+        client = JackClient(midi_out=midi_out.wanted(cfg))
         try:
             return _start_jack(cfg, client, state, say)
         except BaseException:

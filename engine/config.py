@@ -34,6 +34,27 @@ class ScheduleField(Field):
         return value
 
 
+class PartRoute(Field):
+    """A part's MIDI out route: {} (not routed) or { channel = 1..16, internal = true|false }."""
+
+    def check(self, value):
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a table like {{ channel = 2, internal = false }}, "
+                             f"got {value!r}")
+        if not value:
+            return {}
+        unknown = set(value) - {"channel", "internal"}
+        if unknown:
+            raise ValueError(f"unknown key {sorted(unknown)[0]!r}; known: channel, internal")
+        ch = value.get("channel")
+        if isinstance(ch, bool) or not isinstance(ch, int) or not 1 <= ch <= 16:
+            raise ValueError(f"channel must be 1..16, got {ch!r}")
+        internal = value.get("internal", True)
+        if not isinstance(internal, bool):
+            raise ValueError(f"internal must be true or false, got {internal!r}")
+        return {"channel": ch, "internal": internal}
+
+
 # The default mix's width: the pads through a wide chorus, the kit in a small stereo room
 # (inter-channel correlation of the demo about 0.8; every part still sums to mono within 1.3 dB).
 DEFAULT_INSERTS = {
@@ -211,6 +232,19 @@ SCHEMA: Schema = {
         "tap_history": Field(8, "tap tempo: intervals whose median is the tempo", lo=2,
                              hi=64),
     },
+    "midi_out": {
+        "port": Field("", "JACK driver: JACK MIDI inputs to connect midi_out to (names or "
+                      "regexes, comma-separated; empty: none); other drivers: the rtmidi "
+                      "output port to open (exact or unique part of its name; empty: a virtual "
+                      "port 'bandmate out')"),
+        "clock": Field(False, "send MIDI clock (24 ppqn), Start, Stop, Song Position"),
+        "drum_gate_ms": Field(50.0, "length of the drums' notes on MIDI out (they have no "
+                              "note-off of their own)", lo=1.0, hi=1000.0),
+    } | {
+        part: PartRoute({}, f"play {part} on MIDI out: {{ channel = 1..16, internal = "
+                        "true|false }} (internal = false: its own instrument is silent)")
+        for part in ("keys", "bass", "chords", "lead", "drums")
+    },
     "render": {
         "seconds": Field(60.0, "length of `bandmate render` / the offline demo", lo=0.1,
                          hi=36000.0),
@@ -249,11 +283,14 @@ def load_config(path: str | Path | None = "config.toml", overrides: dict | None 
         if not name.startswith("BANDMATE_"):
             continue
         rest = name[len("BANDMATE_"):].lower()
-        section, _, key = rest.partition("_")
-        if section in SCHEMA and key in SCHEMA[section]:
-            env.setdefault(section, {})[key] = _env_value(raw, SCHEMA[section][key])
-        else:
-            raise DataError(f"environment: {name}: no such setting")
+        # the section is a prefix (one may hold "_": BANDMATE_MIDI_OUT_CLOCK)
+        found = [(sec, rest[len(sec) + 1:]) for sec in SCHEMA
+                 if rest.startswith(sec + "_") and rest[len(sec) + 1:] in SCHEMA[sec]]
+        if len(found) != 1:
+            raise DataError(f"environment: {name}: no such setting" if not found else
+                            f"environment: {name}: ambiguous ({found})")
+        section, key = found[0]
+        env.setdefault(section, {})[key] = _env_value(raw, SCHEMA[section][key])
     for source, data in (("environment", env), ("command line", overrides or {})):
         checked = validate(data, SCHEMA, where=source, partial=True)
         for section, values in checked.items():

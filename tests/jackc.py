@@ -35,24 +35,10 @@ from engine.drivers.jack import AUDIO_TYPE, MIDI_TYPE, NO_START_SERVER, PORT_IS_
     PORT_IS_OUTPUT, JackError, _address, _libjack
 from engine.rt.cfunc import RtCallback
 from engine.rt.dsp import JIT
-from engine.rt.ptr import (call_i32_ptr_ptr_u32, call_ptr_u32, call_u32_ptr, carray, f32_ptr,
-                           fence, i64_ptr, u8_ptr, voidptr_to_int)
+from engine.rt.ptr import (call_i32_ptr_ptr_u32, call_ptr_u32, call_u32_ptr, call_void_ptr,
+                           carray, f32_ptr, fence, i64_ptr, u8_ptr, voidptr_to_int)
 
 _I8P = ir.IntType(8).as_pointer()
-
-
-@intrinsic
-def call_void_ptr(typingctx, fn, ptr):
-    """Call `void fn(void *ptr)` at address `fn` (jack_midi_clear_buffer)."""
-    sig = types.void(types.int64, types.int64)
-
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.VoidType(), [_I8P])
-        builder.call(builder.inttoptr(args[0], fnty.as_pointer()),
-                     [builder.inttoptr(args[1], _I8P)])
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 @intrinsic

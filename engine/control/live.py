@@ -17,8 +17,11 @@ import numpy as np
 from engine.control.live_input import LiveInput
 from engine.control.session import Session
 from engine.rt import layout as L
-from engine.rt.events import EVENT_WIDTH, K_NOTE_OFF, K_NOTE_ON
+from engine.rt.events import EVENT_WIDTH, K_MIDI_IN, K_NOTE_OFF, K_NOTE_ON
 from engine.rt.ringbuf import pop
+
+REALTIME = frozenset({0xF2, 0xF8, 0xFA, 0xFB, 0xFC})
+"""Song position, clock, start, continue, stop: for `LiveRun.on_realtime`."""
 
 TICK_S = 0.01
 RELEASE_TAIL_S = 0.8
@@ -33,12 +36,16 @@ class LiveRun:
         self.stream = stream
         self.log = log
         self.stopping = asyncio.Event()
-        self._qout = np.zeros((256, EVENT_WIDTH))
+        self._qout = np.zeros((L.QCAP, EVENT_WIDTH))    # a whole queue: nothing dropped
         self.tasks: list[asyncio.Task] = []
         self.osc = None     # engine.control.osc.OscServer while config [osc] enables it
         self.mqtt = None    # engine.control.mqtt.MqttBridge while config [mqtt] enables it
         self._mqtt_task: asyncio.Task | None = None
         self.sync = None    # engine.control.sync follower while config [sync] asks for one
+        # JACK-native MIDI in: realtime messages (clock 0xF8, start 0xFA, continue 0xFB, stop
+        # 0xFC, song position 0xF2) go to on_realtime(status, data: bytes, sample_time), on
+        # this loop, in order (the MIDI clock follower, when config [sync] has one)
+        self.on_realtime = None
 
     def player_input(self, mode: str, fixed_latency_ms: float,
                      mapping: str | None = None) -> LiveInput:
@@ -81,7 +88,6 @@ class LiveRun:
             feed(status, data, sample_time)
 
     async def _schedule(self) -> None:
-        sched = self.session.scheduler
         while not self.stopping.is_set():
             if self.sync is not None:
                 try:
@@ -90,12 +96,15 @@ class LiveRun:
                     self.log(f"sync stopped: {exc!r}")
                     self.sync.lock.release()
                     self.sync = None
-            sched.advance(self.session.state.sample_time)
+            self.session.advance(self.session.state.sample_time)
             self._drain_reports()
             await asyncio.sleep(TICK_S)
 
     def _drain_reports(self) -> None:
-        """MIDI read in the JACK callback comes back here for the conductor and the recording."""
+        """MIDI read in the JACK callback comes back here: notes for the conductor and the
+        recording; controls (CC, program change, pitch bend) for the MIDI mapper, which
+        applies the mapped ones (the callback already played the rest); realtime messages for
+        `on_realtime`."""
         a = self.session.state.arrays
         n, _, _ = pop(a[L.S_QOUT], a[L.S_QOUT_IDX], self._qout, 0, 0.0)
         for row in self._qout[:n]:
@@ -103,6 +112,27 @@ class LiveRun:
             if kind in (K_NOTE_ON, K_NOTE_OFF):
                 self.session.player_note(kind, int(row[3]), float(row[4]), int(row[0]),
                                          int(row[5]))
+            elif kind == K_MIDI_IN:
+                self._midi_in(int(row[3]), int(row[4]), int(row[5]), int(row[0]), int(row[6]))
+
+    def _midi_in(self, status: int, data1: int, data2: int, sample: int, source: int) -> None:
+        """A raw message the JACK callback reported (it checked the bytes already)."""
+        if status in REALTIME:            # the clock follower ([sync] midi_clock), then hook
+            self.midi_realtime(status, data1 | data2 << 7 if status == 0xF2 else 0, sample)
+            if self.on_realtime is not None:
+                data = bytes((data1, data2)) if status == 0xF2 else b""
+                self.on_realtime(status, data, sample)
+            return
+        mapper = self.session.mapper
+        if mapper is None:
+            return
+        import mido
+        try:
+            msg = mido.Message.from_bytes([status, data1] if status & 0xF0 == 0xC0
+                                          else [status, data1, data2])
+        except ValueError:
+            return
+        mapper.events(msg, source)      # its note events: the callback played them
 
     async def _status(self) -> None:
         state = self.session.state
@@ -212,12 +242,17 @@ class LiveRun:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.session.midi_out is not None:    # clock Stop (release_all ends the notes)
+            self.session.midi_out.stop_clock()
         self.session.release_all()
         await asyncio.sleep(RELEASE_TAIL_S)
         self.session.panic()
         await asyncio.sleep(0.05)
         self._drain_reports()
         self.stream.close()
+        sender = getattr(self.session.midi_out, "sink", None)
+        if sender is not None and hasattr(sender, "close"):
+            sender.close()
         if self.tty_status and sys.stdout.isatty():
             sys.stdout.write("\n")
 

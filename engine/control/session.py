@@ -25,6 +25,7 @@ from engine.agents.drums import DrumAgent
 from engine.agents.lead import LeadAgent
 from engine.agents.steer import (AGENT_PARTS, PLAYING, STEER_PARAMS, SteeredBand, Steering,
                                  WHOLE, check_value)
+from engine.control import midi_out
 from engine.control.clock import Clock
 from engine.listen.key import KeyTracker
 from engine.control.scheduler import Played, Scheduler
@@ -223,6 +224,11 @@ class Session:
         self._mute = {p: self.graph.program.value_of(f"/{p}/mix/mute")
                       for p in self._mixed_parts()}       # as asked (solo mutes on top)
         self._solo = {p: 0.0 for p in self._mute}
+        # config [midi_out]: parts on external synths, MIDI clock (None: nothing routed); its
+        # sink is attached by the driver (engine.commands)
+        self.midi_out = midi_out.MidiOut.from_config(cfg, self.clock, self.sample_rate,
+                                            self.scheduler.lookahead,
+                                            now=lambda: self.state.sample_time)
 
     # ---- prepare time: write settings straight into the (not yet running) engine ------------
     def _prepare(self) -> None:
@@ -241,7 +247,17 @@ class Session:
         a[L.S_GLOBAL][L.GL_TEMPO_BPM] = self.clock.bpm
 
     # ---- runtime controls (any time; through the queue) ----------------------------------------
+    def advance(self, now_sample: int) -> None:
+        """Schedule the band (and the MIDI clock) up to `now_sample` + the look-ahead."""
+        self.scheduler.advance(now_sample)
+        if self.midi_out is not None:
+            self.midi_out.advance(now_sample, self.scheduler.cursor)
+
     def _send(self, rows: np.ndarray) -> None:
+        if self.midi_out is not None:       # routed parts' notes to MIDI out
+            rows = self.midi_out.route_rows(rows)
+            if not len(rows):
+                return
         if self.state.push_sched_rows(rows) != len(rows):
             raise QueueFull("the audio thread is not draining the scheduler queue")
 
@@ -311,9 +327,16 @@ class Session:
                 off = self.clock.sample_at(at) + math.ceil(MAX_NUDGE_S * self.sample_rate) + 1
                 for part in AGENT_PARTS:
                     self.state.push_sched(off, K_ALL_NOTES_OFF, PART_INDEX[part])
+                midi_out.transport(self.midi_out, False, at, off, self._clock_out())
         else:
             at = self.clock.next_bar(horizon)
+            if address == PLAYING and self.steer.latest(PLAYING) < 0.5:   # MIDI clock resumes
+                midi_out.transport(self.midi_out, True, at, self.clock.sample_at(at),
+                                   self._clock_out())
         return self.steer.set(address, v, at)
+
+    def _clock_out(self) -> bool:
+        return bool(self.cfg.get("midi_out", {}).get("clock", False))
 
     def _mixed_parts(self) -> list[str]:
         return [p for p in PARTS if f"/{p}/mix/mute" in self.graph.program.addresses]
@@ -559,9 +582,13 @@ class Session:
 
     def release_all(self) -> None:
         self.state.push_sched(ASAP, K_ALL_NOTES_OFF, -1)
+        if self.midi_out is not None:       # and every note on the external synths
+            self.midi_out.cut_all()
 
     def panic(self) -> None:
         self.state.push_sched(ASAP, K_PANIC, -1)
+        if self.midi_out is not None:
+            self.midi_out.cut_all()
 
     # ---- the player's notes --------------------------------------------------------------------
     def player_note(self, kind: int, note: int, velocity: float, at_sample: int, source: int,

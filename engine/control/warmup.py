@@ -7,9 +7,10 @@ from pathlib import Path
 
 from engine.control.state import EngineState
 from engine.rt.events import (
-    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_GRAPH, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PANIC,
-    K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
+    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_GRAPH, K_MIDI_OUT, K_MIDI_OUT_CUT, K_MOD_WHEEL,
+    K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
 )
+from engine.rt.layout import C_MOUT_COUNT, C_MOUT_ON
 from engine.rt.render import run_block
 
 
@@ -40,8 +41,13 @@ def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
     state.graph.swap(state.graph.spec, time=120)     # K_GRAPH, the crossfade, carried state
     state.graph.set("/keys/mix/pan", 0.1, time=130)  # K_UNIT_PARAM
     state.push_midi(ASAP, K_NOTE_ON, 0, 64, 0.5, 2)
+    state.ctl[C_MOUT_ON] = 1                          # MIDI out: a message, a cut
+    state.push_sched(140, K_MIDI_OUT, 1, 0.0, 0x90 | 60 << 8 | 100 << 16, 0.0)
+    state.push_sched(150, K_MIDI_OUT_CUT, 1, -1.0, 0.0, 1.0)
     for _ in range(4):
         run_block(state.table, 64)
+    state.ctl[C_MOUT_ON] = 0
+    state.ctl[C_MOUT_COUNT] = 0
     if "portaudio" in drivers:
         from engine.rt.callbacks import portaudio_callback
         portaudio_callback()

@@ -1,8 +1,9 @@
 """JACK-native driver (control side): a JACK client whose process callback is the compiled
 `engine.rt.callbacks.jack_process`, bound to libjack through ctypes.
 
-The callback reads the client's MIDI input port itself, so each note applies at its exact
-frame offset in the period: note-to-sound is one period (plus the master limiter's look-ahead
+The callback reads the client's MIDI input port itself (and, with `midi_out`, writes the band's
+MIDI out port: engine.control.midi_out), so each note applies at its exact frame offset in the
+period: note-to-sound is one period (plus the master limiter's look-ahead
 when the look-ahead limiter is chosen), with zero jitter, whatever Python is doing. Outputs are
 connected to the system playback ports unless told otherwise.
 
@@ -97,7 +98,7 @@ class JackClient:
     """Opens a JACK client; its sample rate and period are the server's. Then `start(state)`
     activates the compiled process callback over `state` (made at `sample_rate`)."""
 
-    def __init__(self, name: str = "bandmate"):
+    def __init__(self, name: str = "bandmate", midi_out: bool = False):
         self.lib = _libjack()
         self.active = False
         self._watch_stop = threading.Event()
@@ -115,7 +116,10 @@ class JackClient:
         self.midi_in = reg(self.client, b"midi_in", MIDI_TYPE, PORT_IS_INPUT, 0)
         self.out_l = reg(self.client, b"out_l", AUDIO_TYPE, PORT_IS_OUTPUT, 0)
         self.out_r = reg(self.client, b"out_r", AUDIO_TYPE, PORT_IS_OUTPUT, 0)
-        if not (self.midi_in and self.out_l and self.out_r):
+        # midi_out (config [midi_out]): the band's parts and clock, written in the callback
+        self.midi_out = reg(self.client, b"midi_out", MIDI_TYPE, PORT_IS_OUTPUT, 0) \
+            if midi_out else None
+        if not (self.midi_in and self.out_l and self.out_r) or (midi_out and not self.midi_out):
             self.close()
             raise JackError("JACK refused to register bandmate's ports")
         self.state: EngineState | None = None
@@ -135,6 +139,10 @@ class JackClient:
         self._jt[cb.J_CLIENT] = self.client
         self._jt[cb.J_LAST_FRAME_TIME] = _address(self.lib.jack_last_frame_time)
         self._jt[cb.J_PORT_BY_ID] = _address(self.lib.jack_port_by_id)
+        if self.midi_out:
+            self._jt[cb.J_MIDI_OUT_PORT] = self.midi_out
+            self._jt[cb.J_CLEAR_BUFFER] = _address(self.lib.jack_midi_clear_buffer)
+            self._jt[cb.J_EVENT_RESERVE] = _address(self.lib.jack_midi_event_reserve)
         self._arg = ctypes.c_void_p(self._jt.ctypes.data)
         self._callbacks = [cb.jack_port_connect_callback(), cb.jack_shutdown_callback()]
         self.lib.jack_set_port_connect_callback(self.client, self._callbacks[0].address,
@@ -190,6 +198,7 @@ class JackClient:
             raise JackError(f"engine at {state.sample_rate} Hz but JACK runs at {self.sample_rate}")
         self.state = state
         state.ctl[L.C_MIDI_SOURCE] = JACK_MIDI_SOURCE
+        state.ctl[L.C_MOUT_ON] = 1 if self.midi_out else 0
         self._jt[cb.J_ENGINE] = state.address
         self._jt[cb.J_UNPLUGS_DONE] = self._jt[cb.J_UNPLUGS]
         self._process = cb.jack_callback()
@@ -225,6 +234,15 @@ class JackClient:
             chosen = [p for p in found if any(p == s or re.search(s, p) for s in sources)]
         mine = self.port_name(self.midi_in)
         return [p for p in chosen if self.connect(p, mine)]
+
+    def connect_midi_out(self, targets: list[str]) -> list[str]:
+        """Connect midi_out to the JACK MIDI inputs named (or matched as regexes) in `targets`."""
+        if not self.midi_out:
+            return []
+        found = self.ports(midi=True, flags=PORT_IS_INPUT)
+        mine = self.port_name(self.midi_out)
+        chosen = [p for p in found if any(p == t or re.search(t, p) for t in targets if t)]
+        return [p for p in chosen if self.connect(mine, p)]
 
     def close(self) -> None:
         self._watch_stop.set()

@@ -7,7 +7,9 @@ the compiled code). They receive one address (PortAudio's `userData`, JACK's `ar
 - PortAudio: the engine's pointer table (`engine.rt.layout`);
 - JACK: a small int64 table (`J_*` below) holding the engine table's address, the port
   handles and libjack's function addresses, so MIDI is read here with each event's frame
-  offset and applied at that exact sample of this period.
+  offset and applied at that exact sample of this period, and the MIDI out messages the render
+  applied (K_MIDI_OUT, engine.control.midi_out) are written to the midi_out port at their own
+  frame offsets.
 They are compiled (and cached on disk) by `engine.control.warmup`, never on the audio thread.
 JACK's other callbacks (xrun, port connect, shutdown) are compiled the same way: JACK may call
 its shutdown callback from the process thread, so none of them is Python; they only set
@@ -23,13 +25,14 @@ from engine.rt.cfunc import RtCallback
 from engine.rt.dsp import JIT
 from engine.rt.events import K_SOURCE_GONE
 from engine.rt.layout import (
-    B_OUT_L, B_OUT_R, C_CHAN_PART, C_FRAME_OFFSET, C_MIDI_DROPPED, C_MIDI_SOURCE, C_SAMPLE_TIME,
-    C_XRUNS,
-    MAXBLOCK, N_SLOTS, TABLE_WIDTH,
+    B_OUT_L, B_OUT_R, C_CHAN_PART, C_FRAME_OFFSET, C_MIDI_DROPPED, C_MIDI_SOURCE, C_MOUT_COUNT,
+    C_MOUT_DROPPED, C_MOUT_SENT, C_SAMPLE_TIME, C_XRUNS,
+    MAXBLOCK, N_SLOTS, S_MOUT, TABLE_WIDTH,
 )
-from engine.rt.midi import IGNORED, MALFORMED, parse
+from engine.rt.midi import IGNORED, MALFORMED, control_report, message_size, parse
 from engine.rt.ptr import (
-    carray, call_i32_ptr_ptr_u32, call_ptr_u32, call_u32_ptr, f32_ptr, i64_ptr, u8_ptr, voidptr_to_int,
+    carray, call_i32_ptr_ptr_u32, call_ptr_ptr_u32_u64, call_ptr_u32, call_u32_ptr, call_void_ptr,
+    f32_ptr, i64_ptr, u8_ptr, voidptr_to_int,
 )
 
 # ---- PortAudio -------------------------------------------------------------------------------
@@ -95,11 +98,13 @@ def portaudio_callback():
 # the JACK driver's table: engine table, ports, libjack functions, event scratch
 J_ENGINE, J_MIDI_PORT, J_OUT_L, J_OUT_R, J_GET_BUFFER, J_EVENT_COUNT, J_EVENT_GET, J_EVENT, \
     J_CLIENT, J_LAST_FRAME_TIME, J_PORT_BY_ID, J_UNPLUGS, J_UNPLUGS_DONE, J_SHUTDOWN, \
-    J_XRUNS = range(15)
-J_SIZE = 16
+    J_XRUNS, J_MIDI_OUT_PORT, J_CLEAR_BUFFER, J_EVENT_RESERVE = range(18)
+J_SIZE = 20
 # J_UNPLUGS: MIDI sources disconnected from the input port (counted by the port-connect
 #   callback, JACK's notification thread); J_UNPLUGS_DONE: how many of those the process
 #   callback has answered (it releases every note read from JACK MIDI);
+# J_MIDI_OUT_PORT: the midi_out port (0: none); J_CLEAR_BUFFER, J_EVENT_RESERVE:
+#   jack_midi_clear_buffer, jack_midi_event_reserve
 # J_SHUTDOWN: 1 once the server has shut the client down; J_XRUNS: xruns JACK reported
 EVENT_STRUCT_WORDS = 3   # jack_midi_event_t: uint32 time (+pad), size_t size, uint8 *buffer
 
@@ -124,16 +129,54 @@ def jack_read_midi(tab, jt, nframes):
             continue
         offset = ev[0] & 0xFFFFFFFF
         size = min(max(ev[1], 0), 3)     # channel messages are <= 3 bytes; sysex is ignored
-        kind, ch, a, b = parse(carray(u8_ptr(ev[2]), size), size)
-        if kind == MALFORMED:
+        data = carray(u8_ptr(ev[2]), size)
+        kind, ch, a, b = parse(data, size)
+        raw = control_report(data, size) if kind != MALFORMED else 0
+        if kind == MALFORMED or raw == MALFORMED:
             ctl[C_MIDI_DROPPED] += 1
             continue
+        t = float(start + min(offset, nframes - 1))
+        if raw == 1:        # controls for the mapper, realtime for the clock follower
+            render.report_midi(tab, t, data[0], data[1] if size > 1 else 0,
+                               data[2] if size > 2 else 0, src)
         if kind == IGNORED:
             continue
         part = ctl[C_CHAN_PART + ch]
-        t = float(start + min(offset, nframes - 1))
         render.add_event(tab, t, kind, part, a, b, src)
         render.report_event(tab, t, kind, part, a, b, src)
+
+
+@njit(**JIT)
+def jack_write_midi(tab, jt, start, nframes):
+    """Write the MIDI out messages this period's render applied (S_MOUT) to the midi_out port,
+    each at its frame offset (sample time - `start`; earlier: offset 0). The port buffer is
+    cleared every period, as JACK requires, whether or not there is anything to send."""
+    ctl = render.ctl_of(tab)
+    n = ctl[C_MOUT_COUNT]
+    ctl[C_MOUT_COUNT] = 0
+    if jt[J_MIDI_OUT_PORT] == 0:
+        return
+    buf = call_ptr_u32(jt[J_GET_BUFFER], jt[J_MIDI_OUT_PORT], np.uint32(nframes))
+    if buf == 0:
+        return
+    call_void_ptr(jt[J_CLEAR_BUFFER], buf)
+    rows = render.f64_2d(tab, S_MOUT)
+    for k in range(min(n, rows.shape[0])):
+        offset = min(max(int(rows[k, 0]) - start, 0), nframes - 1)
+        msg = int(rows[k, 1])
+        status = msg & 0xFF
+        size = message_size(status)
+        dest = call_ptr_ptr_u32_u64(jt[J_EVENT_RESERVE], buf, np.uint32(offset), np.uint64(size))
+        if dest == 0:
+            ctl[C_MOUT_DROPPED] += 1
+            continue
+        out = carray(u8_ptr(dest), size)
+        out[0] = np.uint8(status)
+        if size > 1:
+            out[1] = np.uint8((msg >> 8) & 0x7F)
+        if size > 2:
+            out[2] = np.uint8((msg >> 16) & 0x7F)
+        ctl[C_MOUT_SENT] += 1
 
 
 @njit(**JIT)
@@ -147,12 +190,15 @@ def jack_process(jt, nframes):
         render.add_event(tab, float(ctl[C_SAMPLE_TIME]), K_SOURCE_GONE, -1, 0.0, 0.0,
                          float(ctl[C_MIDI_SOURCE]))
         jt[J_UNPLUGS_DONE] = unplugs
+    start = ctl[C_SAMPLE_TIME]
     jack_read_midi(tab, jt, nframes)
+    ctl[C_MOUT_COUNT] = 0
     out_l = carray(f32_ptr(call_ptr_u32(jt[J_GET_BUFFER], jt[J_OUT_L], np.uint32(nframes))),
                    nframes)
     out_r = carray(f32_ptr(call_ptr_u32(jt[J_GET_BUFFER], jt[J_OUT_R], np.uint32(nframes))),
                    nframes)
     render_into(tab, out_l, out_r, nframes)
+    jack_write_midi(tab, jt, start, nframes)
     return 0
 
 

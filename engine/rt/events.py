@@ -33,4 +33,15 @@ K_AFTERTOUCH = 14   # B=0..1 (channel pressure; polyphonic: A=note)
 K_UNIT_PARAM = 13   # A=index into the units' params pool (a target), B=value, C=graph bank (the
                     # unit smooths and clamps it; engine.control.graph gives each address's index)
 
+K_MIDI_OUT = 16     # a MIDI message for the external synth (engine.control.midi_out), written
+                    # to the driver's MIDI out at its sample: PART=part (-1: clock and transport,
+                    # first at equal times), A=order at equal times, B=message packed status |
+                    # data1 << 8 | data2 << 16, C=generation (dropped below the part's cut)
+K_MIDI_OUT_CUT = 17 # PART=part (-1: the clock), C=generation: that part's K_MIDI_OUT rows of an
+                    # older generation still queued are dropped (a panic, a stop, a re-route:
+                    # their note-offs follow in the new generation, so nothing queued sounds)
+K_MIDI_IN = 18      # report only (audio → control): a raw MIDI message read in the JACK callback
+                    # that the control side needs (CC, program change, bend, realtime): A=status,
+                    # B=data1, C=data2, D=source id
+
 FX_MASTER = 2   # (0, 1, 3 were the sends and the drum kit, now units on the graph)

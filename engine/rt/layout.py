@@ -37,7 +37,10 @@ G_PROG, G_USTATE, G_UPARAMS, G_UIO = range(4)
 #   G_UIO     int64[ops * IO_WIDTH]  the units' bus rows
 S_PROG, S_USTATE, S_UPARAMS, S_UIO = (S_BANK0 + k for k in range(4))   # bank 0
 N_BANKS = 2
-N_SLOTS = S_BANK0 + N_BANKS * BANK_STRIDE
+S_MOUT = S_BANK0 + N_BANKS * BANK_STRIDE   # float64[MOUT_CAP, 2]  MIDI out of the callback so
+#   far (sample time, packed message: engine.rt.events K_MIDI_OUT), C_MOUT_COUNT rows; the JACK
+#   callback empties it each period into its midi_out port
+N_SLOTS = S_MOUT + 1
 
 _BANK_DTYPES = (np.int64, np.float64, np.float64, np.int64)
 SLOT_DTYPES = {
@@ -45,7 +48,7 @@ SLOT_DTYPES = {
     S_QMIDI_IDX: np.int64, S_PENDING: np.float64, S_GLOBAL: np.float64,
     S_MASTER_STATE: np.float64,
     S_MASTER_PARAMS: np.float64, S_BUS: np.float64, S_METER: np.float64, S_CBTIME: np.int64,
-    S_QOUT: np.float64, S_QOUT_IDX: np.int64,
+    S_QOUT: np.float64, S_QOUT_IDX: np.int64, S_MOUT: np.float64,
 } | {S_BANK0 + b * BANK_STRIDE + k: _BANK_DTYPES[k] for b in range(N_BANKS) for k in range(4)}
 
 
@@ -60,6 +63,7 @@ PCAP = 4096          # pending events
 MAXBLOCK = 4096      # largest block a driver may ask for
 CBTIME_CAP = 8192    # callback timing ring
 MAX_OPS = 256        # unit instances in one program
+MOUT_CAP = 1024      # MIDI out messages in one callback
 
 # ---- ctl: int64 counters and clock ------------------------------------------------------
 C_SAMPLE_TIME = 0     # absolute sample time of the next block's first sample
@@ -93,7 +97,14 @@ C_PART_OP = 52        # 2 x NPARTS entries: per bank, the program row of each pa
                       #   unit (-1: the part has none and is silent)
 C_CHAN_PART = 32      # 16 entries: part played by each MIDI channel read in the callback
 C_TIMESPEC = 48       # 2 entries: struct timespec scratch for clock_gettime
-CTL_SIZE = 64
+C_MOUT_ON = 64        # 1: K_MIDI_OUT events are written to S_MOUT (a driver with a MIDI out port)
+C_MOUT_COUNT = 65     # rows in S_MOUT
+C_MOUT_LATE = 66      # MIDI out messages applied after their time (sent at the block's start)
+C_MOUT_DROPPED = 67   # MIDI out messages with no room (S_MOUT full, or the JACK port buffer)
+C_MOUT_SENT = 68      # MIDI out messages written to the driver's port
+C_MOUT_GEN = 70       # NPARTS + 1 entries: per part (and last: the clock), the oldest generation
+                      #   of K_MIDI_OUT rows still sent (K_MIDI_OUT_CUT raises it)
+CTL_SIZE = 80
 
 # ---- parts ------------------------------------------------------------------------------
 NPARTS = 5            # keys, bass, chords, lead, drums (engine.parts); each plays an instrument

@@ -49,3 +49,35 @@ def parse(data, size):
         if d1 == 120 or d1 == 123:
             return K_ALL_NOTES_OFF, ch, 0.0, 0.0
     return IGNORED, ch, 0.0, 0.0
+
+
+@njit(inline="always", **JIT)
+def message_size(status):
+    """Bytes of a complete message with this status byte (channel voice, song position and
+    select, realtime); what K_MIDI_OUT rows carry."""
+    hi = status & 0xF0
+    if hi == 0xC0 or hi == 0xD0 or status == 0xF1 or status == 0xF3:
+        return 2
+    if hi < 0xF0 or status == 0xF2:
+        return 3
+    return 1
+
+
+@njit(**JIT)
+def control_report(data, size):
+    """Whether the control side needs message `data[:size]` raw (the MIDI mapper's controls:
+    control change, program change, pitch bend; the clock follower's realtime and song
+    position): 1 yes, 0 no, MALFORMED for a song position pointer without its two data bytes."""
+    if size < 1:
+        return 0
+    status = int(data[0])
+    hi = status & 0xF0
+    if hi == 0xB0 or hi == 0xC0 or hi == 0xE0:
+        return 1
+    if status == 0xF8 or status == 0xFA or status == 0xFB or status == 0xFC:
+        return 1
+    if status == 0xF2:
+        if size < 3 or int(data[1]) > 127 or int(data[2]) > 127:
+            return MALFORMED
+        return 1
+    return 0

@@ -129,3 +129,32 @@ def call_i32_i32_ptr(typingctx, fn, a, ptr):
         return builder.call(f, [args[1], builder.inttoptr(args[2], _I8P)])
 
     return sig, codegen
+
+
+@intrinsic
+def call_void_ptr(typingctx, fn, ptr):
+    """Call `void fn(void *ptr)` at address `fn` (jack_midi_clear_buffer)."""
+    sig = types.void(types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.VoidType(), [_I8P])
+        f = builder.inttoptr(args[0], fnty.as_pointer())
+        builder.call(f, [builder.inttoptr(args[1], _I8P)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def call_ptr_ptr_u32_u64(typingctx, fn, ptr, n, size):
+    """Call `void *fn(void *ptr, uint32_t n, size_t size)` at address `fn`; returns the result's
+    address (jack_midi_event_reserve: 0 when the buffer has no room)."""
+    sig = types.int64(types.int64, types.int64, types.uint32, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(_I8P, [_I8P, ir.IntType(32), ir.IntType(64)])
+        f = builder.inttoptr(args[0], fnty.as_pointer())
+        res = builder.call(f, [builder.inttoptr(args[1], _I8P), args[2], args[3]])
+        return builder.ptrtoint(res, ir.IntType(64))
+
+    return sig, codegen

@@ -18,8 +18,8 @@ from engine.rt import master
 from engine.rt.dsp import JIT
 from engine.rt.events import (
     A, ASAP, B, C, D, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_GRAPH, K_AFTERTOUCH, K_MOD_WHEEL,
-    K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PITCH_BEND, K_SOURCE_GONE, K_SUSTAIN, K_TEMPO,
-    K_UNIT_PARAM, KIND, PART, SEQ, TIME,
+    K_MIDI_IN, K_MIDI_OUT, K_MIDI_OUT_CUT, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_PITCH_BEND,
+    K_SOURCE_GONE, K_SUSTAIN, K_TEMPO, K_UNIT_PARAM, KIND, PART, SEQ, TIME,
 )
 from engine.rt.layout import (
     B_CTX, B_PART0, B_GRAPH_END, B_GRAPH_FIRST, B_OUT_L, B_OUT_R, B_XFADE_L, B_XFADE_R,
@@ -30,7 +30,7 @@ from engine.rt.layout import (
     MAX_OPS, NPARTS, S_BANK0, S_BUS, S_CTL, S_GLOBAL, S_MASTER_PARAMS, S_MASTER_STATE, S_METER,
     S_PENDING, S_QMIDI, S_QMIDI_IDX, S_QOUT, S_QOUT_IDX, S_QSCHED, S_QSCHED_IDX, TABLE_WIDTH,
     C_CLOCK_FN, C_TIMESPEC, C_CBTIME_W, S_CBTIME, CBTIME_CAP, C_CLOCK_SEQ, C_BLOCK_NS,
-    C_BLOCK_SAMPLE,
+    C_BLOCK_SAMPLE, C_MOUT_COUNT, C_MOUT_DROPPED, C_MOUT_GEN, C_MOUT_LATE, C_MOUT_ON, S_MOUT,
 )
 from engine.rt.ptr import carray, call_i32_i32_ptr, f32_ptr, f64_ptr, fence, i64_ptr
 from engine.rt.ringbuf import pop, push
@@ -257,6 +257,45 @@ def _apply(tab, ev, ctl, glob, now, sample_rate):
                 uparams[int(k)] = ev[B]
     elif kind == K_GRAPH:
         _graph_swap(tab, ctl, ev[B], ev[A], ev[D])
+    elif kind == K_MIDI_OUT:
+        _midi_out(tab, ev, ctl, now)
+    elif kind == K_MIDI_OUT_CUT:
+        g = _midi_out_gen(ev[PART])
+        if g >= 0 and math.isfinite(ev[C]) and ev[C] > ctl[C_MOUT_GEN + g]:
+            ctl[C_MOUT_GEN + g] = int(min(ev[C], 1e15))
+
+
+@njit(inline="always", **JIT)
+def _midi_out_gen(part):
+    """The C_MOUT_GEN entry of a MIDI out row's PART (-1, the clock: the last), or -1."""
+    if part == -1.0:
+        return NPARTS
+    if 0.0 <= part < NPARTS:
+        return int(part)
+    return -1
+
+
+@njit(**JIT)
+def _midi_out(tab, ev, ctl, now):
+    """K_MIDI_OUT: note the message in S_MOUT at sample `now` for the driver's MIDI out port
+    (late ones, now past their time, are counted; a cut generation's are dropped)."""
+    p = _midi_out_gen(ev[PART])
+    if ctl[C_MOUT_ON] == 0 or p < 0 or not ev[C] >= ctl[C_MOUT_GEN + p]:
+        return
+    msg = ev[B]
+    if not 128.0 <= msg < 16777216.0:
+        ctl[C_MOUT_DROPPED] += 1
+        return
+    out = f64_2d(tab, S_MOUT)
+    n = ctl[C_MOUT_COUNT]
+    if n >= out.shape[0]:
+        ctl[C_MOUT_DROPPED] += 1
+        return
+    if ev[TIME] != ASAP and ev[TIME] < now:
+        ctl[C_MOUT_LATE] += 1
+    out[n, 0] = now
+    out[n, 1] = msg
+    ctl[C_MOUT_COUNT] = n + 1
 
 
 # ---- segments ----------------------------------------------------------------------------------
@@ -438,6 +477,14 @@ def add_event(tab, time, kind, part, a, b, c):
 def report_event(tab, time, kind, part, a, b, c):
     """AUDIO THREAD. Tell the control side about an input event (held notes, recording)."""
     if not push(f64_2d(tab, S_QOUT), i64_1d(tab, S_QOUT_IDX), time, kind, part, a, b, c, 0.0):
+        ctl_of(tab)[C_DROPPED] += 1
+
+
+@njit(**JIT)
+def report_midi(tab, time, status, data1, data2, source):
+    """AUDIO THREAD. Hand the control side a raw MIDI message read in the callback (K_MIDI_IN)."""
+    if not push(f64_2d(tab, S_QOUT), i64_1d(tab, S_QOUT_IDX), time, float(K_MIDI_IN), -1.0,
+                float(status), float(data1), float(data2), source):
         ctl_of(tab)[C_DROPPED] += 1
 
 
