@@ -24,6 +24,7 @@ class Chain(Field):
         check_chain(value)
         return value
 
+
 class ScheduleField(Field):
     """A list of `{ at = "HH:MM", scene = "NAME" }` tables (engine.control.serve says what is
     valid)."""
