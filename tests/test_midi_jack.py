@@ -163,13 +163,22 @@ def test_stamps_are_taken_on_rtmidis_thread_not_when_python_reads(jack_server, s
     hold_gil = ctypes.PyDLL(None).usleep   # a PyDLL call keeps the GIL
     dev = sender()
     with MidiInputs(sink, api="jack", ports=dev.short):
+        # the connection is made when a probe arrives (a busy host may take longer than a
+        # fixed sleep to connect the ports, and a message sent before that is lost)
+        deadline = time.monotonic() + 10.0
+        while not sink.wait_for(lambda s: len(s.fed) > 0, timeout=0.1):
+            assert time.monotonic() < deadline, "the MIDI ports never connected"
+            dev.send(mido.Message("note_on", note=40))
         time.sleep(0.05)
+        with sink._cond:
+            sink.fed.clear()
+            sink.stamps.clear()
         sent = []
         for i in range(8):
             sent.append(time.perf_counter())
             dev.send(mido.Message("note_on", note=60 + i))
             hold_gil(10000 + 15000 * (i % 3))
-        assert sink.wait_for(lambda s: len(s.fed) == 8, timeout=2.0)
+        assert sink.wait_for(lambda s: len(s.fed) == 8, timeout=10.0)
     stamps = np.array(sink.stamps)
     read = np.array([t for t, _, _ in sink.fed])
     period = jack_server.period / jack_server.rate
