@@ -10,6 +10,7 @@ timing is the host's: figures are printed, not asserted).
 """
 from __future__ import annotations
 
+import functools
 import time
 from fractions import Fraction
 
@@ -70,6 +71,20 @@ class Recorder:
         self.client.close()
 
 
+def rig_retry(test):
+    """Run a recording test again (up to 3 times) when the host made the recorder miss a
+    cycle of the span it checks (RigGap: the VM's stolen time, not the engine)."""
+    @functools.wraps(test)
+    def run(*args, **kw):
+        for attempt in range(3):
+            try:
+                return test(*args, **kw)
+            except lk.RigGap:
+                if attempt == 2:
+                    raise
+    return run
+
+
 def _engine(cfg, name):
     from engine.drivers.jack import JackClient
     warm_up(("jack",))
@@ -107,7 +122,7 @@ def _record(client, session, until: int, freewheel: bool = True, control=None):
         time.sleep(0.05)
         offset = int(session.state.ctl[L.C_FRAME_OFFSET])
         events = [(f - offset, m) for f, m in rec.events]
-        gapless = rec.gapless()
+        gapless = rec.gapless(since=offset)     # a cycle missed in the lead-in is harmless
     finally:
         if control is not None:
             control.join(timeout=10)
@@ -118,6 +133,7 @@ def _record(client, session, until: int, freewheel: bool = True, control=None):
     return events
 
 
+@rig_retry
 def test_jack_midi_out_plays_the_routed_parts_at_the_scheduled_samples(jack_server):
     """Freewheel: the routed parts' notes leave midi_out at exactly the samples (and with the
     channels and velocities) the scheduler stamped: the same list as the session's own rows
@@ -140,6 +156,7 @@ def test_jack_midi_out_plays_the_routed_parts_at_the_scheduled_samples(jack_serv
     assert {m[0] for _, m in got} >= {0x91, 0x81, 0x92, 0x82, 0x99, 0x89}
 
 
+@rig_retry
 def test_jack_clock_out_is_24_ppqn_exact_across_a_tempo_change(jack_server):
     n = 6 * 48000
     client, live = _engine(_cfg(clock=True), "bm_mout_clock")
@@ -172,6 +189,7 @@ def _cut_script(session):
     session.midi_out.cut_all(at=3 * 48000)
 
 
+@rig_retry
 def test_jack_midi_out_panic_and_stop_leave_no_note_sounding(jack_server):
     """Freewheel: a panic mid-song and the end, each at its sample: the recording equals the
     session's own list; at each All Notes Off every note of its channel has had its note-off
