@@ -199,11 +199,14 @@ def test_dreamy_keys_moves_the_keys_sound(cfg):
 def test_prompt_loads_the_styles_patches(cfg):
     s = Session(cfg, SR)
     applied = apply_prompt(s, "lofi")
-    loaded = dict(applied.patches)
-    assert loaded and all(s.patches[p].path.stem == n for p, n in loaded.items())
-    # one that could not load (a swap still fading) says so; none is lost silently
-    assert set(loaded) | {x.split(" on ")[1].split(":")[0] for x in applied.skipped} \
-        == set(settings("lofi").patches)
+    assert applied.patches == settings("lofi").patches and not applied.skipped
+    assert all(s.patches[p].path.stem == n for p, n in applied.patches.items())
+    render(s, 0.5)
+    # a swap still crossfading: the next prompt's patches are reported, not lost silently
+    s.load_patch("keys", ROOT / "patches" / "keys.toml")
+    applied = apply_prompt(s, "funky")
+    assert not applied.patches and len(applied.skipped) == len(settings("funky").patches)
+    assert s.patches["bass"].path.stem != settings("funky").patches["bass"]
 
 
 def test_prompt_command_line_and_fade(cfg):

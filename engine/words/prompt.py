@@ -237,8 +237,9 @@ def apply_prompt(session, text: str, fade_s: float = 0.0, similar=None, folders=
     """Set the band as `text` says through the session's address space: every value is checked
     first (a bad one raises ValueError and nothing changes), then set from the next bar not yet
     scheduled (a tempo from the next beat), continuous values gliding over `fade_s` seconds like
-    a faded scene. Patches (by name, in `folders`, default the factory library) and timbre words
-    follow; one that cannot apply (no such part, a swap still fading) is reported in `skipped`."""
+    a faded scene. Patches (by name, in `folders`, default the factory library; all in one
+    crossfaded graph swap) and timbre words follow; one that cannot apply (no such part, the
+    last swap still fading) is reported in `skipped`."""
     from engine.agents.steer import check_value
     s = settings(text)
     checked = [(a, check_value(a, session.param(a), v)) for a, v in s.values.items()]
@@ -250,13 +251,15 @@ def apply_prompt(session, text: str, fade_s: float = 0.0, similar=None, folders=
         from engine.words.design import library
         files = {p.stem: p for p in library(folders)}
         for part, name in s.patches.items():
-            try:
-                if name not in files:
-                    raise KeyError(f"no patch {name!r}")
-                session.load_patch(part, files[name])
-                out.patches[part] = name
-            except Exception as exc:  # noqa: BLE001 - a patch that cannot load is reported
-                out.skipped.append(f"patch {name} on {part}: {exc}")
+            if name not in files:
+                out.skipped.append(f"patch {name} on {part}: no such patch")
+        paths = {part: files[name] for part, name in s.patches.items() if name in files}
+        try:
+            if paths:
+                session.load_patches(paths)         # one crossfaded swap for all the parts
+                out.patches = {part: s.patches[part] for part in paths}
+        except Exception as exc:  # noqa: BLE001 - patches that cannot load are reported
+            out.skipped += [f"patch {s.patches[part]} on {part}: {exc}" for part in paths]
     for part, words in s.timbre.items():
         from engine.words.design import edit_live
         try:
