@@ -4,6 +4,7 @@
     bandmate jam                     play with the band (MIDI keyboard or computer keyboard)
     bandmate demo                    a one-minute arranged demo on the sound card (or a WAV)
     bandmate render -o out.wav       render offline: --seconds, --seed, --midi player.mid
+                                     (`jam` and `render` take --prompt "funky, 96 bpm")
     bandmate learn ADDRESS           MIDI learn: the next control moved drives ADDRESS
     bandmate serve                   installation mode: headless for days ([serve] in config)
     bandmate patch from-text "a warm, ethereal pad" -o patches/mine.toml
@@ -111,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     jam = sub.add_parser("jam", parents=[common], help="play live with the band")
     jam.add_argument("--seconds", type=float, help="stop after this long")
     jam.add_argument("--no-keyboard", action="store_true", help="no computer-keyboard piano")
+    prompt_help = ('a style prompt for the band, e.g. "funky, 96 bpm, sparse drums, dreamy '
+                   'keys" or "70%% lofi, 30%% bossa" (README: Sound from words)')
+    jam.add_argument("--prompt", metavar="TEXT", help=prompt_help)
     lrn = sub.add_parser("learn", parents=[common],
                          help="MIDI learn: bind the next control you move to ADDRESS and save it "
                               "in the mapping file ([midi] mapping)")
@@ -145,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     ren.add_argument("-o", "--output", help="WAV path (a .mid is written beside it)")
     ren.add_argument("--midi", help="a MIDI file played as the player's part")
     ren.add_argument("--demo", action="store_true", help="render the arranged demo song")
+    ren.add_argument("--prompt", metavar="TEXT", help=prompt_help)
     return ap
 
 

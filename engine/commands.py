@@ -166,12 +166,25 @@ def devices(cfg: dict, args) -> int:
     return 0
 
 
+def _prompt(session, text: str | None, say=_say) -> None:
+    """Set the band as a style prompt says (`--prompt`), before it plays."""
+    if not text:
+        return
+    from engine.words.embed import load_similar
+    from engine.words.prompt import apply_prompt, describe
+    try:
+        say(describe(apply_prompt(session, text, similar=load_similar())))
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"--prompt: {str(exc).strip(chr(39))}") from exc
+
+
 def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
-            midi: str | None) -> int:
+            midi: str | None, prompt: str | None = None) -> int:
     sr = cfg["render"]["sample_rate"]
     t0 = time.perf_counter()
     warm_up(say=_say)
     session = Session(cfg, sr, demo=demo)
+    _prompt(session, prompt)
     if midi and not demo:
         from engine.listen.score import Score
         try:
@@ -204,7 +217,7 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
 
 
 def render(cfg: dict, args) -> int:
-    return _render(cfg, args.demo, args.seconds, args.output, args.midi)
+    return _render(cfg, args.demo, args.seconds, args.output, args.midi, args.prompt)
 
 
 def _open_driver(cfg: dict, session_factory, say=_say):
@@ -376,6 +389,7 @@ def jam(cfg: dict, args) -> int:
             raise
         raise UserError(f"{exc}\nwithout a sound card, try `bandmate render` or "
                         "`bandmate demo`") from exc
+    _prompt(session, args.prompt)
     from engine.control.live import LiveRun
     run = LiveRun(session, stream, _say)
 
@@ -472,7 +486,9 @@ def live_command(session, text: str) -> str:
     choice's word); `scene NAME [FADE_S]` recalls a scene, `scenes` lists them, `save NAME`
     saves the current values as a scene; `tap` is one tap of tap tempo (Enter is the tap),
     `tap BPM` sets the tempo; `edit PART WORDS` moves a part's sound with words ("edit keys
-    darker, more air"). Returns the reply."""
+    darker, more air"); `prompt TEXT` sets the band's style, tempo and parts from a style
+    prompt ("prompt funky, 96 bpm, sparse drums, dreamy keys"; engine.words.prompt) from the
+    next bar. Returns the reply."""
     words = text.split()
     if not words:
         return ""
@@ -512,10 +528,15 @@ def live_command(session, text: str) -> str:
             sets, result = edit_live(session, words[1], phrase, load_similar())
             return (f"{words[1]}: {len(sets)} parameter{'s' * (len(sets) != 1)} moved\n"
                     + summary(result)).rstrip()
+        if words[0] == "prompt" and len(words) >= 2:
+            from engine.words.embed import load_similar
+            from engine.words.prompt import apply_prompt, describe
+            text = text.split(None, 1)[1].strip().strip("\"'")
+            return describe(apply_prompt(session, text, similar=load_similar()))
     except (KeyError, ValueError) as exc:     # DataError (a broken scene file) included
         return f"{words[0]}: {str(exc).strip(chr(39))}"
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
-            " | scenes | save NAME | tap | tap BPM | edit PART WORDS")
+            " | scenes | save NAME | tap | tap BPM | edit PART WORDS | prompt TEXT")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones

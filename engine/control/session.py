@@ -554,11 +554,19 @@ class Session:
         (its changed values glide from the old ones), a new engine or insert chain takes over
         within the crossfade (GraphBusy if the last swap is still fading: try again a moment
         later)."""
-        patch = read_patch(path)
-        self._check_engine(part, patch)
-        patches = dict(self.patches, **{part: patch})
+        self.load_patches({part: path})
+
+    def load_patches(self, paths: dict[str, Path]) -> None:
+        """`load_patch` for several parts at once ({part: path}), in one crossfaded swap (a
+        style prompt changes several parts' patches together); all files are checked first."""
+        loaded = {}
+        for part, path in paths.items():
+            loaded[part] = read_patch(path)
+            self._check_engine(part, loaded[part])
+        patches = dict(self.patches, **loaded)
         spec = spec_from_config(self.cfg["mix"], patches, self.polyphony)
-        if check_spec(spec)["parts"][part] != self.graph.spec["parts"][part]:
+        checked = check_spec(spec)["parts"]
+        if any(checked[part] != self.graph.spec["parts"][part] for part in loaded):
             self.graph.swap(spec)
         self.patches = patches
 
