@@ -119,3 +119,12 @@ def analog_kernel_arrays(patch: dict | None = None, polyphony: float = 16.0, sr:
     vm = state[analog.X_VM:analog.X_VF].reshape(L.VM_SIZE, L.NVMAX)
     return vf, vm, state[:L.PS_SIZE].reshape(1, L.PS_SIZE), params[:n].reshape(1, n), \
         params[n:].reshape(1, n)
+
+
+class NullStream:
+    """A stand-in for a driver's stream in LiveRun tests that need no audio: it only records
+    that the run closed it."""
+    closed = False
+
+    def close(self):
+        self.closed = True

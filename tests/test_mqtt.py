@@ -647,11 +647,7 @@ def test_cli_mqtt_flag():
 def test_the_live_run_starts_the_embedded_broker_and_says_goodbye(cfg):
     from engine.control import live
 
-    class Stream:
-        closed = False
-
-        def close(self):
-            self.closed = True
+    from tests.enginekit import NullStream as Stream
 
     async def main():
         cfg["mqtt"].update(enabled=True, embedded_port=0, username="", password="")

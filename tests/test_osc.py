@@ -577,11 +577,7 @@ def test_config_turns_it_on(cfg):
 def test_the_live_run_serves_osc_when_enabled(cfg):
     from engine.control import live
 
-    class Stream:
-        closed = False
-
-        def close(self):
-            self.closed = True
+    from tests.enginekit import NullStream as Stream
 
     async def main():
         cfg["osc"].update(enabled=True, port=0, host="127.0.0.1")

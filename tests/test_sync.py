@@ -554,11 +554,7 @@ def test_sync_config_cli_and_factory(at_root):
 def test_the_live_run_feeds_midi_clock_to_its_follower(at_root):
     from engine.control import live
 
-    class Stream:
-        closed = False
-
-        def close(self):
-            self.closed = True
+    from tests.enginekit import NullStream as Stream
 
     async def main():
         s = Session(make_cfg(source="midi_clock"), SR)
