@@ -22,6 +22,7 @@ from engine.agents.base import LiveContext
 from engine.agents.bass import BassAgent
 from engine.agents.chords import ChordAgent
 from engine.agents.drums import DrumAgent
+from engine.agents.answer import ANSWER, AnswerAgent, CallResponse
 from engine.agents.lead import LeadAgent
 from engine.agents.steer import (AGENT_PARTS, PLAYING, STEER_PARAMS, SteeredBand, Steering,
                                  WHOLE, check_value)
@@ -141,6 +142,10 @@ class Conductor:
             start = self._onsets.pop((source, note), None)
             if start is not None:
                 self._key(note, beat - start, start, horizon)
+        if self.ctx.answer is not None:
+            self.ctx.answer.note(kind == K_NOTE_ON, note, velocity, beat, self.scheduler.cursor
+                                 if horizon is None else max(horizon, self.scheduler.cursor),
+                                 self.ctx)
         self._harmony(horizon)
 
     def _key(self, note: int, dur: Fraction, start: Fraction,
@@ -198,10 +203,11 @@ class Session:
             # every agent is there; the ones config.toml leaves out start switched off
             # (/PART/agent/on turns them on while playing)
             self.band = Band(seed, style, DrumAgent(style, seed), BassAgent(seed, style),
-                             ChordAgent(seed, style), LeadAgent(seed, style))
+                             ChordAgent(seed, style), AnswerAgent(LeadAgent(seed, style)))
             base.update({f"/{part}/agent/on": float(band_cfg[part]) for part in AGENT_PARTS})
+            base[ANSWER] = float(band_cfg["answer"])
             self.ctx = LiveContext(seed=seed, beats_per_bar=band_cfg["beats_per_bar"],
-                                   style=style)
+                                   style=style, answer=CallResponse())
             self.length_s = None
         self.steer = Steering(base)
         self.ctx.steer = self.steer
