@@ -39,7 +39,8 @@ def cfg(monkeypatch):
 
 def play(cfg, phrase, seed=1, again: float | None = None, after_beats=8.0):
     """A session (no audio) hearing `phrase` from beat START, and, if `again` is given, one
-    more note at that beat, held 3 beats. Returns (session, lead rows as (beat, kind, note), phrase end)."""
+    more note at that beat, held 3 beats. Returns (session, lead rows as (beat, kind, note),
+    phrase end)."""
     cfg["band"]["seed"] = seed
     s = Session(cfg, SR)
     rows = []
