@@ -183,3 +183,14 @@ def test_the_model_backs_off_and_never_loops_on_one_token():
     same = [(0, 2, 2, 2)] * 4 + [(2, 1, 1, 1)]
     looped = generate(continuator([same]), same, Fraction(4), rng(1, "t"))
     assert not any(looped[i] == looped[i + 1] == looped[i + 2] for i in range(len(looped) - 2))
+
+
+def test_a_source_gone_with_keys_down_does_not_block_later_answers(cfg):
+    cfg["band"]["seed"] = 1
+    s = Session(cfg, SR)
+    s.player_note(K_NOTE_ON, 50, 0.7, s.clock.sample_at(Fraction(1)), 2)   # a device unplugged
+    s.conductor.source_gone(2)
+    assert s.ctx.answer.held == {}
+    s.player_note(K_NOTE_ON, 62, 0.7, s.clock.sample_at(Fraction(2)), 1)
+    s.player_note(K_NOTE_OFF, 62, 0.0, s.clock.sample_at(Fraction(3)), 1)
+    assert [a.begin for a in s.ctx.answer.answers] == [Fraction(7, 2)]

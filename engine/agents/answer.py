@@ -144,6 +144,12 @@ class CallResponse:
             self.last_off = beat
             self._answer(beat, horizon, ctx)
 
+    def forget_held(self, pitches) -> None:
+        """A source went away with `pitches` down: they count as released, without a phrase
+        end (their note-offs never came, so no answer is decided from them)."""
+        for p in pitches:
+            self.held.pop(p, None)
+
     def _answer(self, end: Fraction, horizon: Fraction, ctx: Any) -> None:
         begin = max(Fraction(math.ceil((end + GAP_BEATS) * 2), 2), horizon)
         if begin > end + 1:

@@ -164,7 +164,9 @@ class Conductor:
                 ((self.clock.next_bar(horizon), key),)
 
     def source_gone(self, source: int, horizon: Fraction | None = None) -> None:
-        self.held.pop(source, None)
+        gone = self.held.pop(source, set())
+        if self.ctx.answer is not None:
+            self.ctx.answer.forget_held(gone)
         self._harmony(horizon)
 
     def _harmony(self, horizon: Fraction | None) -> None:
