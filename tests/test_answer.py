@@ -194,3 +194,14 @@ def test_a_source_gone_with_keys_down_does_not_block_later_answers(cfg):
     s.player_note(K_NOTE_ON, 62, 0.7, s.clock.sample_at(Fraction(2)), 1)
     s.player_note(K_NOTE_OFF, 62, 0.0, s.clock.sample_at(Fraction(3)), 1)
     assert [a.begin for a in s.ctx.answer.answers] == [Fraction(7, 2)]
+
+
+def test_a_phrase_with_no_gap_keeps_only_its_latest_notes():
+    from engine.agents.answer import MAX_PHRASE_NOTES, CallResponse
+    from engine.agents.base import StaticContext
+    calls, ctx = CallResponse(), StaticContext(seed=1)
+    for i in range(3 * MAX_PHRASE_NOTES):         # legato for ever: a key always down
+        b = Fraction(i, 2)
+        calls.note(True, 60 + i % 7, 0.6, b, b, ctx)
+        calls.note(False, 60 + (i - 1) % 7, 0.0, b + Fraction(1, 8), b, ctx) if i else None
+    assert len(calls.current) == MAX_PHRASE_NOTES and calls.phrases == []

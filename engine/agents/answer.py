@@ -43,6 +43,7 @@ MAX_ORDER = 4
 GAP_BEATS = Fraction(1, 2)      # the silence after which the answer may start
 MAX_PHRASES = 8                 # phrases remembered (older ones are forgotten)
 MAX_ANSWER_BEATS = 8
+MAX_PHRASE_NOTES = 64           # a phrase with no gap keeps only its latest notes
 Token = tuple[int, int, int, int]   # (interval, ioi in 16ths, length in 16ths, dynamic level)
 
 
@@ -140,6 +141,7 @@ class CallResponse:
         if start is None:
             return
         self.current.append((start[0], pitch, max(beat - start[0], Fraction(1, 16)), start[1]))
+        del self.current[:-MAX_PHRASE_NOTES]
         if not self.held:
             self.last_off = beat
             self._answer(beat, horizon, ctx)
