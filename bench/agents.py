@@ -1,6 +1,7 @@
 """How long the band takes to answer the scheduler: one 100 ms query window of the demo band
 (funk, 120 BPM), warm (bars prepared ahead as the live loop would), every 25 ms of music.
-With --listen (needs music21): the musicianship figures of bench/chorales.py as well — key
+Also the time the call-and-response agent takes to decide an answer (a phrase's last note-off,
+eight phrases of eight notes remembered). With --listen (needs music21): the musicianship figures of bench/chorales.py as well — key
 accuracy over the corpus's chorales per profile, pickups found, and each chorale played as the
 player (grid, bass on the player's notes, band in key) — and the time of one key-tracker
 update.
@@ -42,6 +43,24 @@ def listen_figures() -> dict:
     return out
 
 
+def answer_ms() -> float:
+    """Median time of the note-off that ends a phrase and decides the answer (ms)."""
+    from engine.agents.answer import CallResponse
+    from engine.agents.base import StaticContext
+    calls, ctx, times = CallResponse(), StaticContext(seed=1), []
+    for phrase in range(24):
+        start = Fraction(8 * phrase)
+        for i in range(8):
+            b = start + Fraction(i, 2)
+            p = 60 + (i * 5 + phrase) % 12
+            calls.note(True, p, 0.7, b, b, ctx)
+            t0 = time.perf_counter()
+            calls.note(False, p, 0.0, b + Fraction(1, 4), b, ctx)
+            if i == 7:
+                times.append(time.perf_counter() - t0)
+    return round(statistics.median(times[8:]) * 1e3, 4)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
@@ -59,7 +78,8 @@ def main() -> int:
         times.append(time.perf_counter() - t0)
         t += Fraction(1, 20)
     out = {"query_ms_median": round(statistics.median(times) * 1e3, 4),
-           "query_ms_max": round(max(times) * 1e3, 4), "queries": len(times)}
+           "query_ms_max": round(max(times) * 1e3, 4), "queries": len(times),
+           "answer_decide_ms_median": answer_ms()}
     if args.listen:
         out.update(listen_figures())
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))

@@ -102,6 +102,7 @@ SCHEMA: Schema = {
         "bass": Field(True, "bass agent plays"),
         "chords": Field(False, "chord agent plays while jamming (the demo always has chords)"),
         "lead": Field(False, "lead agent plays while jamming"),
+        "answer": Field(False, "the lead answers the player's phrases (call and response)"),
     },
     "library": {
         "folders": Field(["patches"], "patch folders (your own beside the factory's): "

@@ -165,6 +165,7 @@ class LiveContext:
     steer: Any = None   # an engine.agents.steer.Steering, or None
     key: Any = None     # an engine.listen.key.Key the band keeps its own notes in, or None
     keys: tuple = ()    # (beat, Key) changes of key known ahead (a score); before them, `key`
+    answer: Any = None  # an engine.agents.answer.CallResponse (call and response), or None
 
     def __post_init__(self) -> None:
         if self.harmony.beats_per_bar != self.beats_per_bar:

@@ -15,6 +15,8 @@ Addresses (each a `Param`: range, default, curve, choices):
     /PART/agent/on          off | on: the agent plays (PART: drums, bass, chords, lead)
     /PART/agent/density     0..1, 0.5 neutral: fewer or more notes (hits, figures, runs)
     /PART/agent/octave      -2..2 whole octaves (bass, chords, lead)
+    /lead/agent/answer      off | on: the lead part answers the player's phrases (call and
+                            response, `engine.agents.answer`) instead of playing its own
     /transport/playing      off | on: the band stops scheduling (the player plays on)
 
 The agents read them per bar through `BarInfo` (`Agent.bar_info`), so a rendered bar is cached
@@ -60,6 +62,8 @@ def _params() -> dict[str, Param]:
         if part != "drums":
             out[f"/{part}/agent/octave"] = Param("octave", -2.0, 2.0, 0.0, smooth_s=0.0,
                                                  doc="register shift, whole octaves")
+    out["/lead/agent/answer"] = Param("answer", 0, 1, 0, curve="choice", choices=ON_OFF,
+                                      smooth_s=0.0, doc="the lead answers the player's phrases")
     return out
 
 

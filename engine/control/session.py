@@ -5,8 +5,9 @@ so an offline render and a live run with the same seed produce the same events.
 The session's one address space (`set`, `param`, `value`, `addresses`): the graph's units
 (`/bass/synth/cutoff_hz`, `/bass/mix/pan`, ...), the mixer's mute and solo per part, the master
 limiter, the transport (`/transport/tempo_bpm`, `/transport/playing`) and the band's steering
-(`/band/style`, `/band/energy`, `/band/swing`, `/band/key`, `/PART/agent/on|density|octave`:
-engine.agents.steer). Scenes (engine.control.scenes) are named sets of address -> value.
+(`/band/style`, `/band/energy`, `/band/swing`, `/band/key`, `/PART/agent/on|density|octave`,
+`/lead/agent/answer`: engine.agents.steer). Scenes (engine.control.scenes) are named sets of
+address -> value.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from engine.agents.base import LiveContext
 from engine.agents.bass import BassAgent
 from engine.agents.chords import ChordAgent
 from engine.agents.drums import DrumAgent
+from engine.agents.answer import ANSWER, AnswerAgent, CallResponse
 from engine.agents.lead import LeadAgent
 from engine.agents.steer import (AGENT_PARTS, PLAYING, STEER_PARAMS, SteeredBand, Steering,
                                  WHOLE, check_value)
@@ -141,6 +143,10 @@ class Conductor:
             start = self._onsets.pop((source, note), None)
             if start is not None:
                 self._key(note, beat - start, start, horizon)
+        if self.ctx.answer is not None:
+            self.ctx.answer.note(kind == K_NOTE_ON, note, velocity, beat, self.scheduler.cursor
+                                 if horizon is None else max(horizon, self.scheduler.cursor),
+                                 self.ctx)
         self._harmony(horizon)
 
     def _key(self, note: int, dur: Fraction, start: Fraction,
@@ -158,7 +164,9 @@ class Conductor:
                 ((self.clock.next_bar(horizon), key),)
 
     def source_gone(self, source: int, horizon: Fraction | None = None) -> None:
-        self.held.pop(source, None)
+        gone = self.held.pop(source, set())
+        if self.ctx.answer is not None:
+            self.ctx.answer.forget_held(gone)
         self._harmony(horizon)
 
     def _harmony(self, horizon: Fraction | None) -> None:
@@ -198,10 +206,11 @@ class Session:
             # every agent is there; the ones config.toml leaves out start switched off
             # (/PART/agent/on turns them on while playing)
             self.band = Band(seed, style, DrumAgent(style, seed), BassAgent(seed, style),
-                             ChordAgent(seed, style), LeadAgent(seed, style))
+                             ChordAgent(seed, style), AnswerAgent(LeadAgent(seed, style)))
             base.update({f"/{part}/agent/on": float(band_cfg[part]) for part in AGENT_PARTS})
+            base[ANSWER] = float(band_cfg["answer"])
             self.ctx = LiveContext(seed=seed, beats_per_bar=band_cfg["beats_per_bar"],
-                                   style=style)
+                                   style=style, answer=CallResponse())
             self.length_s = None
         self.steer = Steering(base)
         self.ctx.steer = self.steer
