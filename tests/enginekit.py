@@ -128,3 +128,43 @@ class NullStream:
 
     def close(self):
         self.closed = True
+
+
+def dry_config(root) -> dict:
+    """The repository's config.toml (read from `root`, no environment) with every part's
+    reverb and delay sends off, so a part's own strip tells all."""
+    from engine.config import load_config
+    c = load_config(str(root / "config.toml"), environ={})
+    for part in PARTS:
+        c["mix"][f"{part}_reverb_send"] = 0.0
+        c["mix"][f"{part}_delay_send"] = 0.0
+    return c
+
+
+def render_session(session, seconds: float, block: int = 256, sr: int = SR) -> np.ndarray:
+    """Render a Session offline for `seconds`, its scheduler advancing before each block."""
+    return OfflineDriver(session.state, block, session.scheduler.advance).render(
+        round(seconds * sr))
+
+
+class SentRows:
+    """Every row a session's scheduler sends (kept, then passed on to the engine)."""
+
+    def __init__(self, session):
+        self.rows: list[np.ndarray] = []
+        send = session.scheduler.send
+
+        def keep(rows):
+            self.rows.append(rows.copy())
+            send(rows)
+        session.scheduler.send = keep
+
+    def onsets(self, part: str | int | None = None) -> np.ndarray:
+        """The note-on rows, of one part (name or index) or of all."""
+        from engine.parts import PART_INDEX
+        from engine.rt.events import EVENT_WIDTH, K_NOTE_ON
+        r = np.concatenate(self.rows) if self.rows else np.zeros((0, EVENT_WIDTH))
+        r = r[r[:, 1] == K_NOTE_ON]
+        if part is None:
+            return r
+        return r[r[:, 2] == (PART_INDEX[part] if isinstance(part, str) else part)]

@@ -13,16 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.enginekit import SentRows, dry_config, render_session
 from engine.agents import Band, DemoSong, LiveContext, StaticContext
 from engine.agents.drums import DRUM_STYLES
 from engine.agents.steer import STEER_PARAMS, Steering
-from engine.config import load_config
-from engine.control.offline import OfflineDriver
 from engine.control.session import Session
 from engine.harmony import Chord
 from engine.parts import PART_INDEX
 from engine.rt import layout as L
-from engine.rt.events import K_ALL_NOTES_OFF, K_NOTE_ON
+from engine.rt.events import K_ALL_NOTES_OFF
 
 SR = 48000
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,34 +141,13 @@ def test_steering_refuses_bad_values_and_keeps_its_map():
 @pytest.fixture
 def cfg(monkeypatch):
     monkeypatch.chdir(ROOT)
-    c = load_config("config.toml", environ={})
-    for part in ("keys", "bass", "chords", "lead", "drums"):     # dry: the strips tell all
-        c["mix"][f"{part}_reverb_send"] = 0.0
-        c["mix"][f"{part}_delay_send"] = 0.0
-    return c
+    return dry_config(ROOT)
 
 
-class Rows:
-    """Every row the scheduler sends."""
-
-    def __init__(self, session):
-        self.rows = []
-        send = session.scheduler.send
-
-        def keep(rows):
-            self.rows.append(rows.copy())
-            send(rows)
-        session.scheduler.send = keep
-
-    def onsets(self, part=None):
-        r = np.concatenate(self.rows) if self.rows else np.zeros((0, 8))
-        r = r[r[:, 1] == K_NOTE_ON]
-        return r if part is None else r[r[:, 2] == PART_INDEX[part]]
+Rows = SentRows
 
 
-def render(session, seconds, block=256):
-    drv = OfflineDriver(session.state, block, session.scheduler.advance)
-    return drv.render(round(seconds * SR))
+render = render_session
 
 
 def test_addresses_list_every_family_with_its_param(cfg):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.config import load_config
+from tests.enginekit import dry_config
 from engine.control.mqtt import (
     MAX_PAYLOAD_BYTES, BrokerStartError, MqttBridge, bridge_from_config,
 )
@@ -43,11 +43,7 @@ needs_mosquitto = pytest.mark.skipif(
 @pytest.fixture
 def cfg(monkeypatch):
     monkeypatch.chdir(ROOT)
-    c = load_config("config.toml", environ={})
-    for part in ("keys", "bass", "chords", "lead", "drums"):   # dry parts: rows tell all
-        c["mix"][f"{part}_reverb_send"] = 0.0
-        c["mix"][f"{part}_delay_send"] = 0.0
-    return c
+    return dry_config(ROOT)
 
 
 def run(coro, timeout: float = 60.0):

@@ -22,7 +22,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
-from engine.config import load_config
+from tests.enginekit import dry_config
 from engine.control.offline import OfflineDriver
 from engine.control.osc import (
     ERROR_REPLIES_PER_S, OSC_SOURCE, OscServer, server_from_config, to_unit,
@@ -40,11 +40,7 @@ WAIT_S = 5.0
 @pytest.fixture
 def cfg(monkeypatch):
     monkeypatch.chdir(ROOT)
-    c = load_config("config.toml", environ={})
-    for part in ("keys", "bass", "chords", "lead", "drums"):   # dry parts: rows tell all
-        c["mix"][f"{part}_reverb_send"] = 0.0
-        c["mix"][f"{part}_delay_send"] = 0.0
-    return c
+    return dry_config(ROOT)
 
 
 def message(address: str, *args) -> bytes:

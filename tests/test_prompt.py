@@ -13,14 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.enginekit import SentRows, dry_config, render_session
 from engine.agents import Band, StaticContext
 from engine.agents.steer import STEER_PARAMS, Steering
 from engine.commands import live_command
-from engine.config import load_config
-from engine.control.offline import OfflineDriver
 from engine.control.session import Session
-from engine.parts import PART_INDEX
-from engine.rt.events import K_NOTE_ON
 from engine.words.prompt import apply_prompt, parse, settings, styles
 
 SR = 48000
@@ -121,34 +118,13 @@ def test_sparse_drums_give_fewer_onsets_per_bar_than_busy_drums(style):
 @pytest.fixture
 def cfg(monkeypatch):
     monkeypatch.chdir(ROOT)
-    c = load_config("config.toml", environ={})
-    for part in ("keys", "bass", "chords", "lead", "drums"):
-        c["mix"][f"{part}_reverb_send"] = 0.0
-        c["mix"][f"{part}_delay_send"] = 0.0
-    return c
+    return dry_config(ROOT)
 
 
-class Rows:
-    """Every row the scheduler sends."""
-
-    def __init__(self, session):
-        self.rows = []
-        send = session.scheduler.send
-
-        def keep(rows):
-            self.rows.append(rows.copy())
-            send(rows)
-        session.scheduler.send = keep
-
-    def onsets(self, part):
-        r = np.concatenate(self.rows) if self.rows else np.zeros((0, 8))
-        r = r[r[:, 1] == K_NOTE_ON]
-        return r[r[:, 2] == PART_INDEX[part]]
+Rows = SentRows
 
 
-def render(session, seconds, block=256):
-    return OfflineDriver(session.state, block, session.scheduler.advance).render(
-        round(seconds * SR))
+render = render_session
 
 
 def test_applying_live_leaves_already_scheduled_bars_alone(cfg):

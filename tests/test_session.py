@@ -4,6 +4,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from tests.enginekit import SentRows
 from engine.config import load_config
 from engine.control.offline import OfflineDriver
 from engine.control.session import Session
@@ -25,22 +26,9 @@ def run(session, seconds, block=256):
     return drv.render(int(seconds * SR))
 
 
-class Recorder:
-    """Wraps the scheduler's sink to keep every row it sends."""
-
-    def __init__(self, session):
-        self.rows = []
-        send = session.scheduler.send
-
-        def keep(rows):
-            self.rows.append(rows.copy())
-            send(rows)
-
-        session.scheduler.send = keep
-
-    def notes(self, part):
-        rows = np.concatenate(self.rows)
-        return rows[(rows[:, 1] == K_NOTE_ON) & (rows[:, 2] == part)]
+class Recorder(SentRows):
+    """Every row the scheduler sends; `notes(part)`: the note-ons of a part (its index)."""
+    notes = SentRows.onsets
 
 
 def test_tempo_change_moves_only_the_future_onto_the_new_grid(cfg):
