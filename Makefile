@@ -12,8 +12,9 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.bandmate-setup-stamp
 # python3/python3-venv: a fresh Debian has no venv module (ensurepip) without python3-venv.
-# mosquitto is for the control side's MQTT bridge (later).
-APT_PACKAGES := python3 python3-venv jackd2 libjack-jackd2-dev libportaudio2 libsndfile1 sox mosquitto
+# mosquitto: the MQTT tests start their own broker; openssl makes their TLS certificates;
+# iproute2 (ip) sets up loopback multicast in the Link test's network namespace.
+APT_PACKAGES := python3 python3-venv jackd2 libjack-jackd2-dev libportaudio2 libsndfile1 sox mosquitto openssl iproute2
 
 .PHONY: setup system-packages demo test clean
 
