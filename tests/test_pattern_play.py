@@ -12,7 +12,7 @@ from engine.commands import live_command
 from engine.config import load_config
 from engine.control.session import Session
 from engine.parts import PART_INDEX
-from engine.patterns import Note, Pattern, mini
+from engine.patterns import Pattern, mini
 from engine.rt.events import K_NOTE_OFF, K_NOTE_ON
 
 SR = 48000

@@ -302,8 +302,9 @@ class Pattern:
     def scale(self, key: Any = None) -> Pattern:
         """Each pitched note moved to the nearest note of a scale (a tie goes down): ``key``
         an `engine.listen.key.Key` or a name ('A minor', 'F#m', 'Eb'), or None for the band's
-        harmony: the chord scale (`engine.harmony.chord_scale`) of the chord in force at the
-        note's onset (``ctx.chord_at``), so the line follows the changes."""
+        harmony: the chord scale (`engine.harmony.chord_scale`) of the chord in force on the
+        note's beat (``ctx.chord_at``, whose resolution is a beat), so the line follows the
+        changes."""
         from engine.harmony import chord_scale
 
         from .pitch import as_key
@@ -324,7 +325,7 @@ class Pattern:
                         if chord_at is None:
                             raise ValueError("scale() without a key follows the band's chords:"
                                              " query it with a context that has chord_at")
-                        pcs = chord_scale(chord_at(m.begin))
+                        pcs = chord_scale(chord_at(Fraction(m.begin // 1)))
                     else:
                         pcs = fixed
                     m = Note(m.begin, m.dur, m.part, snap(m.note, pcs), m.velocity, m.nudge_s)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from numbers import Integral
 
-from engine.harmony import NOTE_NAMES
 from engine.listen.key import Key
 from engine.parts import DRUM_NOTES
 
@@ -86,7 +85,3 @@ def degree_note(key: Key, degree: int, octave: int) -> int:
                          f"outside 0..127")
     return n
 
-
-def pitch_class_name(n: int) -> str:
-    """'C4' for 60: a note's name (sharps as NOTE_NAMES spells them)."""
-    return f"{NOTE_NAMES[n % 12]}{n // 12 - 1}"

@@ -9,6 +9,12 @@ change is only put at or after its cursor, so nothing scheduled is rewritten: a 
 scheduled keeps its note-off (no stuck note when a pattern is replaced or stopped), and an
 offline render and a live run with the same changes at the same bars play the same notes.
 
+Each pattern is rendered a whole bar at a time into a small cache (a `BarPattern`), so the
+scheduler's many short queries cost a look-up each. A bar's render is keyed by the meter and
+the chord on each of its beats (``ctx.chord_at``): what `Pattern.scale` without a key reads. A
+chord change for beats not yet scheduled re-renders the bar, as the agents do; a pattern
+should read nothing else from its context.
+
 A pattern that fails when queried (e.g. a pitched note on the drums part, or a `scale()` with
 no chords to follow) is counted in ``errors``, reported once through ``log``, and taken off
 from the start of the span it failed on: the part falls back to its agent, and nothing else
@@ -25,7 +31,7 @@ from typing import Any
 from engine.parts import PARTS
 
 from .event import Note, note_sort_key
-from .pattern import Pattern, cycle_beats
+from .pattern import BarPattern, Pattern, cycle_beats
 
 __all__ = ["PatternParts"]
 
@@ -59,7 +65,7 @@ class PatternParts:
             i -= 1
         del beats[i:], pats[i:]
         beats.append(at)
-        pats.append(None if pattern is None else pattern.on(part))
+        pats.append(None if pattern is None else _by_bar(pattern.on(part)))
         cut = bisect_right(beats, at - self.keep_beats) - 1
         if cut > 0:
             del beats[:cut], pats[:cut]
@@ -121,3 +127,22 @@ class PatternParts:
         self.last_error = f"pattern on {part} stopped at beat {at}: {exc}"
         self.log(self.last_error)
         self.set(part, None, at)
+
+
+def _harmony_key(bar: int, ctx: Any) -> tuple:
+    """What a pattern's bar may depend on beside the bar: the chord on each of its beats."""
+    chord_at = getattr(ctx, "chord_at", None)
+    if chord_at is None:
+        return ()
+    start = bar * int(ctx.beats_per_bar)
+    return tuple(chord_at(Fraction(start + i)) for i in range(int(ctx.beats_per_bar)))
+
+
+def _by_bar(pattern: Pattern) -> BarPattern:
+    """``pattern`` rendered a bar at a time, cached (see the module's docstring)."""
+
+    def render(bar: int, ctx: Any) -> list[Note]:
+        length = Fraction(ctx.beats_per_bar)
+        return pattern.query(bar * length, (bar + 1) * length, ctx)
+
+    return BarPattern(render, _harmony_key, cache_size=16)
