@@ -274,3 +274,69 @@ def test_the_example_script_writes_a_wav(cfg, tmp_path):
     audio, sr = sf.read(out)
     assert sr == cfg["render"]["sample_rate"] and len(audio) == round(3 * sr)
     assert np.abs(audio).max() > 0.01 and out.with_suffix(".mid").exists()
+
+
+def test_a_live_run_plays_what_an_offline_render_plays(cfg):
+    """The real live loop (LiveRun's scheduler task every 10 ms) beside an audio thread paced
+    by the wall clock; a pattern typed as a jam command part-way. Offline, the same pattern
+    put on the bar the live one started on: the same rows, whatever the host's timing."""
+    import asyncio
+    import threading
+    import time
+
+    from engine.control.live import LiveRun
+    from engine.rt.render import run_block
+    from tests.enginekit import NullStream, SentRows
+
+    async def main():
+        s = Session(cfg, SR)
+        sent = SentRows(s)
+        run = LiveRun(s, NullStream(), log=lambda text: None, tty_status=False)
+        stop = threading.Event()
+
+        def audio():
+            block, start, done = 256, time.monotonic(), 0
+            while not stop.is_set() and done < 8 * SR:
+                run_block(s.state.table, block)
+                done += block
+                ahead = start + done / SR - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+
+        task = asyncio.create_task(run.run(30.0))
+        thread = threading.Thread(target=audio, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while s.state.sample_time < SR and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            reply = live_command(s, "pattern bass c2 [~ eb2] <g2 bb1> c3?")
+            while s.state.sample_time < 6 * SR and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            cursor = s.scheduler.cursor
+        finally:
+            stop.set()
+            run.stop()
+            await asyncio.wait_for(task, 20.0)
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, 10.0)
+        return s, sent, reply, cursor
+
+    live, sent, reply, cursor = asyncio.run(main())
+    bar = int(reply.rsplit(" ", 1)[1]) - 1
+    assert reply.startswith("bass: playing") and cursor >= (bar + 2) * 4
+    off = Session(cfg, SR)
+    off.scheduler.reach_bars = 1
+    rows = Rows(off)
+    off.play("bass", "c2 [~ eb2] <g2 bb1> c3?", bar=bar)
+    advance(off, 10.0, block=512)
+    cut = live.clock.sample_at(cursor)
+
+    def ons(r):
+        r = r[(r[:, 1] == K_NOTE_ON) & (r[:, 0] < cut)]
+        return r[np.lexsort(r[:, :4].T[::-1])][:, :5]
+    a, b = ons(sent.onsets()), ons(rows.all())
+    assert np.array_equal(a, b)
+    bass = a[a[:, 2] == PART_INDEX["bass"]]
+    start = live.clock.sample_at(F(bar * 4))
+    assert set(bass[bass[:, 0] >= start, 3]) <= {36, 39, 43, 34, 48}
+    assert len(bass[bass[:, 0] >= start]) >= 4

@@ -158,8 +158,9 @@ class Pattern:
         return Pattern(q)
 
     def every(self, n: int, transform: Callable[[Pattern], Pattern], offset: int = 0) -> Pattern:
-        """Apply ``transform`` in bars where ``(bar - offset) % n == 0`` (Tidal's ``every``).
-        Use ``offset=n-1`` for the last bar of every n-bar phrase."""
+        """Apply ``transform`` in cycles (bars) where ``(cycle - offset) % n == 0`` (Tidal's
+        ``every``); ``every(1, f)`` is ``f``. Use ``offset=n-1`` for the last bar of every
+        n-bar phrase: ``p.every(4, lambda x: x.rev(), offset=3)``."""
         if n <= 0:
             raise ValueError(f"every needs n > 0, got {n}")
         other = transform(self)
