@@ -488,7 +488,9 @@ def live_command(session, text: str) -> str:
     `tap BPM` sets the tempo; `edit PART WORDS` moves a part's sound with words ("edit keys
     darker, more air"); `prompt TEXT` sets the band's style, tempo and parts from a style
     prompt ("prompt funky, 96 bpm, sparse drums, dreamy keys"; engine.words.prompt) from the
-    next bar. Returns the reply."""
+    next bar; `pattern PART MINI-NOTATION` plays a live-coded pattern on a part from the next
+    bar ("pattern bass c2 ~ [eb2 g2] <bb1 f2>"; docs/patterns.md), `pattern PART off` gives the
+    part back to its agent. Returns the reply."""
     words = text.split()
     if not words:
         return ""
@@ -528,15 +530,23 @@ def live_command(session, text: str) -> str:
             sets, result = edit_live(session, words[1], phrase, load_similar())
             return (f"{words[1]}: {len(sets)} parameter{'s' * (len(sets) != 1)} moved\n"
                     + summary(result)).rstrip()
+        if words[0] == "pattern" and len(words) >= 3:
+            text = text.split(None, 2)[2].strip().strip("\"'")
+            off = text == "off"
+            at = session.play(words[1], None if off else text)
+            bar = int(at // session.clock.beats_per_bar) + 1
+            return f"{words[1]}: " + ("back to its agent" if off else f"playing {text}") + \
+                f" from bar {bar}"
         if words[0] == "prompt" and len(words) >= 2:
             from engine.words.embed import load_similar
             from engine.words.prompt import apply_prompt, describe
             text = text.split(None, 1)[1].strip().strip("\"'")
             return describe(apply_prompt(session, text, similar=load_similar()))
-    except (KeyError, ValueError) as exc:     # DataError (a broken scene file) included
+    except (KeyError, ValueError, TypeError) as exc:   # DataError (a broken scene file) too
         return f"{words[0]}: {str(exc).strip(chr(39))}"
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
-            " | scenes | save NAME | tap | tap BPM | edit PART WORDS | prompt TEXT")
+            " | scenes | save NAME | tap | tap BPM | edit PART WORDS | prompt TEXT"
+            " | pattern PART MINI-NOTATION | pattern PART off")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones

@@ -35,6 +35,7 @@ class LiveRun:
         self.tty_status = tty_status    # the status line on a terminal (not when headless)
         self.stream = stream
         self.log = log
+        session.patterns.log = log      # a live-coded pattern that fails says why
         self.stopping = asyncio.Event()
         self._qout = np.zeros((L.QCAP, EVENT_WIDTH))    # a whole queue: nothing dropped
         self.tasks: list[asyncio.Task] = []

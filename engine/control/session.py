@@ -34,6 +34,7 @@ from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
 from engine.parts import PART_INDEX, PARTS
 from engine.patch import read_patch
+from engine.patterns.play import PatternParts
 from engine.tomldata import DataError
 from engine.control.graph import Graph, check_spec, spec_from_config
 from engine.rt import master
@@ -217,7 +218,9 @@ class Session:
         self.clock = Clock(self.sample_rate, band_cfg["tempo_bpm"], band_cfg["beats_per_bar"],
                            band_cfg["swing"])
         self.recorder = Recorder()
-        self.scheduler = Scheduler(self.clock, SteeredBand(self.band, self.steer), self.ctx,
+        # live-coded patterns on parts (Session.play), over the band, under /transport/playing
+        self.patterns = PatternParts(self.band)
+        self.scheduler = Scheduler(self.clock, SteeredBand(self.patterns, self.steer), self.ctx,
                                    self._send, band_cfg["lookahead_ms"] / 1000.0,
                                    on_played=self.recorder.add)
         self.scheduler.before_query = self._before_query
@@ -584,6 +587,35 @@ class Session:
         where = f"{patch.path}: [patch] engine"
         if part != "drums" and patch.engine == "kit":
             raise DataError(f"{where}: a kit patch is for the drums part, not {part}")
+
+    def play(self, part: str, pattern, bar: int | None = None) -> Fraction:
+        """Play `pattern` (an `engine.patterns.Pattern`, or mini-notation such as
+        "c3 ~ [e3 g3] ~"; None gives the part back to its agent) on `part` from the start of
+        `bar` (default: the next bar not yet scheduled), in place of the part's agent, in the
+        band's time: one cycle is one bar. It replaces the pattern playing there from that
+        bar on; notes already scheduled still end as they were scheduled, so nothing sticks.
+        The pattern is queried for two bars first: one that cannot play (a bad mini-notation,
+        a pitched note on the drums) raises ValueError/TypeError and nothing changes; one that
+        fails later stops and is counted (`patterns.errors`). Returns the beat it starts on.
+        The same calls at the same bars play the same notes live and offline."""
+        from engine.patterns.pattern import as_pattern
+        first = self.clock.next_bar(self.scheduler.cursor)
+        if bar is None:
+            at = first
+        else:
+            if isinstance(bar, bool) or not isinstance(bar, int):
+                raise TypeError(f"bar must be a whole number, got {bar!r}")
+            at = Fraction(bar * self.clock.beats_per_bar)
+            if at < first:
+                raise ValueError(f"bar {bar} is already scheduled: the first bar free is "
+                                 f"{int(first // self.clock.beats_per_bar)}")
+        if part not in PARTS:
+            raise ValueError(f"no part {part!r}; parts: {', '.join(PARTS)}")
+        pat = None if pattern is None else as_pattern(pattern)
+        if pat is not None:
+            self.patterns.check(part, pat, at, self.ctx)
+        self.patterns.set(part, pat, at)
+        return at
 
     def set_tempo(self, bpm: float) -> None:
         """From the next beat not yet scheduled: nothing already scheduled moves."""
