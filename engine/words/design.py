@@ -95,8 +95,8 @@ class Result:
 
 
 def _fm_ops(algorithm: str, role: str) -> list[int]:
-    from engine.rt.units.fm import CARRIERS
-    car = CARRIERS[int(algorithm) - 1]
+    from engine.declared import unit
+    car = unit("fm").CARRIERS[int(algorithm) - 1]
     return [k for k in (1, 2, 3, 4) if (k in car) == (role == "carriers")]
 
 
