@@ -495,7 +495,7 @@ def live_command(session, text: str) -> str:
     choice's word); `scene NAME [FADE_S]` recalls a scene, `scenes` lists them, `save NAME`
     saves the current values as a scene; `tap` is one tap of tap tempo (Enter is the tap),
     `tap BPM` sets the tempo; `edit PART WORDS` moves a part's sound with words ("edit keys
-    darker, more air"); `prompt TEXT` sets the band's style, tempo and parts from a style
+    darker, more air"), `undo PART` puts back what its last edit moved; `prompt TEXT` sets the band's style, tempo and parts from a style
     prompt ("prompt funky, 96 bpm, sparse drums, dreamy keys"; engine.words.prompt) from the
     next bar. Returns the reply."""
     words = text.split()
@@ -537,6 +537,11 @@ def live_command(session, text: str) -> str:
             sets, result = edit_live(session, words[1], phrase, load_similar())
             return (f"{words[1]}: {len(sets)} parameter{'s' * (len(sets) != 1)} moved\n"
                     + summary(result)).rstrip()
+        if words[0] == "undo" and len(words) == 2:
+            from engine.words.design import undo_live
+            sets, left = undo_live(session, words[1])
+            return f"{words[1]}: last edit undone ({len(sets)} parameters back, {left} more " \
+                   f"to undo)"
         if words[0] == "prompt" and len(words) >= 2:
             from engine.words.embed import load_similar
             from engine.words.prompt import apply_prompt, describe
@@ -545,7 +550,7 @@ def live_command(session, text: str) -> str:
     except (KeyError, ValueError) as exc:     # DataError (a broken scene file) included
         return f"{words[0]}: {str(exc).strip(chr(39))}"
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
-            " | scenes | save NAME | tap | tap BPM | edit PART WORDS | prompt TEXT")
+            " | scenes | save NAME | tap | tap BPM | edit PART WORDS | undo PART | prompt TEXT")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones
