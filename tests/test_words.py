@@ -18,7 +18,7 @@ from engine.words.vocab import ENGINES, Vocabulary, vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 48000
-HITS_FLOOR = 0      # measured below, set after the first run
+HITS_FLOOR = 27     # measured: every one of the 27 that land moves its feature
 GROUPS = {"brightness", "warmth", "air", "grit", "hollowness", "material", "width", "space",
           "motion", "envelope", "weight"}
 
