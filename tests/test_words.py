@@ -213,6 +213,9 @@ def test_live_command_edit(session):
     assert reply.startswith("keys: ") and "dark" in reply
     assert session.value("/keys/synth/cutoff_hz") < before
     assert "no part" in live_command(session, "edit nope darker")
+    reply = live_command(session, "undo keys")
+    assert "last edit undone" in reply and session.value("/keys/synth/cutoff_hz") == before
+    assert "no live edits to undo" in live_command(session, "undo keys")
 
 
 # ---- measured: each word moves its feature -----------------------------------------------------

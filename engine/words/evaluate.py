@@ -105,8 +105,10 @@ PARAPHRASES = {
     # one of them counts as landed). None of them, nor its stem, is a form or a near word of the
     # vocabulary (tests/test_words.py): they measure how the model generalises.
     # The first 29 were the development set the near words and thresholds were tuned on; the
-    # last 19 (from "glittery") were written before any measurement and never tuned on:
-    # bench/words.py reports both shares (HELD_OUT).
+    # last 19 (from "glittery", HELD_OUT) were written down before any measurement. They are
+    # not a perfectly clean test set: the near words were revised once after a run that also
+    # printed them (a few near words, "fragile", "plump", may owe something to it).
+    # bench/words.py reports both shares.
     "sparkly": ("bright", "shimmering", "glassy", "crisp"),
     "underwater": ("dark", "wobbly", "muffled"),
     "shiny": ("bright", "crisp", "glassy"),
