@@ -495,9 +495,9 @@ def live_command(session, text: str) -> str:
     choice's word); `scene NAME [FADE_S]` recalls a scene, `scenes` lists them, `save NAME`
     saves the current values as a scene; `tap` is one tap of tap tempo (Enter is the tap),
     `tap BPM` sets the tempo; `edit PART WORDS` moves a part's sound with words ("edit keys
-    darker, more air"), `undo PART` puts back what its last edit moved; `prompt TEXT` sets the band's style, tempo and parts from a style
-    prompt ("prompt funky, 96 bpm, sparse drums, dreamy keys"; engine.words.prompt) from the
-    next bar. Returns the reply."""
+    darker, more air"), `undo PART` puts back what its last edit moved; `prompt TEXT` sets the
+    band's style, tempo and parts from a style prompt ("prompt funky, 96 bpm, sparse drums,
+    dreamy keys"; engine.words.prompt) from the next bar. Returns the reply."""
     words = text.split()
     if not words:
         return ""

@@ -14,7 +14,8 @@ from engine.commands import live_command
 from engine.control.session import Session
 from engine.words.design import live_words
 from tests.enginekit import dry_config
-from tests.test_mqtt import Broker, broker_kind, until  # noqa: F401 - a fixture
+from tests.test_mqtt import Broker, until
+from tests.test_mqtt import broker_kind  # noqa: F401 - the broker fixture
 from tests.test_osc import handled, run, serve
 
 SR = 48000

@@ -335,9 +335,9 @@ def apply_prompt(session, text: str, fade_s: float = 0.0, similar=None, folders=
                  load_patches: bool = True) -> Applied:
     """Set the band as `text` says through the session's address space: every value is checked
     first (a bad one, or a prompt of which nothing is understood, raises ValueError, is
-    counted in engine.words.design.live_words and changes nothing), then set from the next bar not yet
-    scheduled (a tempo from the next beat), continuous values gliding over `fade_s` seconds like
-    a faded scene. Patches (by name, in `folders`, default the factory library; all in one
+    counted in engine.words.design.live_words and changes nothing), then set from the next bar
+    not yet scheduled (a tempo from the next beat), continuous values gliding over `fade_s`
+    seconds like a faded scene. Patches (by name, in `folders`, default the factory library; all in one
     crossfaded graph swap) and timbre words follow; one that cannot apply (no such part, the
     last swap still fading) is reported in `skipped`."""
     from engine.agents.steer import check_value
