@@ -17,10 +17,10 @@ from engine.tomldata import DataError, Field, Schema, WordOrNumber, load, valida
 
 
 class Chain(Field):
-    """A list of unit tables (engine.control.graph.check_chain says what is valid)."""
+    """A list of unit tables (engine.declared.check_chain says what is valid)."""
 
     def check(self, value):
-        from engine.control.graph import check_chain
+        from engine.declared import check_chain
         check_chain(value)
         return value
 
