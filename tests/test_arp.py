@@ -471,7 +471,15 @@ def test_live_and_offline_give_the_same_arpeggio(cfg, tmp_path):
     assert pushed == []                            # nothing reached the instrument
     assert len(offline) == 24 and offline == live.ons()     # 12 steps of each chord
     assert [n for _, n in offline] == [60, 64, 67] * 4 + [62, 65, 69] * 4
-    assert result.peak > 0.01                       # and it sounds
+    # the rendered sound: silent from the press to the first step (the chord itself never
+    # sounded), then a note starting on every step's sample
+    import soundfile as sf
+    x = sf.read(str(result.wav))[0][:, 0]
+    assert np.abs(x[:offline[0][0]]).max() == 0.0 and chords[0][0] < offline[0][0]
+    for t, _ in offline:
+        after = np.sqrt(np.mean(x[t:t + 1200] ** 2))
+        before = np.sqrt(np.mean(x[t - 600:t] ** 2))
+        assert after > 0.01 and after > 2 * before, t
 
 
 # ---- the address space, config, CLI ----------------------------------------------------------
