@@ -632,3 +632,25 @@ def test_swing_delays_the_off_beat_eighths_like_the_bands(cfg):
     late = round(0.25 * beat / 2)
     phases = {t % beat for t in ons}
     assert phases == {0, beat // 4, beat // 2 + late, 3 * beat // 4}
+
+
+def test_a_remote_clients_keys_notes_are_arpeggiated_and_released(cfg):
+    """OSC's and MQTT's notes (engine.control.remote.Remote): with the arpeggiator taking
+    every channel, a remote's keys notes are arpeggiated, not played; closing it releases."""
+    from engine.control.remote import Remote
+    from engine.rt.events import ASAP
+    run = Run(cfg)
+    sched = []
+    push = run.s.state.push_sched
+    run.s.state.push_sched = lambda *row: (sched.append(row), push(*row))[1]
+    remote = Remote(run.s, 3000)
+    run.to(1000)
+    for n in (67, 60, 64):
+        remote.note(KEYS, float(n), 0.8, ASAP, run.now)
+    assert not [r for r in sched if r[1] == K_NOTE_ON and r[5] == 3000]
+    run.to(SR)
+    assert [n for _, n in run.ons()][:3] == [60, 64, 67]
+    remote.release_held()
+    cut = run.s.clock.sample_at(run.s.scheduler.cursor)
+    run.to(2 * SR)
+    assert max(t for t, _ in run.ons()) < cut and no_stuck_notes(run.table())
