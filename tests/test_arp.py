@@ -597,12 +597,12 @@ def test_jack_callback_gives_the_arp_channel_to_the_arpeggiator(jack_server, cfg
                 rig.send(bytes([0x91, n, 100]), t)              # channel 2: the arpeggiator's
             rig.wait_until(t + rig.rate // 5, timeout=20)
             assert s.state.counters()["voices"] == 0            # no instrument played them
-            _, rec = rig.recording(since_frame=t)
-            assert np.abs(rec).max() == 0.0
+            # (runs of periods: a host that missed a cycle leaves a gap, not a failure)
+            assert max(np.abs(a).max() for _, a in rig.segments(since_frame=t)) == 0.0
             run = LiveRun(s, NullStream(), log=lambda text: None, tty_status=False)
             asyncio.run(run.run(1.5))
-            _, rec = rig.recording(since_frame=t)
-            assert np.abs(rec).max() > 0.01                     # the arpeggio sounded
+            peak = max(np.abs(a).max() for _, a in rig.segments(since_frame=t))
+            assert peak > 0.01                                  # the arpeggio sounded
         arp = [p.note for p in s.recorder.notes if p.part == "keys"]
         assert len(arp) >= 6 and arp[:6] == [60, 64, 67, 60, 64, 67]
         assert max(p.dur_s for p in s.recorder.notes) < 0.1        # steps, not a held chord
