@@ -21,7 +21,7 @@ from engine.control.clock import Clock
 from engine.control.live_input import LiveInput
 from engine.control.session import Session
 from engine.harmony import Chord, Progression
-from engine.parts import KEYS, LEAD, PART_INDEX
+from engine.parts import KEYS, LEAD
 from engine.rt.events import K_ALL_NOTES_OFF, K_NOTE_OFF, K_NOTE_ON
 from engine.tomldata import DataError
 
