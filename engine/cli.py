@@ -40,6 +40,9 @@ def _overrides(args) -> dict:
     put("band", "seed", args.seed)
     put("band", "style", args.style)
     put("midi", "latency_mode", args.latency_mode)
+    if getattr(args, "arp", None) is not None:
+        put("arp", "on", True)
+        put("arp", "mode", args.arp)
     if getattr(args, "sync", None) is not None:
         put("sync", "source", {"midi": "midi_clock"}.get(args.sync, args.sync))
     if getattr(args, "osc", None) is not None:
@@ -115,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     prompt_help = ('a style prompt for the band, e.g. "funky, 96 bpm, sparse drums, dreamy '
                    'keys" or "70%% lofi, 30%% bossa" (README: Sound from words)')
     jam.add_argument("--prompt", metavar="TEXT", help=prompt_help)
+    from engine.agents.arp import MODES
+    arp_help = ("arpeggiate your held notes in this mode (config [arp]; `:arp` while "
+                "jamming; README: Arpeggiator)")
+    jam.add_argument("--arp", choices=MODES, metavar="MODE", help=arp_help)
     lrn = sub.add_parser("learn", parents=[common],
                          help="MIDI learn: bind the next control you move to ADDRESS and save it "
                               "in the mapping file ([midi] mapping)")
@@ -150,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     ren.add_argument("--midi", help="a MIDI file played as the player's part")
     ren.add_argument("--demo", action="store_true", help="render the arranged demo song")
     ren.add_argument("--prompt", metavar="TEXT", help=prompt_help)
+    ren.add_argument("--arp", choices=MODES, metavar="MODE",
+                     help="arpeggiate the --midi file's notes in this mode (config [arp])")
     return ap
 
 

@@ -531,6 +531,8 @@ def live_command(session, text: str) -> str:
                 return f"tempo {session.set(TEMPO_ADDRESS, float(words[1])):g} BPM"
             bpm = tap(session)
             return f"tap: {bpm:.1f} BPM" if bpm is not None else "tap: keep tapping"
+        if words[0] == "arp":
+            return arp_command(session, words[1:])
         if words[0] == "set" and len(words) == 3:
             return f"{words[1]} = {session.set(words[1], _number_or_word(words[2])):g}"
         if words[0] == "edit" and len(words) >= 3:
@@ -561,7 +563,46 @@ def live_command(session, text: str) -> str:
         return f"{words[0]}: {str(exc).strip(chr(39))}"
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
             " | scenes | save NAME | tap | tap BPM | edit PART WORDS | undo PART | prompt TEXT"
-            " | pattern PART MINI-NOTATION | pattern PART off")
+            " | pattern PART MINI-NOTATION | pattern PART off"
+            " | arp [on|off] [MODE] [RATE] [OCTAVES] [latch|unlatch]")
+
+
+def arp_command(session, words: list[str]) -> str:
+    """`arp` alone: the arpeggiator's settings; otherwise its words in any order: on, off, a
+    mode (up, down, up_down, ...), a rate (1/16, 1/8t, 1/8d...), octaves 1..4, latch or
+    unlatch; any setting but `off` turns it on. Every word is checked before anything is set
+    (ValueError naming the word)."""
+    from engine.agents.arp import MODES, RATES
+    from engine.agents.steer import Steering
+    sets: dict[str, object] = {}
+    for w in words:
+        if w in ("on", "off"):
+            sets["/arp/on"] = w
+        elif w in MODES:
+            sets["/arp/mode"] = w
+        elif w in RATES:
+            sets["/arp/rate"] = w
+        elif w.isdigit():
+            sets["/arp/octaves"] = int(w)
+        elif w in ("latch", "unlatch"):
+            sets["/arp/latch"] = "on" if w == "latch" else "off"
+        else:
+            raise ValueError(f"{w!r} is not on, off, a mode ({', '.join(MODES)}), a rate "
+                             f"({', '.join(RATES)}), octaves 1..4, latch or unlatch")
+    if sets and "/arp/on" not in sets:
+        sets["/arp/on"] = "on"
+    for address, value in sets.items():
+        Steering.check(address, value)          # all checked before any is set
+    for address, value in sets.items():
+        session.set(address, value)
+
+    def word(address: str) -> str:
+        q = session.param(address)
+        v = session.value(address)
+        return q.choices[int(v)] if q.choices else f"{v:g}"
+    return (f"arp {word('/arp/on')}: {word('/arp/mode')} {word('/arp/rate')}, "
+            f"{word('/arp/octaves')} octave(s), gate {word('/arp/gate')}, latch "
+            f"{word('/arp/latch')}, {word('/arp/input')} notes on {word('/arp/part')}")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones

@@ -215,6 +215,13 @@ class Remote:
         the band follows them and they are recorded."""
         self.room()
         kind = K_NOTE_ON if v > 0.0 else K_NOTE_OFF
+        s = self.session
+        if p == KEYS and (s.arp.holds(self.source, int(note)) if kind == K_NOTE_OFF
+                          else s.arp_takes(0)):
+            # the arpeggiator takes a remote's keys notes when it takes every channel
+            s.player_note(kind, int(note), v, int(t) if t != ASAP else now_sample,
+                          self.source, arp=True)
+            return
         try:
             self.session.state.push_sched(t, kind, p, note, v, float(self.source))
         except QueueFull as exc:
@@ -236,8 +243,7 @@ class Remote:
             self.session.state.push_sched(ASAP, K_SOURCE_GONE, -1, 0.0, 0.0, float(self.source))
         except QueueFull:
             ok = False
-        if self.session.conductor is not None:
-            self.session.conductor.source_gone(self.source)
+        self.session.source_gone(self.source)       # the band's and the arpeggiator's
         return ok
 
     def release(self) -> bool:

@@ -6,8 +6,8 @@ The session's one address space (`set`, `param`, `value`, `addresses`): the grap
 (`/bass/synth/cutoff_hz`, `/bass/mix/pan`, ...), the mixer's mute and solo per part, the master
 limiter, the transport (`/transport/tempo_bpm`, `/transport/playing`) and the band's steering
 (`/band/style`, `/band/energy`, `/band/swing`, `/band/key`, `/PART/agent/on|density|octave`,
-`/lead/agent/answer`: engine.agents.steer). Scenes (engine.control.scenes) are named sets of
-address -> value.
+`/lead/agent/answer`: engine.agents.steer) with the arpeggiator's `/arp/...` (engine.agents.arp).
+Scenes (engine.control.scenes) are named sets of address -> value.
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from engine.agents.bass import BassAgent
 from engine.agents.chords import ChordAgent
 from engine.agents.drums import DrumAgent
 from engine.agents.answer import ANSWER, AnswerAgent, CallResponse
+from engine.agents.arp import (ARP_AT_BAR, ARP_INPUT, ARP_PARAMS, CONFIG_KEYS, INPUTS,
+                               Arpeggiator, ArpLayer)
 from engine.agents.lead import LeadAgent
 from engine.agents.steer import (AGENT_PARTS, PLAYING, STEER_PARAMS, SteeredBand, Steering,
                                  WHOLE, check_value)
@@ -32,7 +34,7 @@ from engine.control.clock import Clock
 from engine.listen.key import KeyTracker
 from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
-from engine.parts import PART_INDEX, PARTS
+from engine.parts import KEYS, PART_INDEX, PARTS
 from engine.patch import read_patch
 from engine.patterns.play import PatternParts
 from engine.tomldata import DataError
@@ -41,7 +43,7 @@ from engine.rt import master
 from engine.rt import layout as L
 from engine.rt.param import Param
 from engine.rt.events import (
-    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_TEMPO,
+    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_TEMPO,
 )
 
 TEMPO_ADDRESS = "/transport/tempo_bpm"
@@ -213,6 +215,10 @@ class Session:
             self.ctx = LiveContext(seed=seed, beats_per_bar=band_cfg["beats_per_bar"],
                                    style=style, answer=CallResponse())
             self.length_s = None
+        arp_cfg = cfg.get("arp", {})
+        base.update({f"/arp/{k}": float(v) if isinstance(v, bool) else v
+                     for k, v in arp_cfg.items() if k in CONFIG_KEYS})
+        self.arp_channel = int(arp_cfg.get("channel", 0))    # 0: every MIDI channel
         self.steer = Steering(base)
         self.ctx.steer = self.steer
         self.clock = Clock(self.sample_rate, band_cfg["tempo_bpm"], band_cfg["beats_per_bar"],
@@ -220,7 +226,10 @@ class Session:
         self.recorder = Recorder()
         # live-coded patterns on parts (Session.play), over the band, under /transport/playing
         self.patterns = PatternParts(self.band)
-        self.scheduler = Scheduler(self.clock, SteeredBand(self.patterns, self.steer), self.ctx,
+        # the arpeggiator (engine.agents.arp) plays over them through the same scheduler
+        self.arp = Arpeggiator(self.steer, self.clock.swung)
+        self.scheduler = Scheduler(self.clock, SteeredBand(ArpLayer(self.patterns, self.arp),
+                                                           self.steer), self.ctx,
                                    self._send, band_cfg["lookahead_ms"] / 1000.0,
                                    on_played=self.recorder.add)
         self.scheduler.before_query = self._before_query
@@ -241,6 +250,7 @@ class Session:
         self.midi_out = midi_out.MidiOut.from_config(cfg, self.clock, self.sample_rate,
                                             self.scheduler.lookahead,
                                             now=lambda: self.state.sample_time)
+        self._route_arp()
 
     # ---- prepare time: write settings straight into the (not yet running) engine ------------
     def _prepare(self) -> None:
@@ -340,12 +350,34 @@ class Session:
                 for part in AGENT_PARTS:
                     self.state.push_sched(off, K_ALL_NOTES_OFF, PART_INDEX[part])
                 midi_out.transport(self.midi_out, False, at, off, self._clock_out())
+        elif address in ARP_PARAMS and address not in ARP_AT_BAR:
+            at = horizon            # the arpeggiator's notes change from the next step
         else:
             at = self.clock.next_bar(horizon)
             if address == PLAYING and self.steer.latest(PLAYING) < 0.5:   # MIDI clock resumes
                 midi_out.transport(self.midi_out, True, at, self.clock.sample_at(at),
                                    self._clock_out())
-        return self.steer.set(address, v, at)
+        v = self.steer.set(address, v, at)
+        if address == "/arp/latch" and v < 0.5:
+            self.arp.unlatch(at)
+        elif address in ("/arp/on", "/arp/input"):
+            self._route_arp()
+        return v
+
+    # ---- the arpeggiator's input ---------------------------------------------------------------
+    def arp_takes(self, channel: int) -> bool:
+        """Whether the player's notes of MIDI `channel` (1..16) for the keys part go to the
+        arpeggiator now (/arp/on with /arp/input held, config [arp] channel) instead of the
+        instrument."""
+        held = self.steer.latest("/arp/input") == INPUTS.index("held")
+        return self.steer.latest("/arp/on") >= 0.5 and held and self.arp_channel in (0, channel)
+
+    def _route_arp(self) -> None:
+        """The JACK callback's channel -> part table: the arpeggiator's channels to ARP_INPUT
+        (no instrument plays them; they come back as reports), the others to keys."""
+        table = self.state.ctl[L.C_CHAN_PART:L.C_CHAN_PART + 16]
+        for ch in range(16):
+            table[ch] = ARP_INPUT if self.arp_takes(ch + 1) else KEYS
 
     def _clock_out(self) -> bool:
         return bool(self.cfg.get("midi_out", {}).get("clock", False))
@@ -630,23 +662,51 @@ class Session:
         return self.clock.forget_before(playing - keep_beats)
 
     def release_all(self) -> None:
+        self.arp.release(None, self.scheduler.cursor)     # nothing held, nothing latched
         self.state.push_sched(ASAP, K_ALL_NOTES_OFF, -1)
         if self.midi_out is not None:       # and every note on the external synths
             self.midi_out.cut_all()
 
     def panic(self) -> None:
+        self.arp.release(None, self.scheduler.cursor)
         self.state.push_sched(ASAP, K_PANIC, -1)
         if self.midi_out is not None:
             self.midi_out.cut_all()
 
     # ---- the player's notes --------------------------------------------------------------------
     def player_note(self, kind: int, note: int, velocity: float, at_sample: int, source: int,
-                    horizon: Fraction | None = None) -> None:
-        """A note the player played (any input path): follows harmony and records it."""
-        seconds = max(at_sample, 0) / self.sample_rate
-        self.recorder.player_note(kind, note, velocity, seconds, source)
+                    horizon: Fraction | None = None, arp: bool = False) -> None:
+        """A note the player played (any input path): follows harmony and records it.
+        `arp`: the input gave it to the arpeggiator (`arp_takes`) instead of the instrument:
+        it is arpeggiated from the first step not yet scheduled (`horizon`, default the
+        scheduler's cursor) and not recorded itself (its arpeggio is); K_ALL_NOTES_OFF then
+        releases every arpeggiated key of `source`. A note-off always releases the key in the
+        arpeggiator if it holds it, wherever the note went."""
+        at = self.scheduler.cursor if horizon is None else max(horizon, self.scheduler.cursor)
+        if arp and kind == K_ALL_NOTES_OFF:
+            self.arp.release(source, at)
+            if self.conductor is not None:
+                self.conductor.source_gone(source, horizon)
+            return
+        if kind == K_NOTE_OFF and self.arp.holds(source, note):
+            self.arp.lift(source, note, at)
+        elif arp and kind == K_NOTE_OFF:
+            # its note-on reached the instrument (the arpeggiator came on while it was held)
+            self.state.push_sched(ASAP, K_NOTE_OFF, KEYS, note, 0.0, source)
+        elif arp and kind == K_NOTE_ON:
+            self.arp.press(source, note, velocity, at)
+        if not arp:
+            seconds = max(at_sample, 0) / self.sample_rate
+            self.recorder.player_note(kind, note, velocity, seconds, source)
         if self.conductor is not None:
             self.conductor.note(kind, note, velocity, at_sample, source, horizon)
+
+    def source_gone(self, source: int) -> None:
+        """A player's MIDI source went away: its keys are up for the band and the
+        arpeggiator (its latched notes too: nothing plays on for a keyboard that is gone)."""
+        self.arp.release(source, self.scheduler.cursor)
+        if self.conductor is not None:
+            self.conductor.source_gone(source)
 
     # ---- files ---------------------------------------------------------------------------------
     def write_midi(self, path: Path) -> Path:
