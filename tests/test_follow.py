@@ -298,3 +298,29 @@ def test_player_sync_config_cli_and_factory(at_root):
     assert f.counters["notes"] == 1
     f.close()
     assert s.follower is None
+
+
+def test_the_live_run_starts_the_player_follower(at_root):
+    """`jam --sync player`: the live run's follower is the session's, hears the notes that
+    reach the session (any input path) and shows in the status line."""
+    import asyncio
+    import time
+
+    from engine.control import live
+    from tests.enginekit import NullStream
+
+    async def main():
+        s = Session(follow_config(ROOT), SR)
+        lr = live.LiveRun(s, NullStream(), log=lambda text: None)
+        task = asyncio.create_task(lr.run(30.0))
+        end = time.monotonic() + 10.0
+        while lr.sync is None:
+            assert time.monotonic() < end, "timed out waiting for the follower"
+            await asyncio.sleep(0.005)
+        assert isinstance(lr.sync, PlayerFollower) and s.follower is lr.sync
+        s.player_note(K_NOTE_ON, 60, 0.8, 4800, 1)
+        s.player_note(K_NOTE_OFF, 60, 0.0, 9600, 1)
+        assert lr.sync.counters["notes"] == 2 and lr.sync.status() == "player: listening"
+        lr.stop()
+        await asyncio.wait_for(task, 10.0)
+    asyncio.run(asyncio.wait_for(main(), 60.0))
