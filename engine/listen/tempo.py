@@ -13,12 +13,14 @@ pitches), fed in time order:
   it spans 1, 2, 3 or 4 of (a comb of Gaussians); a log-normal prior half an octave wide around
   `prior_bpm` settles the metrical level (eighths at 96 BPM are heard at 96, not 192). The
   phase is the one whose beats carry the most accent.
-* **Tracking.** Every onset within `tolerance_beats` of the estimate's eighth-note grid is a
-  point (its grid position, its sample); tempo and phase are a weighted least-squares fit over
-  the points, forgetting exponentially (half-life `half_life_beats`), with a curvature term
-  (shrunk towards none) so a drifting tempo is followed without lag. Syncopations lie on the
+* **Tracking.** Every onset within `tolerance_beats` of the estimate's eighth-note grid is an
+  observation (its grid position, its sample) for a Kalman filter whose state is the time of
+  the latest grid position, the period and the period's change a beat (a drifting tempo is
+  followed without lag; `drift_jerk` says how fast that change may itself change, `jitter_ms`
+  how far a single onset strays; a chord's mean weighs as its notes). Syncopations lie on the
   eighth grid and count; off-grid notes (swung, ornaments) miss and move nothing; a missing
-  beat leaves no point and the fit carries on through it. Jitter is averaged by the fit.
+  beat leaves no observation and the filter carries on through it. Ahead of its latest
+  observation the beat follows the filter's curve for `curve_ahead_beats`, then its tangent.
 * **Re-induction, with hysteresis.** When most of the last onsets miss the grid (the player
   jumped to a new tempo, or came back in after a pause off the old beat), the tempo is induced
   again from the recent onsets; the new estimate replaces the old one only if it explains
@@ -29,10 +31,11 @@ pitches), fed in time order:
   onset heard is taken as a downbeat to start with (worth `first_downbeat_prior` accents), and
   the bar's phase moves only when another place outscores it by `downbeat_margin` (and all the
   others by half that).
-* **Confidence**: the share of recent onsets on the grid, less the fit's spread; `locked` from
-  `lock_confidence` up. A player who stops: after `hold_beats` beats with no onset the tracker
-  `holding`: the estimate stays as it was (a follower keeps the last tempo), and the next onsets
-  either fit it (the player came back in time) or, missing, bring a re-induction.
+* **Confidence**: the share of recent onsets on the grid, less the filter's mean innovation;
+  `locked` from `lock_confidence` up. A player who stops: after `hold_beats` beats with no
+  onset the tracker is `holding`: the estimate stays as it was (a follower keeps the last
+  tempo), and the next onsets either fit it (the player came back in time) or, missing, bring
+  a re-induction.
 
 The tracker is a pure function of the notes and the times `advance` is called with: fed the
 same notes, live or offline, it gives the same estimate (engine.control.sync.PlayerFollower
@@ -73,8 +76,7 @@ class BeatTracker:
 
     def __init__(self, sample_rate: int, *, prior_bpm: float = 120.0, beats_per_bar: int = 4,
                  min_bpm: float = 40.0, max_bpm: float = 240.0, chord_window_ms: float = 40.0,
-                 tolerance_beats: float = 0.12, half_life_beats: float = 6.0,
-                 window_s: float = 6.0, min_onsets: int = 5, hold_beats: float = 4.0,
+                 tolerance_beats: float = 0.12, window_s: float = 6.0, min_onsets: int = 5, hold_beats: float = 4.0,
                  lock_confidence: float = 0.5, switch_margin: float = 0.25,
                  downbeat_half_life_beats: float = 24.0, first_downbeat_prior: float = 1.5,
                  downbeat_margin: float = 0.3, jitter_ms: float = 6.0,
@@ -85,7 +87,6 @@ class BeatTracker:
         self.min_bpm, self.max_bpm = float(min_bpm), float(max_bpm)
         self.chord_window = chord_window_ms * 1e-3 * self.sr
         self.tolerance = float(tolerance_beats)
-        self.half_life = float(half_life_beats)
         self.window = window_s * self.sr
         self.min_onsets = int(min_onsets)
         self.hold_beats = float(hold_beats)
@@ -115,7 +116,7 @@ class BeatTracker:
         self.generation = 0
         self.now = -math.inf                     # the latest time advanced to (samples)
         self.last_onset: float | None = None
-        self.rms = 0.0                           # the fit's weighted residual, in beats
+        self.rms = 0.0                           # the filter's mean |innovation|, in beats
         self.counters = {"notes": 0, "onsets": 0, "chords": 0, "hits": 0, "misses": 0,
                          "inductions": 0, "switches": 0, "downbeat_changes": 0, "late": 0,
                          "bad": 0}
