@@ -135,9 +135,9 @@ def _parser() -> argparse.ArgumentParser:
                  "broker on 127.0.0.1:1883: commands on bandmate/in/CLIENT/set|tempo|note|..., "
                  "state on bandmate/state/... (README: MQTT)")
     jam.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
-    jam.add_argument("--sync", choices=("internal", "midi", "link"),
-                     help="follow MIDI clock or an Ableton Link session (config [sync]; "
-                          "README: Tempo sync)")
+    jam.add_argument("--sync", choices=("internal", "midi", "link", "player"),
+                     help="follow MIDI clock, an Ableton Link session or the player's own "
+                          "timing (config [sync]; README: Tempo sync, Following the player)")
     srv = sub.add_parser("serve", parents=[common],
                          help="installation mode: play headless until SIGTERM, log to "
                               "[serve] log_file, scenes on [serve] schedule, audio restarted "
@@ -145,8 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--seconds", type=float, help="stop after this long")
     srv.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
     srv.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
-    srv.add_argument("--sync", choices=("internal", "midi", "link"),
-                     help="follow MIDI clock or an Ableton Link session (config [sync])")
+    srv.add_argument("--sync", choices=("internal", "midi", "link", "player"),
+                     help="follow MIDI clock, an Ableton Link session or the player's timing "
+                          "(config [sync])")
     demo = sub.add_parser("demo", parents=[common], help="play (or render) the demo song")
     demo.add_argument("-o", "--output", help="WAV path when rendering")
     demo.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
@@ -159,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     ren.add_argument("--prompt", metavar="TEXT", help=prompt_help)
     ren.add_argument("--arp", choices=MODES, metavar="MODE",
                      help="arpeggiate the --midi file's notes in this mode (config [arp])")
+    ren.add_argument("--sync", choices=("internal", "player"),
+                     help="player: with --midi, the band follows the file's notes by ear (the "
+                          "tempo and downbeat heard in them) instead of reading its tempo map")
     return ap
 
 

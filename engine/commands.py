@@ -190,7 +190,18 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
     warm_up(say=_say)
     session = Session(cfg, sr, demo=demo)
     _prompt(session, prompt)
-    if midi and not demo:
+    if midi and not demo and cfg["sync"]["source"] == "player":
+        from controllers.midifile import read_performance
+        try:
+            played = read_performance(Path(midi))
+        except OSError as exc:
+            raise UserError(str(exc)) from exc
+        _say(f"{midi}: played at its own times; the band follows it by ear (--sync player)")
+        if seconds is None:
+            seconds = (played[-1][0] if played else 0.0) + 2.0
+    elif not demo and cfg["sync"]["source"] == "player":
+        _say("--sync player without --midi: the band waits for a player that never comes")
+    elif midi and not demo:
         from engine.listen.score import Score
         try:
             score = Score.read(Path(midi))

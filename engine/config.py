@@ -236,8 +236,9 @@ SCHEMA: Schema = {
     },
     "sync": {
         "source": Field("internal", "what drives the band's tempo: internal (bandmate's own), "
-                        "midi_clock (24-ppqn clock, Start/Stop/Continue on a MIDI input) or "
-                        "link (an Ableton Link session on the local network)",
+                        "midi_clock (24-ppqn clock, Start/Stop/Continue on a MIDI input), "
+                        "link (an Ableton Link session on the local network) or player (the "
+                        "tempo and downbeat heard in the player's notes)",
                         choices=SYNC_SOURCES),
         "window_ticks": Field(96, "MIDI clock ticks the tempo is fitted over (24 a beat): "
                               "more is steadier, fewer follows a tempo change sooner",
@@ -257,6 +258,15 @@ SCHEMA: Schema = {
                               "[band] beats_per_bar", lo=0, hi=64),
         "link_start_stop": Field(True, "Link: start and stop with the session's transport "
                                  "when a peer starts or stops it"),
+        "player_chord_window_ms": Field(40.0, "player: notes this close together are one "
+                                        "onset (a chord counts once)", lo=5.0, hi=150.0),
+        "player_phase_gain": Field(0.8, "player: share of the phase error corrected per beat "
+                                   "(the band's next beat is fixed a beat ahead, so it takes "
+                                   "the freshest estimate more than the MIDI clock's)",
+                                   lo=0.05, hi=1.0),
+        "player_hold_beats": Field(4.0, "player: this many beats without a note and the band "
+                                   "holds the last tempo until the player comes back", lo=1.0,
+                                   hi=64.0),
         "tap_reset_s": Field(2.5, "tap tempo: a pause longer than this starts a new count",
                              lo=0.5, hi=10.0),
         "tap_history": Field(8, "tap tempo: intervals whose median is the tempo", lo=2,

@@ -123,8 +123,16 @@ def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
 
     `midi_in` plays a MIDI file as the player. In a jam the file is a score: the band plays in
     its tempo and meter, from its downbeat, and knows its harmony ahead (Session.follow_score,
-    unless the session already follows one); the demo plays it at the file's own times."""
-    if midi_in and session.conductor is not None and session.score is None:
+    unless the session already follows one); the demo plays it at the file's own times.
+    With config [sync] source = "player" the file is played at its own times and the band
+    follows it by ear (engine.control.sync.PlayerFollower), as it would follow it live."""
+    follower = session.follower
+    if follower is None and session.conductor is not None and \
+            session.cfg.get("sync", {}).get("source") == "player":
+        from engine.control.sync import sync_from_config
+        follower = sync_from_config(session, session.cfg, log=lambda text: None)
+    if midi_in and session.conductor is not None and session.score is None \
+            and follower is None:
         from engine.listen.score import Score
         session.follow_score(Score.read(midi_in))
     if session.score is not None:
@@ -146,6 +154,8 @@ def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
                                 horizon=session.clock.beat_at(t + lookahead),
                                 arp=part == ARP_INPUT)
             cursor[0] += 1
+        if follower is not None:
+            follower.update()
         session.scheduler.advance(end)
 
     driver = OfflineDriver(session.state, block_size, before_block, events)

@@ -237,6 +237,7 @@ class Session:
         self._tempo_due: list[tuple[int, float]] = []   # (sample, bpm) not yet sent
         self.conductor = Conductor(self.ctx, self.clock, self.scheduler) if not demo else None
         self.mapper = None      # the live input's MIDI mapper (engine.control.mapping), if any
+        self.follower = None    # hears the player's notes: engine.control.sync.PlayerFollower
         self._glides: dict[str, list] = {}     # address -> [times, values, next step]
         from engine.control.sync import TapTempo
         sync = cfg.get("sync", {})
@@ -676,7 +677,8 @@ class Session:
     # ---- the player's notes --------------------------------------------------------------------
     def player_note(self, kind: int, note: int, velocity: float, at_sample: int, source: int,
                     horizon: Fraction | None = None, arp: bool = False) -> None:
-        """A note the player played (any input path): follows harmony and records it.
+        """A note the player played (any input path): follows harmony, records it, and with
+        `follower` set (config [sync] source = "player") goes to the tempo follower.
         `arp`: the input gave it to the arpeggiator (`arp_takes`) instead of the instrument:
         it is arpeggiated from the first step not yet scheduled (`horizon`, default the
         scheduler's cursor) and not recorded itself (its arpeggio is); K_ALL_NOTES_OFF then
@@ -700,6 +702,8 @@ class Session:
             self.recorder.player_note(kind, note, velocity, seconds, source)
         if self.conductor is not None:
             self.conductor.note(kind, note, velocity, at_sample, source, horizon)
+        if self.follower is not None:       # config [sync] source = "player"
+            self.follower.note(kind, note, velocity, at_sample)
 
     def source_gone(self, source: int) -> None:
         """A player's MIDI source went away: its keys are up for the band and the
