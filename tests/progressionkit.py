@@ -38,10 +38,12 @@ def loop_changes(chords: list[str], beats_each: float, rounds: int,
 
 
 def jam(cfg, changes: list[tuple[Fraction, str | None]], end_beat: Fraction | None = None,
-        memory: bool = True, seed: int = 1, voice=voicing):
+        memory: bool = True, seed: int = 1, voice=voicing, early_s=None, spread_s: float = 0.0):
     """A Session (no audio) hearing the player hold each chord of `changes` ((beat, name);
     a None name: keys up) until the next (the last one as long as the one before it, or up to
-    `end_beat`), voiced by `voice(name)`. Returns (session, bass onsets as (sample, note))."""
+    `end_beat`), voiced by `voice(name)`; a human player: `early_s(i)` seconds before its beat
+    (negative: late) the i-th chord is struck, its notes `spread_s` apart from the lowest up.
+    Returns (session, bass onsets as (sample, note))."""
     cfg["band"].update(seed=seed, memory=memory)
     s = Session(cfg, SR)
     rec = SentRows(s)
@@ -50,12 +52,14 @@ def jam(cfg, changes: list[tuple[Fraction, str | None]], end_beat: Fraction | No
     beats = [Fraction(b) for b, _ in changes]
     last = beats[-1] - beats[-2] if len(beats) > 1 else Fraction(4)
     bounds = beats + [Fraction(end_beat) if end_beat is not None else beats[-1] + last]
-    for (b, name), nxt in zip(changes, bounds[1:]):
+    shift = [0 if early_s is None else round(early_s(i) * SR) for i in range(len(changes) + 1)]
+    gap = round(spread_s * SR)
+    for i, ((b, name), nxt) in enumerate(zip(changes, bounds[1:])):
         if name is None:
             continue
         notes = voice(name)
-        on, off = at(Fraction(b)), at(nxt) - 30
-        events += [(on, 1, K_NOTE_ON, p) for p in notes]
+        on, off = at(Fraction(b)) - shift[i], at(nxt) - shift[i + 1] - 30
+        events += [(on + k * gap, 1, K_NOTE_ON, p) for k, p in enumerate(notes)]
         events += [(off, 0, K_NOTE_OFF, p) for p in notes]
     now = 0
     stop = at(bounds[-1])

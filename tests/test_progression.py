@@ -52,7 +52,7 @@ def test_a_four_bar_loop_is_locked_before_its_third_round_and_predicted():
     answered = feed(m, loop_changes(FOUR, 4, 4, start_beat=0), F(64))
     assert m.loop is not None and m.loop.bars == 4 and m.departures == 0
     assert [c.name for _, c in m.loop.changes()] == FOUR
-    assert m.loop.confidence >= 0.95 and m.locks == 1
+    assert m.loop.confidence >= 0.95 and m.locks == 1 and 28 <= m.first_lock <= 32
     # in force before the third round's first downbeat (beat 32), and right from then on
     assert answered[32].name == "Am" and answered[36].name == "F" and answered[44].name == "G"
     assert all(answered[b] is None for b in range(0, 24))      # nothing predicted in round 1
@@ -133,6 +133,20 @@ def test_after_two_rounds_the_bass_lands_on_the_changes(cfg, chords, beats_each,
     assert rate(before) <= rate(after) - 0.3           # following alone is late
     memory = s.ctx.memory
     assert memory.loop.bars == loop_bars and memory.departures == 0
+
+
+def test_a_human_player_early_late_and_rolling_chords_is_learned_too(cfg):
+    # each chord up to 60 ms early or late (seeded), its notes rolled 12 ms apart, extended
+    # and inverted in some rounds
+    import random
+    rng = random.Random(7)
+    offsets = [rng.uniform(-0.06, 0.06) for _ in range(64)]
+    names = {5: "Fmaj7", 8: "Am7", 11: "G/B", 14: "C/E", 19: "G7"}
+    changes = [(b, names.get(i, n)) for i, (b, n) in enumerate(loop_changes(FOUR, 4, 5))]
+    s, bass = jam(cfg, changes, early_s=offsets.__getitem__, spread_s=0.012)
+    memory = s.ctx.memory
+    assert memory.loop.bars == 4 and memory.departures == 0
+    assert rate(hits_at_changes(s, bass, changes, first_beat=36)) >= 0.9
 
 
 def test_memory_off_plays_as_the_band_without_memory(cfg, monkeypatch):

@@ -129,6 +129,7 @@ class ProgressionMemory:
         self._loops: list[Loop | None] = []
         self.locks = 0
         self.departures = 0
+        self.first_lock: Fraction | None = None   # the beat the first loop was in force from
 
     # ---- what the band reads ------------------------------------------------------------------
     def loop_at(self, beat: Fraction) -> Loop | None:
@@ -198,6 +199,8 @@ class ProgressionMemory:
                 self._miss_run = 0
                 self.locks += 1
                 self._put(loop, horizon)
+                if self.first_lock is None:
+                    self.first_lock = self.effective_beat(horizon)
         self._prune(done)
 
     # ---- inside ---------------------------------------------------------------------------------
