@@ -1,7 +1,8 @@
 """How long the band takes to answer the scheduler: one 100 ms query window of the demo band
 (funk, 120 BPM), warm (bars prepared ahead as the live loop would), every 25 ms of music.
 Also the time the call-and-response agent takes to decide an answer (a phrase's last note-off,
-eight phrases of eight notes remembered). With --listen (needs music21): the musicianship figures of bench/chorales.py as well — key
+eight phrases of eight notes remembered). With --listen (needs music21): the musicianship
+figures of bench/chorales.py as well — key
 accuracy over the corpus's chorales per profile, pickups found, and each chorale played as the
 player (grid, bass on the player's notes, band in key) — and the time of one key-tracker
 update. With --memory: the progression memory (engine.listen.progression) on the live path —

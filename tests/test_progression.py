@@ -118,7 +118,7 @@ def test_bad_settings_are_refused():
         ProgressionMemory(4, miss_slots=0)
 
 
-# ---- the session, on the live path -----------------------------------------------------------------
+# ---- the session, on the live path ---------------------------------------------------------
 @pytest.mark.parametrize("chords,beats_each,loop_bars,rounds", [
     (FOUR, 4, 4, 5), (TWO_A_BAR, 2, 4, 5), (EIGHT, 4, 8, 4), (BLUES, 4, 12, 3)])
 def test_after_two_rounds_the_bass_lands_on_the_changes(cfg, chords, beats_each, loop_bars,

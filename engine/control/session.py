@@ -5,7 +5,8 @@ so an offline render and a live run with the same seed produce the same events.
 The session's one address space (`set`, `param`, `value`, `addresses`): the graph's units
 (`/bass/synth/cutoff_hz`, `/bass/mix/pan`, ...), the mixer's mute and solo per part, the master
 limiter, the transport (`/transport/tempo_bpm`, `/transport/playing`) and the band's steering
-(`/band/style`, `/band/energy`, `/band/swing`, `/band/key`, `/PART/agent/on|density|octave`,
+(`/band/style`, `/band/energy`, `/band/swing`, `/band/key`, `/band/memory`: the progression
+memory, `/PART/agent/on|density|octave`,
 `/lead/agent/answer`: engine.agents.steer). Scenes (engine.control.scenes) are named sets of
 address -> value.
 """

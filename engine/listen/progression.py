@@ -18,11 +18,12 @@ How it listens (`ProgressionMemory`):
   so extensions and inversions (C, Cmaj7, C6, C/E) are the same chord to the memory.
 * Learning (``tick``, before each scheduler query): for each loop length of `LOOP_BARS` whose
   second round is (all but half a bar) complete, the agreement of each heard slot with the slot
-  one loop earlier. The shortest length whose agreement is at least ``min_agreement`` and
+  one loop earlier. The shortest length whose agreement is at least ``min_agreement`` (0.9) and
   within 0.05 of the best is the loop (a loop of 4 also repeats every 8 and 16 bars; a loop
   whose only difference is its turnaround needs its full length), provided it has a change in
-  it (a chord held throughout is simply followed) and the latest slots do not already leave it. Its chord at each slot: the class heard most
-  often there over the rounds, as last voiced. Its confidence: that agreement.
+  it (a chord held throughout is simply followed) and the latest slots do not already leave
+  it. Its chord at each slot: the class heard most often there over the rounds, as last
+  voiced. Its confidence: that agreement.
 * Departure: once locked, each slot heard is checked against the loop; ``miss_slots`` slots in a
   row that disagree (1.5 beats by default: a late change or a missed beat is tolerated) mean
   the player has left the loop. The memory drops it (the band follows again) and relearns from
