@@ -212,3 +212,20 @@ def test_the_address_switches_it_from_the_next_bar(cfg):
 
 def test_voicing_spells_the_chord():
     assert voicing("Am") == [57, 60, 64] and voicing("C/E") == [40, 48, 52, 55]
+
+
+def test_a_keyboard_unplugged_with_keys_down_is_no_departure(cfg):
+    from engine.rt.events import K_NOTE_ON
+    changes = loop_changes(FOUR, 4, 3)
+    s, _ = jam(cfg, changes)
+    beat = F(4 + 3 * 16)                        # the next round's Am, pressed on its downbeat
+    for p in voicing("Am"):
+        s.player_note(K_NOTE_ON, p, 0.8, s.clock.sample_at(beat), 1)
+    s.conductor.source_gone(1)
+    now = s.clock.sample_at(beat)
+    while now < s.clock.sample_at(beat + 16):
+        now += 512
+        s.advance(now)
+    memory = s.ctx.memory
+    assert memory.departures == 0 and memory.loop is not None
+    assert s.ctx.chord_at(beat + 12).name == "G"      # the band keeps the loop going

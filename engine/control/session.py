@@ -193,6 +193,9 @@ class Conductor:
         if self.ctx.answer is not None:
             self.ctx.answer.forget_held(gone)
         self._harmony(horizon)
+        # the memory hears its keys let go (at the first beat not scheduled: no sample time)
+        self._remember(False, self.scheduler.cursor if horizon is None
+                       else max(horizon, self.scheduler.cursor))
 
     def _harmony(self, horizon: Fraction | None) -> None:
         if not self.follow_harmony:
