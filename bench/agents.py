@@ -1,10 +1,15 @@
 """How long the band takes to answer the scheduler: one 100 ms query window of the demo band
 (funk, 120 BPM), warm (bars prepared ahead as the live loop would), every 25 ms of music.
 Also the time the call-and-response agent takes to decide an answer (a phrase's last note-off,
-eight phrases of eight notes remembered). With --listen (needs music21): the musicianship figures of bench/chorales.py as well — key
+eight phrases of eight notes remembered). With --listen (needs music21): the musicianship
+figures of bench/chorales.py as well — key
 accuracy over the corpus's chorales per profile, pickups found, and each chorale played as the
 player (grid, bass on the player's notes, band in key) — and the time of one key-tracker
-update.
+update. With --memory: the progression memory (engine.listen.progression) on the live path —
+for a 4-bar loop (one and two chords a bar), an 8-bar loop and a 12-bar blues, the rounds the
+player plays before the band locks onto the loop, and the share of changes where the bass's
+note is a tone of the player's chord, in the first two rounds (following only) and after them,
+with the memory on and off.
 
 With --follow: the band following the player's own timing (config [sync] source = "player";
 tests/playerkit.py's humanised player, ±10 ms jitter): the player beat it comes in on at 96
@@ -13,7 +18,7 @@ bars in (median, 90th percentile, max ms) at steady tempi, under ±5 BPM drifts 
 chorale played with a drift (needs music21), and the cost of the tracker per note and of the
 follower's once-a-beat decision (µs).
 
-    python bench/agents.py [--json] [--listen] [--follow]
+    python bench/agents.py [--json] [--listen] [--follow] [--memory]
 """
 from __future__ import annotations
 
@@ -47,6 +52,38 @@ def listen_figures() -> dict:
         for k in ("player_on_grid", "bass_on_player", "band_in_key", "band_in_key_or_player",
                   "player_in_key"):
             out[f"chorale_{tag}_{k}"] = f[k]
+    return out
+
+
+def memory_figures() -> dict:
+    """Rounds to lock and the bass's hit rate at the changes before/after two rounds."""
+    from engine.config import load_config
+    from tests.progressionkit import hits_at_changes, jam, loop_changes, rate
+    root = Path(__file__).resolve().parent.parent
+    loops = {"four": (["Am", "F", "C", "G"], 4, 4),
+             "two_a_bar": (["C", "Dm", "Em", "F", "G", "Am", "G", "F"], 2, 4),
+             "eight": (["Am", "F", "C", "G", "Am", "F", "Dm", "E7"], 4, 8),
+             "blues": (["A7", "D7", "A7", "A7", "D7", "D7", "A7", "A7", "E7", "D7", "A7",
+                        "E7"], 4, 12)}
+    out = {}
+    for name, (chords, each, bars) in loops.items():
+        changes = loop_changes(chords, each, 4)
+        learned = 4 + 2 * bars * 4
+        for on in (True, False):
+            cfg = load_config(str(root / "config.toml"), environ={})
+            s, bass = jam(cfg, changes, memory=on)
+            tag = f"memory_{name}_{'on' if on else 'off'}"
+            before = hits_at_changes(s, bass, changes, last_beat=learned)
+            after = hits_at_changes(s, bass, changes, first_beat=learned)
+            out[f"{tag}_hit_before"] = round(rate(before), 3)
+            out[f"{tag}_hit_after"] = round(rate(after), 3)
+            if on:
+                m = s.ctx.memory
+                first = m.first_lock
+                out[f"memory_{name}_loop_bars"] = m.loop.bars if m.loop else 0
+                out[f"memory_{name}_rounds_to_lock"] = None if first is None else \
+                    round(float((first - 4) / (bars * 4)), 2)
+                out[f"memory_{name}_confidence"] = m.loop.confidence if m.loop else 0.0
     return out
 
 
@@ -167,6 +204,7 @@ def main() -> int:
     ap.add_argument("--listen", action="store_true", help="musicianship figures (music21)")
     ap.add_argument("--follow", action="store_true",
                     help="following the player's timing ([sync] source = player)")
+    ap.add_argument("--memory", action="store_true", help="progression memory figures")
     args = ap.parse_args()
     song = DemoSong("funk")
     band, ctx = song.band(seed=1), song.context()
@@ -186,6 +224,8 @@ def main() -> int:
         out.update(listen_figures())
     if args.follow:
         out.update(follow_figures())
+    if args.memory:
+        out.update(memory_figures())
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0
 

@@ -109,6 +109,8 @@ SCHEMA: Schema = {
         "chords": Field(False, "chord agent plays while jamming (the demo always has chords)"),
         "lead": Field(False, "lead agent plays while jamming"),
         "answer": Field(False, "the lead answers the player's phrases (call and response)"),
+        "memory": Field(True, "the band learns the chord loop you repeat and plays its changes "
+                        "with you (/band/memory)"),
     },
     "arp": {
         "on": Field(False, "the arpeggiator plays (/arp/on; README: Arpeggiator)"),

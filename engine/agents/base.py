@@ -59,6 +59,7 @@ STYLE_TEMPO_BPM = {"rock": 120, "house": 122, "funk": 104, "hiphop": 90, "bossa"
 #:   'ending' the final chord: one hit on the downbeat, left to ring
 CUES = frozenset({"fill", "build", "crash", "ending"})
 _NO_CUES: frozenset[str] = frozenset()
+MEMORY = "/band/memory"   # the steering address of the progression memory (engine.agents.steer)
 
 
 @runtime_checkable
@@ -166,13 +167,21 @@ class LiveContext:
     key: Any = None     # an engine.listen.key.Key the band keeps its own notes in, or None
     keys: tuple = ()    # (beat, Key) changes of key known ahead (a score); before them, `key`
     answer: Any = None  # an engine.agents.answer.CallResponse (call and response), or None
+    memory: Any = None  # an engine.listen.progression.ProgressionMemory (/band/memory), or None
 
     def __post_init__(self) -> None:
         if self.harmony.beats_per_bar != self.beats_per_bar:
             raise ValueError("harmony.beats_per_bar must equal beats_per_bar")
 
     def chord_at(self, beat: Fraction) -> Chord:
-        """The player's chord in force, else the progression's (in the steered key)."""
+        """The loop the progression memory has learned, where it is locked and /band/memory
+        is on (the next change anticipated); else the player's chord in force; else the
+        progression's (in the steered key)."""
+        if self.memory is not None and (self.steer is None
+                                        or self.steer.at(MEMORY, beat) >= 0.5):
+            loop = self.memory.loop_at(beat)
+            if loop is not None:
+                return loop.chord_at(beat)
         chord = self.harmony.player_chord_at(beat)
         if chord is not None:
             return chord

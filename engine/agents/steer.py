@@ -20,6 +20,8 @@ Addresses (each a `Param`: range, default, curve, choices):
     /transport/playing      off | on: the band stops scheduling (the player plays on)
     /arp/...                the arpeggiator (engine.agents.arp: on, input, part, mode, rate,
                             octaves, octave, gate, latch, retrigger, velocity_mode, velocity)
+    /band/memory            off | on: the band plays the loop it has learned from the player
+                            ahead (engine.listen.progression); off: it follows only
 
 The agents read them per bar through `BarInfo` (`Agent.bar_info`), so a rendered bar is cached
 under its parameters and re-rendered only when they change. A value left at its default
@@ -35,7 +37,7 @@ from engine.patterns.event import Note
 from engine.rt.param import Param
 
 from .arp import ARP_PARAMS
-from .base import STYLES
+from .base import MEMORY, STYLES
 
 __all__ = ["Steering", "STEER_PARAMS", "AGENT_PARTS", "SteeredBand", "PLAYING", "check_value",
            "WHOLE"]
@@ -65,6 +67,8 @@ def _params() -> dict[str, Param]:
         if part != "drums":
             out[f"/{part}/agent/octave"] = Param("octave", -2.0, 2.0, 0.0, smooth_s=0.0,
                                                  doc="register shift, whole octaves")
+    out[MEMORY] = Param("memory", 0, 1, 1, curve="choice", choices=ON_OFF, smooth_s=0.0,
+                        doc="the band anticipates the chord loop it has learned from the player")
     out["/lead/agent/answer"] = Param("answer", 0, 1, 0, curve="choice", choices=ON_OFF,
                                       smooth_s=0.0, doc="the lead answers the player's phrases")
     out.update(ARP_PARAMS)

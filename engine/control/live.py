@@ -152,6 +152,10 @@ class LiveRun:
             beat = self.session.clock.beat_at(state.sample_time)
             bar = int(beat // self.session.clock.beats_per_bar) + 1
             sync = f"  {self.sync.status()}" if self.sync is not None else ""
+            memory = getattr(self.session.ctx, "memory", None)
+            if memory is not None:      # the progression memory: its loop, or learning / off
+                sync += "  memory " + (memory.status() if self.session.value("/band/memory")
+                                       >= 0.5 else "off")
             if self.tty_status and sys.stdout.isatty():
                 sys.stdout.write(f"\rbar {bar:4d}  chord {chord:6s}  voices {c['voices']:3d}  "
                                  f"xruns {c['xruns']}  late {c['late_events']}{sync}   ")

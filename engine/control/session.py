@@ -5,9 +5,10 @@ so an offline render and a live run with the same seed produce the same events.
 The session's one address space (`set`, `param`, `value`, `addresses`): the graph's units
 (`/bass/synth/cutoff_hz`, `/bass/mix/pan`, ...), the mixer's mute and solo per part, the master
 limiter, the transport (`/transport/tempo_bpm`, `/transport/playing`) and the band's steering
-(`/band/style`, `/band/energy`, `/band/swing`, `/band/key`, `/PART/agent/on|density|octave`,
-`/lead/agent/answer`: engine.agents.steer) with the arpeggiator's `/arp/...` (engine.agents.arp).
-Scenes (engine.control.scenes) are named sets of address -> value.
+(`/band/style`, `/band/energy`, `/band/swing`, `/band/key`, `/band/memory`: the progression
+memory, `/PART/agent/on|density|octave`, `/lead/agent/answer`: engine.agents.steer) with the
+arpeggiator's `/arp/...` (engine.agents.arp). Scenes (engine.control.scenes) are named sets of
+address -> value.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.agents.arrangement import Band, DemoSong
-from engine.agents.base import LiveContext
+from engine.agents.base import MEMORY, LiveContext
+from engine.harmony import detect_chord
 from engine.agents.bass import BassAgent
 from engine.agents.chords import ChordAgent
 from engine.agents.drums import DrumAgent
@@ -32,6 +34,7 @@ from engine.agents.steer import (AGENT_PARTS, PLAYING, STEER_PARAMS, SteeredBand
 from engine.control import midi_out
 from engine.control.clock import Clock
 from engine.listen.key import KeyTracker
+from engine.listen.progression import ProgressionMemory
 from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
 from engine.parts import KEYS, PART_INDEX, PARTS
@@ -151,6 +154,28 @@ class Conductor:
                                  if horizon is None else max(horizon, self.scheduler.cursor),
                                  self.ctx)
         self._harmony(horizon)
+        self._remember(kind == K_NOTE_ON, beat)
+
+    def _remember(self, pressed: bool, beat: Fraction) -> None:
+        """The progression memory hears the chord hand at `beat`: the chord a key pressed
+        makes (or None: no chord), or None once keys let go leave no chord."""
+        memory = self.ctx.memory
+        if memory is None or not self.follow_harmony:
+            return
+        held = set().union(*self.held.values()) if self.held else set()
+        chord = detect_chord(sorted(held))
+        if pressed or chord is None:
+            memory.hear(chord, beat)
+
+    def tick(self, end_sample: int) -> None:
+        """Before each scheduler query (its look-ahead ending at `end_sample`): the progression
+        memory judges the time heard so far and locks or lets go of a loop from the first beat
+        the scheduler has not queried."""
+        memory = self.ctx.memory
+        if memory is None or not self.follow_harmony:
+            return
+        now = self.clock.beat_at(max(end_sample - self.scheduler.lookahead, 0))
+        memory.tick(now, self.scheduler.cursor)
 
     def _key(self, note: int, dur: Fraction, start: Fraction,
              horizon: Fraction | None) -> None:
@@ -171,6 +196,9 @@ class Conductor:
         if self.ctx.answer is not None:
             self.ctx.answer.forget_held(gone)
         self._harmony(horizon)
+        # the memory hears its keys let go (at the first beat not scheduled: no sample time)
+        self._remember(False, self.scheduler.cursor if horizon is None
+                       else max(horizon, self.scheduler.cursor))
 
     def _harmony(self, horizon: Fraction | None) -> None:
         if not self.follow_harmony:
@@ -212,8 +240,10 @@ class Session:
                              ChordAgent(seed, style), AnswerAgent(LeadAgent(seed, style)))
             base.update({f"/{part}/agent/on": float(band_cfg[part]) for part in AGENT_PARTS})
             base[ANSWER] = float(band_cfg["answer"])
+            base[MEMORY] = float(band_cfg["memory"])
             self.ctx = LiveContext(seed=seed, beats_per_bar=band_cfg["beats_per_bar"],
-                                   style=style, answer=CallResponse())
+                                   style=style, answer=CallResponse(),
+                                   memory=ProgressionMemory(band_cfg["beats_per_bar"]))
             self.length_s = None
         arp_cfg = cfg.get("arp", {})
         base.update({f"/arp/{k}": float(v) if isinstance(v, bool) else v
@@ -481,8 +511,10 @@ class Session:
 
     def _before_query(self, end: int) -> None:
         """Before each scheduler query: glide steps, and a score's tempo changes, due before
-        sample `end` go to the engine."""
+        sample `end` go to the engine; the conductor's progression memory catches up."""
         self._glide(end)
+        if self.conductor is not None:
+            self.conductor.tick(end)
         while self._tempo_due and self._tempo_due[0][0] < end:
             sample, bpm = self._tempo_due.pop(0)
             self.state.push_sched(sample, K_TEMPO, -1, 0.0, bpm)
