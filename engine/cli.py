@@ -5,6 +5,7 @@
     bandmate demo                    a one-minute arranged demo on the sound card (or a WAV)
     bandmate render -o out.wav       render offline: --seconds, --seed, --midi player.mid
                                      (`jam` and `render` take --prompt "funky, 96 bpm")
+                                     (`jam` and `render` take --form "intro:4 verse:8 ...")
     bandmate learn ADDRESS           MIDI learn: the next control moved drives ADDRESS
     bandmate serve                   installation mode: headless for days ([serve] in config)
     bandmate patch from-text "a warm, ethereal pad" -o patches/mine.toml
@@ -115,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     prompt_help = ('a style prompt for the band, e.g. "funky, 96 bpm, sparse drums, dreamy '
                    'keys" or "70%% lofi, 30%% bossa" (README: Sound from words)')
     jam.add_argument("--prompt", metavar="TEXT", help=prompt_help)
+    form_help = ('a song form: "intro:4 verse:8 chorus:8 bridge:4 chorus:8 outro:4" or a form '
+                 '.toml file (README: Song form)')
+    jam.add_argument("--form", metavar="FORM", help=form_help)
     lrn = sub.add_parser("learn", parents=[common],
                          help="MIDI learn: bind the next control you move to ADDRESS and save it "
                               "in the mapping file ([midi] mapping)")
@@ -150,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     ren.add_argument("--midi", help="a MIDI file played as the player's part")
     ren.add_argument("--demo", action="store_true", help="render the arranged demo song")
     ren.add_argument("--prompt", metavar="TEXT", help=prompt_help)
+    ren.add_argument("--form", metavar="FORM", help=form_help)
     return ap
 
 

@@ -178,13 +178,32 @@ def _prompt(session, text: str | None, say=_say) -> None:
         raise UserError(f"--prompt: {str(exc).strip(chr(39))}") from exc
 
 
+def _form(session, text: str | None, say=_say) -> None:
+    """Make the band play through a song form (`--form`), saying each section as it comes."""
+    if not text:
+        return
+    from engine.agents.form import form_from
+    try:
+        form = form_from(text)
+        session.follow_form(form, on_section=lambda bar, name: say(
+            f"section: {name} (bar {bar + 1})"))
+    except ValueError as exc:       # DataError (a broken form file) included
+        raise UserError(f"--form: {exc}") from exc
+    say(f"form: {form} ({form.length_bars} bars)")
+
+
 def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
-            midi: str | None, prompt: str | None = None) -> int:
+            midi: str | None, prompt: str | None = None, form: str | None = None) -> int:
     sr = cfg["render"]["sample_rate"]
     t0 = time.perf_counter()
     warm_up(say=_say)
     session = Session(cfg, sr, demo=demo)
     _prompt(session, prompt)
+    if form and demo:
+        raise UserError("--form: the demo has its own form")
+    _form(session, form)
+    if seconds is None and session.length_s is not None and not demo:
+        seconds = session.length_s + 1.0
     if midi and not demo:
         from engine.listen.score import Score
         try:
@@ -217,7 +236,8 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
 
 
 def render(cfg: dict, args) -> int:
-    return _render(cfg, args.demo, args.seconds, args.output, args.midi, args.prompt)
+    return _render(cfg, args.demo, args.seconds, args.output, args.midi, args.prompt,
+                   args.form)
 
 
 def _open_driver(cfg: dict, session_factory, say=_say):
@@ -382,8 +402,19 @@ def _hook_jack_midi(client, sink) -> None:
 
 def jam(cfg: dict, args) -> int:
     sys.setswitchinterval(0.0002)   # keep MIDI delivery short whatever Python is doing
+    if args.form:                   # checked before any device opens
+        from engine.agents.form import form_from
+        try:
+            form_from(args.form)
+        except ValueError as exc:
+            raise UserError(f"--form: {exc}") from exc
+
+    def make(sr):
+        session = Session(cfg, sr)
+        _form(session, args.form)   # before the driver queues the first look-ahead
+        return session
     try:
-        session, stream = _open_driver(cfg, lambda sr: Session(cfg, sr))
+        session, stream = _open_driver(cfg, make)
     except Exception as exc:  # noqa: BLE001
         if not _no_device(exc):
             raise
@@ -488,7 +519,8 @@ def live_command(session, text: str) -> str:
     `tap BPM` sets the tempo; `edit PART WORDS` moves a part's sound with words ("edit keys
     darker, more air"); `prompt TEXT` sets the band's style, tempo and parts from a style
     prompt ("prompt funky, 96 bpm, sparse drums, dreamy keys"; engine.words.prompt) from the
-    next bar. Returns the reply."""
+    next bar; `do WORDS` is a band command in words ("do drop the drums for 4 bars", "do go
+    to chorus"; engine.agents.commands). Returns the reply."""
     words = text.split()
     if not words:
         return ""
@@ -528,6 +560,9 @@ def live_command(session, text: str) -> str:
             sets, result = edit_live(session, words[1], phrase, load_similar())
             return (f"{words[1]}: {len(sets)} parameter{'s' * (len(sets) != 1)} moved\n"
                     + summary(result)).rstrip()
+        if words[0] == "do" and len(words) >= 2:
+            from engine.agents.commands import do
+            return do(session, text.split(None, 1)[1])
         if words[0] == "prompt" and len(words) >= 2:
             from engine.words.embed import load_similar
             from engine.words.prompt import apply_prompt, describe
@@ -536,7 +571,7 @@ def live_command(session, text: str) -> str:
     except (KeyError, ValueError) as exc:     # DataError (a broken scene file) included
         return f"{words[0]}: {str(exc).strip(chr(39))}"
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
-            " | scenes | save NAME | tap | tap BPM | edit PART WORDS | prompt TEXT")
+            " | scenes | save NAME | tap | tap BPM | edit PART WORDS | prompt TEXT | do WORDS")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones

@@ -25,6 +25,9 @@ client (config `[osc]`; off by default):
     /bandmate/scene NAME [FADE_S]        recall a scene of the scene file (config [scenes]);
                                          FADE_S: glide that long instead of the scene's fade_s
     /transport/tap [VALUE]               one tap of tap tempo (a button's 0 = release: none)
+    /bandmate/do TEXT...                 a band command in words ("drop the drums for 4
+                                         bars"; engine.agents.commands): replies
+                                         `/bandmate/do WHAT_WAS_DONE`
 
 Replies go to the sender's address and port (`reply_port` = another port on the sender's
 host, as TouchOSC wants). Anything wrong (a garbage packet, an unknown address, a wrong type,
@@ -139,7 +142,7 @@ class OscServer:
             "/bandmate/addresses": self._cmd_addresses, "/bandmate/info": self._cmd_info,
             TEMPO: self._cmd_tempo, "/bandmate/note": self._cmd_note,
             "/bandmate/release": self._cmd_release, "/bandmate/panic": self._cmd_panic,
-            "/bandmate/scene": self._cmd_scene,
+            "/bandmate/scene": self._cmd_scene, "/bandmate/do": self._cmd_do,
             TAP_ADDRESS: self._cmd_tap,
         }
 
@@ -409,6 +412,14 @@ class OscServer:
             raise OscError(_short(exc.args[0] if exc.args else exc, REASON_MAX)) from None
         except QueueFull as exc:
             raise OscError(f"engine busy: {exc}") from None
+
+    def _cmd_do(self, args, tag, addr):
+        """A band command in words ("drop the drums for 4 bars"; its words may come as one
+        string or several): replies `/bandmate/do WHAT_WAS_DONE`."""
+        if not args or not all(isinstance(a, str) for a in args):
+            raise OscError("takes a command in words, e.g. /bandmate/do \"half time\"")
+        done = self.remote.do(" ".join(args))
+        self._send(self._dest(addr), "/bandmate/do", [done])
 
     def _cmd_tap(self, args, tag, addr):
         """One tap of tap tempo: no argument, or a button's value (> 0 taps; its release, 0,
