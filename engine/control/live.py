@@ -144,6 +144,9 @@ class LiveRun:
             beat = self.session.clock.beat_at(state.sample_time)
             bar = int(beat // self.session.clock.beats_per_bar) + 1
             sync = f"  {self.sync.status()}" if self.sync is not None else ""
+            form = self.session.form_runner
+            if form is not None and form.section is not None:
+                sync += f"  {form.section}"
             if self.tty_status and sys.stdout.isatty():
                 sys.stdout.write(f"\rbar {bar:4d}  chord {chord:6s}  voices {c['voices']:3d}  "
                                  f"xruns {c['xruns']}  late {c['late_events']}{sync}   ")
