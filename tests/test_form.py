@@ -194,3 +194,23 @@ def test_rendered_form_is_the_same_in_any_block_size(cfg):
         s.follow_form(parse_form("intro:1 verse:1 chorus:2"))
         outs.append(render_session(s, 6.0, block))
     assert np.abs(outs[0]).max() > 0.01 and np.array_equal(outs[0], outs[1])
+
+
+def test_render_form_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """`bandmate render --form` plays the form to its end (the length follows from it) and
+    says each section; a bad form is a clear error, not a traceback."""
+    import soundfile as sf
+    from controllers.midifile import read_notes
+    from engine.cli import main
+    monkeypatch.chdir(ROOT)
+    wav = tmp_path / "song.wav"
+    assert main(["render", "--tempo", "240", "--form", "intro:1 verse:2 chorus:1",
+                 "-o", str(wav)]) == 0
+    out = capsys.readouterr().out
+    assert "form: intro:1 verse:2 chorus:1 (4 bars)" in out
+    assert "section: verse (bar 2)" in out and "section: ending (bar 5)" in out
+    info = sf.info(wav)
+    assert info.duration == pytest.approx((4 + 2) * 4 * 60 / 240 + 1.0, abs=0.05)
+    assert read_notes(wav.with_suffix(".mid"))
+    assert main(["render", "--form", "intro:4 solo:8", "-o", str(wav)]) == 2
+    assert "--form: section 'solo': a section is one of" in capsys.readouterr().err
