@@ -5,6 +5,7 @@
     bandmate demo                    a one-minute arranged demo on the sound card (or a WAV)
     bandmate render -o out.wav       render offline: --seconds, --seed, --midi player.mid
                                      (`jam` and `render` take --prompt "funky, 96 bpm")
+                                     (`jam` and `render` take --form "intro:4 verse:8 ...")
     bandmate learn ADDRESS           MIDI learn: the next control moved drives ADDRESS
     bandmate serve                   installation mode: headless for days ([serve] in config)
     bandmate patch from-text "a warm, ethereal pad" -o patches/mine.toml
@@ -122,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     arp_help = ("arpeggiate your held notes in this mode (config [arp]; `:arp` while "
                 "jamming; README: Arpeggiator)")
     jam.add_argument("--arp", choices=MODES, metavar="MODE", help=arp_help)
+    form_help = ('a song form: "intro:4 verse:8 chorus:8 bridge:4 chorus:8 outro:4" or a form '
+                 '.toml file (README: Song form)')
+    jam.add_argument("--form", metavar="FORM", help=form_help)
     lrn = sub.add_parser("learn", parents=[common],
                          help="MIDI learn: bind the next control you move to ADDRESS and save it "
                               "in the mapping file ([midi] mapping)")
@@ -163,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     ren.add_argument("--sync", choices=("internal", "player"),
                      help="player: with --midi, the band follows the file's notes by ear (the "
                           "tempo and downbeat heard in them) instead of reading its tempo map")
+    ren.add_argument("--form", metavar="FORM", help=form_help)
     return ap
 
 

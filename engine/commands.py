@@ -180,8 +180,22 @@ def _prompt(session, text: str | None, say=_say) -> None:
         raise UserError(f"--prompt: {str(exc).strip(chr(39))}") from exc
 
 
+def _form(session, text: str | None, say=_say) -> None:
+    """Make the band play through a song form (`--form`), saying each section as it comes."""
+    if not text:
+        return
+    from engine.agents.form import form_from
+    try:
+        form = form_from(text)
+        session.follow_form(form, on_section=lambda bar, name: say(
+            f"section: {name} (bar {bar + 1})"))
+    except ValueError as exc:       # DataError (a broken form file) included
+        raise UserError(f"--form: {exc}") from exc
+    say(f"form: {form} ({form.length_bars} bars)")
+
+
 def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
-            midi: str | None, prompt: str | None = None) -> int:
+            midi: str | None, prompt: str | None = None, form: str | None = None) -> int:
     from engine.control import export
     from engine.control.session import Session
     from engine.control.warmup import warm_up
@@ -190,6 +204,11 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
     warm_up(say=_say)
     session = Session(cfg, sr, demo=demo)
     _prompt(session, prompt)
+    if form and demo:
+        raise UserError("--form: the demo has its own form")
+    _form(session, form)
+    if seconds is None and session.length_s is not None and not demo:
+        seconds = session.length_s + 1.0
     if midi and not demo and cfg["sync"]["source"] == "player":
         from controllers.midifile import read_performance
         try:
@@ -233,7 +252,8 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
 
 
 def render(cfg: dict, args) -> int:
-    return _render(cfg, args.demo, args.seconds, args.output, args.midi, args.prompt)
+    return _render(cfg, args.demo, args.seconds, args.output, args.midi, args.prompt,
+                   args.form)
 
 
 def _open_driver(cfg: dict, session_factory, say=_say):
@@ -401,8 +421,19 @@ def _hook_jack_midi(client, sink) -> None:
 def jam(cfg: dict, args) -> int:
     from engine.control.session import Session
     sys.setswitchinterval(0.0002)   # keep MIDI delivery short whatever Python is doing
+    if args.form:                   # checked before any device opens
+        from engine.agents.form import form_from
+        try:
+            form_from(args.form)
+        except ValueError as exc:
+            raise UserError(f"--form: {exc}") from exc
+
+    def make(sr):
+        session = Session(cfg, sr)
+        _form(session, args.form)   # before the driver queues the first look-ahead
+        return session
     try:
-        session, stream = _open_driver(cfg, lambda sr: Session(cfg, sr))
+        session, stream = _open_driver(cfg, make)
     except Exception as exc:  # noqa: BLE001
         if not _no_device(exc):
             raise
@@ -510,8 +541,9 @@ def live_command(session, text: str) -> str:
     band's style, tempo and parts from a style prompt ("prompt funky, 96 bpm, sparse drums,
     dreamy keys"; engine.words.prompt) from the next bar; `pattern PART MINI-NOTATION` plays a
     live-coded pattern on a part from the next bar ("pattern bass c2 ~ [eb2 g2] <bb1 f2>";
-    docs/patterns.md), `pattern PART off` gives the part back to its agent. Returns the
-    reply."""
+    docs/patterns.md), `pattern PART off` gives the part back to its agent; `do WORDS` is a
+    band command in words ("do drop the drums for 4 bars", "do go to chorus";
+    engine.agents.commands). Returns the reply."""
     words = text.split()
     if not words:
         return ""
@@ -565,6 +597,9 @@ def live_command(session, text: str) -> str:
             sets, left = undo_live(session, words[1])
             return f"{words[1]}: last edit undone ({len(sets)} parameters back, {left} more " \
                    f"to undo)"
+        if words[0] == "do" and len(words) >= 2:
+            from engine.agents.commands import do
+            return do(session, text.split(None, 1)[1])
         if words[0] == "prompt" and len(words) >= 2:
             from engine.words.embed import load_similar
             from engine.words.prompt import apply_prompt, describe
@@ -575,7 +610,7 @@ def live_command(session, text: str) -> str:
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
             " | scenes | save NAME | tap | tap BPM | edit PART WORDS | undo PART | prompt TEXT"
             " | pattern PART MINI-NOTATION | pattern PART off"
-            " | arp [on|off] [MODE] [RATE] [OCTAVES] [latch|unlatch]")
+            " | arp [on|off] [MODE] [RATE] [OCTAVES] [latch|unlatch] | do WORDS")
 
 
 def arp_command(session, words: list[str]) -> str:

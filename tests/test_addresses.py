@@ -301,7 +301,7 @@ def test_osc_lists_describes_and_sets_the_new_addresses(cfg):
         c.send("/bandmate/addresses", "/band/")
         r = await c.recv("the band's addresses")
         assert set(r.params[2:]) == {"/band/style", "/band/energy", "/band/swing", "/band/key",
-                                     "/band/memory"}
+                                     "/band/memory", "/band/feel"}
         c.send("/bandmate/addresses", "/drums/")
         r = await c.recv("the drums' addresses")
         got = list(r.params[2:])

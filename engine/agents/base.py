@@ -238,6 +238,7 @@ class BarInfo:
     octave: int = 0          # register shift, whole octaves
     basses: tuple[int | None, ...] = ()   # each chord's slash bass (empty: all in root position)
     scale: tuple[int, ...] = ()  # the key's pitch classes (empty: no key known)
+    feel: str = "normal"     # steering /band/feel: normal | half | double (drums and bass)
 
     @property
     def busy(self) -> float:
@@ -309,8 +310,9 @@ class Agent:
         style = self.style or ctx.style
         steer = getattr(ctx, "steer", None)
         intensity = ctx.intensity_at(Fraction(start))
-        on, density, octave = True, 0.5, 0
+        on, density, octave, feel = True, 0.5, 0, "normal"
         if steer is not None:
+            feel = steer.feel_at(Fraction(start))
             style = steer.style_at(Fraction(start), style)
             intensity = energise(intensity, steer.at("/band/energy", Fraction(start)))
             on, density, octave = steer.agent(self.part, Fraction(start))
@@ -338,6 +340,7 @@ class Agent:
             octave=octave,
             basses=basses if any(b is not None for b in basses) else (),
             scale=tuple(sorted(key.scale)) if key is not None else (),
+            feel=feel,
         )
 
     def lookback_from(self, bar: int, beats_per_bar: int) -> int:

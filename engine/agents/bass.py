@@ -21,7 +21,7 @@ from engine.patterns.event import Note
 from engine.patterns.rand import unit
 
 from .base import Agent, BarInfo
-from .drums import fit_meter, kick_steps
+from .drums import feel_pattern, fit_meter, kick_steps
 
 __all__ = ["BassAgent", "BASS_LOW", "BASS_HIGH", "root_pitch"]
 
@@ -88,10 +88,17 @@ class BassAgent(Agent):
     part = "bass"
 
     def figure(self, info: BarInfo) -> str:
-        """The bar's rhythm/role figure (before approach notes), fitted to the meter."""
-        style, bar, n = info.style, info.bar, info.steps
+        """The bar's rhythm/role figure (before approach notes), fitted to the meter; in half
+        or double time (/band/feel) the 4/4 figure in that feel, as the drums play it."""
+        if info.feel == "normal":
+            return self._figure(info.style, info.bar, info.seed, info.beats_per_bar)
+        return fit_meter(feel_pattern(self._figure(info.style, info.bar, info.seed, 4),
+                                      info.feel), info.beats_per_bar)
+
+    def _figure(self, style: str, bar: int, seed: int, beats_per_bar: int) -> str:
+        n = 4 * beats_per_bar
         if style in ("rock", "house"):
-            kicks = set(kick_steps(style, bar, info.beats_per_bar, info.seed))
+            kicks = set(kick_steps(style, bar, beats_per_bar, seed))
             fig = []
             for s in range(n):
                 if s in kicks:
@@ -107,8 +114,8 @@ class BassAgent(Agent):
         figures = _FIGURES[style]
         pick = 0
         if bar % 2 == 1:
-            pick = int(unit(info.seed, "bass", "figure", bar // 4) * len(figures))
-        return fit_meter(figures[pick], info.beats_per_bar)
+            pick = int(unit(seed, "bass", "figure", bar // 4) * len(figures))
+        return fit_meter(figures[pick], beats_per_bar)
 
     def render(self, info: BarInfo) -> list[Note]:
         seed, bar, i, n = info.seed, info.bar, info.intensity, info.steps

@@ -28,7 +28,7 @@ from engine.patterns.rand import unit
 
 from .base import Agent, BarInfo
 
-__all__ = ["DrumAgent", "DrumStyle", "DRUM_STYLES", "kick_steps", "fit_meter"]
+__all__ = ["DrumAgent", "DrumStyle", "DRUM_STYLES", "kick_steps", "fit_meter", "feel_pattern"]
 
 SIXTEENTH = Fraction(1, 4)
 
@@ -165,6 +165,20 @@ def fit_meter(pattern16: str, beats_per_bar: int) -> str:
     return "".join(pattern16[4 * b:4 * b + 4] for b in beats)
 
 
+def feel_pattern(pattern16: str, feel: str) -> str:
+    """The 16-step pattern in a feel (steering /band/feel): 'half' spreads its first two beats
+    over the bar (each step twice as long: the backbeat of beat 2 lands on beat 3), 'double'
+    plays the whole pattern in two beats, twice; 'normal' leaves it."""
+    if feel == "normal":
+        return pattern16
+    n = len(pattern16)
+    if feel == "half":
+        return "".join(pattern16[s // 2] if s % 2 == 0 else "." for s in range(n))
+    if feel == "double":
+        return "".join(pattern16[(2 * s) % n] for s in range(n))
+    raise ValueError(f"unknown feel {feel!r}")
+
+
 def _kick_pattern(style: DrumStyle, seed: int, bar: int) -> str:
     main = next(p for inst, p, _ in style.layers if inst == "kick")
     if bar % 2 == 0 or not style.kick_variants:
@@ -173,9 +187,11 @@ def _kick_pattern(style: DrumStyle, seed: int, bar: int) -> str:
     return options[int(unit(seed, "drums", "kickvar", bar // 4) * len(options))]
 
 
-def kick_steps(style_name: str, bar: int, beats_per_bar: int = 4, seed: int = 0) -> tuple[int, ...]:
+def kick_steps(style_name: str, bar: int, beats_per_bar: int = 4, seed: int = 0,
+               feel: str = "normal") -> tuple[int, ...]:
     """The steps where the kick always plays ('X'/'x') in ``bar``: the bass locks to these."""
-    pat = fit_meter(_kick_pattern(DRUM_STYLES[style_name], seed, bar), beats_per_bar)
+    pat = fit_meter(feel_pattern(_kick_pattern(DRUM_STYLES[style_name], seed, bar), feel),
+                    beats_per_bar)
     return tuple(s for s, ch in enumerate(pat) if ch in "Xx")
 
 
@@ -236,7 +252,7 @@ class DrumAgent(Agent):
                 continue
             if inst == "kick" and first_kick:
                 pat, first_kick = kick_main, False
-            pat = fit_meter(pat, info.beats_per_bar)
+            pat = fit_meter(feel_pattern(pat, info.feel), info.beats_per_bar)
             for s in range(min(fill_from, len(pat))):
                 ch = pat[s]
                 if ch == ".":

@@ -12,6 +12,8 @@ Addresses (each a `Param`: range, default, curve, choices):
     /band/energy            0..1, 0.5 neutral: pushes the followed intensity towards 0 or 1
     /band/key               the key the band's own progression is played in (a tonic; the
                             default progression's own is A): the player's chords stay as played
+    /band/feel              normal | half | double: half time (the groove spread over twice
+                            the time, the backbeat on 3) or double time (drums and bass)
     /PART/agent/on          off | on: the agent plays (PART: drums, bass, chords, lead)
     /PART/agent/density     0..1, 0.5 neutral: fewer or more notes (hits, figures, runs)
     /PART/agent/octave      -2..2 whole octaves (bass, chords, lead)
@@ -40,11 +42,13 @@ from .arp import ARP_PARAMS
 from .base import MEMORY, STYLES
 
 __all__ = ["Steering", "STEER_PARAMS", "AGENT_PARTS", "SteeredBand", "PLAYING", "check_value",
-           "WHOLE"]
+           "WHOLE", "FEELS", "FEEL"]
 
 AGENT_PARTS = ("drums", "bass", "chords", "lead")
 PLAYING = "/transport/playing"
 ON_OFF = ("off", "on")
+FEEL = "/band/feel"
+FEELS = ("normal", "half", "double")
 
 
 def _params() -> dict[str, Param]:
@@ -56,6 +60,8 @@ def _params() -> dict[str, Param]:
         "/band/key": Param("key", 0, 11, NOTE_NAMES.index("A"), curve="choice",
                            choices=NOTE_NAMES, smooth_s=0.0,
                            doc="tonic of the band's own progression (its default is A minor)"),
+        FEEL: Param("feel", 0, len(FEELS) - 1, 0, curve="choice", choices=FEELS, smooth_s=0.0,
+                    doc="half time or double time (drums and bass), from the next bar"),
         PLAYING: Param("playing", 0, 1, 1, curve="choice", choices=ON_OFF, smooth_s=0.0,
                        doc="off: the band stops at once; on: it comes back at the next bar"),
     }
@@ -190,6 +196,10 @@ class Steering:
         if not self.changed("/band/key"):
             return 0
         return (int(self.at("/band/key", beat)) - tonic) % 12
+
+    def feel_at(self, beat: Fraction) -> str:
+        """The feel in force at `beat` (one of `FEELS`)."""
+        return FEELS[int(self.at(FEEL, beat))]
 
     def agent(self, part: str, beat: Fraction) -> tuple[bool, float, int]:
         """(on, density, octave) of the agent of `part` at `beat`."""

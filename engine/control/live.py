@@ -156,6 +156,9 @@ class LiveRun:
             if memory is not None:      # the progression memory: its loop, or learning / off
                 sync += "  memory " + (memory.status() if self.session.value("/band/memory")
                                        >= 0.5 else "off")
+            form = self.session.form_runner
+            if form is not None and form.section is not None:
+                sync += f"  {form.section}"
             if self.tty_status and sys.stdout.isatty():
                 sys.stdout.write(f"\rbar {bar:4d}  chord {chord:6s}  voices {c['voices']:3d}  "
                                  f"xruns {c['xruns']}  late {c['late_events']}{sync}   ")

@@ -22,6 +22,8 @@ Topics, under `prefix` (default `bandmate`); CLIENT is the publisher's MQTT clie
     bandmate/in/CLIENT/undo      {"part": "bass"}: back before the part's last edit
     bandmate/in/CLIENT/prompt    {"text": "funky, 96 bpm, sparse drums"} (or the bare string):
                                  the band from a style prompt, from its next bar
+    bandmate/in/CLIENT/do        {"text": "half time"}: a band command in words
+                                 (engine.agents.commands); replies on out/CLIENT/done
     bandmate/out/CLIENT/error    {"topic": ..., "reason": ...}: a command that did nothing
     bandmate/online              "true" / "false" (retained; "false" is the last will)
     bandmate/state/tempo_bpm     96.0 (retained)
@@ -30,6 +32,7 @@ Topics, under `prefix` (default `bandmate`); CLIENT is the publisher's MQTT clie
                                  bandmate/param/bass/synth/cutoff_hz 800.0
     bandmate/state/position      {"bar": 12, "beat": 3}
     bandmate/state/chord         "Am7" (retained)
+    bandmate/state/section       the song form's section playing, e.g. "chorus" (retained)
     bandmate/state/levels        {"peak_db": [l, r], "parts": {"keys": dB, ...}} (since the last)
     bandmate/state/engine        the audio thread's counters (xruns, late_events, ...)
     bandmate/state/bridge        this bridge's counters (messages, applied, errors, ...)
@@ -147,7 +150,7 @@ class MqttBridge:
             "set": self._cmd_set, "tempo": self._cmd_tempo, "key": self._cmd_key,
             "patch": self._cmd_patch, "mute": self._cmd_mute, "scene": self._cmd_scene,
             "note": self._cmd_note, "release": self._cmd_release, "panic": self._cmd_panic,
-            "get": self._cmd_get,
+            "get": self._cmd_get, "do": self._cmd_do,
         }
         for name in WORD_COMMANDS:
             self._commands[name] = self._words_handler(name)
@@ -475,6 +478,15 @@ class MqttBridge:
         else:
             self.remote.note(p, note, v, ASAP, now)
 
+    def _cmd_do(self, client, data):
+        """{"text": "drop the drums for 4 bars"} (or the text as a JSON string): replies
+        {"text": ..., "done": ...} on out/CLIENT/done."""
+        obj = data if isinstance(data, dict) else {"text": data}
+        text = _text(_fields(obj, "text"), "text")
+        done = self.remote.do(text)
+        self._reply(self.topic("out", client, "done"), json.dumps({"text": text,
+                                                                   "done": done}))
+
     def _cmd_release(self, client, data):
         self.remote.release()
 
@@ -555,6 +567,9 @@ class MqttBridge:
         cond = s.conductor
         chord = cond.chord.name if cond is not None and cond.chord is not None else ""
         put(self.topic("state", "chord"), chord, True)
+        runner = getattr(s, "form_runner", None)
+        if runner is not None and runner.section is not None:
+            put(self.topic("state", "section"), runner.section, True)
         beat = s.clock.beat_at(s.state.sample_time)
         bpb = s.clock.beats_per_bar
         put(self.topic("state", "position"),

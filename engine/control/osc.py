@@ -31,6 +31,9 @@ client (config `[osc]`; off by default):
     /bandmate/undo PART                  put back what the part's last edit moved
     /bandmate/prompt TEXT                the band from a style prompt ("funky, 96 bpm,
                                          sparse drums"), from its next bar
+    /bandmate/do TEXT...                 a band command in words ("drop the drums for 4
+                                         bars"; engine.agents.commands): replies
+                                         `/bandmate/do WHAT_WAS_DONE`
 
 Replies go to the sender's address and port (`reply_port` = another port on the sender's
 host, as TouchOSC wants). Anything wrong (a garbage packet, an unknown address, a wrong type,
@@ -145,7 +148,7 @@ class OscServer:
             "/bandmate/addresses": self._cmd_addresses, "/bandmate/info": self._cmd_info,
             TEMPO: self._cmd_tempo, "/bandmate/note": self._cmd_note,
             "/bandmate/release": self._cmd_release, "/bandmate/panic": self._cmd_panic,
-            "/bandmate/scene": self._cmd_scene,
+            "/bandmate/scene": self._cmd_scene, "/bandmate/do": self._cmd_do,
             TAP_ADDRESS: self._cmd_tap,
         }
         for name in WORD_COMMANDS:
@@ -417,6 +420,14 @@ class OscServer:
             raise OscError(_short(exc.args[0] if exc.args else exc, REASON_MAX)) from None
         except QueueFull as exc:
             raise OscError(f"engine busy: {exc}") from None
+
+    def _cmd_do(self, args, tag, addr):
+        """A band command in words ("drop the drums for 4 bars"; its words may come as one
+        string or several): replies `/bandmate/do WHAT_WAS_DONE`."""
+        if not args or not all(isinstance(a, str) for a in args):
+            raise OscError("takes a command in words, e.g. /bandmate/do \"half time\"")
+        done = self.remote.do(" ".join(args))
+        self._send(self._dest(addr), "/bandmate/do", [done])
 
     def _cmd_tap(self, args, tag, addr):
         """One tap of tap tempo: no argument, or a button's value (> 0 taps; its release, 0,

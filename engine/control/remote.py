@@ -180,6 +180,21 @@ class Remote:
         if int(idx[0]) - int(idx[8]) >= QUEUE_HEADROOM:
             raise CommandError("engine busy (queue full): try again")
 
+    def do(self, text) -> str:
+        """A band command in words (engine.agents.commands: "drop the drums for 4 bars",
+        "half time", "go to chorus"): what was done, or CommandError saying what is
+        understood (nothing changed)."""
+        from engine.agents.commands import CommandError as WordsError, do
+        if not isinstance(text, str) or not text.strip():
+            raise CommandError(f"takes a command in words, got {short(text)!r}")
+        self.room()
+        try:
+            return do(self.session, short(text, 400))
+        except WordsError as exc:
+            raise CommandError(short(exc, REASON_MAX)) from None
+        except QueueFull as exc:
+            raise CommandError(f"engine busy: {exc}") from None
+
     # ---- notes ---------------------------------------------------------------------------------
     @staticmethod
     def part(part) -> int:

@@ -268,6 +268,8 @@ class Session:
         self.conductor = Conductor(self.ctx, self.clock, self.scheduler) if not demo else None
         self.mapper = None      # the live input's MIDI mapper (engine.control.mapping), if any
         self.follower = None    # hears the player's notes: engine.control.sync.PlayerFollower
+        self.form = None        # an engine.agents.form.FormPlay the band follows (follow_form)
+        self.form_runner = None
         self._glides: dict[str, list] = {}     # address -> [times, values, next step]
         from engine.control.sync import TapTempo
         sync = cfg.get("sync", {})
@@ -314,7 +316,7 @@ class Session:
         if self.state.push_sched_rows(rows) != len(rows):
             raise QueueFull("the audio thread is not draining the scheduler queue")
 
-    def set(self, address: str, value, time: float = ASAP) -> float:
+    def set(self, address: str, value, time: float = ASAP, beat: Fraction | None = None) -> float:
         """Any parameter by its one address, checked (a bad value raises ValueError, an unknown
         address KeyError, and nothing changes), applied from the next block or from the sample
         `time` (smoothed where it is continuous): the graph's units (`/bass/synth/cutoff_hz`,
@@ -327,8 +329,11 @@ class Session:
         on starts it at the next bar; `/transport/tap`: a value > 0 is one tap of tap tempo.
         `addresses()` lists them all, `param(address)` gives each one's range, unit and curve,
         `value(address)` its current value. Returns the value set (a choice as its number).
-        A glide of the address (a faded scene) stops."""
-        v = self._apply(address, value, time)
+        A glide of the address (a faded scene) stops. `beat`: a steering change or the swing
+        from that beat (a steering change from the bar it starts, never before the first beat
+        not yet scheduled) instead of the next bar or beat: a command's change planned ahead
+        (engine.agents.commands, "drop the drums for 4 bars")."""
+        v = self._apply(address, value, time, beat)
         self._glides.pop(address, None)
         return v
 
@@ -515,6 +520,8 @@ class Session:
         self._glide(end)
         if self.conductor is not None:
             self.conductor.tick(end)
+        if self.form_runner is not None:    # a form's risers and the section playing
+            self.form_runner.before_query(end)
         while self._tempo_due and self._tempo_due[0][0] < end:
             sample, bpm = self._tempo_due.pop(0)
             self.state.push_sched(sample, K_TEMPO, -1, 0.0, bpm)
@@ -545,6 +552,27 @@ class Session:
         self._tempo_due = [(clock.sample_at(seg.beat), float(seg.bpm))
                            for seg in clock.segments[1:]]
         self.score = score
+
+    def follow_form(self, form, on_section=None) -> None:
+        """Play through a song form (engine.agents.form.Form) from bar 0: its sections' parts,
+        energy, progressions (the style's where it gives none) and transitions; call it
+        before the first query. `on_section(bar, name)` is told each section as the scheduler
+        reaches it (`self.form_runner.section`: the one playing); `self.form.jump` (the
+        command "go to chorus") moves through it."""
+        from engine.agents.base import STYLES
+        from engine.agents.form import FormPlay, FormRunner
+        if self.conductor is None:
+            raise ValueError("the demo has its own form: a form needs a jam session")
+        if self.scheduler.cursor > 0:
+            raise ValueError("follow_form must come before the band is first queried")
+        style = STYLES[int(self.steer.latest("/band/style"))]
+        self.form = FormPlay(form, style)
+        self.band.arrangement = self.form
+        self.ctx.harmony.progression = self.form.progression
+        self.form_runner = FormRunner(self.form, self, on_section)
+        if not form.loop:           # the ending bar and its ring
+            self.length_s = float(self.clock.sample_at(Fraction(
+                (form.length_bars + 2) * self.clock.beats_per_bar))) / self.sample_rate
 
     def _glide(self, end: int) -> None:
         """Push every glide step due before sample `end` (the scheduler calls it on each
