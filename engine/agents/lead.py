@@ -42,7 +42,8 @@ _CELLS = {
     "latin": ("x..x", "..x.", "x.x.", "x...", ".x.x"),
 }
 _STYLE_CELLS = {"rock": "straight", "house": "straight", "funk": "syncopated",
-                "hiphop": "syncopated", "bossa": "latin", "breakbeat": "syncopated"}
+                "hiphop": "syncopated", "bossa": "latin", "breakbeat": "syncopated",
+                "dnb": "syncopated", "jazz": "straight"}
 _STEPS = (-2, -1, 0, 1, 2)  # scale steps: in a pentatonic scale a step of 2 is a 4th or so
 _STEP_WEIGHTS = (1.5, 5.0, 1.0, 5.0, 1.5)
 # register targets (MIDI) for the four bars of a phrase: call, answer, sequence (peak), cadence
