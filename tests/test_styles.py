@@ -335,3 +335,82 @@ def test_lead_plays_every_new_style():
     for style in ("dnb", "jazz"):
         notes = LeadAgent(1, style).query(F(0), F(32), ctx(style, 1, 0.7))
         assert len(notes) > 10 and all(60 <= n.note <= 84 for n in notes)
+
+
+# -- the new styles through config, the session's address space and `bandmate render` ----------
+def test_config_accepts_the_new_styles_and_the_groove(tmp_path):
+    from engine.config import load_config
+    from engine.tomldata import DataError
+    path = tmp_path / "c.toml"
+    path.write_text('[band]\nstyle = "jazz"\ngroove = 0.25\n')
+    band = load_config(str(path), environ={})["band"]
+    assert (band["style"], band["groove"]) == ("jazz", 0.25)
+    path.write_text('[band]\nstyle = "dnb"\n')
+    assert load_config(str(path), environ={})["band"]["groove"] == 1.0     # the default
+    for text, what in (('style = "polka"', "[band] style"), ("groove = 1.5", "[band] groove")):
+        path.write_text(f"[band]\n{text}\n")
+        with pytest.raises(DataError) as e:
+            load_config(str(path), environ={})
+        assert f"{path}:2: {what}" in str(e.value)
+
+
+def session(tmp_path, style="rock", **band):
+    from pathlib import Path
+
+    from engine.control.session import Session
+    from tests.enginekit import SR, dry_config
+    cfg = dry_config(Path(__file__).resolve().parents[1])
+    cfg["band"].update(style=style, chords=True, **band)
+    return Session(cfg, SR, root=Path(__file__).resolve().parents[1])
+
+
+def test_session_steers_to_the_new_styles_and_refuses_bad_values(tmp_path):
+    s = session(tmp_path)
+    assert s.param("/band/style").choices[-2:] == ("dnb", "jazz")
+    assert s.set("/band/style", "jazz") == 7.0 and s.value("/band/style") == 7.0
+    assert s.set("/band/groove", 0.5) == 0.5
+    for address, bad in (("/band/style", "polka"), ("/band/groove", 1.5), ("/band/groove", "x")):
+        with pytest.raises(ValueError):
+            s.set(address, bad)
+    assert (s.value("/band/style"), s.value("/band/groove")) == (7.0, 0.5)
+    assert {"/band/style", "/band/groove"} <= set(s.addresses())
+
+
+def render_notes(tmp_path, *args):
+    from engine.cli import main
+    from controllers.midifile import read_notes
+    wav = tmp_path / "out.wav"
+    assert main(["render", "--seconds", "6", "--seed", "3", "-o", str(wav), *args]) == 0
+    return wav, read_notes(wav.with_suffix(".mid"))
+
+
+def test_render_dnb_at_174_bpm_keeps_the_half_time_backbeat(tmp_path, monkeypatch):
+    """`bandmate render --style dnb --tempo 174`: the loud snares sound on beats 2 and 4 of
+    each bar (every second beat, 0.69 s apart), heard in the MIDI file of the render."""
+    import numpy as np
+    import soundfile as sf
+    from pathlib import Path
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    wav, notes = render_notes(tmp_path, "--style", "dnb", "--tempo", "174")
+    beat_s = 60 / 174
+    loud = [n.start_s / beat_s for n in notes if n.part == "drums"
+            and n.note == DRUM_NOTES["snare"] and n.velocity > 0.6 and n.start_s < 12 * beat_s]
+    assert len(loud) == 6                       # bars 0-2 (bar 3 may hold a fill)
+    assert all(abs(b - round(b)) < 0.02 and round(b) % 2 == 1 for b in loud), loud
+    audio, sr = sf.read(wav, always_2d=True)
+    assert np.isfinite(audio).all() and 0.01 < np.abs(audio).max() <= 1.0
+
+
+def test_render_jazz_swings_the_ride(tmp_path, monkeypatch):
+    """`bandmate render --style jazz`: the ride's skip notes two thirds into beats 2 and 4
+    (the triplet swing in seconds), the walking bass on every beat."""
+    from pathlib import Path
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    _, notes = render_notes(tmp_path, "--style", "jazz", "--tempo", "140")
+    beat_s = 60 / 140
+    ride = [n.start_s / beat_s for n in notes if n.part == "drums"
+            and n.note == DRUM_NOTES["open_hat"] and n.start_s < 8 * beat_s]
+    skips = [b for b in ride if abs(b - round(b)) > 0.1]
+    assert skips and all(abs(b % 1 - 2 / 3) < 0.03 and int(b) % 2 == 1 for b in skips), ride
+    bass = [n.start_s / beat_s for n in notes if n.part == "bass"]
+    assert len(bass) >= 12 and all(abs(b - round(b)) < 0.02 for b in bass)

@@ -252,12 +252,10 @@ WALK_TOP = 52  # E3: the walking line stays below it (the comping sits above)
 
 def walk_target(seed: int, bar: int, pc: int) -> int:
     """The pitch a walking line lands on at ``bar``'s downbeat (root or slash bass ``pc``):
-    its home octave, or the one above (seeded per bar). The bar before computes the same
-    pitch to lead into it."""
-    p = root_pitch(pc)
-    if p + 12 <= WALK_TOP - 2 and unit(seed, "bass", "walk-oct", bar) < 0.4:
-        p += 12
-    return p
+    within G1..F#2 or Bb1..A2 (seeded per bar), so the roots of neighbouring bars lie close
+    and the line walks between them. The bar before computes the same pitch to lead into it."""
+    low = 31 + (3 if unit(seed, "bass", "walk-oct", bar) < 0.5 else 0)
+    return low + (pc - low) % 12
 
 
 def _nearest_pc(pc: int, to: int, avoid: int | None = None) -> int:
@@ -322,7 +320,8 @@ def _walk_pitches(info: BarInfo) -> list[int]:
             ideal = last + (app - last) / (left + 1) * 1.0
             pool = tones if k % 2 == 0 else passing
             cands = [p for p in range(BASS_LOW, WALK_TOP + 1)
-                     if p % 12 in pool and p != last and p != nxt_fixed and abs(p - last) <= 7]
+                     if p % 12 in pool and p != last and p != nxt_fixed and abs(p - last) <= 7
+                     and abs(p - app) <= 2 + 5 * left]
             if not cands:
                 cands = [p for p in range(BASS_LOW, WALK_TOP + 1)
                          if p % 12 in tones and p != last and p != nxt_fixed]
