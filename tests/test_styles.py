@@ -152,6 +152,9 @@ def test_jazz_groove_swings_every_part_and_the_amount_straightens_it():
     parts = {n.part for n in swung if n.begin % 1 == F(2, 3)}
     assert {"drums", "chords", "lead"} <= parts
     assert not [n for n in swung if n.begin % 1 == F(1, 2)]        # no straight off-beat left
+    for energy in (0.2, 0.6, 1.0):                   # every part of the band on the triplet grid
+        notes = band.query(F(0), F(64), ctx("jazz", 3, energy))
+        assert all((n.begin * 3).denominator == 1 for n in notes)
     straight = band.query(F(0), F(32), ctx("jazz", 3, 0.8, groove=0.0, progression=II_V_I))
     assert {n.part for n in straight if n.begin % 1 == F(1, 2)} >= {"drums", "chords"}
     half = band.query(F(0), F(32), ctx("jazz", 3, 0.8, groove=0.5, progression=II_V_I))

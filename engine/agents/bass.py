@@ -43,6 +43,8 @@ _FIGURES: dict[str, tuple[str, ...]] = {
     "breakbeat": ("R.r.......R8..5.", "R.R...r...R8....", "R.r.......R..7.."),
     # sub-bass: a long root, then a syncopated move on the kick's "and" of 3
     "dnb": ("R.........R.....", "R.........8..5..", "R......r..R...o."),
+    # jazz walks (`BassAgent.walk`); this is only its rhythm, a note on every beat
+    "jazz": ("R...R...R...R...",),
 }
 # (gap before the next onset, longest note), beats: a note lasts min(longest, time to the next
 # onset - gap), and at least a 64th
