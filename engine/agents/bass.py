@@ -198,7 +198,8 @@ class BassAgent(Agent):
         return out
 
     def walk(self, info: BarInfo) -> list[Note]:
-        """The jazz walking bass (see `_walk_pitches`); a two-feel below intensity 0.3 in 4/4."""
+        """The jazz walking bass (see `_walk_pitches`); a two-feel below intensity 0.3 in
+        4/4."""
         seed, bar, bpb = info.seed, info.bar, info.beats_per_bar
         level = 0.74 + 0.28 * info.intensity
         if info.busy < 0.3 and bpb == 4:
@@ -209,9 +210,11 @@ class BassAgent(Agent):
         for k, (j, p) in enumerate(line):
             nxt = line[k + 1][0] if k + 1 < len(line) else bpb
             dur = Fraction(nxt - j) - Fraction(1, 16)
-            v = (0.8 if j == 0 else 0.74) * level + (unit(seed, "bass-vel", bar, 4 * j) - 0.5) * 0.06
+            v = (0.8 if j == 0 else 0.74) * level \
+                + (unit(seed, "bass-vel", bar, 4 * j) - 0.5) * 0.06
             nudge = round((unit(seed, "bass-nudge", bar, 4 * j) - 0.5) * 0.004, 4) + 0.0
-            out.append(Note(info.start + j, dur, "bass", p, round(min(1.0, max(0.05, v)), 3), nudge))
+            out.append(Note(info.start + j, dur, "bass", p, round(min(1.0, max(0.05, v)), 3),
+                            nudge))
         return out
 
     def _approach(self, seed: int, cur: Chord, nxt: Chord, bar: int, j: int,

@@ -1,6 +1,7 @@
 """The drummer (control side): per-style step patterns with Euclidean and probabilistic layers,
-two-bar kick variations, ghost notes, fills at phrase ends, crashes after fills, humanised
-velocity and timing, and intensity that thins or thickens the groove.
+two-bar kick variations, ghost notes, fills at phrase ends (each style's own: `STYLE_FILLS`),
+crashes after fills, humanised velocity and timing, and intensity that thins or thickens the
+groove. The style's groove template (engine.agents.groove) is applied afterwards, by `Agent`.
 
 Patterns are written for 4/4 as 16 sixteenth steps. Step characters:
 
@@ -291,7 +292,7 @@ class DrumAgent(Agent):
         seed, bar, i = info.seed, info.bar, info.busy   # how many hits: intensity × density
         n_steps = info.steps
         gain = dict(style.gain)
-        hits: dict[tuple[int, str], float] = {}  # (step, instrument) -> velocity
+        hits: dict[tuple[int | Fraction, str], float] = {}  # (step, instrument) -> velocity
 
         if "ending" in info.cues:
             hits[(0, "kick")] = 1.0
