@@ -1,11 +1,12 @@
 """Sound from words, measured: does each word move its feature, how fast is text -> patch, and
 how many paraphrases outside the vocabulary land with and without the embedding model.
 
-- latency: `from_text` of a few descriptions; cold = a new Python process importing the words
-  code and making one patch (median of 3 processes, the time inside the process), of which
-  `cold_engine_import_s` is importing the engine's unit declarations (numpy, numba and
-  engine.rt.units, which every bandmate command imports) and `cold_words_s` the rest; warm =
-  the same call again in one process (median of 20).
+- latency: text -> patch. cold = `bandmate patch from-text TEXT -o FILE` in a new Python
+  process (median of 3 processes): `cold_s` inside the process (imports, config, the patch, the
+  file), `cold_process_s` the whole process as a shell sees it (the interpreter's start too),
+  without the embedding model (`--no-model`) and with it (`cold_model_s`: it loads the model
+  and encodes the vocabulary's words); `cold_imports_numba` says whether Numba was imported
+  (it must not be: engine.declared). Warm = `from_text` again in one process (median of 20).
 - words: engine.words.evaluate on every engine, from the plain evaluation bases
   (bench/words-bases) and from factory patches (analog keys, wavetable keys-organ, fm ep-tines,
   sampler pad-sampled): the share of (word, engine) pairs whose feature moved the way the
@@ -13,8 +14,9 @@ how many paraphrases outside the vocabulary land with and without the embedding 
   the pairs where "very" changes the patch) and the other way with "not" (negation); every
   render finite and under full scale.
 - paraphrases: words outside the vocabulary (evaluate.PARAPHRASES); landed = mapped onto an
-  intended headword, hit = that headword's feature moved the right way on the analog base.
-  Without the model nothing lands (the words are reported as not understood).
+  intended headword, hit = that headword's feature moved the right way on the analog base,
+  for all of them and for the held-out ones (evaluate.HELD_OUT, never tuned on). Without the
+  model nothing lands (the words are reported as not understood).
 
     python bench/words.py [--json] [--engines analog,fm] [--skip-audio]
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -33,18 +36,31 @@ sys.path.insert(0, str(ROOT))
 
 TEXTS = ["a warm, ethereal pad that shimmers like glass", "a very dark, gritty acid bass",
          "plucky metallic fm bell, not too bright", "wide lush strings with a slow swell"]
-COLD = ("import time, sys; t0 = time.perf_counter(); import engine.rt.units; "
-        "t1 = time.perf_counter(); from engine.words.design import from_text; "
-        "from_text(sys.argv[1]); t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
+COLD = ("import time, sys; t0 = time.perf_counter(); from engine.cli import main; "
+        "rc = main(sys.argv[1:]); print(time.perf_counter() - t0, 'numba' in sys.modules, rc)")
+
+
+def _cold(text: str, model: bool) -> tuple[float, float, bool]:
+    """(seconds inside, seconds of the whole process, Numba imported) of one cold CLI run."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        args = ["patch", "from-text", text, "-o", str(Path(d) / "p.toml")]
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", COLD] + args + ([] if model else
+                                                                   ["--no-model"]),
+                             cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+        whole = time.perf_counter() - t0
+    inside, numba, rc = out.stdout.strip().splitlines()[-1].split()
+    return float(inside), whole, numba == "True"
 
 
 def latency() -> dict:
+    from engine import declared
+    from engine.words import embed
     from engine.words.design import from_text
-    cold = []
-    for text in TEXTS[:3]:
-        out = subprocess.run([sys.executable, "-c", COLD, text], cwd=ROOT, capture_output=True,
-                             text=True, timeout=300, check=True)
-        cold.append(tuple(float(x) for x in out.stdout.strip().splitlines()[-1].split()))
+    declared.units()            # the declarations' cache, as any earlier bandmate run leaves it
+    cold = [_cold(text, False) for text in TEXTS[:3]]
+    model = [_cold(text, True) for text in TEXTS[:3]] if embed.available() else []
     warm = []
     for text in TEXTS:
         from_text(text)
@@ -54,11 +70,15 @@ def latency() -> dict:
             from_text(text)
             warm.append(time.perf_counter() - t0)
     same = all(from_text(t)[0] == from_text(t)[0] for t in TEXTS)
-    return {"cold_s": statistics.median(a + b for a, b in cold),
-            "cold_engine_import_s": statistics.median(a for a, _ in cold),
-            "cold_words_s": statistics.median(b for _, b in cold),
-            "warm_s": statistics.median(warm),
-            "warm_max_s": max(warm), "deterministic": same}
+    out = {"cold_s": statistics.median(c[0] for c in cold),
+           "cold_process_s": statistics.median(c[1] for c in cold),
+           "cold_imports_numba": any(c[2] for c in cold + model),
+           "warm_s": statistics.median(warm), "warm_max_s": max(warm), "deterministic": same,
+           "load_average_1min": os.getloadavg()[0]}
+    if model:
+        out["cold_model_s"] = statistics.median(c[0] for c in model)
+        out["cold_model_process_s"] = statistics.median(c[1] for c in model)
+    return out
 
 
 def words(engines, bases) -> dict:
@@ -85,21 +105,30 @@ def words(engines, bases) -> dict:
 
 def paraphrases(skip_audio: bool) -> dict:
     from engine.words import embed
-    from engine.words.evaluate import PARAPHRASES, paraphrase_hits
-    out = {"count": len(PARAPHRASES), "model": embed.available()}
+    from engine.words.evaluate import HELD_OUT, PARAPHRASES, paraphrase_hits
+    from engine.words.vocab import vocabulary
+    out = {"count": len(PARAPHRASES), "held_out": len(HELD_OUT), "model": embed.available()}
     runs = [("without_model", None)]
     if embed.available():
         runs.append(("with_model", embed.similar))
     for key, similar in runs:
         if skip_audio:
-            from engine.words.vocab import vocabulary
-            landed = sum(any(t.word in hs for t in vocabulary().parse(w, similar).terms)
-                         for w, hs in PARAPHRASES.items())
-            out[key] = {"landed_rate": round(landed / len(PARAPHRASES), 3)}
-            continue
-        rows = paraphrase_hits(similar)
-        out[key] = {"landed_rate": round(sum(r["landed"] for r in rows) / len(rows), 3),
-                    "hit_rate": round(sum(r["hit"] for r in rows) / len(rows), 3),
+            rows = [{"word": w, "mapped": [t.word for t in vocabulary().parse(w, similar).terms]}
+                    for w in PARAPHRASES]
+            for r in rows:
+                r["landed"] = any(h in PARAPHRASES[r["word"]] for h in r["mapped"])
+                r["hit"] = None
+        else:
+            rows = paraphrase_hits(similar)
+        held = [r for r in rows if r["word"] in HELD_OUT]
+
+        def rate(rs, k):
+            return None if rs[0][k] is None else round(sum(r[k] for r in rs) / len(rs), 3)
+
+        out[key] = {"landed_rate": rate(rows, "landed"), "hit_rate": rate(rows, "hit"),
+                    "held_out_landed_rate": rate(held, "landed"),
+                    "held_out_hit_rate": rate(held, "hit"),
+                    "not_landed": [r["word"] for r in rows if not r["landed"]],
                     "mapped": {r["word"]: r["mapped"] for r in rows}}
     return out
 
@@ -125,10 +154,12 @@ def main() -> int:
         print(json.dumps(slim, indent=2))
         return 0
     lat = report["latency"]
-    print(f"text -> patch: cold {lat['cold_s'] * 1000:.0f} ms (engine import "
-          f"{lat['cold_engine_import_s'] * 1000:.0f} ms, words {lat['cold_words_s'] * 1000:.0f}"
-          f" ms), warm {lat['warm_s'] * 1000:.1f} ms"
-          f" (max {lat['warm_max_s'] * 1000:.1f}), deterministic: {lat['deterministic']}")
+    print(f"text -> patch: cold {lat['cold_s'] * 1000:.0f} ms in the process "
+          f"({lat['cold_process_s'] * 1000:.0f} ms with the interpreter's start"
+          + (f"; with the model {lat['cold_model_s'] * 1000:.0f} ms" if "cold_model_s" in lat
+             else "") + f"; Numba imported: {lat['cold_imports_numba']}), warm "
+          f"{lat['warm_s'] * 1000:.1f} ms (max {lat['warm_max_s'] * 1000:.1f}), deterministic: "
+          f"{lat['deterministic']}, load average {lat['load_average_1min']:.1f}")
     for key in ("words", "words_factory_bases"):
         if key not in report:
             continue
@@ -147,7 +178,8 @@ def main() -> int:
     p = report["paraphrases"]
     for key in ("without_model", "with_model"):
         if key in p:
-            print(f"paraphrases {key}: {p[key]}")
+            q = {k: v for k, v in p[key].items() if k != "mapped"}
+            print(f"paraphrases {key} ({p['count']}, {p['held_out']} held out): {q}")
     return 0
 
 

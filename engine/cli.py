@@ -40,6 +40,9 @@ def _overrides(args) -> dict:
     put("band", "seed", args.seed)
     put("band", "style", args.style)
     put("midi", "latency_mode", args.latency_mode)
+    if getattr(args, "arp", None) is not None:
+        put("arp", "on", True)
+        put("arp", "mode", args.arp)
     if getattr(args, "sync", None) is not None:
         put("sync", "source", {"midi": "midi_clock"}.get(args.sync, args.sync))
     if getattr(args, "osc", None) is not None:
@@ -115,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     prompt_help = ('a style prompt for the band, e.g. "funky, 96 bpm, sparse drums, dreamy '
                    'keys" or "70%% lofi, 30%% bossa" (README: Sound from words)')
     jam.add_argument("--prompt", metavar="TEXT", help=prompt_help)
+    from engine.agents.arp import MODES
+    arp_help = ("arpeggiate your held notes in this mode (config [arp]; `:arp` while "
+                "jamming; README: Arpeggiator)")
+    jam.add_argument("--arp", choices=MODES, metavar="MODE", help=arp_help)
     lrn = sub.add_parser("learn", parents=[common],
                          help="MIDI learn: bind the next control you move to ADDRESS and save it "
                               "in the mapping file ([midi] mapping)")
@@ -128,9 +135,9 @@ def _parser() -> argparse.ArgumentParser:
                  "broker on 127.0.0.1:1883: commands on bandmate/in/CLIENT/set|tempo|note|..., "
                  "state on bandmate/state/... (README: MQTT)")
     jam.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
-    jam.add_argument("--sync", choices=("internal", "midi", "link"),
-                     help="follow MIDI clock or an Ableton Link session (config [sync]; "
-                          "README: Tempo sync)")
+    jam.add_argument("--sync", choices=("internal", "midi", "link", "player"),
+                     help="follow MIDI clock, an Ableton Link session or the player's own "
+                          "timing (config [sync]; README: Tempo sync, Following the player)")
     srv = sub.add_parser("serve", parents=[common],
                          help="installation mode: play headless until SIGTERM, log to "
                               "[serve] log_file, scenes on [serve] schedule, audio restarted "
@@ -138,8 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--seconds", type=float, help="stop after this long")
     srv.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
     srv.add_argument("--mqtt", nargs="?", const="", metavar="HOST[:PORT]", help=mqtt_help)
-    srv.add_argument("--sync", choices=("internal", "midi", "link"),
-                     help="follow MIDI clock or an Ableton Link session (config [sync])")
+    srv.add_argument("--sync", choices=("internal", "midi", "link", "player"),
+                     help="follow MIDI clock, an Ableton Link session or the player's timing "
+                          "(config [sync])")
     demo = sub.add_parser("demo", parents=[common], help="play (or render) the demo song")
     demo.add_argument("-o", "--output", help="WAV path when rendering")
     demo.add_argument("--osc", type=int, metavar="PORT", help=osc_help)
@@ -150,6 +158,11 @@ def _parser() -> argparse.ArgumentParser:
     ren.add_argument("--midi", help="a MIDI file played as the player's part")
     ren.add_argument("--demo", action="store_true", help="render the arranged demo song")
     ren.add_argument("--prompt", metavar="TEXT", help=prompt_help)
+    ren.add_argument("--arp", choices=MODES, metavar="MODE",
+                     help="arpeggiate the --midi file's notes in this mode (config [arp])")
+    ren.add_argument("--sync", choices=("internal", "player"),
+                     help="player: with --midi, the band follows the file's notes by ear (the "
+                          "tempo and downbeat heard in them) instead of reading its tempo map")
     return ap
 
 

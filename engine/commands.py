@@ -1,4 +1,8 @@
-"""What each `bandmate` subcommand does (control side)."""
+"""What each `bandmate` subcommand does (control side).
+
+The session, the drivers and the warm-up import the compiled audio kernels (Numba: seconds
+on a cold start), so they are imported by the commands that play or render, not here: `bandmate
+patch from-text` and `bandmate patches` answer without them."""
 from __future__ import annotations
 
 import asyncio
@@ -7,10 +11,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-
-from engine.control import export
-from engine.control.session import Session
-from engine.control.warmup import warm_up
 
 
 class UserError(RuntimeError):
@@ -73,6 +73,8 @@ def patches(cfg: dict, args) -> int:
 
 def preview(cfg: dict, args) -> int:
     """Render a patch playing a phrase that suits it, to a WAV and a spectrogram PNG."""
+    from engine.control import export
+    from engine.control.warmup import warm_up
     from engine.control.preview import render_preview, spectrogram_png
     from engine.patch import read_patch
     path = _find_patch(cfg, args.patch)
@@ -180,12 +182,26 @@ def _prompt(session, text: str | None, say=_say) -> None:
 
 def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
             midi: str | None, prompt: str | None = None) -> int:
+    from engine.control import export
+    from engine.control.session import Session
+    from engine.control.warmup import warm_up
     sr = cfg["render"]["sample_rate"]
     t0 = time.perf_counter()
     warm_up(say=_say)
     session = Session(cfg, sr, demo=demo)
     _prompt(session, prompt)
-    if midi and not demo:
+    if midi and not demo and cfg["sync"]["source"] == "player":
+        from controllers.midifile import read_performance
+        try:
+            played = read_performance(Path(midi))
+        except OSError as exc:
+            raise UserError(str(exc)) from exc
+        _say(f"{midi}: played at its own times; the band follows it by ear (--sync player)")
+        if seconds is None:
+            seconds = (played[-1][0] if played else 0.0) + 2.0
+    elif not demo and cfg["sync"]["source"] == "player":
+        _say("--sync player without --midi: the band waits for a player that never comes")
+    elif midi and not demo:
         from engine.listen.score import Score
         try:
             score = Score.read(Path(midi))
@@ -222,6 +238,7 @@ def render(cfg: dict, args) -> int:
 
 def _open_driver(cfg: dict, session_factory, say=_say):
     """(session, stream) on the configured live driver; raises AudioDeviceError/JackError."""
+    from engine.control.warmup import warm_up
     if cfg["audio"]["driver"] == "jack":
         from engine.drivers.jack import JackClient
         warm_up(("jack",), say)
@@ -321,6 +338,7 @@ def _no_device(exc) -> bool:
 
 
 def demo(cfg: dict, args) -> int:
+    from engine.control.session import Session
     try:
         session, stream = _open_driver(cfg, lambda sr: Session(cfg, sr, demo=True))
     except Exception as exc:  # noqa: BLE001 - only "no device" falls back; others re-raise
@@ -381,6 +399,7 @@ def _hook_jack_midi(client, sink) -> None:
 
 
 def jam(cfg: dict, args) -> int:
+    from engine.control.session import Session
     sys.setswitchinterval(0.0002)   # keep MIDI delivery short whatever Python is doing
     try:
         session, stream = _open_driver(cfg, lambda sr: Session(cfg, sr))
@@ -420,6 +439,7 @@ def serve(cfg: dict, args) -> int:
     once the audio runs), logged to [serve] log_file, scenes on [serve] schedule, the audio
     restarted whenever it stops (engine.control.serve). No audio at start is waited for (with
     `--seconds`, that long at most), not an error."""
+    from engine.control.session import Session
     from engine.control.live import LiveRun
     from engine.control.serve import Installation, event_log
     log = event_log(cfg["serve"])
@@ -486,9 +506,12 @@ def live_command(session, text: str) -> str:
     choice's word); `scene NAME [FADE_S]` recalls a scene, `scenes` lists them, `save NAME`
     saves the current values as a scene; `tap` is one tap of tap tempo (Enter is the tap),
     `tap BPM` sets the tempo; `edit PART WORDS` moves a part's sound with words ("edit keys
-    darker, more air"); `prompt TEXT` sets the band's style, tempo and parts from a style
-    prompt ("prompt funky, 96 bpm, sparse drums, dreamy keys"; engine.words.prompt) from the
-    next bar. Returns the reply."""
+    darker, more air"), `undo PART` puts back what its last edit moved; `prompt TEXT` sets the
+    band's style, tempo and parts from a style prompt ("prompt funky, 96 bpm, sparse drums,
+    dreamy keys"; engine.words.prompt) from the next bar; `pattern PART MINI-NOTATION` plays a
+    live-coded pattern on a part from the next bar ("pattern bass c2 ~ [eb2 g2] <bb1 f2>";
+    docs/patterns.md), `pattern PART off` gives the part back to its agent. Returns the
+    reply."""
     words = text.split()
     if not words:
         return ""
@@ -519,6 +542,8 @@ def live_command(session, text: str) -> str:
                 return f"tempo {session.set(TEMPO_ADDRESS, float(words[1])):g} BPM"
             bpm = tap(session)
             return f"tap: {bpm:.1f} BPM" if bpm is not None else "tap: keep tapping"
+        if words[0] == "arp":
+            return arp_command(session, words[1:])
         if words[0] == "set" and len(words) == 3:
             return f"{words[1]} = {session.set(words[1], _number_or_word(words[2])):g}"
         if words[0] == "edit" and len(words) >= 3:
@@ -528,15 +553,67 @@ def live_command(session, text: str) -> str:
             sets, result = edit_live(session, words[1], phrase, load_similar())
             return (f"{words[1]}: {len(sets)} parameter{'s' * (len(sets) != 1)} moved\n"
                     + summary(result)).rstrip()
+        if words[0] == "pattern" and len(words) >= 3:
+            text = text.split(None, 2)[2].strip().strip("\"'")
+            off = text == "off"
+            at = session.play(words[1], None if off else text)
+            bar = int(at // session.clock.beats_per_bar) + 1
+            return f"{words[1]}: " + ("back to its agent" if off else f"playing {text}") + \
+                f" from bar {bar}"
+        if words[0] == "undo" and len(words) == 2:
+            from engine.words.design import undo_live
+            sets, left = undo_live(session, words[1])
+            return f"{words[1]}: last edit undone ({len(sets)} parameters back, {left} more " \
+                   f"to undo)"
         if words[0] == "prompt" and len(words) >= 2:
             from engine.words.embed import load_similar
             from engine.words.prompt import apply_prompt, describe
             text = text.split(None, 1)[1].strip().strip("\"'")
             return describe(apply_prompt(session, text, similar=load_similar()))
-    except (KeyError, ValueError) as exc:     # DataError (a broken scene file) included
+    except (KeyError, ValueError, TypeError) as exc:   # DataError (a broken scene file) too
         return f"{words[0]}: {str(exc).strip(chr(39))}"
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
-            " | scenes | save NAME | tap | tap BPM | edit PART WORDS | prompt TEXT")
+            " | scenes | save NAME | tap | tap BPM | edit PART WORDS | undo PART | prompt TEXT"
+            " | pattern PART MINI-NOTATION | pattern PART off"
+            " | arp [on|off] [MODE] [RATE] [OCTAVES] [latch|unlatch]")
+
+
+def arp_command(session, words: list[str]) -> str:
+    """`arp` alone: the arpeggiator's settings; otherwise its words in any order: on, off, a
+    mode (up, down, up_down, ...), a rate (1/16, 1/8t, 1/8d...), octaves 1..4, latch or
+    unlatch; any setting but `off` turns it on. Every word is checked before anything is set
+    (ValueError naming the word)."""
+    from engine.agents.arp import MODES, RATES
+    from engine.agents.steer import Steering
+    sets: dict[str, object] = {}
+    for w in words:
+        if w in ("on", "off"):
+            sets["/arp/on"] = w
+        elif w in MODES:
+            sets["/arp/mode"] = w
+        elif w in RATES:
+            sets["/arp/rate"] = w
+        elif w.isdigit():
+            sets["/arp/octaves"] = int(w)
+        elif w in ("latch", "unlatch"):
+            sets["/arp/latch"] = "on" if w == "latch" else "off"
+        else:
+            raise ValueError(f"{w!r} is not on, off, a mode ({', '.join(MODES)}), a rate "
+                             f"({', '.join(RATES)}), octaves 1..4, latch or unlatch")
+    if sets and "/arp/on" not in sets:
+        sets["/arp/on"] = "on"
+    for address, value in sets.items():
+        Steering.check(address, value)          # all checked before any is set
+    for address, value in sets.items():
+        session.set(address, value)
+
+    def word(address: str) -> str:
+        q = session.param(address)
+        v = session.value(address)
+        return q.choices[int(v)] if q.choices else f"{v:g}"
+    return (f"arp {word('/arp/on')}: {word('/arp/mode')} {word('/arp/rate')}, "
+            f"{word('/arp/octaves')} octave(s), gate {word('/arp/gate')}, latch "
+            f"{word('/arp/latch')}, {word('/arp/input')} notes on {word('/arp/part')}")
 
 
 # what the live MIDI inputs pass on: the player's messages and program changes (mapped ones
@@ -547,6 +624,7 @@ MIDI_ACCEPT = frozenset({"note_on", "note_off", "control_change", "pitchwheel", 
 
 def learn(cfg: dict, args) -> int:
     """Bind the next control moved on any MIDI input to an address and save the mapping."""
+    from engine.control.session import Session
     from engine.control.mapping import load_mapper
     from controllers.midi_in import MidiInputs, MidiUnavailable
     path = cfg["midi"]["mapping"]

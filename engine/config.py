@@ -11,16 +11,22 @@ import os
 import tomllib
 from pathlib import Path
 
+from engine.agents.arp import INPUTS as ARP_INPUTS
+from engine.agents.arp import MODES as ARP_MODES
+from engine.agents.arp import ARP_PARTS
+from engine.agents.arp import RATES as ARP_RATES
+from engine.agents.arp import RETRIGGERS as ARP_RETRIGGERS
+from engine.agents.arp import VELOCITY_MODES as ARP_VELOCITY_MODES
 from engine.agents.base import STYLES
 from engine.control.sync import SYNC_SOURCES
 from engine.tomldata import DataError, Field, Schema, WordOrNumber, load, validate
 
 
 class Chain(Field):
-    """A list of unit tables (engine.control.graph.check_chain says what is valid)."""
+    """A list of unit tables (engine.declared.check_chain says what is valid)."""
 
     def check(self, value):
-        from engine.control.graph import check_chain
+        from engine.declared import check_chain
         check_chain(value)
         return value
 
@@ -105,6 +111,28 @@ SCHEMA: Schema = {
         "chords": Field(False, "chord agent plays while jamming (the demo always has chords)"),
         "lead": Field(False, "lead agent plays while jamming"),
         "answer": Field(False, "the lead answers the player's phrases (call and response)"),
+    },
+    "arp": {
+        "on": Field(False, "the arpeggiator plays (/arp/on; README: Arpeggiator)"),
+        "input": Field("held", "held: the player's held notes are arpeggiated instead of "
+                       "sounding as chords; chords: it arpeggiates the harmony in force (the "
+                       "player's chords, else the band's progression)", choices=ARP_INPUTS),
+        "channel": Field(0, "the MIDI channel whose keys-part notes the arpeggiator takes "
+                         "(input held); 0: every channel", lo=0, hi=16),
+        "part": Field("keys", "the part the arpeggio plays on", choices=ARP_PARTS),
+        "mode": Field("up", "note order", choices=ARP_MODES),
+        "rate": Field("1/16", "one step: 1/4, 1/8, 1/16, 1/32, dotted (1/8d), triplet (1/8t)",
+                      choices=ARP_RATES),
+        "octaves": Field(1, "octaves the pattern climbs", lo=1, hi=4),
+        "octave": Field(0, "the arpeggio moved by whole octaves", lo=-2, hi=2),
+        "gate": Field(0.5, "note length, a share of the step", lo=0.01, hi=1.0),
+        "latch": Field(False, "released notes play on until a new chord is played"),
+        "retrigger": Field("chord", "the pattern restarts: off (never), chord (on a new "
+                           "chord), bar (on every bar line)", choices=ARP_RETRIGGERS),
+        "velocity_mode": Field("played", "played: each note's own velocity; fixed: velocity",
+                               choices=ARP_VELOCITY_MODES),
+        "velocity": Field(0.8, "every note's velocity when velocity_mode is fixed",
+                          lo=0.0, hi=1.0),
     },
     "library": {
         "folders": Field(["patches"], "patch folders (your own beside the factory's): "
@@ -210,8 +238,9 @@ SCHEMA: Schema = {
     },
     "sync": {
         "source": Field("internal", "what drives the band's tempo: internal (bandmate's own), "
-                        "midi_clock (24-ppqn clock, Start/Stop/Continue on a MIDI input) or "
-                        "link (an Ableton Link session on the local network)",
+                        "midi_clock (24-ppqn clock, Start/Stop/Continue on a MIDI input), "
+                        "link (an Ableton Link session on the local network) or player (the "
+                        "tempo and downbeat heard in the player's notes)",
                         choices=SYNC_SOURCES),
         "window_ticks": Field(96, "MIDI clock ticks the tempo is fitted over (24 a beat): "
                               "more is steadier, fewer follows a tempo change sooner",
@@ -231,6 +260,15 @@ SCHEMA: Schema = {
                               "[band] beats_per_bar", lo=0, hi=64),
         "link_start_stop": Field(True, "Link: start and stop with the session's transport "
                                  "when a peer starts or stops it"),
+        "player_chord_window_ms": Field(40.0, "player: notes this close together are one "
+                                        "onset (a chord counts once)", lo=5.0, hi=150.0),
+        "player_phase_gain": Field(0.8, "player: share of the phase error corrected per beat "
+                                   "(the band's next beat is fixed a beat ahead, so it takes "
+                                   "the freshest estimate more than the MIDI clock's)",
+                                   lo=0.05, hi=1.0),
+        "player_hold_beats": Field(4.0, "player: this many beats without a note and the band "
+                                   "holds the last tempo until the player comes back", lo=1.0,
+                                   hi=64.0),
         "tap_reset_s": Field(2.5, "tap tempo: a pause longer than this starts a new count",
                              lo=0.5, hi=10.0),
         "tap_history": Field(8, "tap tempo: intervals whose median is the tempo", lo=2,

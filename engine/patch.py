@@ -43,10 +43,10 @@ def _field(name: str) -> Field:
 
 
 class _Chain(Field):
-    """A patch's insert chain (engine.control.graph.check_chain says what is valid)."""
+    """A patch's insert chain (engine.declared.check_chain says what is valid)."""
 
     def check(self, value):
-        from engine.control.graph import check_chain
+        from engine.declared import check_chain
         check_chain(value)
         return value
 
@@ -54,8 +54,8 @@ class _Chain(Field):
 def engines() -> tuple[str, ...]:
     """Every instrument unit's name (`analog` the subtractive voice, `kit` the drum
     machine)."""
-    from engine.rt.units import UNITS
-    return tuple(u.NAME for u in UNITS if getattr(u, "INSTRUMENT", False))
+    from engine.declared import units
+    return tuple(u.NAME for u in units() if getattr(u, "INSTRUMENT", False))
 
 
 def section(engine: str) -> str:
@@ -71,8 +71,8 @@ SCHEMA: Schema = {"patch": META} | {
 
 def unit_schema(engine: str) -> Schema:
     """The schema of a patch for an instrument unit: [patch] and [synth] (a kit: [kit])."""
-    from engine.rt.units import KIND, UNITS
-    unit = UNITS[KIND[engine]]
+    from engine.declared import unit as declared
+    unit = declared(engine)
     fields = {}
     for q in unit.PARAMS:
         if q.curve == "choice":
@@ -110,8 +110,8 @@ class Patch:
         if self.analog:
             values = self.params()
             return {"unit": "analog"} | {q.name: values[q.index] for q in SYNTH_SPECS.values()}
-        from engine.rt.units import KIND, UNITS
-        unit = UNITS[KIND[self.engine]]
+        from engine.declared import unit as declared
+        unit = declared(self.engine)
         out = {"unit": self.engine}
         for q in unit.PARAMS:
             v = self.data[section(self.engine)][q.name]

@@ -198,3 +198,48 @@ def test_prompt_command_line_and_fade(cfg):
     bar = s.clock.next_bar(s.scheduler.cursor)
     assert 0.15 < s.steer.at("/band/energy", bar) < 0.9
     assert s.value("/band/energy") == 0.9
+
+
+# ---- a broken styles file, bad prompts -----------------------------------------------------------
+@pytest.mark.parametrize("old, new, field", [
+    ('parts.drums = { density = 0.35 }', 'parts.drums = { density = 1.5 }',
+     "[styles.lofi] parts.drums.density: must be a number 0..1, got 1.5"),
+    ('tempo_bpm = 78.0', 'tempo_bpm = "slow"', "[styles.lofi] tempo_bpm: must be a number"),
+    ('style = "house"', 'style = "polka"', "[styles.house] style: must be one of"),
+    ('calm = 0.25', 'calm = 2.0', "[band_words] energy.calm: must be a number 0..1"),
+    ('sparse = 0.2,', 'sparse = "x",', "[part_words] density.sparse: must be a number"),
+    ('patches = { keys = "ep-tines" }', 'patches = { kazoo = "ep-tines" }',
+     "[styles.bossa] patches.kazoo: no part 'kazoo'"),
+    ('swing = 0.4\n', 'swing = 0.4\nswung = 1\n', "[styles.jazzy] swung: unknown key"),
+    ('aliases = ["breaks", "jungle", "dnb"]', 'aliases = ["breaks", "funk"]',
+     "'funk' is already a word of [styles.funky]"),
+])
+def test_a_broken_styles_file_names_its_file_line_and_field(tmp_path, old, new, field):
+    from engine.tomldata import DataError
+    from engine.words.prompt import PATH
+    text = PATH.read_text()
+    bad = text.replace(old, new, 1)
+    assert bad != text
+    path = tmp_path / "styles.toml"
+    path.write_text(bad)
+    needle = new.rstrip("\n").splitlines()[-1]
+    line = next(i for i, ln in enumerate(bad.splitlines(), 1) if needle in ln)
+    with pytest.raises(DataError) as err:
+        styles(str(path))
+    assert str(err.value).startswith(f"{path}:{line}: ") and field in str(err.value), err.value
+
+
+def test_a_prompt_of_which_nothing_is_understood_is_refused_and_counted(cfg):
+    from engine.words.design import live_words
+    s = Session(cfg, SR)
+    before = {x: s.value(x) for x in s.addresses()}
+    with pytest.raises(ValueError, match="nothing understood.*qwzx, flurble"):
+        apply_prompt(s, "qwzx flurble", load_patches=False)
+    with pytest.raises(ValueError):
+        apply_prompt(s, "funky, 900 bpm", load_patches=False)
+    apply_prompt(s, "96 bpm, zork", load_patches=False)
+    counts = live_words(s).counts
+    assert (counts["prompts"], counts["prompts_refused"], counts["unknown_words"]) == (3, 2, 3)
+    assert s.value(TEMPO) == 96.0
+    assert {x: s.value(x) for x in s.addresses() if x != TEMPO} == \
+        {x: v for x, v in before.items() if x != TEMPO}

@@ -100,14 +100,14 @@ def test_beat_chord_reads_inversions_and_keeps_unisons():
 @pytest.mark.parametrize("name,tempo_bpm", FOLLOW_SET)
 def test_chorale_played_as_the_player(name, tempo_bpm):
     """The issue's figures: onsets on the band's grid >= 95 %, bass on the player's pitch
-    classes >= 90 %, band notes in the key or doubling the player >= 95 %. Strictly in the
-    file's key the band stays within 6 points of the player itself (a chorale's own chromatic
-    chords are below 95 %: see README)."""
+    classes >= 90 %, band notes in the key >= 95 % (it does not double the player's chromatic
+    tones: bwv3.6's player is itself 94 % in the key), in the key or doubling the player
+    >= 95 %."""
     f = follow(name, tempo_bpm)
     assert f["player_on_grid"] >= 0.95, f
     assert f["bass_on_player"] >= 0.90, f
     assert f["band_in_key_or_player"] >= 0.95, f
-    assert f["band_in_key"] >= f["player_in_key"] - 0.06, f
+    assert f["band_in_key"] >= 0.95, f
 
 
 def test_chorale_through_the_render_matches():
@@ -135,3 +135,19 @@ def test_grid_metric_catches_a_band_out_of_time(tmp_path):
     session.follow_score(score)
     onsets = [i * 60 / 112 / 4 + 0.0 for i in range(1, 200, 3)]     # sixteenths at 112 BPM
     assert on_grid(onsets, session.clock) < 0.5
+
+
+def test_the_band_does_not_double_the_players_chromatic_tones():
+    """V/V in A major (B major: its third D# is outside the key): with the key known the
+    comping leaves D# out (root and fifth stay), with no key it voices the whole triad."""
+    from engine.agents.base import BarInfo
+    from engine.agents.chords import ChordAgent
+    from engine.listen.key import Key
+    b = Chord(11, "maj")
+    a_major = tuple(sorted(Key(9, "major").scale))
+    base = dict(seed=1, bar=0, beats_per_bar=4, style="rock", intensity=0.6,
+                chords=(b,) * 5)
+    keyed = ChordAgent(1).render(BarInfo(**base, scale=a_major))
+    free = ChordAgent(1).render(BarInfo(**base))
+    assert keyed and {n.note % 12 for n in keyed} <= {11, 6}
+    assert 3 in {n.note % 12 for n in free}

@@ -183,6 +183,8 @@ class BassAgent(Agent):
             else:
                 role = onsets[s]
                 low = info.bass_at_step(s) if info.basses else None
+                if low is not None and info.scale and low not in info.scale:
+                    low = None    # a chromatic slash bass is the player's: the root instead
                 pitch = _fold(_role_pitch(role, chord, low))
                 if info.scale and pitch % 12 not in info.scale and role not in "Rr8o":
                     pitch = _fold(_role_pitch("R", chord, low))  # a chromatic fifth or 7th

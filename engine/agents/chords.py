@@ -162,6 +162,17 @@ def voice_lead_pcs(prev: tuple[int, ...] | None, pcs: tuple[int, ...]) -> tuple[
     return min(cands, key=lambda v: (_move_cost(prev, v) + 0.35 * _centre_cost(v), v))
 
 
+def _undoubled(v: tuple[int, ...], chord: Chord, key_scale: tuple[int, ...]) -> tuple[int, ...]:
+    """Voicing `v` without the chord's tones outside the key (its root aside) when a key is
+    known: the player's chromatic tones (a secondary dominant's leading tone, a borrowed third)
+    are theirs to sound, and an accompanist does not double them (a doubled leading tone
+    resolves in octaves). At least two voices stay."""
+    if not key_scale:
+        return v
+    kept = tuple(p for p in v if p % 12 in key_scale or p % 12 == chord.root)
+    return kept if len(kept) >= 2 else v
+
+
 class ChordAgent(Agent):
     """``ChordAgent(seed, style=None)``: None follows ``ctx.seed`` / ``ctx.style``."""
 
@@ -230,6 +241,7 @@ class ChordAgent(Agent):
             attacks = [s for s in attacks if s != push[-1]]
         out = []
         for s0, s1, v in segs:
+            v = _undoubled(v, info.chord_at_step(s0), info.scale)
             if busy >= 0.85 and len(v) == 3 and v[0] + 12 <= CHORD_HIGH + 4:
                 v = v + (v[0] + 12,)  # thicken: double the lowest voice an octave up
             times = [s for s in attacks if s0 <= s < s1]

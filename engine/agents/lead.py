@@ -123,8 +123,14 @@ def _nearest(pitches: tuple[int, ...], target: float) -> int:
     return min(pitches, key=lambda p: (abs(p - target), p))
 
 
-def _chord_tones_near(chord: Chord, target: float, tones: tuple[int, ...] | None = None) -> int:
+def _chord_tones_near(chord: Chord, target: float, tones: tuple[int, ...] | None = None,
+                      key_scale: tuple[int, ...] = ()) -> int:
+    """The pitch of `tones` (default: the chord's) nearest `target`; with `key_scale`, the
+    tones in the key if any (a chromatic tone of the player's chord is theirs to sound: an
+    accompanist does not double it)."""
     pcs = tones if tones is not None else chord.tones
+    if key_scale:
+        pcs = tuple(p for p in pcs if p in key_scale) or pcs
     cands = tuple(p for p in range(LEAD_LOW, LEAD_HIGH + 1) if p % 12 in pcs)
     return _nearest(cands, target)
 
@@ -193,7 +199,7 @@ class LeadAgent(Agent):
         first_chord = chords_at(events[0][0])
         # keep the whole contour inside the range: move the anchor, not the notes
         scale0 = _scale_pitches(first_chord, info.scale)
-        anchor = _nearest(scale0, _chord_tones_near(first_chord, target))
+        anchor = _nearest(scale0, _chord_tones_near(first_chord, target, key_scale=info.scale))
         i0 = scale0.index(anchor)
         degs = [deg for _, _, deg in events]
         lo_i = bisect_left(scale0, LEAD_LOW)
@@ -213,11 +219,11 @@ class LeadAgent(Agent):
                 # cadence: land on the root or third
                 tones = (chord.root,) if (chord.third is None or unit(seed, "lead", bar, "cad") < 0.6) \
                     else (chord.root, chord.third)
-                p = _chord_tones_near(chord, p, tones)
+                p = _chord_tones_near(chord, p, tones, info.scale)
             elif s == 0 or last:
                 # the downbeat and the bar's last note lean on a chord tone, unless that would
                 # just repeat the note before (a repeated note stalls the line)
-                near = _chord_tones_near(chord, p)
+                near = _chord_tones_near(chord, p, key_scale=info.scale)
                 if abs(near - p) <= 2 and (not out or near != out[-1][2]):
                     p = near
             p = max(LEAD_LOW, min(LEAD_HIGH, p))
@@ -249,7 +255,7 @@ class LeadAgent(Agent):
     def _build(self, info: BarInfo) -> list[Note]:
         chord = info.chords[0]
         scale = _scale_pitches(chord, info.scale)
-        idx = scale.index(_nearest(scale, _chord_tones_near(chord, 64)))
+        idx = scale.index(_nearest(scale, _chord_tones_near(chord, 64, key_scale=info.scale)))
         out = []
         for s in range(0, info.steps, 2):
             out.append((s, 2, scale[min(len(scale) - 1, idx + s // 2)]))

@@ -20,6 +20,8 @@ Addresses (each a `Param`: range, default, curve, choices):
     /lead/agent/answer      off | on: the lead part answers the player's phrases (call and
                             response, `engine.agents.answer`) instead of playing its own
     /transport/playing      off | on: the band stops scheduling (the player plays on)
+    /arp/...                the arpeggiator (engine.agents.arp: on, input, part, mode, rate,
+                            octaves, octave, gate, latch, retrigger, velocity_mode, velocity)
 
 The agents read them per bar through `BarInfo` (`Agent.bar_info`), so a rendered bar is cached
 under its parameters and re-rendered only when they change. A value left at its default
@@ -34,6 +36,7 @@ from engine.harmony import NOTE_NAMES
 from engine.patterns.event import Note
 from engine.rt.param import Param
 
+from .arp import ARP_PARAMS
 from .base import STYLES
 
 __all__ = ["Steering", "STEER_PARAMS", "AGENT_PARTS", "SteeredBand", "PLAYING", "check_value",
@@ -68,13 +71,15 @@ def _params() -> dict[str, Param]:
                                                  doc="register shift, whole octaves")
     out["/lead/agent/answer"] = Param("answer", 0, 1, 0, curve="choice", choices=ON_OFF,
                                       smooth_s=0.0, doc="the lead answers the player's phrases")
+    out.update(ARP_PARAMS)
     return out
 
 
 #: every steering address and its Param
 STEER_PARAMS: dict[str, Param] = _params()
 #: addresses whose value is a whole number (rounded when set)
-WHOLE = frozenset(a for a, q in STEER_PARAMS.items() if q.curve == "choice" or q.name == "octave")
+WHOLE = frozenset(a for a, q in STEER_PARAMS.items()
+                  if q.curve == "choice" or q.name in ("octave", "octaves"))
 
 
 def check_value(address: str, q: Param, value) -> float:
@@ -158,6 +163,15 @@ class Steering:
         self.param(address)
         values = self._values.get(address)
         return values[-1] if values else self.base[address]
+
+    def since(self, address: str, beat: Fraction) -> Fraction:
+        """The beat from which the value in force at `beat` has been in force (0: the base)."""
+        beats = self._beats.get(address)
+        if beats:
+            i = bisect_right(beats, beat) - 1
+            if i >= 0:
+                return beats[i]
+        return Fraction(0)
 
     def changed(self, address: str) -> bool:
         """Whether `address` has any change point (a fast path for the common case)."""

@@ -16,8 +16,9 @@ import numpy as np
 from engine.control.live_input import message_event
 from engine.control.offline import OfflineDriver
 from engine.control.session import Session
+from engine.agents.arp import ARP_INPUT
 from engine.parts import KEYS
-from engine.rt.events import K_NOTE_OFF, K_NOTE_ON
+from engine.rt.events import K_ALL_NOTES_OFF, K_NOTE_OFF, K_NOTE_ON
 
 FILE_SOURCE = 1000
 SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sf_command: write a PEAK chunk (SF_TRUE/SF_FALSE)
@@ -73,6 +74,12 @@ class Progress:
         sys.stderr.flush()
 
 
+def player_part(session: Session, msg) -> int:
+    """The part a player's message plays: keys, or ARP_INPUT (no instrument) when the
+    arpeggiator takes its channel (Session.arp_takes), as the live input decides."""
+    return ARP_INPUT if session.arp_takes(getattr(msg, "channel", 0) + 1) else KEYS
+
+
 def file_events(path: Path, session: Session) -> list[tuple]:
     """The MIDI file's messages as timed engine events on the player's part."""
     from controllers.midifile import read_performance
@@ -82,7 +89,8 @@ def file_events(path: Path, session: Session) -> list[tuple]:
         ev = message_event(msg)
         if ev is not None:
             kind, a, b = ev
-            events.append((round(seconds * sr), kind, KEYS, a, b, float(FILE_SOURCE)))
+            events.append((round(seconds * sr), kind, player_part(session, msg), a, b,
+                           float(FILE_SOURCE)))
     return events
 
 
@@ -95,8 +103,8 @@ def score_events(score, session: Session) -> list[tuple]:
         ev = message_event(msg)
         if ev is not None:
             kind, a, b = ev
-            events.append((clock.sample_at(score.session_beat(beat)), kind, KEYS, a, b,
-                           float(FILE_SOURCE)))
+            events.append((clock.sample_at(score.session_beat(beat)), kind,
+                           player_part(session, msg), a, b, float(FILE_SOURCE)))
     return events
 
 
@@ -115,15 +123,24 @@ def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
 
     `midi_in` plays a MIDI file as the player. In a jam the file is a score: the band plays in
     its tempo and meter, from its downbeat, and knows its harmony ahead (Session.follow_score,
-    unless the session already follows one); the demo plays it at the file's own times."""
-    if midi_in and session.conductor is not None and session.score is None:
+    unless the session already follows one); the demo plays it at the file's own times.
+    With config [sync] source = "player" the file is played at its own times and the band
+    follows it by ear (engine.control.sync.PlayerFollower), as it would follow it live."""
+    follower = session.follower
+    if follower is None and session.conductor is not None and \
+            session.cfg.get("sync", {}).get("source") == "player":
+        from engine.control.sync import sync_from_config
+        follower = sync_from_config(session, session.cfg, log=lambda text: None)
+    if midi_in and session.conductor is not None and session.score is None \
+            and follower is None:
         from engine.listen.score import Score
         session.follow_score(Score.read(midi_in))
     if session.score is not None:
         events = score_events(session.score, session)
     else:
         events = file_events(midi_in, session) if midi_in else []
-    notes = [e for e in events if e[1] in (K_NOTE_ON, K_NOTE_OFF)]
+    notes = [e for e in events if e[1] in (K_NOTE_ON, K_NOTE_OFF)
+             or (e[1] == K_ALL_NOTES_OFF and e[2] == ARP_INPUT)]
     lookahead = session.scheduler.lookahead
     query_by_bar(session, player_notes=bool(notes))
     cursor = [0]
@@ -132,10 +149,13 @@ def render(session: Session, seconds: float, wav: Path, block_size: int = 512,
         # the player's notes reach the conductor when the render reaches them, and take
         # effect from the beat the scheduler would not yet have queried at their time
         while cursor[0] < len(notes) and notes[cursor[0]][0] < end:
-            t, kind, _, a, b, src = notes[cursor[0]]
+            t, kind, part, a, b, src = notes[cursor[0]]
             session.player_note(kind, int(a), b, t, int(src),
-                                horizon=session.clock.beat_at(t + lookahead))
+                                horizon=session.clock.beat_at(t + lookahead),
+                                arp=part == ARP_INPUT)
             cursor[0] += 1
+        if follower is not None:
+            follower.update()
         session.scheduler.advance(end)
 
     driver = OfflineDriver(session.state, block_size, before_block, events)

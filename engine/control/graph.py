@@ -29,10 +29,11 @@ Every parameter has one address, `/<part>/<op>/<param>` (`/bass/eq/low_shelf_gai
 from __future__ import annotations
 
 import importlib
-import math
 
 import numpy as np
 
+from engine.declared import check_chain  # noqa: F401 - where patches and config find it
+from engine.declared import check_value as _check_value
 from engine.parts import PART_INDEX, PARTS
 from engine.rt import layout as L
 from engine.rt.events import ASAP, K_GRAPH, K_UNIT_PARAM
@@ -59,64 +60,6 @@ def _unit(name):
     if name not in KIND:
         raise ValueError(f"unknown unit {name!r}; units: {', '.join(KIND)}")
     return UNITS[KIND[name]]
-
-
-def _check_value(p, key, value, where):
-    if p.curve == "choice":
-        if isinstance(value, str):
-            if value not in p.choices:
-                raise ValueError(f"{where}{key}: must be one of {', '.join(p.choices)}, got "
-                                 f"{value!r}")
-            return float(p.choices.index(value))
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value):
-        raise ValueError(f"{where}{key}: must be a number, got {value!r}")
-    if not p.lo <= value <= p.hi:
-        raise ValueError(f"{where}{key}: must be {p.lo:g}..{p.hi:g}, got {value!r}")
-    if p.curve == "choice" and value != int(value):
-        raise ValueError(f"{where}{key}: must be a whole number (a choice), got {value!r}")
-    return float(value)
-
-
-def check_chain(specs) -> list[dict]:
-    """The chain with every value checked and choice words turned into their numbers."""
-    if not isinstance(specs, list):
-        raise ValueError(f"must be a list of unit tables, got {specs!r}")
-    if len(specs) > L.MAX_OPS // 4:
-        raise ValueError(f"at most {L.MAX_OPS // 4} units in a chain, got {len(specs)}")
-    out = []
-    for i, spec in enumerate(specs):
-        if not isinstance(spec, dict) or "unit" not in spec:
-            raise ValueError(f"[{i}]: must be a table with a `unit` key, got {spec!r}")
-        try:
-            unit = _unit(spec["unit"])
-        except ValueError as exc:
-            raise ValueError(f"[{i}].unit: {exc}") from None
-        if getattr(unit, "INSTRUMENT", False) or unit is strip:
-            raise ValueError(f"[{i}].unit: {unit.NAME} is not an effect")
-        params = {p.name: p for p in unit.PARAMS}
-        done = {"unit": unit.NAME}
-        for key, value in spec.items():
-            if key == "unit":
-                continue
-            if key == "name":
-                if not isinstance(value, str) or not value.isidentifier():
-                    raise ValueError(f"[{i}].name: must be a word (letters, digits, _), got "
-                                     f"{value!r}")
-                done[key] = value
-                continue
-            if key == "sidechain":
-                if value not in PART_INDEX:
-                    raise ValueError(f"[{i}].sidechain: must be a part ({', '.join(PARTS)}), "
-                                     f"got {value!r}")
-                done[key] = value
-                continue
-            if key not in params:
-                raise ValueError(f"[{i}].{key}: {unit.NAME} has no such parameter; it has "
-                                 f"{', '.join(params)}")
-            done[key] = _check_value(params[key], key, value, f"[{i}].")
-        out.append(done)
-    return out
 
 
 def load_data(unit, values) -> dict:

@@ -17,7 +17,8 @@ import numpy as np
 from engine.control.live_input import LiveInput
 from engine.control.session import Session
 from engine.rt import layout as L
-from engine.rt.events import EVENT_WIDTH, K_MIDI_IN, K_NOTE_OFF, K_NOTE_ON
+from engine.agents.arp import ARP_INPUT
+from engine.rt.events import EVENT_WIDTH, K_ALL_NOTES_OFF, K_MIDI_IN, K_NOTE_OFF, K_NOTE_ON
 from engine.rt.ringbuf import pop
 
 REALTIME = frozenset({0xF2, 0xF8, 0xFA, 0xFB, 0xFC})
@@ -35,6 +36,7 @@ class LiveRun:
         self.tty_status = tty_status    # the status line on a terminal (not when headless)
         self.stream = stream
         self.log = log
+        session.patterns.log = log      # a live-coded pattern that fails says why
         self.stopping = asyncio.Event()
         self._qout = np.zeros((L.QCAP, EVENT_WIDTH))    # a whole queue: nothing dropped
         self.tasks: list[asyncio.Task] = []
@@ -59,14 +61,18 @@ class LiveRun:
             loop.call_soon_threadsafe(self.session.player_note, kind, note, velocity, t, source)
 
         def on_gone(source):
-            if self.session.conductor is not None:
-                loop.call_soon_threadsafe(self.session.conductor.source_gone, source)
+            loop.call_soon_threadsafe(self.session.source_gone, source)
+
+        def on_arp(kind, note, velocity, t, source):       # notes the arpeggiator took
+            loop.call_soon_threadsafe(self.session.player_note, kind, note, velocity, t,
+                                      source, None, True)
 
         def on_realtime(status, data, sample_time):
             loop.call_soon_threadsafe(self.midi_realtime, status, data, sample_time)
 
         live = LiveInput(self.session.state, mode, fixed_latency_ms, on_note=on_note,
                          on_gone=on_gone, log=self.log, on_realtime=on_realtime)
+        live.divert, live.on_arp = self.session.arp_takes, on_arp
         if mapping is not None:
             from engine.control.mapping import Mapper, load_mapper
             from engine.tomldata import DataError
@@ -109,9 +115,11 @@ class LiveRun:
         n, _, _ = pop(a[L.S_QOUT], a[L.S_QOUT_IDX], self._qout, 0, 0.0)
         for row in self._qout[:n]:
             kind = int(row[1])
-            if kind in (K_NOTE_ON, K_NOTE_OFF):
+            if kind in (K_NOTE_ON, K_NOTE_OFF):      # ARP_INPUT: the arpeggiator's notes
                 self.session.player_note(kind, int(row[3]), float(row[4]), int(row[0]),
-                                         int(row[5]))
+                                         int(row[5]), arp=int(row[2]) == ARP_INPUT)
+            elif kind == K_ALL_NOTES_OFF and int(row[2]) == ARP_INPUT:
+                self.session.player_note(kind, 0, 0.0, int(row[0]), int(row[5]), arp=True)
             elif kind == K_MIDI_IN:
                 self._midi_in(int(row[3]), int(row[4]), int(row[5]), int(row[0]), int(row[6]))
 

@@ -21,6 +21,12 @@ audio thread never takes it), so the queue keeps a single producer, as scsynth d
 
 Player notes also go to the conductor (`on_note(kind, note, velocity, time, source)`, and
 `on_gone(source)`) for chord detection and recording.
+
+The arpeggiator (engine.agents.arp): while `divert(channel)` says so, the keys part's messages
+of that MIDI channel do not reach the engine; their notes go to `on_arp(kind, note, velocity,
+time, source)` (the session arpeggiates them on the band's clock) instead of `on_note`, and a
+note-off follows its note-on wherever that went, so no note sticks when the arpeggiator is
+switched while keys are down.
 """
 from __future__ import annotations
 
@@ -91,6 +97,10 @@ class LiveInput:
         # an engine.control.mapping.Mapper: routes notes (splits, layers, channels) and turns
         # mapped controls into parameter changes; None: every note to `part`, as before
         self.mapper = None
+        # the arpeggiator's input (see the module's docstring); None: nothing diverted
+        self.divert: Callable[[int], bool] | None = None
+        self.on_arp: Callable[[int, int, float, int, int], None] | None = None
+        self._diverted: set[tuple[int, int, int]] = set()   # (source, channel, note) keys
 
     def _audio_clock(self) -> float | None:
         anchor = self.state.sample_clock()
@@ -128,26 +138,69 @@ class LiveInput:
         if ev is None:
             return
         kind, a, b = ev
+        ch = getattr(msg, "channel", 0) + 1
         with self._lock:
             t = self.stamp(source, at)
-            if not self.state.push_midi(t, kind, self.part, a, b, float(source)):
-                self.dropped += 1
-                return
-        if self.on_note is not None and kind in (K_NOTE_ON, K_NOTE_OFF):
+            to_arp = self.part == KEYS and self._to_arp(kind, source, ch, int(a))
+            if not to_arp or kind == K_ALL_NOTES_OFF:
+                if not self.state.push_midi(t, kind, self.part, a, b, float(source)):
+                    self.dropped += 1
+                    return
+        if to_arp:
+            self._arp(kind, int(a), b, t, source)
+        elif self.on_note is not None and kind in (K_NOTE_ON, K_NOTE_OFF):
             when = int(t) if t != ASAP else (self.now_sample() or 0)
             self.on_note(kind, int(a), b, when, source)
+
+    def _to_arp(self, kind: int, source: int, ch: int, note: int) -> bool:
+        """Whether a keys-part event goes to the arpeggiator (under the lock): a note-on while
+        `divert(ch)`, a note-off when its note-on did, all notes off when any key of that
+        channel is with it (the engine gets that one too), anything else while `divert`."""
+        key = (source, ch, note)
+        if kind == K_NOTE_OFF:
+            if key in self._diverted:
+                self._diverted.discard(key)
+                return True
+            return False
+        divert = self.divert is not None and bool(self.divert(ch))
+        if kind == K_NOTE_ON:
+            if divert:
+                self._diverted.add(key)
+            else:
+                self._diverted.discard(key)
+            return divert
+        if kind == K_ALL_NOTES_OFF:
+            mine = {k for k in self._diverted if k[:2] == (source, ch)}
+            self._diverted -= mine
+            return divert or bool(mine)
+        return divert
+
+    def _arp(self, kind: int, note: int, velocity: float, t: float, source: int) -> None:
+        if self.on_arp is not None and kind in (K_NOTE_ON, K_NOTE_OFF, K_ALL_NOTES_OFF):
+            when = int(t) if t != ASAP else (self.now_sample() or 0)
+            self.on_arp(kind, note, velocity, when, source)
 
     def _feed_mapped(self, msg: mido.Message, source: int, at: float | None) -> None:
         """Through the mapper: one message may become events for several parts (layers), all
         stamped with one time; mapped controls never reach the engine's MIDI queue."""
+        ch = getattr(msg, "channel", 0) + 1
+        arp = []
         with self._lock:
             events = self.mapper.events(msg, source)
             if not events:
                 return
             t = self.stamp(source, at)
             for kind, part, a, b in events:
+                if part == KEYS and self._to_arp(kind, source, ch, int(a)):
+                    arp.append((kind, int(a), b))
+                    if kind != K_ALL_NOTES_OFF:
+                        continue
                 if not self.state.push_midi(t, kind, part, a, b, float(source)):
                     self.dropped += 1
+        for kind, a, b in arp:
+            self._arp(kind, a, b, t, source)
+        if any(kind != K_ALL_NOTES_OFF for kind, _, _ in arp):
+            return              # the arpeggiator's notes reach the conductor through it
         if self.on_note is not None and msg.type in ("note_on", "note_off"):
             kind = K_NOTE_ON if msg.type == "note_on" and msg.velocity > 0 else K_NOTE_OFF
             when = int(t) if t != ASAP else (self.now_sample() or 0)
@@ -178,6 +231,7 @@ class LiveInput:
         with self._lock:
             if self.mapper is not None:
                 self.mapper.source_gone(source)
+            self._diverted = {k for k in self._diverted if k[0] != source}
             self.state.push_midi(ASAP, K_SOURCE_GONE, -1, 0.0, 0.0, float(source))
             self.timelines.pop(source, None)
         if self.on_gone is not None:

@@ -16,6 +16,12 @@ Topics, under `prefix` (default `bandmate`); CLIENT is the publisher's MQTT clie
                                   "duration_s": 0.5}  (no duration: held until velocity 0)
     bandmate/in/CLIENT/release   every note released; .../panic: a hard stop
     bandmate/in/CLIENT/get       {"address": ...}: replies on bandmate/out/CLIENT/value
+    bandmate/in/CLIENT/edit      {"part": "bass", "phrase": "rounder, less bite"}: the part's
+                                 sound moved by words, smoothed; replies on out/CLIENT/edit
+                                 {"reply": "what each word moved"}
+    bandmate/in/CLIENT/undo      {"part": "bass"}: back before the part's last edit
+    bandmate/in/CLIENT/prompt    {"text": "funky, 96 bpm, sparse drums"} (or the bare string):
+                                 the band from a style prompt, from its next bar
     bandmate/out/CLIENT/error    {"topic": ..., "reason": ...}: a command that did nothing
     bandmate/online              "true" / "false" (retained; "false" is the last will)
     bandmate/state/tempo_bpm     96.0 (retained)
@@ -56,7 +62,8 @@ from typing import Callable
 import aiomqtt
 
 from engine.control.remote import (
-    REASON_MAX, CommandError, Remote, TimedCap, TokenBucket, is_number, now_sample, short,
+    REASON_MAX, WORD_COMMANDS, CommandError, Remote, TimedCap, TokenBucket, is_number,
+    now_sample, short,
 )
 from engine.control.session import TEMPO_ADDRESS
 from engine.parts import PARTS
@@ -142,6 +149,8 @@ class MqttBridge:
             "note": self._cmd_note, "release": self._cmd_release, "panic": self._cmd_panic,
             "get": self._cmd_get,
         }
+        for name in WORD_COMMANDS:
+            self._commands[name] = self._words_handler(name)
 
     def topic(self, *levels: str) -> str:
         return "/".join((self.prefix, *levels))
@@ -481,6 +490,20 @@ class MqttBridge:
              "lo": q.lo, "hi": q.hi, "default": q.default, "curve": q.curve,
              "choices": list(q.choices or ())}))
 
+    def _words_handler(self, name: str):
+        """The handler of in/CLIENT/NAME, a words command (engine.control.remote): a JSON
+        object with its fields (one field: the bare string too)."""
+        want = WORD_COMMANDS[name]
+
+        def handler(client, data):
+            if len(want) == 1 and isinstance(data, str):
+                data = {want[0]: data}
+            obj = _fields(data, want)
+            args = [_words(obj, k) if k != "part" else obj[k] for k in want]
+            reply = getattr(self.remote, name)(*args)
+            self._reply(self.topic("out", client, name), json.dumps({"reply": reply}))
+        return handler
+
     # ---- errors --------------------------------------------------------------------------------
     def _error(self, client: str, topic: str, reason: str) -> None:
         """Count an error and, within the reply rate, tell the client."""
@@ -584,6 +607,14 @@ def _text(obj: dict, key: str) -> str:
         raise CommandError(f"{key} must be a string, got {short(json.dumps(v), 40)}")
     if len(v) > MAX_TEXT:
         raise CommandError(f"{key}: at most {MAX_TEXT} characters, got {len(v)}")
+    return v
+
+
+def _words(obj: dict, key: str) -> str:
+    """A phrase or prompt field: a string (its length is checked by engine.control.remote)."""
+    v = obj[key]
+    if not isinstance(v, str):
+        raise CommandError(f"{key} must be a string, got {short(json.dumps(v), 40)}")
     return v
 
 

@@ -25,6 +25,12 @@ client (config `[osc]`; off by default):
     /bandmate/scene NAME [FADE_S]        recall a scene of the scene file (config [scenes]);
                                          FADE_S: glide that long instead of the scene's fade_s
     /transport/tap [VALUE]               one tap of tap tempo (a button's 0 = release: none)
+    /bandmate/edit PART PHRASE           move a part's sound with words ("more air, less
+                                         bite"), smoothed; replies `/bandmate/edit TEXT`
+                                         saying what each word moved
+    /bandmate/undo PART                  put back what the part's last edit moved
+    /bandmate/prompt TEXT                the band from a style prompt ("funky, 96 bpm,
+                                         sparse drums"), from its next bar
 
 Replies go to the sender's address and port (`reply_port` = another port on the sender's
 host, as TouchOSC wants). Anything wrong (a garbage packet, an unknown address, a wrong type,
@@ -57,8 +63,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
 from engine.control.remote import (
-    QUEUE_HEADROOM, REASON_MAX, CommandError, Remote, TimedCap, TokenBucket, now_sample,
-    short as _short, to_unit,
+    QUEUE_HEADROOM, REASON_MAX, WORD_COMMANDS, CommandError, Remote, TimedCap, TokenBucket,
+    now_sample, short as _short, to_unit,
 )
 from engine.control.session import TAP_ADDRESS, TEMPO_ADDRESS
 from engine.control.state import QueueFull
@@ -142,6 +148,8 @@ class OscServer:
             "/bandmate/scene": self._cmd_scene,
             TAP_ADDRESS: self._cmd_tap,
         }
+        for name in WORD_COMMANDS:
+            self._handlers[f"/bandmate/{name}"] = self._words_handler(name)
 
     # ---- lifetime ------------------------------------------------------------------------------
     async def start(self) -> tuple[str, int]:
@@ -450,6 +458,18 @@ class OscServer:
     def _cmd_panic(self, args, tag, addr):
         self._release_held()
         self.session.panic()
+
+    # ---- words -------------------------------------------------------------------------------
+    def _words_handler(self, name: str):
+        """The handler of /bandmate/NAME, a words command (engine.control.remote)."""
+        want = WORD_COMMANDS[name]
+
+        def handler(args, tag, addr):
+            if len(args) != len(want):
+                raise OscError(f"takes {', '.join(want)}; got {len(args)} arguments")
+            reply = getattr(self.remote, name)(*args)
+            self._send(self._dest(addr), f"/bandmate/{name}", [reply])
+        return handler
 
     # ---- output --------------------------------------------------------------------------------
     def _dest(self, addr) -> tuple:

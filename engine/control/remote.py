@@ -5,6 +5,12 @@ parameter by address (its own value, or 0..1 on its range and curve), the tempo,
 notes tracked per remote, released when it closes), release and panic. Every command is checked
 first and raises `CommandError` with a reason the caller sends back; a bad one changes nothing.
 
+Words (engine.words) come through here too, the same for every network control: `edit` moves
+a part's sound with a phrase ("more air, less bite"), smoothed like the terminal's `:edit`;
+`undo` puts back what the part's last edit moved; `prompt` sets the band from a style prompt
+("funky, 96 bpm, sparse drums"). Each returns the reply text; a phrase or prompt of which
+nothing is understood is a CommandError naming the words.
+
 A flood never crowds the band out: commands are refused (`CommandError`, counted by the caller)
 while the scheduler queue is more than `QUEUE_HEADROOM` full, so the band's scheduler always
 finds room for its notes. `TokenBucket` caps rates (error replies, a client's commands).
@@ -25,6 +31,10 @@ from engine.rt.param import Param
 QUEUE_HEADROOM = L.QCAP // 2    # refuse while the scheduler queue is this full
 TEXT_MAX = 120                  # longest echo of a client's text in a reply
 REASON_MAX = 400                # longest reason in an error reply
+WORDS_MAX = 400                 # longest phrase or prompt a remote may send
+# the words commands every network control has (OSC /bandmate/NAME, MQTT in/CLIENT/NAME): name ->
+# its arguments, in order; each is the Remote method of that name and returns the reply text
+WORD_COMMANDS = {"edit": ("part", "phrase"), "undo": ("part",), "prompt": ("text",)}
 
 
 class CommandError(Exception):
@@ -205,6 +215,13 @@ class Remote:
         the band follows them and they are recorded."""
         self.room()
         kind = K_NOTE_ON if v > 0.0 else K_NOTE_OFF
+        s = self.session
+        if p == KEYS and (s.arp.holds(self.source, int(note)) if kind == K_NOTE_OFF
+                          else s.arp_takes(0)):
+            # the arpeggiator takes a remote's keys notes when it takes every channel
+            s.player_note(kind, int(note), v, int(t) if t != ASAP else now_sample,
+                          self.source, arp=True)
+            return
         try:
             self.session.state.push_sched(t, kind, p, note, v, float(self.source))
         except QueueFull as exc:
@@ -226,8 +243,7 @@ class Remote:
             self.session.state.push_sched(ASAP, K_SOURCE_GONE, -1, 0.0, 0.0, float(self.source))
         except QueueFull:
             ok = False
-        if self.session.conductor is not None:
-            self.session.conductor.source_gone(self.source)
+        self.session.source_gone(self.source)       # the band's and the arpeggiator's
         return ok
 
     def release(self) -> bool:
@@ -241,3 +257,59 @@ class Remote:
         ok = self.release_held()
         self.session.panic()
         return ok
+
+    # ---- words ---------------------------------------------------------------------------------
+    @staticmethod
+    def _words_text(text, what: str) -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise CommandError(f"{what} must be words, got {short(text)!r}")
+        if len(text) > WORDS_MAX:
+            raise CommandError(f"{what}: at most {WORDS_MAX} characters, got {len(text)}")
+        return " ".join(text.split())
+
+    def edit(self, part, phrase) -> str:
+        """Move `part`'s sound as `phrase` says ("more air, less bite"): the reply says
+        which words moved what and which were not understood."""
+        from engine.words.design import edit_live, summary
+        from engine.words.embed import load_similar
+        name = PARTS[self.part(part)]
+        phrase = self._words_text(phrase, "phrase")
+        self.room()
+        try:
+            sets, result = edit_live(self.session, name, phrase, load_similar())
+        except (KeyError, ValueError) as exc:
+            raise CommandError(short(str(exc).strip("'"), REASON_MAX)) from None
+        except QueueFull as exc:
+            raise CommandError(f"engine busy: {exc}") from None
+        if not sets:
+            raise CommandError(short(f"{name}: nothing moved: " + (summary(result).replace(
+                "\n", "; ") or "no words"), REASON_MAX))
+        return short(f"{name}: {len(sets)} moved; " + summary(result).replace("\n", "; "),
+                     REASON_MAX)
+
+    def undo(self, part) -> str:
+        """Put back what `part`'s last live edit moved."""
+        from engine.words.design import undo_live
+        name = PARTS[self.part(part)]
+        self.room()
+        try:
+            sets, left = undo_live(self.session, name)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        except QueueFull as exc:
+            raise CommandError(f"engine busy: {exc}") from None
+        return f"{name}: last edit undone ({len(sets)} back, {left} more to undo)"
+
+    def prompt(self, text) -> str:
+        """Set the band from a style prompt, from its next bar."""
+        from engine.words.embed import load_similar
+        from engine.words.prompt import apply_prompt, describe
+        text = self._words_text(text, "prompt")
+        self.room()
+        try:
+            applied = apply_prompt(self.session, text, similar=load_similar())
+        except (KeyError, ValueError) as exc:
+            raise CommandError(short(str(exc).strip("'"), REASON_MAX)) from None
+        except QueueFull as exc:
+            raise CommandError(f"engine busy: {exc}") from None
+        return short(describe(applied).replace("\n", "; "), REASON_MAX)

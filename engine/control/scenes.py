@@ -54,12 +54,13 @@ class Scene:
 
 
 def snapshot_addresses(addresses: list[str]) -> list[str]:
-    """What `Session.save_scene` keeps by default: the band's steering, the tempo and swing,
-    and every part's and return's mixer strip (not the instruments' sound, which patches
-    hold, nor /transport/playing: a scene never stops the band unless it says so)."""
+    """What `Session.save_scene` keeps by default: the band's steering, the arpeggiator, the
+    tempo and swing, and every part's and return's mixer strip (not the instruments' sound,
+    which patches hold, nor /transport/playing: a scene never stops the band unless it says
+    so)."""
     return [a for a in addresses
             if (a.startswith("/band/") or "/agent/" in a or a == "/transport/tempo_bpm"
-                or "/mix/" in a)]
+                or "/mix/" in a or a.startswith("/arp/"))]
 
 
 def parse_scenes(text: str, where: str, param: Callable[[str], Param]) -> dict[str, Scene]:

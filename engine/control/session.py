@@ -6,8 +6,8 @@ The session's one address space (`set`, `param`, `value`, `addresses`): the grap
 (`/bass/synth/cutoff_hz`, `/bass/mix/pan`, ...), the mixer's mute and solo per part, the master
 limiter, the transport (`/transport/tempo_bpm`, `/transport/playing`) and the band's steering
 (`/band/style`, `/band/energy`, `/band/swing`, `/band/key`, `/PART/agent/on|density|octave`,
-`/lead/agent/answer`: engine.agents.steer). Scenes (engine.control.scenes) are named sets of
-address -> value.
+`/lead/agent/answer`: engine.agents.steer) with the arpeggiator's `/arp/...` (engine.agents.arp).
+Scenes (engine.control.scenes) are named sets of address -> value.
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from engine.agents.bass import BassAgent
 from engine.agents.chords import ChordAgent
 from engine.agents.drums import DrumAgent
 from engine.agents.answer import ANSWER, AnswerAgent, CallResponse
+from engine.agents.arp import (ARP_AT_BAR, ARP_INPUT, ARP_PARAMS, CONFIG_KEYS, INPUTS,
+                               Arpeggiator, ArpLayer)
 from engine.agents.lead import LeadAgent
 from engine.agents.steer import (AGENT_PARTS, PLAYING, STEER_PARAMS, SteeredBand, Steering,
                                  WHOLE, check_value)
@@ -32,15 +34,16 @@ from engine.control.clock import Clock
 from engine.listen.key import KeyTracker
 from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
-from engine.parts import PART_INDEX, PARTS
+from engine.parts import KEYS, PART_INDEX, PARTS
 from engine.patch import read_patch
+from engine.patterns.play import PatternParts
 from engine.tomldata import DataError
 from engine.control.graph import Graph, check_spec, spec_from_config
 from engine.rt import master
 from engine.rt import layout as L
 from engine.rt.param import Param
 from engine.rt.events import (
-    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_NOTE_ON, K_PANIC, K_TEMPO,
+    ASAP, FX_MASTER, K_ALL_NOTES_OFF, K_FX, K_NOTE_OFF, K_NOTE_ON, K_PANIC, K_TEMPO,
 )
 
 TEMPO_ADDRESS = "/transport/tempo_bpm"
@@ -212,12 +215,21 @@ class Session:
             self.ctx = LiveContext(seed=seed, beats_per_bar=band_cfg["beats_per_bar"],
                                    style=style, answer=CallResponse())
             self.length_s = None
+        arp_cfg = cfg.get("arp", {})
+        base.update({f"/arp/{k}": float(v) if isinstance(v, bool) else v
+                     for k, v in arp_cfg.items() if k in CONFIG_KEYS})
+        self.arp_channel = int(arp_cfg.get("channel", 0))    # 0: every MIDI channel
         self.steer = Steering(base)
         self.ctx.steer = self.steer
         self.clock = Clock(self.sample_rate, band_cfg["tempo_bpm"], band_cfg["beats_per_bar"],
                            band_cfg["swing"])
         self.recorder = Recorder()
-        self.scheduler = Scheduler(self.clock, SteeredBand(self.band, self.steer), self.ctx,
+        # live-coded patterns on parts (Session.play), over the band, under /transport/playing
+        self.patterns = PatternParts(self.band)
+        # the arpeggiator (engine.agents.arp) plays over them through the same scheduler
+        self.arp = Arpeggiator(self.steer, self.clock.swung)
+        self.scheduler = Scheduler(self.clock, SteeredBand(ArpLayer(self.patterns, self.arp),
+                                                           self.steer), self.ctx,
                                    self._send, band_cfg["lookahead_ms"] / 1000.0,
                                    on_played=self.recorder.add)
         self.scheduler.before_query = self._before_query
@@ -225,6 +237,7 @@ class Session:
         self._tempo_due: list[tuple[int, float]] = []   # (sample, bpm) not yet sent
         self.conductor = Conductor(self.ctx, self.clock, self.scheduler) if not demo else None
         self.mapper = None      # the live input's MIDI mapper (engine.control.mapping), if any
+        self.follower = None    # hears the player's notes: engine.control.sync.PlayerFollower
         self._glides: dict[str, list] = {}     # address -> [times, values, next step]
         from engine.control.sync import TapTempo
         sync = cfg.get("sync", {})
@@ -238,6 +251,7 @@ class Session:
         self.midi_out = midi_out.MidiOut.from_config(cfg, self.clock, self.sample_rate,
                                             self.scheduler.lookahead,
                                             now=lambda: self.state.sample_time)
+        self._route_arp()
 
     # ---- prepare time: write settings straight into the (not yet running) engine ------------
     def _prepare(self) -> None:
@@ -337,12 +351,34 @@ class Session:
                 for part in AGENT_PARTS:
                     self.state.push_sched(off, K_ALL_NOTES_OFF, PART_INDEX[part])
                 midi_out.transport(self.midi_out, False, at, off, self._clock_out())
+        elif address in ARP_PARAMS and address not in ARP_AT_BAR:
+            at = horizon            # the arpeggiator's notes change from the next step
         else:
             at = self.clock.next_bar(horizon)
             if address == PLAYING and self.steer.latest(PLAYING) < 0.5:   # MIDI clock resumes
                 midi_out.transport(self.midi_out, True, at, self.clock.sample_at(at),
                                    self._clock_out())
-        return self.steer.set(address, v, at)
+        v = self.steer.set(address, v, at)
+        if address == "/arp/latch" and v < 0.5:
+            self.arp.unlatch(at)
+        elif address in ("/arp/on", "/arp/input"):
+            self._route_arp()
+        return v
+
+    # ---- the arpeggiator's input ---------------------------------------------------------------
+    def arp_takes(self, channel: int) -> bool:
+        """Whether the player's notes of MIDI `channel` (1..16) for the keys part go to the
+        arpeggiator now (/arp/on with /arp/input held, config [arp] channel) instead of the
+        instrument."""
+        held = self.steer.latest("/arp/input") == INPUTS.index("held")
+        return self.steer.latest("/arp/on") >= 0.5 and held and self.arp_channel in (0, channel)
+
+    def _route_arp(self) -> None:
+        """The JACK callback's channel -> part table: the arpeggiator's channels to ARP_INPUT
+        (no instrument plays them; they come back as reports), the others to keys."""
+        table = self.state.ctl[L.C_CHAN_PART:L.C_CHAN_PART + 16]
+        for ch in range(16):
+            table[ch] = ARP_INPUT if self.arp_takes(ch + 1) else KEYS
 
     def _clock_out(self) -> bool:
         return bool(self.cfg.get("midi_out", {}).get("clock", False))
@@ -585,6 +621,35 @@ class Session:
         if part != "drums" and patch.engine == "kit":
             raise DataError(f"{where}: a kit patch is for the drums part, not {part}")
 
+    def play(self, part: str, pattern, bar: int | None = None) -> Fraction:
+        """Play `pattern` (an `engine.patterns.Pattern`, or mini-notation such as
+        "c3 ~ [e3 g3] ~"; None gives the part back to its agent) on `part` from the start of
+        `bar` (default: the next bar not yet scheduled), in place of the part's agent, in the
+        band's time: one cycle is one bar. It replaces the pattern playing there from that
+        bar on; notes already scheduled still end as they were scheduled, so nothing sticks.
+        The pattern is queried for two bars first: one that cannot play (a bad mini-notation,
+        a pitched note on the drums) raises ValueError/TypeError and nothing changes; one that
+        fails later stops and is counted (`patterns.errors`). Returns the beat it starts on.
+        The same calls at the same bars play the same notes live and offline."""
+        from engine.patterns.pattern import as_pattern
+        first = self.clock.next_bar(self.scheduler.cursor)
+        if bar is None:
+            at = first
+        else:
+            if isinstance(bar, bool) or not isinstance(bar, int):
+                raise TypeError(f"bar must be a whole number, got {bar!r}")
+            at = Fraction(bar * self.clock.beats_per_bar)
+            if at < first:
+                raise ValueError(f"bar {bar} is already scheduled: the first bar free is "
+                                 f"{int(first // self.clock.beats_per_bar)}")
+        if part not in PARTS:
+            raise ValueError(f"no part {part!r}; parts: {', '.join(PARTS)}")
+        pat = None if pattern is None else as_pattern(pattern)
+        if pat is not None:
+            self.patterns.check(part, pat, at, self.ctx)
+        self.patterns.set(part, pat, at)
+        return at
+
     def set_tempo(self, bpm: float) -> None:
         """From the next beat not yet scheduled: nothing already scheduled moves."""
         at = Fraction(int(self.scheduler.cursor) + 1)
@@ -598,23 +663,54 @@ class Session:
         return self.clock.forget_before(playing - keep_beats)
 
     def release_all(self) -> None:
+        self.arp.release(None, self.scheduler.cursor)     # nothing held, nothing latched
         self.state.push_sched(ASAP, K_ALL_NOTES_OFF, -1)
         if self.midi_out is not None:       # and every note on the external synths
             self.midi_out.cut_all()
 
     def panic(self) -> None:
+        self.arp.release(None, self.scheduler.cursor)
         self.state.push_sched(ASAP, K_PANIC, -1)
         if self.midi_out is not None:
             self.midi_out.cut_all()
 
     # ---- the player's notes --------------------------------------------------------------------
     def player_note(self, kind: int, note: int, velocity: float, at_sample: int, source: int,
-                    horizon: Fraction | None = None) -> None:
-        """A note the player played (any input path): follows harmony and records it."""
-        seconds = max(at_sample, 0) / self.sample_rate
-        self.recorder.player_note(kind, note, velocity, seconds, source)
+                    horizon: Fraction | None = None, arp: bool = False) -> None:
+        """A note the player played (any input path): follows harmony, records it, and with
+        `follower` set (config [sync] source = "player") goes to the tempo follower.
+        `arp`: the input gave it to the arpeggiator (`arp_takes`) instead of the instrument:
+        it is arpeggiated from the first step not yet scheduled (`horizon`, default the
+        scheduler's cursor) and not recorded itself (its arpeggio is); K_ALL_NOTES_OFF then
+        releases every arpeggiated key of `source`. A note-off always releases the key in the
+        arpeggiator if it holds it, wherever the note went."""
+        at = self.scheduler.cursor if horizon is None else max(horizon, self.scheduler.cursor)
+        if arp and kind == K_ALL_NOTES_OFF:
+            self.arp.release(source, at)
+            if self.conductor is not None:
+                self.conductor.source_gone(source, horizon)
+            return
+        if kind == K_NOTE_OFF and self.arp.holds(source, note):
+            self.arp.lift(source, note, at)
+        elif arp and kind == K_NOTE_OFF:
+            # its note-on reached the instrument (the arpeggiator came on while it was held)
+            self.state.push_sched(ASAP, K_NOTE_OFF, KEYS, note, 0.0, source)
+        elif arp and kind == K_NOTE_ON:
+            self.arp.press(source, note, velocity, at)
+        if not arp:
+            seconds = max(at_sample, 0) / self.sample_rate
+            self.recorder.player_note(kind, note, velocity, seconds, source)
         if self.conductor is not None:
             self.conductor.note(kind, note, velocity, at_sample, source, horizon)
+        if self.follower is not None:       # config [sync] source = "player"
+            self.follower.note(kind, note, velocity, at_sample)
+
+    def source_gone(self, source: int) -> None:
+        """A player's MIDI source went away: its keys are up for the band and the
+        arpeggiator (its latched notes too: nothing plays on for a keyboard that is gone)."""
+        self.arp.release(source, self.scheduler.cursor)
+        if self.conductor is not None:
+            self.conductor.source_gone(source)
 
     # ---- files ---------------------------------------------------------------------------------
     def write_midi(self, path: Path) -> Path:

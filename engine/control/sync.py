@@ -33,6 +33,11 @@ yet scheduled, so following another clock never moves a note already queued and 
   a tempo set on bandmate (`Session.set_tempo`, `/transport/tempo_bpm`, tap) goes to Link; the
   band's bars are aligned on a quantum of `beats_per_bar`; with start/stop sync, the band plays
   while the Link session plays.
+* **The player** (`PlayerFollower`, no clock given): the player's note-ons go to a beat tracker
+  (engine.listen.tempo.BeatTracker: tempo, phase and downbeat from their timing and accents);
+  its beat line drives the same phase lock, its bars the band's bars. The band waits, silent,
+  until it has heard the beat, then comes in on the player's next bar line it can reach; a
+  player who stops leaves the band at their last tempo (the nudge taken off).
 * **Tap tempo** (`TapTempo`, `tap(session)`): the median of the recent intervals, a tap far
   too early ignored, a pause resets.
 
@@ -42,6 +47,7 @@ the sound card, so they are heard together).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
 from collections import deque
@@ -56,7 +62,7 @@ from engine.patterns.event import Note
 MIN_BPM, MAX_BPM = 20.0, 400.0
 TICKS_PER_BEAT = 24
 CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
-SYNC_SOURCES = ("internal", "midi_clock", "link")
+SYNC_SOURCES = ("internal", "midi_clock", "link", "player")
 CURVE_T = 4.0        # a tempo change is read from the tick times' curvature above this t-value
 CURVE_AHEAD = 48     # ticks the curvature is extrapolated (beyond: its tangent)
 ENTRY_TOLERANCE_S = 0.002   # a silent band comes back in at once only this close to the beat
@@ -540,7 +546,8 @@ class LinkSync:
 
 
 def sync_from_config(session, cfg: dict, log=print, clock=None):
-    """The follower `cfg["sync"]` asks for (MidiClockFollower or LinkSync), None when internal."""
+    """The follower `cfg["sync"]` asks for (MidiClockFollower, LinkSync or PlayerFollower),
+    None when internal."""
     sync = cfg.get("sync", {})
     source = sync.get("source", "internal")
     if source == "internal":
@@ -550,8 +557,119 @@ def sync_from_config(session, cfg: dict, log=print, clock=None):
                 latency_ms=sync["latency_ms"])
     if source == "midi_clock":
         return MidiClockFollower(session, window_ticks=sync["window_ticks"], log=log, **lock)
+    if source == "player":
+        lock["phase_gain"] = sync["player_phase_gain"]
+        return PlayerFollower(session, log=log, chord_window_ms=sync["player_chord_window_ms"],
+                              hold_beats=sync["player_hold_beats"], **lock)
     return LinkSync(session, quantum=sync["link_quantum"], start_stop=sync["link_start_stop"],
                     log=log, clock=clock, **lock)
+
+
+# ---- the player ---------------------------------------------------------------------------------
+
+class PlayerFollower:
+    """The band follows the player's own timing (module docstring): `note(kind, note, velocity,
+    sample)` for each of the player's notes (Session.player_note calls it), `update()` each
+    scheduler tick (before the scheduler advances), as the other followers.
+
+    Live = offline: the tracker hears the notes at fixed points of the band's tempo map, not
+    when the loop happens to wake. The tempo from band beat b on is decided once, when the
+    scheduler's cursor passes b - DECIDE_BEATS, from the notes before that point's sample less
+    the look-ahead (which the audio clock has passed by then, so every such note is in). Fed
+    the same notes at the same sample times, a live run and an offline render make the same
+    decisions, whatever their tick or block (as long as it is shorter than DECIDE_BEATS)."""
+
+    DECIDE_BEATS = Fraction(1, 4)
+
+    def __init__(self, session, *, log: Callable[[str], None] = print,
+                 chord_window_ms: float = 40.0, hold_beats: float = 4.0, **lock):
+        from engine.listen.tempo import BeatTracker
+        self.session = session
+        self.log = log
+        clock = session.clock
+        self.tracker = BeatTracker(session.sample_rate, prior_bpm=clock.bpm,
+                                   beats_per_bar=clock.beats_per_bar,
+                                   chord_window_ms=chord_window_ms, hold_beats=hold_beats)
+        self.lock = PhaseLock(session, log=log, **lock)
+        self.lock.quantum = clock.beats_per_bar
+        self.lock.stop()                     # the band listens first
+        self._pending: list[tuple[int, int, int, float]] = []   # (sample, kind, note, velocity)
+        self._fed = -math.inf                # notes before this sample are with the tracker
+        self._decided = 0                    # the band beat the tempo was last decided for
+        self._generation = 0                 # the tracker's numbering the lock is aligned to
+        self.following = False               # the lock follows the tracker (else: waits/holds)
+        self.counters = {"notes": 0, "late": 0, "holds": 0, "realigns": 0}
+        session.follower = self
+
+    def note(self, kind: int, note: int, velocity: float, sample: int) -> None:
+        """One of the player's notes (K_NOTE_ON / K_NOTE_OFF from engine.rt.events)."""
+        from engine.rt.events import K_NOTE_ON
+        self.counters["notes"] += 1
+        if sample < self._fed:               # arrived after its moment was decided on
+            self.counters["late"] += 1
+            return
+        bisect.insort(self._pending, (int(sample), 0 if kind == K_NOTE_ON else -1,
+                                      int(note), float(velocity)))
+
+    def _feed(self, cut: int) -> None:
+        tracker, pending = self.tracker, self._pending
+        i = 0
+        while i < len(pending) and pending[i][0] < cut:
+            sample, kind, note, velocity = pending[i]
+            if kind == 0:
+                tracker.note_on(sample, note, velocity)
+            else:
+                tracker.note_off(sample, note)
+            i += 1
+        del pending[:i]
+        tracker.advance(cut)
+        self._fed = cut
+
+    def update(self) -> None:
+        """At each band beat's decision point: hear the notes up to it, then steer."""
+        session = self.session
+        cursor = session.scheduler.cursor
+        b = int(cursor) + 1
+        if b <= self._decided or cursor < b - self.DECIDE_BEATS:
+            return
+        self._decided = b
+        cut = session.clock.sample_at(b - self.DECIDE_BEATS) - session.scheduler.lookahead
+        self._feed(cut)
+        tracker, lock = self.tracker, self.lock
+        if not tracker.locked or tracker.holding:
+            if self.following and tracker.holding:       # the player stopped: keep the tempo
+                self.following = False
+                self.counters["holds"] += 1
+                bpm = min(max(tracker.bpm, MIN_BPM), MAX_BPM)
+                if abs(bpm - session.clock.bpm) >= lock.min_change:
+                    lock._set(bpm)
+            return
+        if not self.following or tracker.generation != self._generation:
+            if self.following:
+                self.counters["realigns"] += 1
+            lock.start(session.clock.beats_per_bar)      # (again) onto the player's bars
+            self._generation = tracker.generation
+            self.following = True
+        if not MIN_BPM <= tracker.bpm <= MAX_BPM:
+            return
+        lock.steer(tracker.beat_at, tracker.bpm, session.clock.beats_per_bar,
+                   tracker.tempo_at)
+
+    def status(self) -> str:
+        t = self.tracker
+        if t.bpm is None:
+            return "player: listening"
+        state = "holding" if t.holding else self.lock.phase_text()
+        return (f"player {t.bpm:.1f} BPM (confidence {t.confidence:.2f}, bar "
+                f"{t.downbeat_confidence:.2f}), {state}")
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Nothing to serve (fed by the player's notes); kept for the LiveRun's task list."""
+        await stopping.wait()
+
+    def close(self) -> None:
+        if self.session.follower is self:
+            self.session.follower = None
 
 
 # ---- tap tempo ----------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ def warm_up(drivers: tuple[str, ...] = (), say=None) -> float:
         run_block(state.table, 64)
     state.ctl[C_MOUT_ON] = 0
     state.ctl[C_MOUT_COUNT] = 0
+    from engine.declared import units
+    units()             # the units' declarations cached: `patch from-text` then needs no Numba
     if "portaudio" in drivers:
         from engine.rt.callbacks import portaudio_callback
         portaudio_callback()

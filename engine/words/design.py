@@ -8,7 +8,8 @@ whose comment block says which words did what. The same text gives the same byte
 `edit_file(path, phrase)` applies a phrase ("more air, less bite") to a patch file, keeping
 the previous text in a history beside it (`undo_file`). `edit_live(session, part, phrase)`
 turns a phrase into `Session.set(address, value)` calls on the part's instrument and inserts,
-which the graph smooths; a move that needs an insert the part lacks is reported, not done.
+which the graph smooths; a move that needs an insert the part lacks is reported, not done;
+`undo_live(session, part)` sets back what the part's last live edit replaced.
 
 A move works on the parameter's own range and curve (engine.rt.param.Param): a step of 0.1
 on cutoff_hz (log, 20..20000 Hz) is an octave, on a linear 0..1 mix it is 0.1. Results are
@@ -20,6 +21,7 @@ import json
 import math
 import re
 import tomllib
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,8 +97,8 @@ class Result:
 
 
 def _fm_ops(algorithm: str, role: str) -> list[int]:
-    from engine.rt.units.fm import CARRIERS
-    car = CARRIERS[int(algorithm) - 1]
+    from engine.declared import unit
+    car = unit("fm").CARRIERS[int(algorithm) - 1]
     return [k for k in (1, 2, 3, 4) if (k in car) == (role == "carriers")]
 
 
@@ -509,20 +511,76 @@ def undo_file(path: str | Path) -> int:
 
 
 # ---- live ------------------------------------------------------------------------------------
+UNDO_DEPTH = 64         # live edits remembered per part
+
+
+class LiveWords:
+    """What words did to one playing session: each part's live edits (the values they
+    replaced, newest last, for `undo_live`) and counts of the words commands (edits, undos,
+    prompts, the refused ones and the words not understood), shared by every way in (the
+    terminal's `:edit`, OSC, MQTT)."""
+
+    def __init__(self):
+        self.history: dict[str, list[list[tuple[str, float]]]] = {}
+        self.counts = {"edits": 0, "edits_refused": 0, "undos": 0, "undos_refused": 0,
+                       "prompts": 0, "prompts_refused": 0, "unknown_words": 0}
+
+
+_LIVE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def live_words(session) -> LiveWords:
+    """The session's LiveWords (made on first use, gone with the session)."""
+    state = _LIVE.get(session)
+    if state is None:
+        state = _LIVE[session] = LiveWords()
+    return state
+
+
 def edit_live(session, part: str, phrase: str, similar=None) -> tuple[list, Result]:
     """The (address, value) calls that move `part` as `phrase` says, already sent with
-    `session.set` (the graph glides continuous values; circuit changes dip and switch)."""
+    `session.set` (the graph glides continuous values; circuit changes dip and switch). The
+    values they replace are kept for `undo_live`; a phrase that moves nothing is not an edit."""
     vocab = vocabulary()
-    view = LiveView(session, part)
+    state = live_words(session)
+    try:
+        view = LiveView(session, part)
+    except KeyError:
+        state.counts["edits_refused"] += 1
+        raise
     parsed = vocab.parse(phrase, similar)
     result = Result(unknown=parsed.unknown, base=f"/{part}")
     apply_terms(view, parsed.terms, vocab, result)
     final: dict[str, float] = {}
     for address, value in view.sets:       # several words on one address: the last wins
         final[address] = value
+    old = [(address, session.value(address)) for address in final]
     for address, value in final.items():
         session.set(address, value)
+    state.counts["unknown_words"] += len(result.unknown)
+    if final:
+        state.counts["edits"] += 1
+        steps = state.history.setdefault(part, [])
+        steps.append(old)
+        del steps[:-UNDO_DEPTH]
+    else:
+        state.counts["edits_refused"] += 1
     return list(final.items()), result
+
+
+def undo_live(session, part: str) -> tuple[list, int]:
+    """Put back the values `part`'s last live edit replaced (smoothed like the edit):
+    ([(address, value)], live edits left to undo); ValueError when there is none."""
+    state = live_words(session)
+    steps = state.history.get(part, [])
+    if not steps:
+        state.counts["undos_refused"] += 1
+        raise ValueError(f"{part}: no live edits to undo")
+    sets = steps.pop()
+    for address, value in sets:
+        session.set(address, value)
+    state.counts["undos"] += 1
+    return sets, len(steps)
 
 
 def summary(result: Result) -> str:

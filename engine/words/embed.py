@@ -3,17 +3,24 @@
 A static embedding model (model2vec's StaticModel: one vector per token, no torch at run time)
 distilled once from the all-MiniLM-L6-v2 sentence model by tools/distil_words_model.py and kept
 in engine/words/model/ with its licence. `load_similar()` returns a function mapping an
-unknown word onto the headwords nearest in meaning ("sparkly" -> bright, shimmering), or None
-when model2vec or the model is missing: then unknown words are only reported.
+unknown word onto the headwords nearest in meaning ("underwater" -> muffled, "brittle" ->
+thin), or None when model2vec or the model is missing: then unknown words are only reported.
 
-Each headword is represented by its own vector and its forms' vectors; a word's score for a
-headword is the best cosine similarity among them. A word maps to the best headword when that
-score reaches THRESHOLD (RARE_THRESHOLD for a word the model's tokenizer splits into three or
-more pieces: a rare or made-up word, whose vector is a guess from its fragments), and also to
-the runner-up when it is within MARGIN of the best, of another group and not its opposite
-("woolly": dreamy and round), so a compound meaning keeps both halves. Single words are hard
-for a sentence model (and harder for its static distillation): bench/words.py reports how many
-paraphrases land; the rest stay "not understood".
+Each headword is represented by several vectors: its own, its forms' and its `near` words'
+(vocabulary.toml: synonyms not sure enough to be forms, "treble" for bright, "submerged" for
+muffled); a word's score for a headword is the best cosine similarity among them. A single
+static vector of a rare adjective is a poor guess made from its word pieces ("sparkly" is
+"spark" + "##ly"), so a word is also scored through its stems when the tokenizer knows them
+as whole words (sparkly -> spark, sparkle; watery -> water), keeping the better score.
+
+A word maps to the best headword when its score reaches THRESHOLD (RARE_THRESHOLD for a word
+the tokenizer splits into three or more pieces and no known stem rescues: a rare or made-up
+word), and to up to MAX_HEADWORDS - 1 more whose scores are within MARGIN of the best, each of
+another group and not the opposite of one already taken, so a compound meaning keeps its
+parts ("nasal": closed + hollow). The strength of a composed move is shared among its parts
+(engine.words.vocab.Vocabulary.parse). The thresholds were calibrated on the paraphrase table
+of engine/words/evaluate.py against a list of words that are not about timbre, none of which
+may map (tests/test_words.py); bench/words.py reports the rates.
 """
 from __future__ import annotations
 
@@ -25,7 +32,10 @@ import numpy as np
 MODEL_DIR = Path(__file__).with_name("model")
 THRESHOLD = 0.5
 RARE_THRESHOLD = 0.6
-MARGIN = 0.03
+MARGIN = 0.1
+MAX_HEADWORDS = 3
+# adjective endings a stem is found under (sparkly -> spark, watery -> water, haunting -> haunt)
+SUFFIXES = ("iness", "ness", "ous", "ing", "ish", "ly", "ey", "y")
 
 
 def available() -> bool:
@@ -49,23 +59,39 @@ def _unit_rows(m: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _table():
-    """(headword per row, group per row, unit vectors) of every headword and form."""
+    """(headword per row, unit vectors) of every headword, form and near word."""
     from engine.words.vocab import vocabulary
     vocab = vocabulary()
-    heads, groups, texts = [], [], []
+    heads, texts = [], []
     for name, w in sorted(vocab.words.items()):
-        for text in (name,) + w.forms:
+        for text in dict.fromkeys((name,) + w.forms + w.near):
             heads.append(name)
-            groups.append(w.group)
             texts.append(text)
-    return heads, groups, _unit_rows(np.asarray(_model().encode(texts), dtype=np.float64))
+    return heads, _unit_rows(np.asarray(_model().encode(texts), dtype=np.float64))
+
+
+def stems(word: str) -> list[str]:
+    """`word` without an adjective ending, as whole words the tokenizer knows (sparkly ->
+    spark, sparkle; muddy -> mud; bubbly -> bubble), in order, without repeats."""
+    known = _model().tokenizer.get_vocab()
+    out = []
+    for suffix in SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            stem = word[:-len(suffix)]
+            out += [stem, stem + "e"]
+            if len(stem) > 3 and stem[-1] == stem[-2]:
+                out.append(stem[:-1])
+            if stem.endswith("i"):
+                out.append(stem[:-1] + "y")
+    return [s for s in dict.fromkeys(out) if s in known and s != word]
 
 
 def nearest(word: str, k: int = 5) -> list[tuple[str, float]]:
-    """The k headwords nearest to `word` with their scores, best first (ties by name)."""
-    heads, _, table = _table()
-    v = _unit_rows(np.asarray(_model().encode([word]), dtype=np.float64))[0]
-    sims = table @ v
+    """The k headwords nearest to `word` (or to one of its stems) with their scores, best
+    first (ties by name)."""
+    heads, table = _table()
+    texts = [word] + stems(word)
+    sims = (table @ _unit_rows(np.asarray(_model().encode(texts), dtype=np.float64)).T).max(1)
     best: dict[str, float] = {}
     for h, s in zip(heads, sims):
         if s > best.get(h, -2.0):
@@ -77,17 +103,19 @@ def similar(word: str) -> list[tuple[str, float]]:
     """The headwords `word` stands for (none when nothing is near enough)."""
     from engine.words.vocab import vocabulary
     words = vocabulary().words
-    ranked = nearest(word, 3)
+    ranked = nearest(word, 8)
     pieces = len(_model().tokenizer.encode(word, add_special_tokens=False).ids)
-    if not ranked or ranked[0][1] < (THRESHOLD if pieces < 3 else RARE_THRESHOLD):
+    rare = pieces >= 3 and not stems(word)
+    if not ranked or ranked[0][1] < (RARE_THRESHOLD if rare else THRESHOLD):
         return []
     out = [ranked[0]]
     for h, s in ranked[1:]:
-        if s >= max(THRESHOLD, ranked[0][1] - MARGIN) and \
-                words[h].group not in {words[o].group for o, _ in out} and \
-                words[h].opposite not in {o for o, _ in out}:
-            out.append((h, s))
+        if len(out) >= MAX_HEADWORDS or s < ranked[0][1] - MARGIN:
             break
+        if s >= THRESHOLD and words[h].group not in {words[o].group for o, _ in out} and \
+                words[h].opposite not in {o for o, _ in out} and \
+                h not in {words[o].opposite for o, _ in out}:
+            out.append((h, s))
     return out
 
 

@@ -101,6 +101,14 @@ def evaluate(engines=tuple(BASES), words=None, bases: dict = BASES) -> list[dict
 
 # paraphrases outside the vocabulary and the headwords they should land on (any of them)
 PARAPHRASES = {
+    # words musicians use that the vocabulary does not know, with the headwords they mean (any
+    # one of them counts as landed). None of them, nor its stem, is a form or a near word of the
+    # vocabulary (tests/test_words.py): they measure how the model generalises.
+    # The first 29 were the development set the near words and thresholds were tuned on; the
+    # last 19 (from "glittery", HELD_OUT) were written down before any measurement. They are
+    # not a perfectly clean test set: the near words were revised once after a run that also
+    # printed them (a few near words, "fragile", "plump", may owe something to it).
+    # bench/words.py reports both shares.
     "sparkly": ("bright", "shimmering", "glassy", "crisp"),
     "underwater": ("dark", "wobbly", "muffled"),
     "shiny": ("bright", "crisp", "glassy"),
@@ -109,7 +117,6 @@ PARAPHRASES = {
     "luminous": ("bright", "crisp"),
     "glistening": ("bright", "shimmering", "glassy"),
     "woolly": ("dark", "muffled", "round", "warm"),
-    "velvet": ("round", "warm"),
     "piercing": ("biting", "bright"),
     "sharp": ("biting", "bright", "crisp"),
     "buzzy": ("gritty", "biting", "distorted"),
@@ -126,7 +133,32 @@ PARAPHRASES = {
     "thunderous": ("sub", "fat", "huge"),
     "frosty": ("cold",),
     "toasty": ("warm",),
+    "buttery": ("round", "warm"),
+    "nasal": ("hollow", "biting", "closed"),
+    "honky": ("hollow", "biting"),
+    "dusty": ("dark", "gritty", "muffled", "closed"),
+    "vintage": ("warm", "gritty", "dark"),
+    "glittery": ("bright", "shimmering", "glassy", "crisp"),
+    "shrill": ("bright", "biting", "thin"),
+    "brittle": ("bright", "thin", "crisp", "glassy"),
+    "muddy": ("dark", "muffled", "fat"),
+    "creamy": ("round", "warm"),
+    "fizzy": ("gritty", "bright", "airy"),
+    "grainy": ("gritty", "distorted"),
+    "haunting": ("ethereal", "dreamy", "spacious"),
+    "watery": ("wobbly", "shimmering", "muffled", "dark"),
+    "jangly": ("bright", "metallic", "percussive", "plucky"),
+    "twangy": ("plucky", "bright", "biting"),
+    "tubby": ("fat", "sub", "dark"),
+    "sizzling": ("bright", "airy", "gritty"),
+    "mushy": ("muffled", "dark", "round"),
+    "wispy": ("airy", "thin"),
+    "smoky": ("dark", "warm", "airy", "gritty"),
+    "bubbly": ("pulsing", "wobbly", "plucky"),
+    "stabby": ("percussive", "plucky", "biting"),
+    "lofi": ("dark", "gritty", "muffled", "wobbly"),
 }
+HELD_OUT = tuple(list(PARAPHRASES)[list(PARAPHRASES).index("glittery"):])
 
 
 def paraphrase_hits(similar, engine: str = "analog") -> list[dict]:

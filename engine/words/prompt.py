@@ -16,7 +16,6 @@ fade), so the band changes from its next bar not yet scheduled, without stopping
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -47,27 +46,127 @@ class StyleTable:
     band_words: dict      # word -> (what, value): ("energy", 0.3), ("tempo", "fast")
 
 
+STYLE_KEYS = {"style", "tempo_bpm", "tempo_range_bpm", "swing", "energy", "aliases", "parts",
+              "patches"}
+PART_KEYS = {"density": (0.0, 1.0), "octave": (-2.0, 2.0), "on": None}
+BAND_WORDS = {"swing": (0.0, 0.5), "energy": (0.0, 1.0), "tempo": ("slow", "fast"),
+              "density": (0.0, 1.0)}
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _line(text: str, section: str, key: str) -> int | None:
+    """The line of `key` ("parts.drums.density") under `[section]`, written any way TOML
+    allows: in a table of its own (`[styles.x.parts.drums]` density = ...), as a dotted key
+    or an inline table (`parts.drums = { density = ... }`); else the section's header."""
+    from engine.tomldata import line_of
+    keys = [k for k in key.split(".") if k]
+    lines = text.splitlines()
+
+    def has(n, k):
+        return n is not None and re.match(rf'\s*"?{re.escape(k)}"?\s*=', lines[n - 1])
+
+    for cut in range(len(keys) - 1, -1, -1):         # the deepest table holding the key
+        n = line_of(text, ".".join([section] + keys[:cut]), keys[cut])
+        if has(n, keys[cut]):
+            return n
+    for j in range(len(keys), 0, -1):                # a dotted key in the section
+        n = line_of(text, section, ".".join(keys[:j]))
+        if has(n, ".".join(keys[:j])):
+            return n
+    return line_of(text, section, None)
+
+
 @lru_cache(maxsize=4)
 def styles(path: str = str(PATH)) -> StyleTable:
-    """The style table, checked (a ValueError names the file and the bad key)."""
-    data = tomllib.loads(Path(path).read_text())
+    """The style table, checked: a mistake is a DataError naming the file, line and field
+    ("styles.toml:31: [styles.lofi] parts.drums.density: must be 0..1, got 1.5")."""
+    from engine.tomldata import DataError, parse as parse_toml
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from exc
+    data = parse_toml(text, str(path))
+
+    def fail(section: str, key: str, msg: str):
+        line = _line(text, section, key)
+        raise DataError(f"{path}:{line or '?'}: [{section}] {key}: {msg}")
+
+    for section in data:
+        if section not in ("styles", "part_words", "band_words"):
+            fail(section, "", "unknown section; known: styles, part_words, band_words")
     table, aliases = {}, {}
     for name, s in data.get("styles", {}).items():
-        where = f"{path}: [styles.{name}]"
+        sect = f"styles.{name}"
+        if not isinstance(s, dict):
+            fail("styles", name, "must be a table")
+        for key in s:
+            if key not in STYLE_KEYS:
+                fail(sect, key, f"unknown key; known: {', '.join(sorted(STYLE_KEYS))}")
         if s.get("style") not in STYLES:
-            raise ValueError(f"{where} style: one of {', '.join(STYLES)}, got {s.get('style')!r}")
-        if not isinstance(s.get("tempo_bpm"), (int, float)):
-            raise ValueError(f"{where} tempo_bpm: a number is needed")
-        for part in list(s.get("parts", {})) + list(s.get("patches", {})):
+            fail(sect, "style", f"must be one of {', '.join(STYLES)}, got {s.get('style')!r}")
+        if not _number(s.get("tempo_bpm")) or not 20 <= s["tempo_bpm"] <= 300:
+            fail(sect, "tempo_bpm", f"must be a number 20..300, got {s.get('tempo_bpm')!r}")
+        rng = s.get("tempo_range_bpm", [s["tempo_bpm"]] * 2)
+        if not isinstance(rng, list) or len(rng) != 2 or not all(map(_number, rng)) or \
+                not 20 <= rng[0] <= rng[1] <= 300:
+            fail(sect, "tempo_range_bpm", f"must be [slow, fast] within 20..300, got {rng!r}")
+        for key, (lo, hi) in (("swing", (0.0, 0.5)), ("energy", (0.0, 1.0))):
+            if key in s and (not _number(s[key]) or not lo <= s[key] <= hi):
+                fail(sect, key, f"must be a number {lo:g}..{hi:g}, got {s[key]!r}")
+        words = s.get("aliases", [])
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            fail(sect, "aliases", f"must be a list of words, got {words!r}")
+        for word in [name] + words:
+            if word in aliases:
+                fail(sect, "aliases" if word != name else "", f"{word!r} is already a word "
+                     f"of [styles.{aliases[word]}]")
+        for part, spec in s.get("parts", {}).items():
+            if part not in PARTS or part not in AGENT_PARTS:
+                fail(sect, f"parts.{part}", f"no part with an agent {part!r}; parts: "
+                     f"{', '.join(AGENT_PARTS)}")
+            if not isinstance(spec, dict):
+                fail(sect, f"parts.{part}", "must be a table of density, octave, on")
+            for key, v in spec.items():
+                if key not in PART_KEYS or (key == "octave" and part == "drums"):
+                    fail(sect, f"parts.{part}.{key}", "unknown key; known: " + ", ".join(
+                        k for k in PART_KEYS if not (k == "octave" and part == "drums")))
+                if key == "on" and not isinstance(v, bool):
+                    fail(sect, f"parts.{part}.{key}", f"must be true or false, got {v!r}")
+                if key != "on" and (not _number(v) or not PART_KEYS[key][0] <= v <=
+                                    PART_KEYS[key][1]):
+                    lo, hi = PART_KEYS[key]
+                    fail(sect, f"parts.{part}.{key}", f"must be a number {lo:g}..{hi:g}, "
+                         f"got {v!r}")
+        for part, patch in s.get("patches", {}).items():
             if part not in PARTS:
-                raise ValueError(f"{where}: no part {part!r}; parts: {', '.join(PARTS)}")
+                fail(sect, f"patches.{part}", f"no part {part!r}; parts: {', '.join(PARTS)}")
+            if not isinstance(patch, str) or not patch:
+                fail(sect, f"patches.{part}", f"must be a patch name, got {patch!r}")
         table[name] = s
-        for word in [name] + list(s.get("aliases", [])):
+        for word in [name] + words:
             aliases[word] = name
-    part_words = {w: (what, v) for what, words in data.get("part_words", {}).items()
-                  for w, v in words.items()}
-    band_words = {w: (what, v) for what, words in data.get("band_words", {}).items()
-                  for w, v in words.items()}
+    part_words, band_words = {}, {}
+    for group, allowed, out in (("part_words", PART_KEYS, part_words),
+                                ("band_words", BAND_WORDS, band_words)):
+        for what, words in data.get(group, {}).items():
+            if what not in allowed:
+                fail(group, what, f"unknown kind; known: {', '.join(allowed)}")
+            if not isinstance(words, dict):
+                fail(group, what, "must be a table of word = value")
+            for w, v in words.items():
+                rule = allowed[what]
+                ok = isinstance(v, bool) if rule is None else v in rule if \
+                    isinstance(rule[0], str) else _number(v) and rule[0] <= v <= rule[1]
+                if not ok:
+                    want = "true or false" if rule is None else " or ".join(rule) if \
+                        isinstance(rule[0], str) else f"a number {rule[0]:g}..{rule[1]:g}"
+                    fail(group, f"{what}.{w}", f"must be {want}, got {v!r}")
+                if w in out:
+                    fail(group, f"{what}.{w}", f"{w!r} is already a {out[w][0]} word")
+                out[w] = (what, v)
     return StyleTable(table, aliases, part_words, band_words)
 
 
@@ -235,14 +334,28 @@ class Applied:
 def apply_prompt(session, text: str, fade_s: float = 0.0, similar=None, folders=None,
                  load_patches: bool = True) -> Applied:
     """Set the band as `text` says through the session's address space: every value is checked
-    first (a bad one raises ValueError and nothing changes), then set from the next bar not yet
-    scheduled (a tempo from the next beat), continuous values gliding over `fade_s` seconds like
-    a faded scene. Patches (by name, in `folders`, default the factory library; all in one
+    first (a bad one, or a prompt of which nothing is understood, raises ValueError, is
+    counted in engine.words.design.live_words and changes nothing), then set from the next bar
+    not yet scheduled (a tempo from the next beat), continuous values gliding over `fade_s`
+    seconds like a faded scene. Patches (by name, in `folders`, default the factory library; all in one
     crossfaded graph swap) and timbre words follow; one that cannot apply (no such part, the
     last swap still fading) is reported in `skipped`."""
     from engine.agents.steer import check_value
-    s = settings(text)
-    checked = [(a, check_value(a, session.param(a), v)) for a, v in s.values.items()]
+    from engine.words.design import live_words
+    counts = live_words(session).counts
+    counts["prompts"] += 1
+    try:
+        s = settings(text)
+        counts["unknown_words"] += len(s.unknown)
+        if not (s.values or s.patches or s.timbre):
+            raise ValueError("nothing understood in the prompt" + (
+                f" (not understood: {', '.join(s.unknown)})" if s.unknown else "") +
+                f"; styles: {', '.join(styles().styles)}, a tempo (96 bpm), part words "
+                f"(sparse drums, dreamy keys)")
+        checked = [(a, check_value(a, session.param(a), v)) for a, v in s.values.items()]
+    except (KeyError, ValueError):
+        counts["prompts_refused"] += 1
+        raise
     out = Applied(s)
     for address, v in checked:
         out.sets.append((address, session.glide(address, v, fade_s) if fade_s > 0

@@ -40,6 +40,7 @@ class Word:
     applies: tuple[str, ...]
     like: dict
     moves: dict          # engine (or "any") -> {target: move}
+    near: tuple[str, ...] = ()   # words near in meaning: for the embedding model only
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ class Vocabulary:
                     if eng not in out.engines:
                         out.engines.append(eng)
                     continue
-                hits = similar(tok) if similar is not None else []
+                hits = similar(tok) if similar is not None and not tok.isdigit() else []
                 if hits:
                     s = max(-MAX_STRENGTH, min(MAX_STRENGTH, pending))
                     via = tok + " ~ " + " + ".join(f"{h} {score:.2f}" for h, score in hits)
@@ -213,7 +214,7 @@ def _word(name: str, spec: dict) -> Word:
     if not isinstance(spec, dict):
         raise ValueError(f"group: [words.{name}] must be a table")
     known = {"group", "forms", "opposite", "feature", "direction", "applies", "like",
-             "doc"} | set(MOVE_KEYS)
+             "doc", "near"} | set(MOVE_KEYS)
     for key in spec:
         if key not in known:
             raise ValueError(f"{key}: unknown key; known: {', '.join(sorted(known))}")
@@ -233,12 +234,16 @@ def _word(name: str, spec: dict) -> Word:
     forms = spec.get("forms", [])
     if not all(isinstance(f, str) and f == f.lower() for f in forms):
         raise ValueError("forms: must be lower-case words")
+    near = spec.get("near", [])
+    if not isinstance(near, list) or \
+            not all(isinstance(f, str) and f and f == f.lower() for f in near):
+        raise ValueError("near: must be a list of lower-case words or short phrases")
     moves = {k: spec[k] for k in MOVE_KEYS if k in spec}
     for k, m in moves.items():
         if not isinstance(m, dict):
             raise ValueError(f"{k}: must be a table of target = move")
     return Word(name, spec["group"], tuple(forms), spec["opposite"], spec["feature"],
-                spec["direction"], applies, dict(like), moves)
+                spec["direction"], applies, dict(like), moves, tuple(near))
 
 
 def engine_params(engine: str) -> dict:
@@ -246,16 +251,16 @@ def engine_params(engine: str) -> dict:
     if engine == "analog":
         from engine.rt.params import SYNTH_SPECS
         return SYNTH_SPECS
-    from engine.rt.units import KIND, UNITS
-    return {q.name: q for q in UNITS[KIND[engine]].PARAMS}
+    from engine.declared import unit
+    return {q.name: q for q in unit(engine).PARAMS}
 
 
 def effect_params(unit: str) -> dict:
     """name -> Param of an effect unit (KeyError if it is not one)."""
-    from engine.rt.units import KIND, UNITS
-    if unit not in KIND or getattr(UNITS[KIND[unit]], "INSTRUMENT", False):
+    from engine.declared import kind, units
+    if unit not in kind() or getattr(units()[kind()[unit]], "INSTRUMENT", False):
         raise KeyError(f"no effect unit {unit!r}")
-    return {q.name: q for q in UNITS[KIND[unit]].PARAMS}
+    return {q.name: q for q in units()[kind()[unit]].PARAMS}
 
 
 def target_params(engine: str, target: str) -> dict:

@@ -1,0 +1,442 @@
+"""Tempo and downbeat from the player's timing, when no clock is given (control side).
+
+`BeatTracker` is an online beat tracker over the player's note-ons (sample times, velocities,
+pitches), fed in time order:
+
+* **Onsets.** Notes within `chord_window_ms` of a group's first note are one onset at their
+  mean time (a chord counts once). Its accent (salience): the velocity against the recent mean,
+  the number of notes, how low its lowest note lies against the recent register, a change of
+  pitch classes from the last chord (a chord change), and, once its note-off is known, a note
+  held long.
+* **Tempo induction** (after Dixon 2001: inter-onset intervals between every pair of recent
+  onsets, not only neighbours). Each pair votes, weighted by both accents, for the beat periods
+  it spans 1, 2, 3 or 4 of (a comb of Gaussians); a log-normal prior half an octave wide around
+  `prior_bpm` settles the metrical level (eighths at 96 BPM are heard at 96, not 192). The
+  phase is the one whose beats carry the most accent.
+* **Tracking.** Every onset within `tolerance_beats` of the estimate's eighth-note grid is an
+  observation (its grid position, its sample) for a Kalman filter whose state is the time of
+  the latest grid position, the period and the period's change a beat (a drifting tempo is
+  followed without lag; `drift_jerk` says how fast that change may itself change, `jitter_ms`
+  how far a single onset strays; a chord's mean weighs as its notes). Syncopations lie on the
+  eighth grid and count; off-grid notes (swung, ornaments) miss and move nothing; a missing
+  beat leaves no observation and the filter carries on through it. Ahead of its latest
+  observation the beat follows the filter's curve for `curve_ahead_beats`, then its tangent.
+* **Re-induction, with hysteresis.** When most of the last onsets miss the grid (the player
+  jumped to a new tempo, or came back in after a pause off the old beat), the tempo is induced
+  again from the recent onsets; the new estimate replaces the old one only if it explains
+  `switch_margin` more of those onsets. `generation` counts the times the beat numbering
+  changed (this and a new downbeat), so a follower knows to realign.
+* **Downbeat** (the bar's phase): every on-beat onset's accent goes to its beat's place in the
+  bar (`beats_per_bar` bins, forgetting with half-life `downbeat_half_life_beats`); the first
+  onset heard is taken as a downbeat to start with (worth `first_downbeat_prior` accents), and
+  the bar's phase moves only when another place outscores it by `downbeat_margin` (and all the
+  others by half that).
+* **Confidence**: the share of recent onsets on the grid, less the filter's mean innovation;
+  `locked` from `lock_confidence` up. A player who stops: after `hold_beats` beats with no
+  onset the tracker is `holding`: the estimate stays as it was (a follower keeps the last
+  tempo), and the next onsets either fit it (the player came back in time) or, missing, bring
+  a re-induction.
+
+The tracker is a pure function of the notes and the times `advance` is called with: fed the
+same notes, live or offline, it gives the same estimate (engine.control.sync.PlayerFollower
+feeds it at fixed points of the band's tempo map for that reason).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["BeatTracker", "Onset"]
+
+
+@dataclass(slots=True)
+class Onset:
+    """One onset: a note, or the notes of a chord played together."""
+    sample: float                 # mean time of its notes (samples)
+    first: float                  # its first note's time (the chord window starts there)
+    velocity: float               # the loudest note, 0..1
+    low: int                      # its lowest pitch
+    notes: int = 1
+    pcs: set = field(default_factory=set)
+    accent: float = 1.0
+    beat: float | None = None     # grid position (the tracker's numbering), or None: off-grid
+    times: list = field(default_factory=list)
+
+
+class BeatTracker:
+    """Tempo, beat phase and downbeat from note-on times (the module docstring says how).
+
+    Feed `note_on(sample, pitch, velocity)` and `note_off(sample, pitch)` in time order and
+    `advance(sample)` as time passes; read `locked`, `bpm`, `beat_at(sample)` (the player's
+    beat at a sample: whole numbers are beats, multiples of `beats_per_bar` downbeats),
+    `tempo_at(sample)`, `confidence`, `downbeat_confidence`, `holding`."""
+
+    def __init__(self, sample_rate: int, *, prior_bpm: float = 120.0, beats_per_bar: int = 4,
+                 min_bpm: float = 40.0, max_bpm: float = 240.0, chord_window_ms: float = 40.0,
+                 tolerance_beats: float = 0.12, window_s: float = 6.0, min_onsets: int = 5, hold_beats: float = 4.0,
+                 lock_confidence: float = 0.5, switch_margin: float = 0.25,
+                 downbeat_half_life_beats: float = 24.0, first_downbeat_prior: float = 1.5,
+                 downbeat_margin: float = 0.3, jitter_ms: float = 6.0,
+                 drift_jerk: float = 100.0, curve_ahead_beats: float = 1.0):
+        self.sr = float(sample_rate)
+        self.prior_bpm = float(prior_bpm)
+        self.beats_per_bar = max(int(beats_per_bar), 1)
+        self.min_bpm, self.max_bpm = float(min_bpm), float(max_bpm)
+        self.chord_window = chord_window_ms * 1e-3 * self.sr
+        self.tolerance = float(tolerance_beats)
+        self.window = window_s * self.sr
+        self.min_onsets = int(min_onsets)
+        self.hold_beats = float(hold_beats)
+        self.lock_confidence = float(lock_confidence)
+        self.switch_margin = float(switch_margin)
+        self.db_half_life = float(downbeat_half_life_beats)
+        self.first_prior = float(first_downbeat_prior)
+        self.db_margin = float(downbeat_margin)
+        self.curve_ahead = float(curve_ahead_beats)
+        lo, hi = 60.0 * self.sr / self.max_bpm, 60.0 * self.sr / self.min_bpm
+        self._periods = np.exp(np.linspace(math.log(lo), math.log(hi), 240))  # samples
+        self.onsets: deque[Onset] = deque(maxlen=96)
+        self._group: Onset | None = None
+        self._open: dict[int, Onset] = {}        # pitch -> the onset its note-on belongs to
+        self._vel = 0.6                          # running means: velocity, lowest pitch
+        self._low = 60.0
+        self._last_pcs: frozenset = frozenset()
+        self._x = np.zeros(3)                    # the filter: time, period, its change
+        self._P = np.eye(3)
+        self._R = (jitter_ms * 1e-3 * self.sr) ** 2
+        self.jerk = float(drift_jerk)
+        self._hits: deque[bool] = deque(maxlen=8)
+        self.fit: tuple[float, float, float, float] | None = None  # (u_ref, t_ref, p, c)
+        self.downbeat = 0                        # tracker beats u with u % bpb == this: the one
+        self._bins = np.zeros(self.beats_per_bar)
+        self._bins_u = 0.0                       # the beat the bins were last decayed to
+        self.generation = 0
+        self.now = -math.inf                     # the latest time advanced to (samples)
+        self.last_onset: float | None = None
+        self.rms = 0.0                           # the filter's mean |innovation|, in beats
+        self.counters = {"notes": 0, "onsets": 0, "chords": 0, "hits": 0, "misses": 0,
+                         "inductions": 0, "switches": 0, "downbeat_changes": 0, "late": 0,
+                         "bad": 0}
+
+    # ---- input --------------------------------------------------------------------------------
+    def note_on(self, sample: float, pitch: int, velocity: float) -> None:
+        """A note-on at `sample` (in time order; an earlier one is counted late and ignored)."""
+        if not (isinstance(pitch, int) and 0 <= pitch <= 127 and 0.0 <= velocity <= 1.0
+                and math.isfinite(sample)):
+            self.counters["bad"] += 1
+            return
+        if sample < self.now - self.chord_window:
+            self.counters["late"] += 1
+            return
+        self.counters["notes"] += 1
+        g = self._group
+        if g is not None and sample - g.first <= self.chord_window:
+            g.times.append(float(sample))
+            g.notes += 1
+            g.velocity = max(g.velocity, velocity)
+            g.low = min(g.low, pitch)
+            g.pcs.add(pitch % 12)
+        else:
+            self._close_group()
+            g = self._group = Onset(float(sample), float(sample), velocity, pitch,
+                                    pcs={pitch % 12}, times=[float(sample)])
+        self._open[pitch] = g
+        self.now = max(self.now, float(sample))
+
+    def note_off(self, sample: float, pitch: int) -> None:
+        """A note-off: a note held long adds to its onset's accent (on its beat's bin)."""
+        onset = self._open.pop(pitch, None) if isinstance(pitch, int) else None
+        if onset is None or onset is self._group or self.fit is None or onset.beat is None:
+            return
+        dur = (sample - onset.sample) / self.fit[2]
+        if dur >= 1.5 and onset.beat == int(onset.beat):
+            self._add_downbeat(onset.beat, 0.5 * min(dur / 2.0, 1.0), decay=False)
+
+    def advance(self, sample: float) -> None:
+        """Time has come to `sample`: a chord whose window has passed is complete."""
+        if self._group is not None and sample > self._group.first + self.chord_window:
+            self._close_group()
+        self.now = max(self.now, float(sample))
+
+    # ---- what it knows ------------------------------------------------------------------------
+    @property
+    def period(self) -> float | None:
+        """Samples per beat now (the fit's slope at its latest point), or None."""
+        return None if self.fit is None else self.fit[2]
+
+    @property
+    def bpm(self) -> float | None:
+        p = self.period
+        return None if p is None else 60.0 * self.sr / p
+
+    @property
+    def holding(self) -> bool:
+        """No onset for `hold_beats` beats: the player has stopped (the estimate is kept)."""
+        if self.fit is None or self.last_onset is None:
+            return False
+        return self.now - self.last_onset > self.hold_beats * self.fit[2]
+
+    @property
+    def confidence(self) -> float:
+        """0..1: the share of the recent onsets on the grid, less the fit's spread."""
+        if self.fit is None or not self._hits:
+            return 0.0
+        share = sum(self._hits) / len(self._hits)
+        return max(0.0, share * (1.0 - self.rms / self.tolerance))
+
+    @property
+    def locked(self) -> bool:
+        return self.fit is not None and self.confidence >= self.lock_confidence
+
+    @property
+    def downbeat_confidence(self) -> float:
+        """0..1: how far the bar's first beat outscores the next best place in the bar."""
+        b = self._bins
+        if self.beats_per_bar < 2 or b[self.downbeat] <= 0:
+            return 0.0
+        other = max(v for i, v in enumerate(b) if i != self.downbeat)
+        return float(max(0.0, (b[self.downbeat] - other) / b[self.downbeat]))
+
+    def _u_at(self, sample: float) -> float:
+        """The tracker's beat (its own numbering) at `sample`: the fitted curve near its
+        points, its tangent a beat past the last one."""
+        u0, t0, p, c = self.fit
+        d = sample - t0
+        if c != 0.0:
+            # t = t0 + p x + c x^2 up to x = h; beyond it, the tangent there
+            h = self.curve_ahead
+            t1, p1 = t0 + p * h + c * h * h, p + 2.0 * c * h
+            if d > t1 - t0:
+                return u0 + h + (sample - t1) / p1
+            disc = p * p + 4.0 * c * d
+            if disc > 0.0:
+                return u0 + 2.0 * d / (p + math.sqrt(disc))
+        return u0 + d / p
+
+    def beat_at(self, sample: float) -> float:
+        """The player's beat at `sample`: multiples of beats_per_bar are their downbeats."""
+        return self._u_at(sample) - self.downbeat
+
+    def tempo_at(self, sample: float) -> float:
+        """The tempo (BPM) the fit expects at `sample` (its slope there)."""
+        u0, t0, p, c = self.fit
+        x = min(max(self._u_at(sample) - u0, -4.0), self.curve_ahead)
+        slope = p + 2.0 * c * x
+        return 60.0 * self.sr / (slope if slope > 0 else p)
+
+    # ---- onsets -------------------------------------------------------------------------------
+    def _close_group(self) -> None:
+        g, self._group = self._group, None
+        if g is None:
+            return
+        g.sample = sum(g.times) / len(g.times)
+        self.counters["onsets"] += 1
+        if g.notes > 1:
+            self.counters["chords"] += 1
+        # accent: louder than usual, more notes, lower than usual, a new chord
+        change = g.notes > 1 and frozenset(g.pcs) != self._last_pcs
+        g.accent = max(0.2, 1.0 + 2.0 * (g.velocity - self._vel)
+                       + 0.4 * min(g.notes - 1, 3)
+                       + min(max(0.06 * (self._low - g.low), -0.5), 0.8)
+                       + (0.4 if change else 0.0))
+        if g.notes > 1:
+            self._last_pcs = frozenset(g.pcs)
+        self._vel += 0.1 * (g.velocity - self._vel)
+        self._low += 0.1 * (g.low - self._low)
+        if self.last_onset is not None and self.fit is not None and \
+                g.sample - self.last_onset > self.hold_beats * self.fit[2]:
+            self._hits.clear()                   # back after a pause: judge it afresh
+        self.last_onset = g.sample
+        self.onsets.append(g)
+        while self.onsets and self.onsets[0].sample < g.sample - self.window:
+            self.onsets.popleft()
+        if self.fit is None:
+            if len(self.onsets) >= self.min_onsets:
+                self._induce()
+            return
+        self._track(g)
+
+    def _track(self, g: Onset) -> None:
+        u = self._u_at(g.sample)
+        n = round(2.0 * u) / 2.0
+        tol = self.tolerance if n == int(n) else 0.75 * self.tolerance
+        if abs(u - n) <= tol:
+            g.beat = n
+            self._hits.append(True)
+            self.counters["hits"] += 1
+            # a chord's mean time is steadier than one note's: its weight grows with its notes
+            self._observe(n, g.sample, (1.0 if n == int(n) else 0.6) * min(g.notes, 4))
+            if n == int(n):
+                self._add_downbeat(n, g.accent)
+        else:
+            self._hits.append(False)
+            self.counters["misses"] += 1
+        misses = len(self._hits) - sum(self._hits)
+        if len(self._hits) >= 4 and misses >= max(3, (len(self._hits) + 1) // 2 + 1):
+            self._induce()
+
+    # ---- induction ----------------------------------------------------------------------------
+    def _hypothesis(self, onsets: list[Onset]) -> tuple[float, float] | None:
+        """(period, phase sample) that best explains `onsets` (IOI comb × tempo prior, then the
+        phase with the most accent on its beats), or None."""
+        if len(onsets) < 3:
+            return None
+        t = np.array([o.sample for o in onsets])
+        w = np.array([o.accent for o in onsets])
+        i, j = np.triu_indices(len(t), 1)
+        d = t[j] - t[i]
+        keep = d <= 4.0 * self._periods[-1]
+        d, ww = d[keep], (w[i] * w[j])[keep]
+        if not len(d):
+            return None
+        P = self._periods[:, None]
+        score = np.zeros(len(self._periods))
+        for m in (1, 2, 3, 4):              # the comb's teeth, weaker further out
+            sigma = 0.02 * self.sr + 0.03 * m * P
+            score += (ww * np.exp(-0.5 * ((d - m * P) / sigma) ** 2)).sum(axis=1) / m
+        bpm = 60.0 * self.sr / self._periods
+        score *= np.exp(-0.5 * (np.log2(bpm / self.prior_bpm) / 0.5) ** 2)
+        k = int(np.argmax(score))
+        if score[k] <= 0.0:
+            return None
+        period = float(self._periods[k])
+        if 0 < k < len(score) - 1:                # parabolic refinement on the log grid
+            a, b, c = score[k - 1:k + 2]
+            den = a - 2.0 * b + c
+            if den < 0:
+                step = math.log(self._periods[1] / self._periods[0])
+                period *= math.exp(0.5 * (a - c) / den * step)
+        x = (t / period) % 1.0
+        phases = np.linspace(0.0, 1.0, 64, endpoint=False)
+        dev = (x[None, :] - phases[:, None] + 0.5) % 1.0 - 0.5
+        ps = (w * np.exp(-0.5 * (dev / 0.07) ** 2)).sum(axis=1)
+        phase = float(phases[int(np.argmax(ps))]) * period
+        # the phase's centre of mass among the onsets near it
+        near = np.abs((x - phase / period + 0.5) % 1.0 - 0.5) < 0.1
+        if near.any():
+            dv = ((x[near] - phase / period + 0.5) % 1.0 - 0.5) * w[near]
+            phase += float(dv.sum() / w[near].sum()) * period
+        return period, phase
+
+    @staticmethod
+    def _assign(onsets: list[Onset], period: float, phase: float, tol: float) -> list:
+        """(onset, grid position) for the onsets on the eighth grid of (period, phase)."""
+        out = []
+        for o in onsets:
+            u = (o.sample - phase) / period
+            n = round(2.0 * u) / 2.0
+            if abs(u - n) <= (tol if n == int(n) else 0.75 * tol):
+                out.append((o, n))
+        return out
+
+    def _induce(self) -> None:
+        """Find the tempo afresh from the recent onsets; take it if nothing is known yet, or if
+        it explains `switch_margin` more of them than the current estimate (hysteresis)."""
+        recent = list(self.onsets)
+        hyp = self._hypothesis(recent)
+        if hyp is None:
+            return
+        period, phase = hyp
+        assigned = self._assign(recent, period, phase, self.tolerance)
+        beats = {n for _, n in assigned if n == int(n)}
+        if len(assigned) < max(4, 0.6 * len(recent)) or len(beats) < 3:
+            return
+        if self.fit is not None:
+            old = sum(1 for o in recent if abs(self._u_at(o.sample)
+                                               - round(2 * self._u_at(o.sample)) / 2)
+                      <= self.tolerance)
+            if len(assigned) - old < self.switch_margin * len(recent):
+                self._hits.clear()               # not better: keep it, judge afresh
+                return
+            self.counters["switches"] += 1
+        self.counters["inductions"] += 1
+        first = min((n for _, n in assigned if n == int(n)))
+        for o in self.onsets:
+            o.beat = None
+        for o, n in assigned:
+            o.beat = n - first                   # the first beat heard is beat 0
+        self._start_filter([(o.beat, o.sample, (1.0 if o.beat == int(o.beat) else 0.6)
+                             * min(o.notes, 4)) for o, _ in assigned])
+        self._hits = deque((True,) * len(assigned), maxlen=self._hits.maxlen)
+        # the bar: the first beat heard is a downbeat to begin with, then the accents
+        self._bins[:] = 0.0
+        self._bins_u = 0.0
+        self.downbeat = 0
+        self._bins[0] = self.first_prior
+        for o, _ in assigned:
+            if o.beat == int(o.beat):
+                self._add_downbeat(o.beat, o.accent, pick=False)
+        self._pick_downbeat()
+        self.generation += 1
+
+    # ---- the filter ---------------------------------------------------------------------------
+    def _start_filter(self, pts: list[tuple[float, float, float]]) -> None:
+        """A straight line through the induction's points (weighted least squares) starts the
+        Kalman filter: the latest point's time, the period, no drift yet."""
+        u = np.array([q[0] for q in pts])
+        t = np.array([q[1] for q in pts])
+        w = np.array([q[2] for q in pts])
+        ub, tb = (w * u).sum() / w.sum(), (w * t).sum() / w.sum()
+        sxx = (w * (u - ub) ** 2).sum()
+        p = (w * (u - ub) * (t - tb)).sum() / sxx
+        u_ref = float(u[-1])
+        var_p = self._R / sxx
+        self._x = np.array([tb + p * (u_ref - ub), p, 0.0])
+        self._P = np.diag([self._R / w.sum() + (u_ref - ub) ** 2 * var_p, var_p,
+                           (0.002 * p) ** 2])
+        self.rms = 0.0
+        self.fit = (u_ref, float(self._x[0]), float(p), 0.0)
+
+    def _observe(self, u: float, t: float, w: float) -> None:
+        """One onset at grid position `u` (beats), time `t`: the filter's state (the time of
+        its latest beat position, the period, the period's change a beat) moves on to `u` (a
+        constant change of period, its uncertainty growing with `drift_jerk`) and takes the
+        onset in (its variance the jitter's over `w`)."""
+        d = u - self.fit[0]
+        x, P = self._x, self._P
+        if d > 0.0:
+            F = np.array([[1.0, d, 0.5 * d * d], [0.0, 1.0, d], [0.0, 0.0, 1.0]])
+            d2, d3 = d * d, d * d * d
+            Q = self.jerk * np.array([[d3 * d2 / 20.0, d2 * d2 / 8.0, d3 / 6.0],
+                                      [d2 * d2 / 8.0, d3 / 3.0, d2 / 2.0],
+                                      [d3 / 6.0, d2 / 2.0, d]])
+            x = F @ x
+            P = F @ P @ F.T + Q
+        innov = t - x[0]
+        S = P[0, 0] + self._R / w
+        K = P[:, 0] / S
+        x = x + K * innov
+        P = P - np.outer(K, P[0, :])
+        p0 = self.fit[2]
+        if not 0.5 * p0 < x[1] < 2.0 * p0:       # nonsense: keep what was known
+            return
+        x[2] = min(max(x[2], -0.05 * x[1]), 0.05 * x[1])
+        self._x, self._P = x, P
+        self.rms += 0.2 * (abs(innov) / x[1] - self.rms)
+        self.fit = (float(u), float(x[0]), float(x[1]), float(0.5 * x[2]))
+
+    # ---- the bar ------------------------------------------------------------------------------
+    def _add_downbeat(self, beat: float, accent: float, decay: bool = True,
+                      pick: bool = True) -> None:
+        if decay and beat > self._bins_u:
+            self._bins *= 0.5 ** ((beat - self._bins_u) / self.db_half_life)
+            self._bins_u = beat
+        self._bins[int(beat) % self.beats_per_bar] += accent
+        if pick:
+            self._pick_downbeat()
+
+    def _pick_downbeat(self) -> None:
+        """Move the bar's phase to the place that outscores the current one by the margin and
+        every other place by half of it (so near-even bins, as in a chorale's steady chords,
+        never flip the bars back and forth)."""
+        b = self._bins
+        best = int(np.argmax(b))
+        others = max((v for i, v in enumerate(b) if i != best), default=0.0)
+        if best != self.downbeat and b[best] > (1.0 + self.db_margin) * b[self.downbeat] \
+                and b[best] > (1.0 + 0.5 * self.db_margin) * others:
+            self.downbeat = best
+            self.counters["downbeat_changes"] += 1
+            self.generation += 1
