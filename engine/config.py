@@ -102,6 +102,8 @@ SCHEMA: Schema = {
         "swing": Field(0.0, "0 straight .. 0.5 hard swing of the off-beat eighths",
                        lo=0.0, hi=0.5),
         "style": Field("rock", "drum and bass style", choices=tuple(STYLES)),
+        "groove": Field(1.0, "how much of the style's groove template (timing, accents, "
+                        "swing) the band plays with: 0 straight .. 1 as written", lo=0.0, hi=1.0),
         "seed": Field(1, "random seed: same seed, same music", lo=0, hi=2**31 - 1),
         "lookahead_ms": Field(80.0, "how far ahead the band is scheduled", lo=10.0, hi=1000.0),
         "drums": Field(True, "drum agent plays"),

@@ -301,7 +301,7 @@ def test_osc_lists_describes_and_sets_the_new_addresses(cfg):
         c.send("/bandmate/addresses", "/band/")
         r = await c.recv("the band's addresses")
         assert set(r.params[2:]) == {"/band/style", "/band/energy", "/band/swing", "/band/key",
-                                     "/band/memory", "/band/feel"}
+                                     "/band/memory", "/band/feel", "/band/groove"}
         c.send("/bandmate/addresses", "/drums/")
         r = await c.recv("the drums' addresses")
         got = list(r.params[2:])
@@ -312,7 +312,8 @@ def test_osc_lists_describes_and_sets_the_new_addresses(cfg):
         c.send("/bandmate/info", "/band/style")
         r = await c.recv("the style's info")
         assert r.params[0] == "/band/style" and r.params[4] == "choice"
-        assert r.params[5:] == ["rock", "house", "funk", "hiphop", "bossa", "breakbeat"]
+        assert r.params[5:] == ["rock", "house", "funk", "hiphop", "bossa", "breakbeat", "dnb",
+                                "jazz"]
         c.send("/bandmate/info", "/band/energy")
         r = await c.recv("the energy's info")
         assert r.params == ["/band/energy", 0.0, 1.0, 0.5, "lin"]

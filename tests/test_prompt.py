@@ -210,8 +210,8 @@ def test_prompt_command_line_and_fade(cfg):
     ('sparse = 0.2,', 'sparse = "x",', "[part_words] density.sparse: must be a number"),
     ('patches = { keys = "ep-tines" }', 'patches = { kazoo = "ep-tines" }',
      "[styles.bossa] patches.kazoo: no part 'kazoo'"),
-    ('swing = 0.4\n', 'swing = 0.4\nswung = 1\n', "[styles.jazzy] swung: unknown key"),
-    ('aliases = ["breaks", "jungle", "dnb"]', 'aliases = ["breaks", "funk"]',
+    ('style = "jazz"\n', 'style = "jazz"\nswung = 1\n', "[styles.jazzy] swung: unknown key"),
+    ('aliases = ["breaks"]', 'aliases = ["breaks", "funk"]',
      "'funk' is already a word of [styles.funky]"),
 ])
 def test_a_broken_styles_file_names_its_file_line_and_field(tmp_path, old, new, field):

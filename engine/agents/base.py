@@ -13,6 +13,8 @@ How an agent stays pure and cheap:
 * Steering (`engine.agents.steer`, the context's optional ``steer``): the style, energy and
   key of the band and each agent's on/off, density and octave in force at the bar's downbeat
   are in the `BarInfo` too, so a change re-renders the bars from the beat it is put in force.
+* Groove: the style's micro-timing and accent template (`engine.agents.groove`, amount
+  /band/groove) is applied to every agent's bar in `_render_bar`, after `render`.
 * Randomness comes from `engine.patterns.rand` keyed by (seed, agent name, bar, ...), never from
   a generator carried between queries.
 
@@ -33,6 +35,8 @@ from engine.parts import PARTS
 from engine.patterns.event import Note
 from engine.patterns.pattern import BarPattern
 
+from .groove import apply_groove
+
 __all__ = [
     "STYLES",
     "STYLE_TEMPO_BPM",
@@ -47,10 +51,10 @@ __all__ = [
     "energise",
 ]
 
-STYLES = ("rock", "house", "funk", "hiphop", "bossa", "breakbeat")
+STYLES = ("rock", "house", "funk", "hiphop", "bossa", "breakbeat", "dnb", "jazz")
 #: A tempo each style sounds right at (the conductor or the demo may use it).
 STYLE_TEMPO_BPM = {"rock": 120, "house": 122, "funk": 104, "hiphop": 90, "bossa": 128,
-                   "breakbeat": 132}
+                   "breakbeat": 132, "dnb": 174, "jazz": 140}
 
 #: Performance cues a context may give for a bar (``ctx.cues_at(bar)``, optional):
 #:   'fill'   drum fill over the last two beats (the phrase rules add fills on their own too)
@@ -239,6 +243,7 @@ class BarInfo:
     basses: tuple[int | None, ...] = ()   # each chord's slash bass (empty: all in root position)
     scale: tuple[int, ...] = ()  # the key's pitch classes (empty: no key known)
     feel: str = "normal"     # steering /band/feel: normal | half | double (drums and bass)
+    groove: float = 1.0      # /band/groove: how much of the style's groove template is applied
 
     @property
     def busy(self) -> float:
@@ -310,9 +315,10 @@ class Agent:
         style = self.style or ctx.style
         steer = getattr(ctx, "steer", None)
         intensity = ctx.intensity_at(Fraction(start))
-        on, density, octave, feel = True, 0.5, 0, "normal"
+        on, density, octave, feel, groove = True, 0.5, 0, "normal", 1.0
         if steer is not None:
             feel = steer.feel_at(Fraction(start))
+            groove = quantise_intensity(steer.at("/band/groove", Fraction(start)))
             style = steer.style_at(Fraction(start), style)
             intensity = energise(intensity, steer.at("/band/energy", Fraction(start)))
             on, density, octave = steer.agent(self.part, Fraction(start))
@@ -341,6 +347,7 @@ class Agent:
             basses=basses if any(b is not None for b in basses) else (),
             scale=tuple(sorted(key.scale)) if key is not None else (),
             feel=feel,
+            groove=groove,
         )
 
     def lookback_from(self, bar: int, beats_per_bar: int) -> int:
@@ -352,7 +359,8 @@ class Agent:
         info = self.bar_info(bar, ctx)
         if not info.on:
             return []
-        notes = self.render(info)
+        notes = apply_groove(self.render(info), info.style, info.groove, info.start,
+                             info.beats_per_bar)
         if info.octave:
             shift = 12 * info.octave
             notes = [replace(n, note=min(127, max(0, n.note + shift))) for n in notes]

@@ -3,6 +3,11 @@
 fifth below) on the last eighth (sixteenth in funk and breakbeat) before every chord change,
 played legato into the new root. Register E1..G3 (MIDI 28..55); roots sit in E1..D#2.
 
+Jazz walks (`BassAgent.walk`): a quarter note on every beat, the chord's root where it
+starts, chord tones on the other strong beats, passing tones between, and a step (a semitone
+or a whole tone, in the key when one is known) into every coming root; a two-feel (half notes)
+at low energy. 'dnb' holds long sub roots with a syncopated move on the kick's "and" of 3.
+
 Rhythm by style: 'rock' plays eighths locked to the kick (kick steps always, the others as
 intensity rises); 'house' plays the kick's quarters with offbeat octaves; 'funk' plays
 syncopated sixteenth figures; 'hiphop', 'bossa' and 'breakbeat' have their own figures.
@@ -36,6 +41,10 @@ _FIGURES: dict[str, tuple[str, ...]] = {
     "hiphop": ("R......fR.r.....", "R.....R...R..5..", "R..r....R.r....."),
     "bossa": ("R.....5.5.....r.", "R.....5.5.....8."),
     "breakbeat": ("R.r.......R8..5.", "R.R...r...R8....", "R.r.......R..7.."),
+    # sub-bass: a long root, then a syncopated move on the kick's "and" of 3
+    "dnb": ("R.........R.....", "R.........8..5..", "R......r..R...o."),
+    # jazz walks (`BassAgent.walk`); this is only its rhythm, a note on every beat
+    "jazz": ("R...R...R...R...",),
 }
 # (gap before the next onset, longest note), beats: a note lasts min(longest, time to the next
 # onset - gap), and at least a 64th
@@ -46,6 +55,8 @@ _SHAPE = {
     "hiphop": (Fraction(1, 16), Fraction(2)),
     "bossa": (Fraction(1, 16), Fraction(3, 2)),
     "breakbeat": (Fraction(1, 8), Fraction(3, 4)),
+    "dnb": (Fraction(1, 16), Fraction(3)),
+    "jazz": (Fraction(1, 16), Fraction(1)),
 }
 _APPROACH_16TH = {"funk", "breakbeat"}
 
@@ -125,6 +136,8 @@ class BassAgent(Agent):
             c = info.chords[0]
             return [Note(info.start, Fraction(info.beats_per_bar), "bass",
                          root_pitch(c.root), round(min(1.0, 0.9 * level + 0.1), 3))]
+        if info.style == "jazz" and "build" not in info.cues:
+            return self.walk(info)
 
         # onsets: step -> role
         if "build" in info.cues:
@@ -193,6 +206,26 @@ class BassAgent(Agent):
             out.append(Note(info.at(s), dur, "bass", pitch, round(min(1.0, max(0.05, v)), 3), nudge))
         return out
 
+    def walk(self, info: BarInfo) -> list[Note]:
+        """The jazz walking bass (see `_walk_pitches`); a two-feel below intensity 0.3 in
+        4/4."""
+        seed, bar, bpb = info.seed, info.bar, info.beats_per_bar
+        level = 0.74 + 0.28 * info.intensity
+        if info.busy < 0.3 and bpb == 4:
+            line = _walk_two_feel(info)
+        else:
+            line = list(enumerate(_walk_pitches(info)))
+        out = []
+        for k, (j, p) in enumerate(line):
+            nxt = line[k + 1][0] if k + 1 < len(line) else bpb
+            dur = Fraction(nxt - j) - Fraction(1, 16)
+            v = (0.8 if j == 0 else 0.74) * level \
+                + (unit(seed, "bass-vel", bar, 4 * j) - 0.5) * 0.06
+            nudge = round((unit(seed, "bass-nudge", bar, 4 * j) - 0.5) * 0.004, 4) + 0.0
+            out.append(Note(info.start + j, dur, "bass", p, round(min(1.0, max(0.05, v)), 3),
+                            nudge))
+        return out
+
     def _approach(self, seed: int, cur: Chord, nxt: Chord, bar: int, j: int,
                   scale: tuple[int, ...] = ()) -> int:
         """A note a step (or a fourth) from the next root, leading into it; with a key's
@@ -225,3 +258,106 @@ class BassAgent(Agent):
         if p < BASS_LOW:
             p = target + 1 if target + 1 <= BASS_HIGH else p + 12
         return _fold(p)
+
+
+# -- jazz: the walking bass --------------------------------------------------------------------
+WALK_TOP = 52  # E3: the walking line stays below it (the comping sits above)
+
+
+def walk_target(seed: int, bar: int, pc: int) -> int:
+    """The pitch a walking line lands on at ``bar``'s downbeat (root or slash bass ``pc``):
+    within G1..F#2 or Bb1..A2 (seeded per bar), so the roots of neighbouring bars lie close
+    and the line walks between them. The bar before computes the same pitch to lead into it."""
+    low = 31 + (3 if unit(seed, "bass", "walk-oct", bar) < 0.5 else 0)
+    return low + (pc - low) % 12
+
+
+def _nearest_pc(pc: int, to: int, avoid: int | None = None) -> int:
+    """The pitch of class ``pc`` nearest ``to`` within the walking range (not ``avoid``)."""
+    cands = [p for p in range(BASS_LOW, WALK_TOP + 1) if p % 12 == pc and p != avoid]
+    return min(cands, key=lambda p: (abs(p - to), p))
+
+
+def _approach_walk(seed: int, bar: int, j: int, target: int, chord: Chord,
+                   key: tuple[int, ...], avoid: int) -> int:
+    """A note a semitone or a whole tone from ``target`` (above or below), leading into it:
+    in the key when one is known (else chromatic or the chord's scale), never ``avoid``."""
+    order = [-1, 1, -2, 2]
+    k = int(unit(seed, "bass", "walk-app", bar, j) * 4)
+    order = order[k:] + order[:k]
+    scale = set(key) if key else set(chord_scale(chord))
+    ok = [target + d for d in order if BASS_LOW <= target + d <= BASS_HIGH
+          and target + d != avoid]
+    fitting = [p for p in ok if (not key and abs(p - target) == 1) or p % 12 in scale]
+    return (fitting or ok)[0]
+
+
+def _walk_pitches(info: BarInfo) -> list[int]:
+    """One pitch per beat: each chord's root (or slash bass) where it starts, chord tones on
+    the other strong beats, passing tones between, and the beat before every change (the next
+    bar's downbeat included) a step from the coming root. No note repeats the one before."""
+    seed, bar, bpb = info.seed, info.bar, info.beats_per_bar
+    key = info.scale
+    starts = [0] + [j for j in range(1, bpb) if info.chords[j] != info.chords[j - 1]]
+    pitches: list[int] = []
+    for si, a in enumerate(starts):
+        b = starts[si + 1] if si + 1 < len(starts) else bpb
+        chord = info.chords[a]
+        low = info.bass_at_step(4 * a)
+        if a == 0:
+            first = walk_target(seed, bar, low)
+        else:
+            first = _nearest_pc(low, pitches[starts[si - 1]], avoid=pitches[-1])
+            if first == pitches[-1]:
+                first = _nearest_pc(chord.third if chord.third is not None else chord.fifth,
+                                    pitches[-1], avoid=pitches[-1])
+        pitches.append(first)
+        if b - a == 1:
+            continue
+        if b == bpb:
+            nb = info.basses[-1] if info.basses and info.basses[-1] is not None \
+                else info.next_chord.root
+            target = walk_target(seed, bar + 1, nb)
+        else:
+            nb = info.bass_at_step(4 * b)
+            target = _nearest_pc(nb, first)
+        middle = list(range(a + 1, b - 1))
+        last = pitches[-1]
+        app = _approach_walk(seed, bar, b, target, chord,
+                             key, avoid=last if not middle else -1)
+        tones = set(chord.tones)
+        passing = set(key) | tones if key else set(chord_scale(chord))
+        for n_k, k in enumerate(middle):
+            nxt_fixed = app if k == b - 2 else None
+            # the line heads from where it is towards the approach note
+            left = (b - 1) - k
+            ideal = last + (app - last) / (left + 1) * 1.0
+            pool = tones if k % 2 == 0 else passing
+            cands = [p for p in range(BASS_LOW, WALK_TOP + 1)
+                     if p % 12 in pool and p != last and p != nxt_fixed and abs(p - last) <= 7
+                     and abs(p - app) <= 2 + 5 * left]
+            if not cands:
+                cands = [p for p in range(BASS_LOW, WALK_TOP + 1)
+                         if p % 12 in tones and p != last and p != nxt_fixed]
+            cands.sort(key=lambda p: (abs(p - ideal), p))
+            pick = cands[1] if len(cands) > 1 and unit(seed, "bass", "walk", bar, k) < 0.3 \
+                else cands[0]
+            pitches.append(pick)
+            last = pick
+        if app == last:   # (only when the middle ended on it: step away by the other side)
+            app = _approach_walk(seed, bar, b + 100, target, chord, key, avoid=last)
+        pitches.append(app)
+    return pitches
+
+
+def _walk_two_feel(info: BarInfo) -> list[tuple[int, int]]:
+    """Low energy: half notes, (beat, pitch): the root, then a chord tone on beat 3 (the
+    new root where the chord changes there)."""
+    seed, bar = info.seed, info.bar
+    first = walk_target(seed, bar, info.bass_at_step(0))
+    c2 = info.chords[2]
+    if c2 != info.chords[1]:
+        second = _nearest_pc(info.bass_at_step(8), first, avoid=first)
+    else:
+        second = _nearest_pc(c2.fifth, first, avoid=first)
+    return [(0, first), (2, second)]

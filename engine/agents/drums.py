@@ -1,6 +1,7 @@
 """The drummer (control side): per-style step patterns with Euclidean and probabilistic layers,
-two-bar kick variations, ghost notes, fills at phrase ends, crashes after fills, humanised
-velocity and timing, and intensity that thins or thickens the groove.
+two-bar kick variations, ghost notes, fills at phrase ends (each style's own: `STYLE_FILLS`),
+crashes after fills, humanised velocity and timing, and intensity that thins or thickens the
+groove. The style's groove template (engine.agents.groove) is applied afterwards, by `Agent`.
 
 Patterns are written for 4/4 as 16 sixteenth steps. Step characters:
 
@@ -18,6 +19,7 @@ alternately, then the last beat (3/4 plays beats 1, 2, 4 of the 4/4 pattern).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -28,7 +30,8 @@ from engine.patterns.rand import unit
 
 from .base import Agent, BarInfo
 
-__all__ = ["DrumAgent", "DrumStyle", "DRUM_STYLES", "kick_steps", "fit_meter", "feel_pattern"]
+__all__ = ["DrumAgent", "DrumStyle", "DRUM_STYLES", "STYLE_FILLS", "Fills", "kick_steps",
+           "fit_meter", "feel_pattern"]
 
 SIXTEENTH = Fraction(1, 4)
 
@@ -50,6 +53,8 @@ class DrumStyle:
     gain: tuple[tuple[str, float], ...] = ()
     feel_ms: tuple[tuple[str, float], ...] = ()
     jitter_ms: float = 3.0
+    choke_hats: bool = True   # an open hat drops the closed hat on its step (False: jazz,
+    #                          whose "open hat" is the ride and whose closed hat is the foot)
 
 
 DRUM_STYLES: dict[str, DrumStyle] = {
@@ -127,6 +132,40 @@ DRUM_STYLES: dict[str, DrumStyle] = {
         gain=(("closed_hat", 0.68), ("open_hat", 0.7)),
         jitter_ms=3.0,
     ),
+    # drum and bass (160-176 BPM): the two-step, kick on 1 and the "and" of 3, snare on 2
+    # and 4 (a half-time backbeat at a double-time tempo), fast hats, ghost snares around it
+    "dnb": DrumStyle(
+        layers=(
+            ("kick", "x.........x.....", 0.0),
+            ("snare", "....X.......X...", 0.0),
+            ("snare", ".......g.g....g.", 0.2),
+            ("closed_hat", "x.x.x.x.x.x.x.x.", 0.0),
+            ("closed_hat", ".g.g.g.g.g.g.g.g", 0.45),
+            ("open_hat", "......?.......?.", 0.6),
+            ("kick", ".............?..", 0.75),
+        ),
+        kick_variants=("x.........x..x..", "x.x.......x.....", "x......x..x....."),
+        gain=(("closed_hat", 0.62), ("open_hat", 0.62)),
+        jitter_ms=2.0,
+    ),
+    # jazz swing: the ride's "spang-a-lang" (every beat, a skip note on the off-beat of 2 and
+    # 4, swung to the triplet by the jazz groove), the hi-hat foot on 2 and 4, a feathered kick
+    # on every beat, snare comping and ghosts. The kit has no ride cymbal: the open hat,
+    # played light, is the ride (GM 46 on MIDI out).
+    "jazz": DrumStyle(
+        layers=(
+            ("kick", "o...o...o...o...", 0.0),
+            ("open_hat", "x...x.x.x...x.x.", 0.0),
+            ("closed_hat", "....x.......x...", 0.0),
+            ("snare", "..g...g...g...g.", 0.25),
+            ("snare", "..........?...?.", 0.5),
+            ("kick", "......?.........", 0.7),
+        ),
+        gain=(("kick", 0.42), ("open_hat", 0.6), ("closed_hat", 0.55), ("snare", 0.75)),
+        feel_ms=(("closed_hat", -5.0),),   # the foot lands just before the ride it meets
+        jitter_ms=2.0,
+        choke_hats=False,
+    ),
 }
 
 # step character -> (velocity, probability as a function of intensity i)
@@ -145,12 +184,46 @@ def _prob(ch: str, i: float) -> float:
     raise ValueError(f"unknown drum step {ch!r}")
 
 
-# Fills: one character per sixteenth. S snare, s ghost snare, H/M/L toms, K kick, . rest.
-# Velocities rise through the fill.
+# Fills: one character per sixteenth (per eighth-note triplet in jazz). S snare, s ghost snare,
+# R a snare 32nd pair, H/M/L toms, K kick, . rest. Velocities rise through the fill.
 FILLS_1 = ("SSSS", "S.SS", "HHML", "SSHM", "K.SS")
 FILLS_2 = ("SSSSHHML", "S.SSH.ML", "sSsSSSSS", "HHMMLLKK", "KSsSHMLL", "S.S.SSSS")
-_FILL_INST = {"S": "snare", "s": "snare", "H": "tom_high", "M": "tom_mid", "L": "tom_low",
-              "K": "kick"}
+_FILL_INST = {"S": "snare", "s": "snare", "R": "snare", "H": "tom_high", "M": "tom_mid",
+              "L": "tom_low", "K": "kick"}
+
+
+@dataclass(frozen=True)
+class Fills:
+    """A style's fills, by length: one beat, two beats (the 8-bar phrase end), four beats
+    (the phrase end at high energy, from intensity `whole_bar_from` up). ``unit``: sixteenths
+    per character (4/3: eighth-note triplets)."""
+
+    one: tuple[str, ...] = FILLS_1
+    two: tuple[str, ...] = FILLS_2
+    four: tuple[str, ...] = ()
+    unit: Fraction = Fraction(1)
+    whole_bar_from: float = 0.8
+
+
+#: fills that fit each style: tom runs in rock, snare rolls in drum and bass, triplets in jazz
+STYLE_FILLS: dict[str, Fills] = {
+    "rock": Fills(one=("HHML", "SHML", "S.ML", "SSHM"),
+                  two=("SSHHMMLL", "HHMMLLKK", "S.SSHHML", "SHMLHMLL", "KSsSHMLL"),
+                  four=("S.SSS.SSHHMMLLKK", "SSHHSSMMSSLLHMLK")),
+    "dnb": Fills(one=("sSSS", "SSRR", "S.RR"),
+                 two=("sSsSSSSS", "S.SsSSRR", "SSSSRRRR", "sSSRSSRR"),
+                 four=("sssSsSsSSSSSRRRR", "S.sSS.sSSSSSRRRR")),
+    "jazz": Fills(one=("sSS", "S.K", "SHM"),
+                  two=("SsSSHM", "S.KS.K", "sSSSSS", "SHMHML"),
+                  four=("sSsSSSHHMMLK", "S.KS.KSSSHML"),
+                  unit=Fraction(4, 3)),
+}
+_DEFAULT_FILLS = Fills()
+
+
+def _step(at: Fraction) -> int | Fraction:
+    """A fill position as an int step when it is on the sixteenth grid (keys stay ints)."""
+    return int(at) if at.denominator == 1 else at
 
 
 def fit_meter(pattern16: str, beats_per_bar: int) -> str:
@@ -207,14 +280,19 @@ class DrumAgent(Agent):
 
     # -- phrase structure -----------------------------------------------------------------------
     def fill_for(self, info: BarInfo) -> str | None:
-        """The fill ending this bar ('build' for a whole-bar build-up), or None."""
+        """The fill ending this bar ('build' for a whole-bar build-up), or None: the style's
+        fills (`STYLE_FILLS`), longer as the energy rises (a whole bar into a new 8-bar
+        section from `Fills.whole_bar_from` up)."""
         if "build" in info.cues:
             return "build"
         bar, i = info.bar, info.intensity
+        fills = STYLE_FILLS.get(info.style, _DEFAULT_FILLS)
         if "fill" in info.cues or (bar % 8 == 7 and i >= 0.2):
-            return FILLS_2[int(unit(info.seed, "drums", "fill2", bar) * len(FILLS_2))]
+            pool = fills.four if fills.four and i >= fills.whole_bar_from else fills.two
+            return pool[int(unit(info.seed, "drums", "fill2", bar) * len(pool))]
         if bar % 4 == 3 and i >= 0.3 and unit(info.seed, "drums", "fill?", bar) < 0.2 + 0.6 * i:
-            return FILLS_1[int(unit(info.seed, "drums", "fill1", bar) * len(FILLS_1))]
+            pool = fills.one
+            return pool[int(unit(info.seed, "drums", "fill1", bar) * len(pool))]
         return None
 
     def crash_for(self, info: BarInfo) -> bool:
@@ -230,7 +308,7 @@ class DrumAgent(Agent):
         seed, bar, i = info.seed, info.bar, info.busy   # how many hits: intensity × density
         n_steps = info.steps
         gain = dict(style.gain)
-        hits: dict[tuple[int, str], float] = {}  # (step, instrument) -> velocity
+        hits: dict[tuple[int | Fraction, str], float] = {}  # (step, instrument) -> velocity
 
         if "ending" in info.cues:
             hits[(0, "kick")] = 1.0
@@ -238,12 +316,13 @@ class DrumAgent(Agent):
             return self._notes(info, style, hits, ring={(0, "open_hat"): Fraction(4)})
 
         fill = self.fill_for(info)
-        fill_from = n_steps
+        fill_unit = STYLE_FILLS.get(info.style, _DEFAULT_FILLS).unit
+        fill_from: int | Fraction = n_steps
         if fill == "build":
             fill_from = 0
         elif fill is not None:
-            fill = fill[-n_steps:]  # a bar of 1/4 is shorter than a 2-beat fill
-            fill_from = n_steps - len(fill)
+            fill = fill[-int(n_steps / fill_unit):]  # a bar of 1/4 is shorter than the fill
+            fill_from = n_steps - len(fill) * fill_unit
 
         kick_main = _kick_pattern(style, seed, bar)
         first_kick = True
@@ -253,7 +332,7 @@ class DrumAgent(Agent):
             if inst == "kick" and first_kick:
                 pat, first_kick = kick_main, False
             pat = fit_meter(feel_pattern(pat, info.feel), info.beats_per_bar)
-            for s in range(min(fill_from, len(pat))):
+            for s in range(min(math.ceil(fill_from), len(pat))):
                 ch = pat[s]
                 if ch == ".":
                     continue
@@ -278,7 +357,10 @@ class DrumAgent(Agent):
                 if ch == ".":
                     continue
                 v = 0.3 if ch == "s" else 0.62 + 0.38 * j / last
-                hits[(fill_from + j, _FILL_INST[ch])] = v
+                at = fill_from + j * fill_unit
+                hits[(_step(at), _FILL_INST[ch])] = v
+                if ch == "R":    # a 32nd pair: the second stroke a little softer
+                    hits[(_step(at + fill_unit / 2), "snare")] = 0.9 * v
 
         ring: dict[tuple[int, str], Fraction] = {}
         if self.crash_for(info):
@@ -288,7 +370,7 @@ class DrumAgent(Agent):
             ring[(0, "open_hat")] = Fraction(2)
         # an open hat chokes the closed hat on the same step
         for s, inst in list(hits):
-            if inst == "open_hat":
+            if inst == "open_hat" and style.choke_hats:
                 hits.pop((s, "closed_hat"), None)
         return self._notes(info, style, hits, ring)
 
@@ -307,9 +389,11 @@ class DrumAgent(Agent):
             note = DRUM_NOTES[inst]
             if s % 4 == 0 and v > 0.5:
                 v *= 1.04  # beats a touch stronger than the offbeats
-            v = v * level + (unit(seed, "drums-vel", bar, s, note) - 0.5) * 0.1
+            key = s if isinstance(s, int) else str(s)   # a fill's triplet or 32nd step
+            v = v * level + (unit(seed, "drums-vel", bar, key, note) - 0.5) * 0.1
             vel = round(min(1.0, max(0.05, v)), 3)
-            nudge_ms = feel.get(inst, 0.0) + (unit(seed, "drums-nudge", bar, s, note) - 0.5) * 2 * style.jitter_ms
+            nudge_ms = feel.get(inst, 0.0) + (unit(seed, "drums-nudge", bar, key, note)
+                                              - 0.5) * 2 * style.jitter_ms
             nudge = round(max(-12.0, min(12.0, nudge_ms)) / 1000, 4) + 0.0  # no -0.0
             dur = ring.get((s, inst), SIXTEENTH)
             out.append(Note(info.at(s), dur, "drums", note, vel, nudge))

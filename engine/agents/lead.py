@@ -40,9 +40,12 @@ _CELLS = {
     "straight": ("x.x.", "x...", "x.x.", "x..x", "..x.", "x.xx", "x..."),
     "syncopated": ("x..x", ".x.x", "x.xx", "..x.", "xx.x", "x.x.", ".x.."),
     "latin": ("x..x", "..x.", "x.x.", "x...", ".x.x"),
+    # eighths only: the jazz groove swings their off-beats to the triplet
+    "swing": ("x.x.", "x...", "..x.", "x.x.", "..x.", "x..."),
 }
 _STYLE_CELLS = {"rock": "straight", "house": "straight", "funk": "syncopated",
-                "hiphop": "syncopated", "bossa": "latin", "breakbeat": "syncopated"}
+                "hiphop": "syncopated", "bossa": "latin", "breakbeat": "syncopated",
+                "dnb": "syncopated", "jazz": "swing"}
 _STEPS = (-2, -1, 0, 1, 2)  # scale steps: in a pentatonic scale a step of 2 is a 4th or so
 _STEP_WEIGHTS = (1.5, 5.0, 1.0, 5.0, 1.5)
 # register targets (MIDI) for the four bars of a phrase: call, answer, sequence (peak), cadence

@@ -10,6 +10,8 @@ Addresses (each a `Param`: range, default, curve, choices):
 
     /band/style             a style of `STYLES` (overrides the agents' own)
     /band/energy            0..1, 0.5 neutral: pushes the followed intensity towards 0 or 1
+    /band/groove            0..1: how much of the style's groove template (engine.agents.groove:
+                            micro-timing, accents, jazz's triplet swing) every part plays with
     /band/key               the key the band's own progression is played in (a tonic; the
                             default progression's own is A): the player's chords stay as played
     /band/feel              normal | half | double: half time (the groove spread over twice
@@ -57,6 +59,8 @@ def _params() -> dict[str, Param]:
                              smooth_s=0.0, doc="the band's style, from the next bar"),
         "/band/energy": Param("energy", 0.0, 1.0, 0.5, smooth_s=0.0,
                               doc="0.5 follows the player; up: busier and louder, down: calmer"),
+        "/band/groove": Param("groove", 0.0, 1.0, 1.0, smooth_s=0.0,
+                              doc="the style's groove template: 0 straight, 1 as written"),
         "/band/key": Param("key", 0, 11, NOTE_NAMES.index("A"), curve="choice",
                            choices=NOTE_NAMES, smooth_s=0.0,
                            doc="tonic of the band's own progression (its default is A minor)"),

@@ -225,7 +225,7 @@ class Session:
         self.polyphony = {"keys": cfg["audio"]["polyphony_keys"]}
         seed, style = band_cfg["seed"], band_cfg["style"]
         self.demo = demo
-        base = {"/band/style": style}
+        base = {"/band/style": style, "/band/groove": band_cfg["groove"]}
         if demo:
             song = DemoSong(style, tempo_bpm=band_cfg["tempo_bpm"])
             self.song = song
