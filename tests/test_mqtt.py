@@ -710,3 +710,62 @@ def test_bandmate_jam_mqtt_end_to_end(jack_server, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_the_embedded_broker_survives_subscriptions_during_a_broadcast():
+    """amqtt's broadcast loop awaits the topic filter at each matching subscription: a client
+    subscribing meanwhile broke the loop ("dictionary changed size during iteration"), and
+    the message never reached the subscriptions after that point. A watcher subscribed after
+    the first filters must hear every message published while others keep subscribing."""
+    import aiomqtt
+    from engine.control.mqtt_broker import EmbeddedBroker
+
+    async def main():
+        br = await EmbeddedBroker(bridge_id="bm").start()
+        first = [asyncio.Event() for _ in range(8)]
+        watching_now, stop = asyncio.Event(), asyncio.Event()
+        heard = 0
+        try:
+            async with aiomqtt.Client("127.0.0.1", br.port, identifier="bm") as pub:
+                async def subscriber(i):
+                    async with aiomqtt.Client("127.0.0.1", br.port, identifier=f"s{i}") as c:
+                        for k in range(10):         # the filters the flood matches
+                            await c.subscribe(f"bandmate/state/s{i}/t{k}")
+                        first[i].set()
+                        await watching_now.wait()
+                        for k in range(10, 60):     # new filters while broadcasts run
+                            await c.subscribe(f"bandmate/state/s{i}/t{k}")
+
+                async def watcher():
+                    nonlocal heard
+                    async with aiomqtt.Client("127.0.0.1", br.port, identifier="w") as c:
+                        await c.subscribe("bandmate/state/+/+")     # after the first filters
+                        watching_now.set()
+                        async for _ in c.messages:
+                            heard += 1
+
+                async def flood():
+                    k = 0
+                    while not stop.is_set():
+                        await pub.publish(f"bandmate/state/s{k % 8}/t{k % 10}", b"1")
+                        k += 1
+                        if k % 4 == 0:
+                            await asyncio.sleep(0)
+                    return k
+                subs = [asyncio.create_task(subscriber(i)) for i in range(8)]
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in first)), 10)
+                listening = asyncio.create_task(watcher())
+                await asyncio.wait_for(watching_now.wait(), 10)
+                flooding = asyncio.create_task(flood())
+                await asyncio.wait_for(asyncio.gather(*subs), 20)
+                stop.set()
+                sent = await flooding
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 10
+                while heard < sent and loop.time() < deadline:
+                    await asyncio.sleep(0.05)
+                listening.cancel()
+                assert heard == sent, f"the broker forwarded {heard} of {sent} messages"
+        finally:
+            await br.stop()
+    run(main())

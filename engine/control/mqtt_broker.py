@@ -59,6 +59,18 @@ class OwnSubtree(BaseTopicPlugin):
         return topic.startswith(f"{self.config.prefix}/in/{session.client_id}/")
 
 
+class _Snapshots(dict):
+    """amqtt 0.12's broadcast loop iterates its subscription table across awaits (the topic
+    filter plugin's check), so a client subscribing meanwhile raised "dictionary changed size
+    during iteration" inside the broker; iterating this table walks a snapshot instead."""
+
+    def items(self):
+        return list(super().items())
+
+    def __iter__(self):
+        return iter(list(super().keys()))
+
+
 def free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -86,6 +98,7 @@ class EmbeddedBroker:
             if logging.getLogger(name).level == logging.NOTSET:
                 logging.getLogger(name).setLevel(logging.WARNING)
         self.broker = Broker(self.config)
+        self.broker._subscriptions = _Snapshots(self.broker._subscriptions)
         await self.broker.start()
         return self
 
