@@ -22,8 +22,9 @@ Topics, under `prefix` (default `bandmate`); CLIENT is the publisher's MQTT clie
     bandmate/in/CLIENT/undo      {"part": "bass"}: back before the part's last edit
     bandmate/in/CLIENT/prompt    {"text": "funky, 96 bpm, sparse drums"} (or the bare string):
                                  the band from a style prompt, from its next bar
-    bandmate/in/CLIENT/do        {"text": "half time"}: a band command in words
-                                 (engine.agents.commands); replies on out/CLIENT/done
+    bandmate/in/CLIENT/do        {"text": "half time"} (or the bare string): a band command
+                                 in words (engine.agents.commands); replies on out/CLIENT/do
+                                 {"reply": "what was done"}
     bandmate/out/CLIENT/error    {"topic": ..., "reason": ...}: a command that did nothing
     bandmate/online              "true" / "false" (retained; "false" is the last will)
     bandmate/state/tempo_bpm     96.0 (retained)
@@ -150,7 +151,7 @@ class MqttBridge:
             "set": self._cmd_set, "tempo": self._cmd_tempo, "key": self._cmd_key,
             "patch": self._cmd_patch, "mute": self._cmd_mute, "scene": self._cmd_scene,
             "note": self._cmd_note, "release": self._cmd_release, "panic": self._cmd_panic,
-            "get": self._cmd_get, "do": self._cmd_do,
+            "get": self._cmd_get,
         }
         for name in WORD_COMMANDS:
             self._commands[name] = self._words_handler(name)
@@ -477,15 +478,6 @@ class MqttBridge:
             self._timed.add(off)
         else:
             self.remote.note(p, note, v, ASAP, now)
-
-    def _cmd_do(self, client, data):
-        """{"text": "drop the drums for 4 bars"} (or the text as a JSON string): replies
-        {"text": ..., "done": ...} on out/CLIENT/done."""
-        obj = data if isinstance(data, dict) else {"text": data}
-        text = _text(_fields(obj, "text"), "text")
-        done = self.remote.do(text)
-        self._reply(self.topic("out", client, "done"), json.dumps({"text": text,
-                                                                   "done": done}))
 
     def _cmd_release(self, client, data):
         self.remote.release()

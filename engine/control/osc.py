@@ -148,7 +148,7 @@ class OscServer:
             "/bandmate/addresses": self._cmd_addresses, "/bandmate/info": self._cmd_info,
             TEMPO: self._cmd_tempo, "/bandmate/note": self._cmd_note,
             "/bandmate/release": self._cmd_release, "/bandmate/panic": self._cmd_panic,
-            "/bandmate/scene": self._cmd_scene, "/bandmate/do": self._cmd_do,
+            "/bandmate/scene": self._cmd_scene,
             TAP_ADDRESS: self._cmd_tap,
         }
         for name in WORD_COMMANDS:
@@ -421,14 +421,6 @@ class OscServer:
         except QueueFull as exc:
             raise OscError(f"engine busy: {exc}") from None
 
-    def _cmd_do(self, args, tag, addr):
-        """A band command in words ("drop the drums for 4 bars"; its words may come as one
-        string or several): replies `/bandmate/do WHAT_WAS_DONE`."""
-        if not args or not all(isinstance(a, str) for a in args):
-            raise OscError("takes a command in words, e.g. /bandmate/do \"half time\"")
-        done = self.remote.do(" ".join(args))
-        self._send(self._dest(addr), "/bandmate/do", [done])
-
     def _cmd_tap(self, args, tag, addr):
         """One tap of tap tempo: no argument, or a button's value (> 0 taps; its release, 0,
         does nothing)."""
@@ -476,6 +468,9 @@ class OscServer:
         want = WORD_COMMANDS[name]
 
         def handler(args, tag, addr):
+            n = len(want) - 1               # the last field's words may come as several strings
+            if len(args) > len(want) and all(isinstance(a, str) for a in args[n:]):
+                args = [*args[:n], " ".join(args[n:])]
             if len(args) != len(want):
                 raise OscError(f"takes {', '.join(want)}; got {len(args)} arguments")
             reply = getattr(self.remote, name)(*args)

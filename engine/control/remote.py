@@ -34,7 +34,8 @@ REASON_MAX = 400                # longest reason in an error reply
 WORDS_MAX = 400                 # longest phrase or prompt a remote may send
 # the words commands every network control has (OSC /bandmate/NAME, MQTT in/CLIENT/NAME): name ->
 # its arguments, in order; each is the Remote method of that name and returns the reply text
-WORD_COMMANDS = {"edit": ("part", "phrase"), "undo": ("part",), "prompt": ("text",)}
+WORD_COMMANDS = {"edit": ("part", "phrase"), "undo": ("part",), "prompt": ("text",),
+                 "do": ("text",)}
 
 
 class CommandError(Exception):
