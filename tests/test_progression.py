@@ -229,3 +229,19 @@ def test_a_keyboard_unplugged_with_keys_down_is_no_departure(cfg):
     memory = s.ctx.memory
     assert memory.departures == 0 and memory.loop is not None
     assert s.ctx.chord_at(beat + 12).name == "G"      # the band keeps the loop going
+
+
+def test_mqtt_publishes_the_learned_loop(cfg):
+    """A performer's screen sees what the band has learned: the MQTT state carries the memory's
+    status and loop once locked, and "off" when the address turns it off."""
+    import json
+    from engine.control.mqtt import MqttBridge
+    s, _ = jam(cfg, loop_changes(FOUR, 4, 4))
+    bridge = MqttBridge(s, embedded_port=0, log=lambda t: None)
+    state = {t: p for t, p, _ in bridge.state_messages()}
+    memory = json.loads(state["bandmate/state/memory"])
+    assert memory["status"].startswith("loop 4b") and memory["loop"].startswith("4 bars: ")
+    assert memory["loop"] == s.ctx.memory.loop.describe()
+    s.set("/band/memory", "off")
+    state = {t: p for t, p, _ in bridge.state_messages()}
+    assert json.loads(state["bandmate/state/memory"]) == {"status": "off", "loop": ""}

@@ -34,6 +34,9 @@ Topics, under `prefix` (default `bandmate`); CLIENT is the publisher's MQTT clie
     bandmate/state/position      {"bar": 12, "beat": 3}
     bandmate/state/chord         "Am7" (retained)
     bandmate/state/section       the song form's section playing, e.g. "chorus" (retained)
+    bandmate/state/memory        the progression memory: {"status": "loop 4b 100%" |
+                                 "learning" | "listening" | "off", "loop": "4 bars: Am@0 F@4
+                                 C@8 G@12" or ""} (retained)
     bandmate/state/levels        {"peak_db": [l, r], "parts": {"keys": dB, ...}} (since the last)
     bandmate/state/engine        the audio thread's counters (xruns, late_events, ...)
     bandmate/state/bridge        this bridge's counters (messages, applied, errors, ...)
@@ -562,6 +565,12 @@ class MqttBridge:
         runner = getattr(s, "form_runner", None)
         if runner is not None and runner.section is not None:
             put(self.topic("state", "section"), runner.section, True)
+        memory = getattr(s.ctx, "memory", None)
+        if memory is not None:
+            on = s.value("/band/memory") >= 0.5
+            put(self.topic("state", "memory"),
+                {"status": memory.status() if on else "off",
+                 "loop": memory.loop.describe() if on and memory.loop is not None else ""}, True)
         beat = s.clock.beat_at(s.state.sample_time)
         bpb = s.clock.beats_per_bar
         put(self.topic("state", "position"),
