@@ -1,8 +1,12 @@
 import sys
+from pathlib import Path
 
 import pytest
 
+from tests.enginekit import dry_config
 from tests.jackserver import JackServer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +19,11 @@ def jack_server():
         sd = sys.modules.get("sounddevice")
         if sd is not None:
             sd._terminate()
+
+
+@pytest.fixture
+def cfg(monkeypatch):
+    """The repository's config.toml with the sends off (tests/enginekit.dry_config), run from
+    the repository root; a test file that needs another configuration defines its own `cfg`."""
+    monkeypatch.chdir(ROOT)
+    return dry_config(ROOT)

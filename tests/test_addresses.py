@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import statistics
 from fractions import Fraction as F
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.enginekit import SentRows, dry_config, render_session
+from tests.enginekit import SentRows, render_session
 from engine.agents import Band, DemoSong, LiveContext, StaticContext
 from engine.agents.drums import DRUM_STYLES
 from engine.agents.steer import STEER_PARAMS, Steering
@@ -24,7 +23,6 @@ from engine.rt import layout as L
 from engine.rt.events import K_ALL_NOTES_OFF
 
 SR = 48000
-ROOT = Path(__file__).resolve().parents[1]
 BAR = 4
 
 
@@ -137,12 +135,6 @@ def test_steering_refuses_bad_values_and_keeps_its_map():
 
 
 # ---- the session ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def cfg(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    return dry_config(ROOT)
-
 
 Rows = SentRows
 

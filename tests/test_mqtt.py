@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.enginekit import dry_config
 from engine.control.mqtt import (
     MAX_PAYLOAD_BYTES, BrokerStartError, MqttBridge, bridge_from_config,
 )
@@ -38,12 +37,6 @@ WAIT_S = 10.0
 needs_mosquitto = pytest.mark.skipif(
     mqttkit.MOSQUITTO is None or mqttkit.MOSQUITTO_PASSWD is None,
     reason="mosquitto and mosquitto_passwd are not installed (Debian package: mosquitto)")
-
-
-@pytest.fixture
-def cfg(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    return dry_config(ROOT)
 
 
 def run(coro, timeout: float = 60.0):

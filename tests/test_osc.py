@@ -12,7 +12,6 @@ import math
 import socket
 import struct
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +21,6 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
-from tests.enginekit import dry_config
 from engine.control.offline import OfflineDriver
 from engine.control.osc import (
     ERROR_REPLIES_PER_S, OSC_SOURCE, OscServer, server_from_config, to_unit,
@@ -33,14 +31,7 @@ from engine.rt import layout as L
 from engine.rt import master
 
 SR = 48000
-ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 5.0
-
-
-@pytest.fixture
-def cfg(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    return dry_config(ROOT)
 
 
 def message(address: str, *args) -> bytes:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.enginekit import SentRows, dry_config, render_session
+from tests.enginekit import SentRows, render_session
 from engine.agents import Band, StaticContext
 from engine.agents.steer import STEER_PARAMS, Steering
 from engine.commands import live_command
@@ -114,12 +114,6 @@ def test_sparse_drums_give_fewer_onsets_per_bar_than_busy_drums(style):
 
 
 # ---- on a session --------------------------------------------------------------------------------
-
-@pytest.fixture
-def cfg(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    return dry_config(ROOT)
-
 
 Rows = SentRows
 

@@ -6,27 +6,18 @@ bad command gets its reason, is counted and changes nothing. Every wait has a ti
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from engine.commands import live_command
 from engine.control.session import Session
 from engine.words.design import live_words
-from tests.enginekit import dry_config
 from tests.test_mqtt import Broker, until
 from tests.test_mqtt import broker_kind  # noqa: F401 - the broker fixture
 from tests.test_osc import handled, run, serve
 
 SR = 48000
-ROOT = Path(__file__).resolve().parents[1]
 PHRASE = "darker, more air, less bite"
-
-
-@pytest.fixture
-def cfg(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    return dry_config(ROOT)
 
 
 def snapshot(session) -> dict:
