@@ -278,3 +278,37 @@ def test_the_render_plays_what_the_band_query_gives(tmp_path):
         assert r[:2] == q[:2] and abs(r[2] - q[2]) < 0.002, (r, q)
     player = [n.start_s for n in session.recorder.notes if n.part == "keys"]
     assert on_grid(player, session.clock) >= 0.95
+
+
+@pytest.mark.parametrize("name,measures", [("bach/bwv27.6", range(0, 999)),
+                                           ("bach/bwv171.6", range(24, 40))])
+def test_a_chorale_that_changes_meter(tmp_path, name, measures):
+    """music21's corpus: bwv27.6 goes from 4/4 to 3/2, bwv171.6 from 4/4 to 3/4 (its
+    closing 4/4 is written at beat 144 in some tracks and 146 in others: the measures
+    checked are its 3/4 verse). Each of music21's measures starts one of the band's bars, of
+    the measure's length; the kick and the bass play on it."""
+    from bench.chorales import export_chorale
+    m21 = export_chorale(name, 96, tmp_path / "c.mid")
+    score = Score.read(tmp_path / "c.mid")
+    assert len(score.meters) >= 2
+    session = _session("rock")
+    session.follow_score(score)
+    meter, ctx = session.clock.meter, session.ctx
+    notes = session.scheduler.band.query(F(0), session.clock.next_bar(score.session_end), ctx)
+    downbeats = {(n.part, n.begin) for n in notes if n.part == "bass"
+                 or (n.part == "drums" and n.note == DRUM_NOTES["kick"])}
+    checked = 0
+    for m in m21.parts[0].getElementsByClass("Measure"):
+        if m.number not in measures or m.offset == 0:
+            continue
+        at = score.session_beat(F(m.offset).limit_denominator(64))
+        bar = meter.bar_at(at)
+        assert meter.bar_start(bar) == at, (m.number, at)
+        ts = m.getContextByClass("TimeSignature")
+        if F(m.duration.quarterLength) == F(ts.barDuration.quarterLength):
+            assert meter.bar_length(bar) == F(ts.barDuration.quarterLength), m.number
+        assert ("bass", at) in downbeats and ("drums", at) in downbeats, m.number
+        checked += 1
+    assert checked >= 12
+    played = band_and_player(session, score)
+    assert on_grid([n.start_s for n in played if n.part == "keys"], session.clock) >= 0.95

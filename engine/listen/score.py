@@ -176,7 +176,8 @@ class Score:
         meters = [(b, n, d) for b, (n, d) in sorted(signatures.items())]
         if not meters or meters[0][0] > 0:
             meters.insert(0, (Fraction(0), 4, 4))          # MIDI's meter before any is 4/4
-        # the same meter again is no change
+        # the same meter again is no change (an export restates it at each track's or
+        # repeat's start, not always on a bar line)
         meters = [m for k, m in enumerate(meters) if k == 0 or m[1:] != meters[k - 1][1:]]
         num, den = meters[0][1:]
         quarters = Fraction(4 * num, den)
