@@ -256,28 +256,30 @@ def test_the_drums_keep_the_backbone_of_each_meter(tmp_path):
     assert {(3, 4), (6, 8), (5, 4)} <= checked
 
 
-def test_the_render_plays_what_the_band_query_gives(tmp_path):
-    """Live scheduling in windows (the offline render, the file through the MIDI queue) gives
-    the same band notes as one query of the whole score: the meter is a pure function."""
+def test_the_render_plays_the_files_bars_the_same_in_any_block_size(tmp_path):
+    """The whole offline render (the file through the MIDI queue, the band through the
+    scheduler's windows): the bass and the kick sound on every bar line of the file, in every
+    meter, and blocks of 64 or 1000 samples give the same notes (the meter map is a pure
+    function, as the live scheduler needs)."""
     from engine.control import export
-    _meter_file(tmp_path / "m.mid", tempo_bpm=132)
-    score = Score.read(tmp_path / "m.mid")
-    session = _session("funk")
-    session.follow_score(score)
-    export.render(session, score.seconds() + 0.5, tmp_path / "m.wav", progress=False,
-                  midi_in=tmp_path / "m.mid")
-    cut = score.seconds() + 0.3
-    rendered = sorted((n.part, n.note, n.start_s) for n in session.recorder.notes
-                      if n.part != "keys" and n.start_s < cut)
-    fresh = _session("funk")
-    fresh.follow_score(Score.read(tmp_path / "m.mid"))
-    queried = sorted((n.part, n.note, n.start_s) for n in band_and_player(fresh, score)
-                     if n.part != "keys" and n.start_s < cut)
-    assert len(rendered) > 100 and len(rendered) == len(queried)
-    for r, q in zip(rendered, queried):
-        assert r[:2] == q[:2] and abs(r[2] - q[2]) < 0.002, (r, q)
-    player = [n.start_s for n in session.recorder.notes if n.part == "keys"]
-    assert on_grid(player, session.clock) >= 0.95
+    lines, _ = _meter_file(tmp_path / "m.mid", tempo_bpm=132)
+    runs = []
+    for block in (64, 1000):
+        score = Score.read(tmp_path / "m.mid")
+        session = _session("funk")
+        session.follow_score(score)
+        export.render(session, score.seconds() + 0.5, tmp_path / f"m{block}.wav",
+                      block_size=block, progress=False, midi_in=tmp_path / "m.mid")
+        runs.append([(n.part, n.note, n.start_s, n.dur_s) for n in session.recorder.notes])
+    assert len(runs[0]) > 100 and runs[0] == runs[1]
+    clock, sr = session.clock, session.sample_rate
+    for line in lines:
+        t = clock.sample_at(score.session_beat(line)) / sr
+        for part, note in (("bass", None), ("drums", DRUM_NOTES["kick"])):
+            assert any(p == part and (note is None or n == note) and abs(t0 - t) < 0.015
+                       for p, n, t0, _ in runs[0]), (part, line)
+    player = [t0 for p, _, t0, _ in runs[0] if p == "keys"]
+    assert on_grid(player, clock) >= 0.95
 
 
 @pytest.mark.parametrize("name,measures", [("bach/bwv27.6", range(0, 999)),
@@ -312,3 +314,24 @@ def test_a_chorale_that_changes_meter(tmp_path, name, measures):
     assert checked >= 12
     played = band_and_player(session, score)
     assert on_grid([n.start_s for n in played if n.part == "keys"], session.clock) >= 0.95
+
+
+def test_fills_end_on_the_real_bar_line_and_the_crash_lands_on_the_next_downbeat():
+    """A cued fill in a 3/4, a 6/8, a 5/4 and a 7/8 bar covers the bar's last two beats up to
+    its own end; the next bar (another meter) opens with the crash on its downbeat."""
+    from engine.agents.base import StaticContext
+    meter = Meter.from_changes([(0, 3, 4), (6, 6, 8), (12, 5, 4), (22, 7, 8), (29, 4, 4)])
+    fills = {1, 3, 5, 7}
+    ctx = StaticContext(seed=2, style="rock", meter=meter, intensity=0.6,
+                        cues={b: "fill" for b in fills})
+    drums = DrumAgent(None, None)
+    toms = {DRUM_NOTES[k] for k in ("tom_low", "tom_mid", "tom_high")}
+    for bar in fills:
+        start, length = meter.bar_start(bar), meter.bar_length(bar)
+        fill = [n for n in drums.bar(bar, ctx) if n.note in toms or n.note == DRUM_NOTES["snare"]
+                and n.begin >= start + length - 2]
+        assert fill and max(n.begin for n in fill) >= start + length - 1, bar
+        assert min(n.begin for n in fill) >= start + length - 2, bar
+        nxt = drums.bar(bar + 1, ctx)
+        assert any(n.begin == meter.bar_start(bar + 1) and n.note == DRUM_NOTES["open_hat"]
+                   and n.dur >= 2 for n in nxt), bar

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import accumulate
 
 from engine.meter import step_source
 from engine.parts import DRUM_NOTES
@@ -385,11 +386,12 @@ class DrumAgent(Agent):
         seed, bar, i = info.seed, info.bar, info.intensity
         feel = dict(style.feel_ms)
         level = 0.72 + 0.3 * i
+        beats = set(accumulate(info.beat_pulses, initial=0))
         out = []
         for (s, inst), v in hits.items():
             note = DRUM_NOTES[inst]
-            if s % 4 == 0 and v > 0.5:
-                v *= 1.04  # beats a touch stronger than the offbeats
+            if s in beats and v > 0.5:
+                v *= 1.04  # the pulses (beats) a touch stronger than the offbeats
             key = s if isinstance(s, int) else str(s)   # a fill's triplet or 32nd step
             v = v * level + (unit(seed, "drums-vel", bar, key, note) - 0.5) * 0.1
             vel = round(min(1.0, max(0.05, v)), 3)
