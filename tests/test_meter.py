@@ -335,3 +335,32 @@ def test_fills_end_on_the_real_bar_line_and_the_crash_lands_on_the_next_downbeat
         nxt = drums.bar(bar + 1, ctx)
         assert any(n.begin == meter.bar_start(bar + 1) and n.note == DRUM_NOTES["open_hat"]
                    and n.dur >= 2 for n in nxt), bar
+
+
+@pytest.mark.parametrize("style", ["rock", "jazz", "funk", "bossa", "dnb"])
+def test_every_agent_plays_every_meter_inside_its_bars(style):
+    """Bars of every kind (1/4 to 12/8, x/16, a bar cut short by a change) with every cue:
+    each agent's notes start inside its bar (BarPattern checks it) and the drums hit its
+    downbeat."""
+    from engine.agents.arrangement import Band
+    from engine.agents.base import StaticContext
+    sigs = [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (1, 4), (3, 16), (12, 8), (9, 8), (5, 8),
+            (2, 2), (3, 2), (7, 16), (2, 4)]
+    changes, beat = [], F(0)
+    for k, (n, d) in enumerate(sigs):
+        changes.append((beat, n, d))
+        beat += 2 * F(4 * n, d) - (F(1, 4) if k == 3 else 0)    # 5/4's last bar cut short
+    meter = Meter.from_changes(changes)
+    cues = {b: c for b, c in zip(range(0, 40, 3), ["fill", "build", "crash", "fill", "ending"]
+                                 * 3)}
+    ctx = StaticContext(seed=5, style=style, meter=meter, intensity=lambda b: 0.2 + 0.1 * (b % 8),
+                        cues=cues)
+    band = Band(5, style)
+    last = meter.bar_at(beat)
+    notes = band.query(F(0), meter.bar_start(last), ctx)
+    for bar in range(last):
+        start, length = meter.bar_start(bar), meter.bar_length(bar)
+        here = [n for n in notes if start <= n.begin < start + length]
+        assert any(n.part == "drums" and n.begin == start for n in here), (bar, style)
+        for agent in band.agents:
+            assert agent.bar_info(bar, ctx).steps == 4 * length

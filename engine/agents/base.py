@@ -7,7 +7,8 @@ How an agent stays pure and cheap:
   notes with onsets in ``[begin, end)``.
 * A bar is rendered from a `BarInfo` only: the agent's seed, the bar index, the meter (the
   bar's start, length and pulses, from the context's `engine.meter.Meter`: a score's meter
-  changes give bars of 3/4, 6/8, 5/4... on the file's bar lines), the style, the intensity at the bar's downbeat (quantised to 0.05), the chord in force on each beat
+  changes give bars of 3/4, 6/8, 5/4... on the file's bar lines), the style, the intensity
+  at the bar's downbeat (quantised to 0.05), the chord in force on each beat
   (and the next downbeat, for approach notes), and the cues. `BarInfo` is hashable and is the
   cache key, so a rendered bar is reused until something it depends on changes (e.g. the player
   puts down a new chord that takes effect inside that bar) and then re-rendered.
@@ -75,7 +76,8 @@ class Context(Protocol):
 
     ``seed``: the session's seed. ``beats_per_bar``: the meter's numerator (quarter-note beats per
     bar); optionally ``meter``, an `engine.meter.Meter` (None or absent: the constant meter of
-    ``beats_per_bar``), which then numbers the bars. ``style``: one of `STYLES`. ``chord_at(beat)``: the harmony in force at that beat.
+    ``beats_per_bar``), which then numbers the bars. ``style``: one of `STYLES`.
+    ``chord_at(beat)``: the harmony in force at that beat.
     ``intensity_at(beat)``: 0..1, how busy and loud the band plays.
 
     Optionally ``cues_at(bar) -> frozenset[str]`` (see `CUES`); a context without it has none.

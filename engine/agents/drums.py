@@ -323,8 +323,9 @@ class DrumAgent(Agent):
         if fill == "build":
             fill_from = 0
         elif fill is not None:
-            fill = fill[-int(n_steps / fill_unit):]  # a bar of 1/4 is shorter than the fill
-            fill_from = n_steps - len(fill) * fill_unit
+            room = int(n_steps / fill_unit)     # a short bar (1/4, 3/16) is shorter than the fill
+            fill = fill[-room:] if room else None
+            fill_from = n_steps - len(fill) * fill_unit if fill else n_steps
 
         kick_main = _kick_pattern(style, seed, bar)
         first_kick = True

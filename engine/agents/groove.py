@@ -104,7 +104,8 @@ def apply_groove(notes: list[Note], style: str, amount: float, start: Fraction,
                  pulses: tuple[int, ...]) -> list[Note]:
     """``notes`` of a bar starting at beat ``start`` (its ``pulses`` in sixteenths, see
     engine.meter: a step of another meter takes the accent of the 4/4 step it plays) played
-    with ``style``'s groove at ``amount`` (0..1). Pure: the same notes and amount give the same result."""
+    with ``style``'s groove at ``amount`` (0..1). Pure: the same notes and amount give the
+    same result."""
     groove = GROOVES.get(style)
     if groove is None or amount <= 0.0 or not notes:
         return notes

@@ -532,7 +532,8 @@ class Session:
         """Play in a score's time and read its harmony ahead (a MIDI file played as the
         player, engine.listen.score.Score); call it before the first query. The clock takes
         the file's tempo map and meter map (the file's first downbeat on a bar line, a pickup
-        before it; every meter change on the file's bar lines), the band the harmony of every beat before it sounds and the file's key.
+        before it; every meter change on the file's bar lines), the band the harmony of every
+        beat before it sounds and the file's key.
         The player's notes still set the band's intensity, not its chords."""
         if self.conductor is None:
             raise ValueError("the demo follows no one: a score needs a jam session")

@@ -1,12 +1,13 @@
 """A MIDI file read as a score (control side): when the player's part comes from a file, the
 band knows all of it ahead, as an accompanist reading the score does.
 
-`Score.read(path)` gives the file's tempo map (every set_tempo, in quarter-note beats), its meter
-map (every time_signature: `meter`, an engine.meter.Meter in session beats, so the band's bars
-fall on the file's bar lines through 4/4, 3/4, 6/8...; a time signature that is no meter is
-skipped with a message in `meter_warnings`), where its first downbeat falls (a pickup/anacrusis is found from
-the music, since a MIDI file does not say), its key (found from the notes, engine.listen.key;
-and, for a piece that modulates, the key of each bar: `keys`) and the harmony of every beat.
+`Score.read(path)` gives the file's tempo map (every set_tempo, in quarter-note beats), its
+meter map (every time_signature: `meter`, an engine.meter.Meter in session beats, so the band's
+bars fall on the file's bar lines through 4/4, 3/4, 6/8...; a time signature that is no meter
+is skipped with a message in `meter_warnings`), where its first downbeat falls (a
+pickup/anacrusis is found from the music, since a MIDI file does not say), its key (found from
+the notes, engine.listen.key; and, for a piece that modulates, the key of each bar: `keys`)
+and the harmony of every beat.
 
 Session time: the file's first downbeat is the start of one of the band's bars; a pickup of p
 beats starts p beats before a bar line (`offset_beats`: session beat = file beat + offset). A file that opens

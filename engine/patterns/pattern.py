@@ -646,7 +646,8 @@ class BarPattern(Pattern):
     """A pattern generated one bar at a time by a pure ``render(bar, ctx) -> list[Note]``.
 
     ``render`` must return the notes whose onsets lie in that bar (from its first beat up to
-    the next bar's, as the context's meter has them: `engine.meter.meter_of`) and must depend only on ``bar`` and on what ``key(bar, ctx)`` captures
+    the next bar's, as the context's meter has them: `engine.meter.meter_of`) and must
+    depend only on ``bar`` and on what ``key(bar, ctx)`` captures
     from the context (for an agent: its seed, the style, the chords and intensity in force...).
     Rendered bars are kept in a small LRU cache keyed by ``(bar, key(bar, ctx))``, so a query for
     a 100 ms window is a couple of dictionary look-ups and bisects. Not thread-safe: use one
