@@ -364,3 +364,20 @@ def test_every_agent_plays_every_meter_inside_its_bars(style):
         assert any(n.part == "drums" and n.begin == start for n in here), (bar, style)
         for agent in band.agents:
             assert agent.bar_info(bar, ctx).steps == 4 * length
+
+
+def test_render_command_names_the_meters_and_the_skipped_signatures(tmp_path, capsys,
+                                                                     monkeypatch):
+    """`bandmate render --midi` on a file with meter changes and a time signature that is no
+    meter: it says which meters it plays and why it skipped the other, and renders."""
+    from engine.cli import main
+    monkeypatch.chdir(ROOT)
+    bad = [(F(4), mido.MetaMessage("time_signature", numerator=0, denominator=4))]
+    _meter_file(tmp_path / "m.mid", ((4, 4, 1), (3, 4, 1), (6, 8, 1)), extra_meta=bad)
+    assert main(["render", "--seconds", "2", "--midi", str(tmp_path / "m.mid"),
+                 "-o", str(tmp_path / "out.wav")]) == 0
+    said = capsys.readouterr()
+    text = said.out + said.err
+    assert "meters 4/4 3/4 6/8" in text
+    assert "0/4" in text and "numerator" in text and "the meter before it stays" in text
+    assert (tmp_path / "out.wav").stat().st_size > 1000
