@@ -5,14 +5,16 @@ integers. The tempo map is a list of segments, each starting at an exact beat an
 (rational) sample position, so converting never accumulates float error: after an hour of
 music at any tempo the grid still lands on the same samples as a direct computation.
 A tempo change starts a new segment at a future beat (by default the next beat), so the past
-is never rescaled and no scheduled event moves.
+is never rescaled and no scheduled event moves. The bars are the clock's `meter`
+(engine.meter.Meter: constant, or a score's meter changes, known ahead).
 """
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from fractions import Fraction
+
+from engine.meter import Meter
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +32,7 @@ class Clock:
         if sample_rate <= 0:
             raise ValueError("sample_rate must be positive")
         self.sample_rate = int(sample_rate)
-        self.beats_per_bar = int(beats_per_bar)
+        self.meter = Meter.constant(int(beats_per_bar))
         self.swing = float(swing)       # swing before the first change (`set_swing`)
         self.swing_unit = Fraction(swing_unit)
         self._swing_beats: list[Fraction] = []     # swing changes: beats and amounts
@@ -153,6 +155,15 @@ class Clock:
             return beat + Fraction(swing).limit_denominator(1000) * half
         return beat
 
+    @property
+    def beats_per_bar(self) -> int:
+        """Beats in a bar of the meter before any change (the whole meter when constant)."""
+        return self.meter.beats_per_bar
+
     def next_bar(self, beat: Fraction) -> Fraction:
-        bars = math.ceil(Fraction(beat) / self.beats_per_bar)
-        return Fraction(bars * self.beats_per_bar)
+        """The first bar line of the meter at or after `beat`."""
+        return self.meter.next_bar_line(Fraction(beat))
+
+    def bar_at(self, beat: Fraction) -> int:
+        """The bar (from 0) in which `beat` falls."""
+        return self.meter.bar_at(Fraction(beat))

@@ -150,7 +150,7 @@ class LiveRun:
             cond = self.session.conductor
             chord = cond.chord.name if cond is not None and cond.chord is not None else "-"
             beat = self.session.clock.beat_at(state.sample_time)
-            bar = int(beat // self.session.clock.beats_per_bar) + 1
+            bar = self.session.clock.bar_at(beat) + 1
             sync = f"  {self.sync.status()}" if self.sync is not None else ""
             memory = getattr(self.session.ctx, "memory", None)
             if memory is not None:      # the progression memory: its loop, or learning / off
