@@ -162,6 +162,25 @@ def test_a_bridge_played_twice_becomes_a_loop_of_its_own():
     assert all(answered[b].name == expected(changes, b) for b in range(int(last) + 8, int(end)))
 
 
+def test_a_chorus_sharing_a_change_with_the_verse_is_learned_and_told_apart():
+    # the chorus ends Am -> F, the verse's first change: inside the new chorus the band takes
+    # the verse back for a moment, lets it go, and still learns the chorus from its first bar;
+    # back in the verse, "Am F" fits both loops, so the band waits for the third chord
+    chorus = ["F", "G", "Em", "Am"]
+    changes, starts, end = song([(VERSE, 2), (chorus, 2), (VERSE, 1), (chorus, 1)],
+                                start_beat=0)
+    m = ProgressionMemory(4)
+    answered = feed(m, changes, end)
+    assert m.locks == 2 and [x.name for x in sorted(m.library, key=lambda x: x.name)] == \
+        ["A", "B"]
+    assert [c.name for _, c in [x for x in m.library if x.name == "B"][0].changes()] == chorus
+    back = [(b, name) for b, kind, name in m.events if kind == "return" and b >= starts[2]]
+    assert back[:2] == [(starts[2] + 9, "A"), (starts[3] + 5, "B")]
+    for start in starts[2:]:
+        assert all(answered[b].name == expected(changes, b)
+                   for b in range(int(start) + 12, int(start) + 16))
+
+
 def test_a_substituted_chord_keeps_the_loop():
     # round 3 plays Dm for a bar instead of F: the band lets go (within 1.5 beats), follows
     # the Dm, and is back on the loop at its next change without learning anything again

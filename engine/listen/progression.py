@@ -169,9 +169,12 @@ class ProgressionMemory:
         self._miss_run = 0
         self._miss_start = 0
         # a departure not yet confirmed: the loop is expected back at slot `_resume` (its next
-        # change); `_left`: the first slot that left it
+        # change); `_left`: the first slot that left it (or, for a loop recognised, the first
+        # slot heard before it: until it has been played a whole round, letting it go learns
+        # from there); `_clean_from`: the slot from which it has been played without a departure
         self._resume: int | None = None
         self._left: int | None = None
+        self._clean_from = 0
         # the loop in force from each beat (like LiveHarmony's change points)
         self._beats: list[Fraction] = []
         self._loops: list[Loop | None] = []
@@ -285,9 +288,9 @@ class ProgressionMemory:
         learning began) are a part of, shifted to where the player is in it; None while no
         single loop and place fits. The part heard must begin where the loop changes chord, hold
         two of its changes with a beat of the chord after the last, and agree at every slot
-        heard; one change is enough where the part begins at the top of the loop's round or
-        right where the player left the loop before (the player moving from one section to
-        another). A longer part is tried while several loops or places fit it."""
+        heard; one change is enough where the part begins on a downbeat at the top of the
+        loop's round (the player going back to a section). A longer part is tried while several
+        loops or places fit it, or the one that fits has too few changes."""
         lo = self._left if self._resume is not None else self.since
         if not self.library or lo is None or done - lo < 2 * SLOTS_PER_BEAT:
             return None
@@ -303,23 +306,27 @@ class ProgressionMemory:
                 SLOTS_PER_BEAT:
             return None
         tables = [(x, x.classes()) for x in self.library]
+        downbeat = self.beats_per_bar * SLOTS_PER_BEAT
         for changes, w0 in enumerate(reversed(runs[:-1]), 1):
             window = [(k, classes[k - lo]) for k in range(w0, done)
                       if classes[k - lo] is not None]
-            fits: dict[tuple, Loop] = {}
+            fits: dict[tuple, tuple[Loop, bool]] = {}
             for loop, table in tables:
                 n = len(table)
                 for d in range(0, n, SLOTS_PER_BEAT):
                     p = (w0 + d) % n
                     if table[p] == table[p - 1]:
                         continue                     # the loop does not change chord there
-                    if changes < 2 and w0 != lo and p != loop.start % n:
-                        continue                     # one change heard mid-loop: too little
                     if all(table[(k + d) % n] == c for k, c in window):
+                        top = p == loop.start % n and w0 % downbeat == 0
                         shifted = loop.shifted(d)
-                        fits.setdefault(shifted.classes(), shifted)
-            if len(fits) <= 1:
-                return next(iter(fits.values()), None)
+                        fits.setdefault(shifted.classes(), (shifted, changes >= 2 or top))
+            if not fits:
+                return None                          # a longer part will not fit either
+            if len(fits) == 1:
+                loop, enough = next(iter(fits.values()))
+                if enough:
+                    return loop
         return None
 
     # ---- inside ---------------------------------------------------------------------------------
@@ -339,10 +346,14 @@ class ProgressionMemory:
             self._loops.append(loop)
 
     def _lock(self, loop: Loop, done: int, horizon: Fraction, how: str) -> None:
+        if how == "return":
+            self._left = self._left if self._resume is not None else self.since
+        else:
+            self._left = None
         self.loop = loop
-        self._locked_at = done
+        self._locked_at = self._clean_from = done
         self._miss_run = 0
-        self._resume = self._left = None
+        self._resume = None
         at = self.effective_beat(horizon)
         self._put(loop, at)
         self.events.append((at, how, loop.name))
@@ -388,7 +399,8 @@ class ProgressionMemory:
             if self._resume is not None:          # back on the loop at its next change
                 self.substitutions += 1
                 self.events.append((Fraction(k, SLOTS_PER_BEAT), "back", self.loop.name))
-                self._resume = self._left = None
+                self._resume = None
+                self._clean_from = k
             return False
         if self._miss_run == 0:
             self._miss_start = k
@@ -403,7 +415,9 @@ class ProgressionMemory:
         self._miss_run = 0
         if self._resume is None:
             self.departures += 1
-            self._left = self._miss_start
+            if self._left is None or \
+                    self._miss_start - self._clean_from >= len(self.loop.chords):
+                self._left = self._miss_start    # (else: still straying since `_left`)
             resume = self._next_change(max(done, math.ceil(at * SLOTS_PER_BEAT)))
             self._resume = self._locked_at = resume
             self._put(None, at)
