@@ -36,11 +36,13 @@ How it listens (`ProgressionMemory`):
   chords again), the loop is let go and the memory learns from the first slot that left it.
 * Return (``recognise``): while following, the chords heard since the player left a loop are
   matched against every loop of the library at every whole-beat place in its round. A part that
-  begins where the loop changes chord, holds one of its changes with a beat of the next chord
-  (two changes, unless the part begins right where the player left the loop before or at the
-  top of the loop's round), agrees at every slot, and fits one loop at one place only, locks
-  that loop there at once: a return to a verse is recognised a bar and a beat after it, and the
-  band lands on its next change.
+  begins where the loop changes chord, holds two of its changes with a beat of the chord after
+  the last (one change where the part begins on a downbeat at the top of the loop's round: the
+  player going back to a section), agrees at every slot, and fits one loop at one place only,
+  locks that loop there at once: a return to the top of a verse is recognised a bar and a beat
+  after it, and the band lands on its next change. A loop recognised that is left before it
+  has been played a whole round was a false hope: letting it go, the memory learns from where
+  the player first strayed, so a new section that begins like an old one is still learned.
 
 What the band reads (``loop_at(beat)``): the loop in force at a beat, or None where the band
 follows. A lock or a departure is put in force from ``effective_beat`` (the first whole beat the
@@ -124,13 +126,12 @@ class Loop:
                          for b, c in self.changes())
         return f"{self.bars} bar{'s' if self.bars != 1 else ''}: {parts}"
 
-    def shifted(self, d: int, name: str | None = None) -> "Loop":
+    def shifted(self, d: int) -> "Loop":
         """The same loop heard `d` slots later in its round: its chord at slot k is this one's
         at slot k + d (a return to it at another point of the song)."""
         n = len(self.chords)
         return Loop(self.bars, tuple(self.chords[(k + d) % n] for k in range(n)),
-                    (self.start - d) % n, self.confidence, self.rounds,
-                    self.name if name is None else name)
+                    (self.start - d) % n, self.confidence, self.rounds, self.name)
 
     def classes(self) -> tuple:
         """`chord_class` at each slot of the round (what comparisons use)."""
