@@ -547,7 +547,8 @@ def live_command(session, text: str) -> str:
     live-coded pattern on a part from the next bar ("pattern bass c2 ~ [eb2 g2] <bb1 f2>";
     docs/patterns.md), `pattern PART off` gives the part back to its agent; `do WORDS` is a
     band command in words ("do drop the drums for 4 bars", "do go to chorus";
-    engine.agents.commands). Returns the reply."""
+    engine.agents.commands); `memory` shows what the progression memory has learned. Returns the
+    reply."""
     words = text.split()
     if not words:
         return ""
@@ -580,6 +581,8 @@ def live_command(session, text: str) -> str:
             return f"tap: {bpm:.1f} BPM" if bpm is not None else "tap: keep tapping"
         if words[0] == "arp":
             return arp_command(session, words[1:])
+        if words[0] == "memory" and len(words) == 1:
+            return memory_view(session)
         if words[0] == "set" and len(words) == 3:
             return f"{words[1]} = {session.set(words[1], _number_or_word(words[2])):g}"
         if words[0] == "edit" and len(words) >= 3:
@@ -614,7 +617,24 @@ def live_command(session, text: str) -> str:
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
             " | scenes | save NAME | tap | tap BPM | edit PART WORDS | undo PART | prompt TEXT"
             " | pattern PART MINI-NOTATION | pattern PART off"
-            " | arp [on|off] [MODE] [RATE] [OCTAVES] [latch|unlatch] | do WORDS")
+            " | arp [on|off] [MODE] [RATE] [OCTAVES] [latch|unlatch] | do WORDS | memory")
+
+
+def memory_view(session) -> str:
+    """`memory`: the progression memory's status, the loops it has learned (the one played now
+    marked) and how often the player left and came back (engine.control.remote.memory_state)."""
+    from engine.control.remote import memory_state
+    state = memory_state(session)
+    if state is None:
+        return "memory: none in this session"
+    lines = [f"memory: {state['status']}" + (", locked" if state["locked"] else "")]
+    for name, _, text in state["library"]:
+        lines.append(f"{'>' if name == state['name'] else ' '} {name}  {text}")
+    n = state["departures"]
+    lines.append(f"{n} departure{'s' * (n != 1)} ({state['substitutions']} substitution"
+                 f"{'s' * (state['substitutions'] != 1)}), {state['returns']} return"
+                 f"{'s' * (state['returns'] != 1)}")
+    return "\n".join(lines)
 
 
 def arp_command(session, words: list[str]) -> str:
