@@ -20,7 +20,7 @@ from engine.control.mapping import Mapper, Mapping
 from engine.control.midi_out import CaptureSink, EngineSink, Thru, wanted
 from engine.control.session import Session
 from engine.rt import layout as L
-from engine.rt.events import K_ALL_NOTES_OFF, K_MOD_WHEEL, K_NOTE_ON, K_SUSTAIN
+from engine.rt.events import K_ALL_NOTES_OFF, K_MOD_WHEEL, K_SUSTAIN
 from engine.tomldata import DataError
 from tests.test_midi_out import sounding_after
 

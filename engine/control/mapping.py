@@ -46,7 +46,11 @@ program changes do, and which part each key plays:
 
 Zones that overlap are layers; a zone with only `part` and `channel` routes a channel. Notes no
 zone takes go to `default_part`; sustain, mod wheel, bend and aftertouch go to every part the
-channel's zones name. A mapped note (a [[note]]) is a control, not played.
+channel's zones name. A mapped note (a [[note]]) is a control, not played. A bound CC is the
+mapping's alone: CC 1, 64, 120 and 123 lose their built-in action (mod wheel, sustain, all notes
+off) on the binding's channels, on every input path: the mapper writes its bound controls into
+the engine's ctl (C_CC_MAPPED) whenever it takes a mapping, and the JACK callback, which
+applies those CCs itself, skips them there (`binds_cc`; MIDI thru does not echo them either).
 
 Checked on load against the session's addresses: an unknown address, a min/max outside the
 parameter's range, a bad CC number... raise DataError("mappings/x.toml:12: [[cc]] #2 address:
