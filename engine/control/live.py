@@ -73,6 +73,7 @@ class LiveRun:
         live = LiveInput(self.session.state, mode, fixed_latency_ms, on_note=on_note,
                          on_gone=on_gone, log=self.log, on_realtime=on_realtime)
         live.divert, live.on_arp = self.session.arp_takes, on_arp
+        live.thru = getattr(self.session.midi_out, "thru", None)    # config [midi_out] thru
         if mapping is not None:
             from engine.control.mapping import Mapper, load_mapper
             from engine.tomldata import DataError
