@@ -227,8 +227,12 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
             session.follow_score(score)
         except (OSError, ValueError) as exc:
             raise UserError(str(exc)) from exc
+        for warning in score.meter_warnings:
+            _say(warning)
         _say(f"{midi}: {score.beats_per_bar} beats a bar, {score.tempos[0][1]:g} BPM"
              + (f" ({len(score.tempos)} tempos)" if len(score.tempos) > 1 else "")
+             + (", meters " + " ".join(f"{n}/{d}" for _, n, d in score.meters)
+                if len(score.meters) > 1 else "")
              + (f", a {score.pickup_beats}-beat pickup" if score.pickup_beats else "")
              + (f", {score.key}" if score.key else ""))
         if seconds is None:
@@ -592,7 +596,7 @@ def live_command(session, text: str) -> str:
             text = text.split(None, 2)[2].strip().strip("\"'")
             off = text == "off"
             at = session.play(words[1], None if off else text)
-            bar = int(at // session.clock.beats_per_bar) + 1
+            bar = session.clock.bar_at(at) + 1
             return f"{words[1]}: " + ("back to its agent" if off else f"playing {text}") + \
                 f" from bar {bar}"
         if words[0] == "undo" and len(words) == 2:

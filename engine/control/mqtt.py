@@ -572,9 +572,9 @@ class MqttBridge:
         if memory is not None:
             put(self.topic("state", "memory"), memory, True)
         beat = s.clock.beat_at(s.state.sample_time)
-        bpb = s.clock.beats_per_bar
+        bar = s.clock.bar_at(beat)
         put(self.topic("state", "position"),
-            {"bar": int(beat // bpb) + 1, "beat": int(beat % bpb) + 1}, False)
+            {"bar": bar + 1, "beat": int(beat - s.clock.meter.bar_start(bar)) + 1}, False)
         put(self.topic("state", "levels"), self._levels(), False)
         put(self.topic("state", "engine"), s.state.counters(), False)
         put(self.topic("state", "bridge"), dict(self.counters, last_error=self.last_error),
