@@ -155,8 +155,9 @@ class PhaseLock:
         session, clock = self.session, self.session.clock
         b = int(session.scheduler.cursor) + 1          # where Session.set_tempo acts
         if self.until is not None:
-            if b < self.until:
-                return                                 # the realigning stretch runs
+            if b < self.until:                         # the realigning stretch runs: re-aim
+                self._reaim(b, ext_beat, ext_bpm, tempo_at)   # it with the latest estimate
+                return
             self.until = None
         s_b = clock.sample_at(Fraction(b))
         x_b = ext_beat(s_b + self.latency)
@@ -193,6 +194,36 @@ class PhaseLock:
             return
         self._set(target)
         self._last_beat, self._last_ext = b, ext_bpm
+
+    def _reaim(self, b: int, ext_beat, ext_bpm: float, tempo_at) -> None:
+        """While the band is silent on its way to the bar line `until`: the rest of the
+        stretch, from band beat b on, at the tempo that lands `until` on its external beat as
+        the external beat line now stands (it was planned from an estimate a bar or more
+        older; a tempo that changes meanwhile would otherwise leave the band's first beat
+        off). Once a beat, within 0.5..2 times the external tempo."""
+        if b == self._last_beat:
+            return
+        sr = self.session.sample_rate
+        s_b = self.session.clock.sample_at(Fraction(b))
+        x_b = ext_beat(s_b + self.latency)
+        target = self.until - self.offset              # the external beat `until` lands on
+        if target <= x_b:
+            return
+        spb = 60.0 * sr / ext_bpm
+        s = s_b + (target - x_b) * spb                 # where ext_beat reaches target (secant)
+        for _ in range(3):
+            x = ext_beat(s + self.latency)
+            if abs(x - target) < 1e-6:
+                break
+            s += (target - x) * (60.0 * sr / (tempo_at(s + self.latency) if tempo_at
+                                              else ext_bpm))
+        if s <= s_b:
+            return
+        bpm = (self.until - b) * 60.0 * sr / (s - s_b)
+        bpm = min(max(bpm, ext_bpm / 2.0, MIN_BPM), ext_bpm * 2.0, MAX_BPM)
+        self._last_beat = b
+        if abs(bpm - self.session.clock.bpm) >= self.min_change:
+            self._set(bpm)
 
     def _set(self, bpm: float) -> None:
         self.session.set_tempo(bpm)

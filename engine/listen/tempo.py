@@ -79,8 +79,11 @@ class BeatTracker:
                  tolerance_beats: float = 0.12, window_s: float = 6.0, min_onsets: int = 5, hold_beats: float = 4.0,
                  lock_confidence: float = 0.5, switch_margin: float = 0.25,
                  downbeat_half_life_beats: float = 24.0, first_downbeat_prior: float = 1.5,
-                 downbeat_margin: float = 0.3, jitter_ms: float = 6.0,
-                 drift_jerk: float = 100.0, curve_ahead_beats: float = 1.0):
+                 downbeat_margin: float = 0.3, jitter_ms: float = 10.0,
+                 drift_jerks: tuple = (3.0, 100.0, 3000.0), switch_prob: float = 0.05,
+                 curve_ahead_beats: float = 1.0, level_window_s: float = 16.0,
+                 level_accent: float = 2.5, long_accent: float = 0.5,
+                 parity_margin: float = 1.0, level_alike: float = 0.7, level_fill: float = 0.6):
         self.sr = float(sample_rate)
         self.prior_bpm = float(prior_bpm)
         self.beats_per_bar = max(int(beats_per_bar), 1)
@@ -99,6 +102,14 @@ class BeatTracker:
         lo, hi = 60.0 * self.sr / self.max_bpm, 60.0 * self.sr / self.min_bpm
         self._periods = np.exp(np.linspace(math.log(lo), math.log(hi), 240))  # samples
         self.onsets: deque[Onset] = deque(maxlen=96)
+        self._heard: deque[Onset] = deque(maxlen=128)   # the last `level_window_s`: the level
+        self.level_window = level_window_s * self.sr
+        self.level_accent, self.level_alike = float(level_accent), float(level_alike)
+        self.level_fill = float(level_fill)
+        self.long_accent = float(long_accent)
+        self.parity_margin = float(parity_margin)
+        self._level_u = 0.0                      # the beat the level was last checked at
+        self._level_votes = 0
         self._group: Onset | None = None
         self._open: dict[int, Onset] = {}        # pitch -> the onset its note-on belongs to
         self._vel = 0.6                          # running means: velocity, lowest pitch
@@ -107,19 +118,28 @@ class BeatTracker:
         self._x = np.zeros(3)                    # the filter: time, period, its change
         self._P = np.eye(3)
         self._R = (jitter_ms * 1e-3 * self.sr) ** 2
-        self.jerk = float(drift_jerk)
+        self.jerks = tuple(float(j) for j in drift_jerks)
+        self.drift0 = 0.002
+        k = len(self.jerks)                      # the models' switching: rare, either way
+        self._switch = np.full((k, k), switch_prob / max(k - 1, 1)) \
+            + np.eye(k) * (1.0 - switch_prob - switch_prob / max(k - 1, 1))
+        self._xs = [self._x.copy() for _ in self.jerks]
+        self._Ps = [self._P.copy() for _ in self.jerks]
+        self._mu = np.full(k, 1.0 / k)
         self._hits: deque[bool] = deque(maxlen=8)
         self.fit: tuple[float, float, float, float] | None = None  # (u_ref, t_ref, p, c)
         self.downbeat = 0                        # tracker beats u with u % bpb == this: the one
         self._bins = np.zeros(self.beats_per_bar)
         self._bins_u = 0.0                       # the beat the bins were last decayed to
+        self._long = np.zeros(self.beats_per_bar)  # long notes begun on each place in the bar
+        self._long_seen: set = set()
         self.generation = 0
         self.now = -math.inf                     # the latest time advanced to (samples)
         self.last_onset: float | None = None
         self.rms = 0.0                           # the filter's mean |innovation|, in beats
         self.counters = {"notes": 0, "onsets": 0, "chords": 0, "hits": 0, "misses": 0,
                          "inductions": 0, "switches": 0, "downbeat_changes": 0, "late": 0,
-                         "bad": 0}
+                         "bad": 0, "level_changes": 0}
 
     # ---- input --------------------------------------------------------------------------------
     def note_on(self, sample: float, pitch: int, velocity: float) -> None:
@@ -152,8 +172,16 @@ class BeatTracker:
         if onset is None or onset is self._group or self.fit is None or onset.beat is None:
             return
         dur = (sample - onset.sample) / self.fit[2]
-        if dur >= 1.5 and onset.beat == int(onset.beat):
-            self._add_downbeat(onset.beat, 0.5 * min(dur / 2.0, 1.0), decay=False)
+        if dur > 1.0 and onset.beat == int(onset.beat):
+            # a durational accent: long notes start on strong beats (in Bach's chorales a
+            # note of two beats or more starts on the one in 28 % of bars, on the third beat
+            # in 16 %, on the others almost never), the note's share of its chord's
+            self._add_downbeat(onset.beat, self.long_accent * (min(dur, 3.0) - 1.0)
+                               / onset.notes, decay=False)
+        if dur >= 1.5 and onset.beat == int(onset.beat) and id(onset) not in self._long_seen:
+            self._long_seen.add(id(onset))
+            self._long[int(onset.beat) % self.beats_per_bar] += 1.0
+            self._pick_parity()
 
     def advance(self, sample: float) -> None:
         """Time has come to `sample`: a chord whose window has passed is complete."""
@@ -253,6 +281,9 @@ class BeatTracker:
         self.onsets.append(g)
         while self.onsets and self.onsets[0].sample < g.sample - self.window:
             self.onsets.popleft()
+        self._heard.append(g)
+        while self._heard and self._heard[0].sample < g.sample - self.level_window:
+            self._heard.popleft()
         if self.fit is None:
             if len(self.onsets) >= self.min_onsets:
                 self._induce()
@@ -271,6 +302,7 @@ class BeatTracker:
             self._observe(n, g.sample, (1.0 if n == int(n) else 0.6) * min(g.notes, 4))
             if n == int(n):
                 self._add_downbeat(n, g.accent)
+                self._check_level(n)
         else:
             self._hits.append(False)
             self.counters["misses"] += 1
@@ -354,23 +386,109 @@ class BeatTracker:
             self.counters["switches"] += 1
         self.counters["inductions"] += 1
         first = min((n for _, n in assigned if n == int(n)))
-        for o in self.onsets:
+        for o in self._heard:
             o.beat = None
+        self._adopt([(o, n - first) for o, n in assigned])   # the first beat heard is beat 0
+
+    def _adopt(self, assigned: list) -> None:
+        """A new beat numbering: (onset, its grid position) for the onsets on it. The filter
+        starts afresh from those in the window; the bar's first beat is beat 0 to begin with
+        (worth `first_downbeat_prior`), then the accents."""
         for o, n in assigned:
-            o.beat = n - first                   # the first beat heard is beat 0
-        self._start_filter([(o.beat, o.sample, (1.0 if o.beat == int(o.beat) else 0.6)
-                             * min(o.notes, 4)) for o, _ in assigned])
-        self._hits = deque((True,) * len(assigned), maxlen=self._hits.maxlen)
-        # the bar: the first beat heard is a downbeat to begin with, then the accents
+            o.beat = n
+        recent = [(o, n) for o, n in assigned if o.sample >= self.onsets[0].sample]
+        self._start_filter([(n, o.sample, (1.0 if n == int(n) else 0.6) * min(o.notes, 4))
+                            for o, n in recent])
+        self._hits = deque((True,) * min(len(recent), 8), maxlen=self._hits.maxlen)
         self._bins[:] = 0.0
         self._bins_u = 0.0
+        self._long[:] = 0.0
         self.downbeat = 0
         self._bins[0] = self.first_prior
-        for o, _ in assigned:
-            if o.beat == int(o.beat):
-                self._add_downbeat(o.beat, o.accent, pick=False)
+        for o, n in recent:
+            if n == int(n):
+                self._add_downbeat(n, o.accent, pick=False)
         self._pick_downbeat()
+        self._level_u = max(n for _, n in assigned)
+        self._level_votes = 0
         self.generation += 1
+
+    # ---- the metrical level -------------------------------------------------------------------
+    def _level_vote(self) -> int:
+        """Is the beat at the right metrical level? The accents of the last bars, folded over
+        two bars (2 x beats_per_bar places, each its mean accent a beat): consecutive bars
+        should look alike and a half bar should not look like a bar. -1: the half bars are
+        bars (the beat is twice too slow: a player at 170 heard at 85), +1: every other bar
+        starts like a bar and the others not (twice too fast: 60 heard at 120), 0: nothing
+        to say (no bar accent, as in running eighths all alike, or too little heard)."""
+        bpb = self.beats_per_bar
+        m = 2 * bpb
+        pts = [(int(o.beat), o.accent) for o in self._heard
+               if o.beat is not None and o.beat == int(o.beat)]
+        if len(pts) < 2 * bpb:
+            return 0
+        lo, hi = min(u for u, _ in pts), max(u for u, _ in pts)
+        if hi - lo < m - 1:                          # two bars at least
+            return 0
+        slots = np.zeros(m)
+        for u in range(lo, hi + 1):
+            slots[u % m] += 1
+        acc = np.zeros(m)
+        for u, a in pts:
+            acc[u % m] += a
+        B = acc / np.maximum(slots, 1)
+        d = int(np.argmax(B[:bpb] + B[bpb:]))
+        one, next_one = max(B[d], B[d + bpb]), min(B[d], B[d + bpb])
+        bars = {d, d + bpb}
+        rest = [B[i] for i in range(m) if i not in bars]
+        if next_one <= self.level_alike * one and 2 * self.period <= self._periods[-1] \
+                and one >= self.level_accent * float(np.mean(rest)):
+            return +1
+        if bpb % 2 == 0 and 0.5 * self.period >= self._periods[0]:
+            half = {(d + bpb // 2) % m, (d + 3 * bpb // 2) % m}
+            h = float(np.mean([B[i] for i in half]))
+            others = [B[i] for i in range(m) if i not in bars | half]
+            eighths = {o.beat for o in self._heard if o.beat is not None and lo <= o.beat <= hi}
+            fill = len(eighths) / (2 * (hi - lo) + 1)
+            if next_one > self.level_alike * one and h > self.level_alike * 0.5 * (one + next_one) \
+                    and min(h, next_one) >= self.level_accent * float(np.mean(others)) \
+                    and fill >= self.level_fill:
+                return -1
+        return 0
+
+    def _check_level(self, n: float) -> None:
+        """Once a bar: the level's vote; two bars in a row voting the same move the beat an
+        octave (the onsets renumbered, the filter started again at the new period)."""
+        if n < self._level_u + self.beats_per_bar:
+            return
+        self._level_u = n
+        vote = self._level_vote()
+        self._level_votes = self._level_votes + vote if vote and \
+            (self._level_votes == 0 or (vote > 0) == (self._level_votes > 0)) else vote
+        if abs(self._level_votes) < 2:
+            return
+        bpb, m = self.beats_per_bar, 2 * self.beats_per_bar
+        pts = [(int(o.beat), o.accent) for o in self._heard
+               if o.beat is not None and o.beat == int(o.beat)]
+        acc = np.zeros(m)
+        for u, a in pts:
+            acc[u % m] += a
+        d = int(np.argmax(acc[:bpb] + acc[bpb:]))
+        if vote > 0:                                 # twice the period, on the stronger bar
+            d = d if acc[d] >= acc[d + bpb] else d + bpb
+            renumber = lambda b: (b - d) / 2.0      # noqa: E731
+        else:
+            renumber = lambda b: 2.0 * (b - d)      # noqa: E731
+        assigned = []
+        for o in self._heard:
+            if o.beat is None:
+                continue
+            nb = renumber(o.beat)
+            o.beat = None
+            if nb == round(2.0 * nb) / 2.0:
+                assigned.append((o, nb))
+        self.counters["level_changes"] += 1
+        self._adopt(assigned)
 
     # ---- the filter ---------------------------------------------------------------------------
     def _start_filter(self, pts: list[tuple[float, float, float]]) -> None:
@@ -384,37 +502,62 @@ class BeatTracker:
         p = (w * (u - ub) * (t - tb)).sum() / sxx
         u_ref = float(u[-1])
         var_p = self._R / sxx
-        self._x = np.array([tb + p * (u_ref - ub), p, 0.0])
-        self._P = np.diag([self._R / w.sum() + (u_ref - ub) ** 2 * var_p, var_p,
-                           (0.002 * p) ** 2])
+        x = np.array([tb + p * (u_ref - ub), p, 0.0])
+        P = np.diag([self._R / w.sum() + (u_ref - ub) ** 2 * var_p, var_p,
+                     (self.drift0 * p) ** 2])
+        self._xs = [x.copy() for _ in self.jerks]
+        self._Ps = [P.copy() for _ in self.jerks]
+        self._mu = np.full(len(self.jerks), 1.0 / len(self.jerks))
+        self._x, self._P = x, P
         self.rms = 0.0
         self.fit = (u_ref, float(self._x[0]), float(p), 0.0)
 
     def _observe(self, u: float, t: float, w: float) -> None:
-        """One onset at grid position `u` (beats), time `t`: the filter's state (the time of
+        """One onset at grid position `u` (beats), time `t`: each model's state (the time of
         its latest beat position, the period, the period's change a beat) moves on to `u` (a
-        constant change of period, its uncertainty growing with `drift_jerk`) and takes the
-        onset in (its variance the jitter's over `w`)."""
+        constant change of period, its uncertainty growing with the model's jerk) and takes
+        the onset in (its variance the jitter's over `w`); the models are mixed as an IMM
+        (interacting multiple models: a steady one that averages jitter away, quicker ones that
+        follow a drift, their weights from how well each predicted the recent onsets)."""
         d = u - self.fit[0]
-        x, P = self._x, self._P
-        if d > 0.0:
-            F = np.array([[1.0, d, 0.5 * d * d], [0.0, 1.0, d], [0.0, 0.0, 1.0]])
-            d2, d3 = d * d, d * d * d
-            Q = self.jerk * np.array([[d3 * d2 / 20.0, d2 * d2 / 8.0, d3 / 6.0],
-                                      [d2 * d2 / 8.0, d3 / 3.0, d2 / 2.0],
-                                      [d3 / 6.0, d2 / 2.0, d]])
-            x = F @ x
-            P = F @ P @ F.T + Q
-        innov = t - x[0]
-        S = P[0, 0] + self._R / w
-        K = P[:, 0] / S
-        x = x + K * innov
-        P = P - np.outer(K, P[0, :])
+        n = len(self.jerks)
+        # mixing: each model starts from the others' states as far as it may switch to them
+        c = self._mu @ self._switch                       # prior weight of each model
+        mix = self._switch * self._mu[:, None] / np.maximum(c[None, :], 1e-300)
+        xs, Ps, like = [], [], np.zeros(n)
+        F = np.array([[1.0, d, 0.5 * d * d], [0.0, 1.0, d], [0.0, 0.0, 1.0]])
+        d2, d3 = d * d, d * d * d
+        Q0 = np.array([[d3 * d2 / 20.0, d2 * d2 / 8.0, d3 / 6.0],
+                       [d2 * d2 / 8.0, d3 / 3.0, d2 / 2.0],
+                       [d3 / 6.0, d2 / 2.0, d]])
+        for j in range(n):
+            x = sum(mix[i, j] * self._xs[i] for i in range(n))
+            P = sum(mix[i, j] * (self._Ps[i] + np.outer(self._xs[i] - x, self._xs[i] - x))
+                    for i in range(n))
+            if d > 0.0:
+                x = F @ x
+                P = F @ P @ F.T + self.jerks[j] * Q0
+            innov = t - x[0]
+            S = P[0, 0] + self._R / w
+            K = P[:, 0] / S
+            x = x + K * innov
+            P = P - np.outer(K, P[0, :])
+            xs.append(x)
+            Ps.append(P)
+            like[j] = math.exp(-0.5 * min(innov * innov / S, 50.0)) / math.sqrt(S)
+        mu = c * like
+        mu = mu / mu.sum() if mu.sum() > 0.0 else np.full(n, 1.0 / n)
+        x = sum(mu[j] * xs[j] for j in range(n))
         p0 = self.fit[2]
         if not 0.5 * p0 < x[1] < 2.0 * p0:       # nonsense: keep what was known
             return
+        for xj in xs:
+            xj[2] = min(max(xj[2], -0.05 * xj[1]), 0.05 * xj[1])
         x[2] = min(max(x[2], -0.05 * x[1]), 0.05 * x[1])
-        self._x, self._P = x, P
+        innov = t - sum(c[j] / c.sum() * (F @ self._xs[j])[0] for j in range(n)) \
+            if d > 0.0 else t - self._x[0]
+        self._xs, self._Ps, self._mu = xs, Ps, mu
+        self._x = x
         self.rms += 0.2 * (abs(innov) / x[1] - self.rms)
         self.fit = (float(u), float(x[0]), float(x[1]), float(0.5 * x[2]))
 
@@ -427,6 +570,29 @@ class BeatTracker:
         self._bins[int(beat) % self.beats_per_bar] += accent
         if pick:
             self._pick_downbeat()
+
+    def _pick_parity(self) -> None:
+        """Harmonic rhythm, for music whose beats are all alike in loudness (a chorale): long
+        notes (1.5 beats or more) start on the strong beats, the one and the third in 4/4,
+        almost never on the others. When `parity_margin` more of them, and twice as many,
+        start on the other beats than on the bar's strong ones, the bar moves by a beat: to
+        the beat after the current one (a pickup of a beat, the most common), unless another
+        place of that parity has two more of them."""
+        bpb, L, cur = self.beats_per_bar, self._long, self.downbeat
+        if bpb % 2:
+            return
+        on = float(sum(L[i] for i in range(bpb) if i % 2 == cur % 2))
+        off = float(L.sum()) - on
+        if off < on + self.parity_margin or off < 2.0 * on:
+            return
+        # the first place after the current one (a pickup of a beat), unless another of its
+        # parity has two more long notes
+        best = (cur + 1) % bpb
+        best = max((i for i in range(bpb) if i % 2 != cur % 2),
+                   key=lambda i: (L[i] - (0.0 if i == best else 2.0), -((i - cur) % bpb)))
+        self.downbeat = best
+        self.counters["downbeat_changes"] += 1
+        self.generation += 1
 
     def _pick_downbeat(self) -> None:
         """Move the bar's phase to the place that outscores the current one by the margin and
