@@ -313,7 +313,7 @@ def chorale_bars(name: str, bpm: float) -> list[bool]:
     0.4 s before it (the tracker fed the chorale's notes up to then)?"""
     notes, beats, pickup, bar = chorale(name, lambda t: bpm)
     assert bar == 4.0
-    t = BeatTracker(SR, prior_bpm=120.0)
+    t = BeatTracker(SR, prior_bpm=1.1 * bpm)      # the band set near the chorale's tempo
     events, i, out = note_events(notes), 0, []
     q = pickup
     while q < len(beats) - 6 and time_of(beats, q) < notes[-1][0]:
@@ -326,6 +326,7 @@ def chorale_bars(name: str, bpm: float) -> list[bool]:
         if q >= pickup + 16:
             out.append(round(t.beat_at(time_of(beats, q) * SR)) % 4 == 0)
         q += 4
+    assert abs(t.bpm - bpm) < 0.02 * bpm
     return out
 
 
@@ -333,14 +334,15 @@ def test_chorale_bars_by_ear_from_their_harmonic_rhythm():
     """No accents to hear the one by (every note at one velocity, a chord on every beat):
     long notes start on the strong beats (the one and the third), so a pickup of a beat is
     corrected once they have been heard on the other beats. Six chorales at 66, 92 and 120
-    BPM: the share of their bar lines (from the fifth) that are the tracker's (measured
-    0.78; before this, 0.51: the three with a pickup a beat off throughout)."""
+    BPM (the band's tempo set near theirs: with nothing but even chords, 66 against a config
+    of 120 is heard at 132): the share of their bar lines (from the fifth) that are the
+    tracker's (measured 0.82; before, 0.50: the three with a pickup mostly a beat off)."""
     pytest.importorskip("music21")
     pooled = []
     for name in CHORALES:
         for bpm in (66.0, 92.0, 120.0):
             pooled += chorale_bars(name, bpm)
-    assert len(pooled) >= 150 and sum(pooled) / len(pooled) >= 0.7, sum(pooled) / len(pooled)
+    assert len(pooled) >= 150 and sum(pooled) / len(pooled) >= 0.75, sum(pooled) / len(pooled)
     assert all(chorale_bars("bach/bwv1.6", 92.0)[-6:])          # its pickup corrected
 
 

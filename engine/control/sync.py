@@ -124,6 +124,7 @@ class PhaseLock:
         self._last_beat = -1
         self._last_ext = 0.0
         self.stopped = False                  # after stop(): silent until start()
+        self.reaim = False                    # re-aim a realigning stretch each beat (_reaim)
         self._restart = False
 
     # -- transport ---------------------------------------------------------------------------
@@ -155,8 +156,9 @@ class PhaseLock:
         session, clock = self.session, self.session.clock
         b = int(session.scheduler.cursor) + 1          # where Session.set_tempo acts
         if self.until is not None:
-            if b < self.until:                         # the realigning stretch runs: re-aim
-                self._reaim(b, ext_beat, ext_bpm, tempo_at)   # it with the latest estimate
+            if b < self.until:                         # the realigning stretch runs
+                if self.reaim:                         # (re-aimed with the latest estimate)
+                    self._reaim(b, ext_beat, ext_bpm, tempo_at)
                 return
             self.until = None
         s_b = clock.sample_at(Fraction(b))
@@ -200,7 +202,8 @@ class PhaseLock:
         stretch, from band beat b on, at the tempo that lands `until` on its external beat as
         the external beat line now stands (it was planned from an estimate a bar or more
         older; a tempo that changes meanwhile would otherwise leave the band's first beat
-        off). Once a beat, within 0.5..2 times the external tempo."""
+        off). Once a beat, within 0.5..2 times the external tempo. Used by the player
+        follower (`reaim`), whose estimate is young when the band comes in; a clock's is not."""
         if b == self._last_beat:
             return
         sr = self.session.sample_rate
@@ -623,6 +626,7 @@ class PlayerFollower:
                                    chord_window_ms=chord_window_ms, hold_beats=hold_beats)
         self.lock = PhaseLock(session, log=log, **lock)
         self.lock.quantum = clock.beats_per_bar
+        self.lock.reaim = True               # the ear's estimate firms up while it comes in
         self.lock.stop()                     # the band listens first
         self._pending: list[tuple[int, int, int, float]] = []   # (sample, kind, note, velocity)
         self._fed = -math.inf                # notes before this sample are with the tracker

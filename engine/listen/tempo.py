@@ -15,22 +15,41 @@ pitches), fed in time order:
   phase is the one whose beats carry the most accent.
 * **Tracking.** Every onset within `tolerance_beats` of the estimate's eighth-note grid is an
   observation (its grid position, its sample) for a Kalman filter whose state is the time of
-  the latest grid position, the period and the period's change a beat (a drifting tempo is
-  followed without lag; `drift_jerk` says how fast that change may itself change, `jitter_ms`
-  how far a single onset strays; a chord's mean weighs as its notes). Syncopations lie on the
-  eighth grid and count; off-grid notes (swung, ornaments) miss and move nothing; a missing
-  beat leaves no observation and the filter carries on through it. Ahead of its latest
-  observation the beat follows the filter's curve for `curve_ahead_beats`, then its tangent.
+  the latest grid position, the period and the period's change a beat. It runs as an IMM
+  (interacting multiple models, one per `drift_jerks`: how fast the period's change may
+  itself change): a steady model averages the jitter away, quicker ones follow a drift, each
+  weighted by how well it predicted the recent onsets, so a drift is followed without letting
+  the jitter through (`jitter_ms`: how far a single onset strays; a chord's mean weighs as its
+  notes). Syncopations lie on the eighth grid and count; off-grid notes (swung, ornaments) miss
+  and move nothing; a missing beat leaves no observation and the filter carries on through it.
+  Ahead of its latest observation the beat follows the filter's curve for
+  `curve_ahead_beats`, then its tangent. What limits it: a drift that starts or stops (a ramp's
+  ends) shows only once the onsets have strayed from the old curve by more than their jitter,
+  a few beats, and each beat is predicted about 1.4 beats ahead.
+* **The metrical level** (the tempo octave: a player at 170 first heard at 85, or at 60 heard
+  at 120, when the configured tempo, the induction's prior, lies between). Once a bar, the
+  accents of the last `level_window_s` are folded over two bars: consecutive bars should look
+  alike and a half bar should not look like a bar. A half bar that sounds like a bar (and
+  `level_fill` of the eighths between played) says the beat is twice too slow; every other bar
+  without its accent, twice too fast; no bar accent (`level_accent` over the other beats)
+  says nothing. Two bars in a row saying the same move the beat an octave: the onsets are
+  renumbered, the filter starts again at the new period (`level_changes`, a new
+  `generation`).
 * **Re-induction, with hysteresis.** When most of the last onsets miss the grid (the player
   jumped to a new tempo, or came back in after a pause off the old beat), the tempo is induced
   again from the recent onsets; the new estimate replaces the old one only if it explains
   `switch_margin` more of those onsets. `generation` counts the times the beat numbering
   changed (this and a new downbeat), so a follower knows to realign.
 * **Downbeat** (the bar's phase): every on-beat onset's accent goes to its beat's place in the
-  bar (`beats_per_bar` bins, forgetting with half-life `downbeat_half_life_beats`); the first
-  onset heard is taken as a downbeat to start with (worth `first_downbeat_prior` accents), and
-  the bar's phase moves only when another place outscores it by `downbeat_margin` (and all the
-  others by half that).
+  bar (`beats_per_bar` bins, forgetting with half-life `downbeat_half_life_beats`), with a
+  note held over a beat adding its length (`long_accent`); the first onset heard is taken as a
+  downbeat to start with (worth `first_downbeat_prior` accents), and the bar's phase moves
+  only when another place outscores it by `downbeat_margin` (and all the others by half that).
+  For music without accents (a chorale: even chords on every beat) the harmonic rhythm
+  decides: long notes (1.5 beats and more) start on the strong beats, the one and the third,
+  almost never on the others; when `parity_margin` more of them, and twice as many, start on
+  the bar's weak beats than on its strong ones, the bar moves by a beat (a pickup of a beat,
+  the commonest, taken as heard as the one).
 * **Confidence**: the share of recent onsets on the grid, less the filter's mean innovation;
   `locked` from `lock_confidence` up. A player who stops: after `hold_beats` beats with no
   onset the tracker is `holding`: the estimate stays as it was (a follower keeps the last
@@ -64,6 +83,7 @@ class Onset:
     accent: float = 1.0
     beat: float | None = None     # grid position (the tracker's numbering), or None: off-grid
     times: list = field(default_factory=list)
+    long: bool = False            # counted as a long note (on its place in the bar)
 
 
 class BeatTracker:
@@ -76,7 +96,8 @@ class BeatTracker:
 
     def __init__(self, sample_rate: int, *, prior_bpm: float = 120.0, beats_per_bar: int = 4,
                  min_bpm: float = 40.0, max_bpm: float = 240.0, chord_window_ms: float = 40.0,
-                 tolerance_beats: float = 0.12, window_s: float = 6.0, min_onsets: int = 5, hold_beats: float = 4.0,
+                 tolerance_beats: float = 0.12, window_s: float = 6.0, min_onsets: int = 5,
+                 hold_beats: float = 4.0,
                  lock_confidence: float = 0.5, switch_margin: float = 0.25,
                  downbeat_half_life_beats: float = 24.0, first_downbeat_prior: float = 1.5,
                  downbeat_margin: float = 0.3, jitter_ms: float = 10.0,
@@ -123,8 +144,9 @@ class BeatTracker:
         k = len(self.jerks)                      # the models' switching: rare, either way
         self._switch = np.full((k, k), switch_prob / max(k - 1, 1)) \
             + np.eye(k) * (1.0 - switch_prob - switch_prob / max(k - 1, 1))
-        self._xs = [self._x.copy() for _ in self.jerks]
-        self._Ps = [self._P.copy() for _ in self.jerks]
+        self._jerks = np.array(self.jerks)
+        self._xs = np.tile(self._x, (k, 1))
+        self._Ps = np.tile(self._P, (k, 1, 1))
         self._mu = np.full(k, 1.0 / k)
         self._hits: deque[bool] = deque(maxlen=8)
         self.fit: tuple[float, float, float, float] | None = None  # (u_ref, t_ref, p, c)
@@ -132,7 +154,6 @@ class BeatTracker:
         self._bins = np.zeros(self.beats_per_bar)
         self._bins_u = 0.0                       # the beat the bins were last decayed to
         self._long = np.zeros(self.beats_per_bar)  # long notes begun on each place in the bar
-        self._long_seen: set = set()
         self.generation = 0
         self.now = -math.inf                     # the latest time advanced to (samples)
         self.last_onset: float | None = None
@@ -178,8 +199,8 @@ class BeatTracker:
             # in 16 %, on the others almost never), the note's share of its chord's
             self._add_downbeat(onset.beat, self.long_accent * (min(dur, 3.0) - 1.0)
                                / onset.notes, decay=False)
-        if dur >= 1.5 and onset.beat == int(onset.beat) and id(onset) not in self._long_seen:
-            self._long_seen.add(id(onset))
+        if dur >= 1.5 and onset.beat == int(onset.beat) and not onset.long:
+            onset.long = True
             self._long[int(onset.beat) % self.beats_per_bar] += 1.0
             self._pick_parity()
 
@@ -408,7 +429,11 @@ class BeatTracker:
         for o, n in recent:
             if n == int(n):
                 self._add_downbeat(n, o.accent, pick=False)
+        for o, n in assigned:                     # the long notes heard, at their new places
+            if o.long and n == int(n):
+                self._long[int(n) % self.beats_per_bar] += 1.0
         self._pick_downbeat()
+        self._pick_parity()
         self._level_u = max(n for _, n in assigned)
         self._level_votes = 0
         self.generation += 1
@@ -505,8 +530,8 @@ class BeatTracker:
         x = np.array([tb + p * (u_ref - ub), p, 0.0])
         P = np.diag([self._R / w.sum() + (u_ref - ub) ** 2 * var_p, var_p,
                      (self.drift0 * p) ** 2])
-        self._xs = [x.copy() for _ in self.jerks]
-        self._Ps = [P.copy() for _ in self.jerks]
+        self._xs = np.tile(x, (len(self.jerks), 1))
+        self._Ps = np.tile(P, (len(self.jerks), 1, 1))
         self._mu = np.full(len(self.jerks), 1.0 / len(self.jerks))
         self._x, self._P = x, P
         self.rms = 0.0
@@ -520,45 +545,39 @@ class BeatTracker:
         (interacting multiple models: a steady one that averages jitter away, quicker ones that
         follow a drift, their weights from how well each predicted the recent onsets)."""
         d = u - self.fit[0]
-        n = len(self.jerks)
+        xs, Ps = self._xs, self._Ps                       # (models, 3), (models, 3, 3)
         # mixing: each model starts from the others' states as far as it may switch to them
         c = self._mu @ self._switch                       # prior weight of each model
         mix = self._switch * self._mu[:, None] / np.maximum(c[None, :], 1e-300)
-        xs, Ps, like = [], [], np.zeros(n)
+        x0 = mix.T @ xs
+        dx = xs[None, :, :] - x0[:, None, :]              # [j, i]: model i from j's mix
+        P0 = np.einsum("ij,ikl->jkl", mix, Ps) + np.einsum("ij,jik,jil->jkl", mix, dx, dx)
         F = np.array([[1.0, d, 0.5 * d * d], [0.0, 1.0, d], [0.0, 0.0, 1.0]])
-        d2, d3 = d * d, d * d * d
-        Q0 = np.array([[d3 * d2 / 20.0, d2 * d2 / 8.0, d3 / 6.0],
-                       [d2 * d2 / 8.0, d3 / 3.0, d2 / 2.0],
-                       [d3 / 6.0, d2 / 2.0, d]])
-        for j in range(n):
-            x = sum(mix[i, j] * self._xs[i] for i in range(n))
-            P = sum(mix[i, j] * (self._Ps[i] + np.outer(self._xs[i] - x, self._xs[i] - x))
-                    for i in range(n))
-            if d > 0.0:
-                x = F @ x
-                P = F @ P @ F.T + self.jerks[j] * Q0
-            innov = t - x[0]
-            S = P[0, 0] + self._R / w
-            K = P[:, 0] / S
-            x = x + K * innov
-            P = P - np.outer(K, P[0, :])
-            xs.append(x)
-            Ps.append(P)
-            like[j] = math.exp(-0.5 * min(innov * innov / S, 50.0)) / math.sqrt(S)
+        if d > 0.0:
+            d2, d3 = d * d, d * d * d
+            Q0 = np.array([[d3 * d2 / 20.0, d2 * d2 / 8.0, d3 / 6.0],
+                           [d2 * d2 / 8.0, d3 / 3.0, d2 / 2.0],
+                           [d3 / 6.0, d2 / 2.0, d]])
+            x0 = x0 @ F.T
+            P0 = np.einsum("ab,jbc,dc->jad", F, P0, F) + self._jerks[:, None, None] * Q0
+        innov = t - x0[:, 0]
+        S = P0[:, 0, 0] + self._R / w
+        K = P0[:, :, 0] / S[:, None]
+        xs = x0 + K * innov[:, None]
+        Ps = P0 - K[:, :, None] * P0[:, None, 0, :]
+        like = np.exp(-0.5 * np.minimum(innov * innov / S, 50.0)) / np.sqrt(S)
         mu = c * like
-        mu = mu / mu.sum() if mu.sum() > 0.0 else np.full(n, 1.0 / n)
-        x = sum(mu[j] * xs[j] for j in range(n))
+        mu = mu / mu.sum() if mu.sum() > 0.0 else np.full(len(mu), 1.0 / len(mu))
+        x = mu @ xs
         p0 = self.fit[2]
         if not 0.5 * p0 < x[1] < 2.0 * p0:       # nonsense: keep what was known
             return
-        for xj in xs:
-            xj[2] = min(max(xj[2], -0.05 * xj[1]), 0.05 * xj[1])
+        xs[:, 2] = np.clip(xs[:, 2], -0.05 * xs[:, 1], 0.05 * xs[:, 1])
         x[2] = min(max(x[2], -0.05 * x[1]), 0.05 * x[1])
-        innov = t - sum(c[j] / c.sum() * (F @ self._xs[j])[0] for j in range(n)) \
-            if d > 0.0 else t - self._x[0]
+        predicted = float((c / c.sum()) @ (self._xs @ F.T)[:, 0]) if d > 0.0 else self._x[0]
         self._xs, self._Ps, self._mu = xs, Ps, mu
         self._x = x
-        self.rms += 0.2 * (abs(innov) / x[1] - self.rms)
+        self.rms += 0.2 * (abs(t - predicted) / x[1] - self.rms)
         self.fit = (float(u), float(x[0]), float(x[1]), float(0.5 * x[2]))
 
     # ---- the bar ------------------------------------------------------------------------------
