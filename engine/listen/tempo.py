@@ -46,10 +46,12 @@ pitches), fed in time order:
   downbeat to start with (worth `first_downbeat_prior` accents), and the bar's phase moves
   only when another place outscores it by `downbeat_margin` (and all the others by half that).
   For music without accents (a chorale: even chords on every beat) the harmonic rhythm
-  decides: long notes (1.5 beats and more) start on the strong beats, the one and the third,
-  almost never on the others; when `parity_margin` more of them, and twice as many, start on
-  the bar's weak beats than on its strong ones, the bar moves by a beat (a pickup of a beat,
-  the commonest, taken as heard as the one).
+  decides: the bass seldom sounds again across a bar line and notes of two beats mostly start
+  on the one (rates measured on Bach's chorales), so each beat's bass (the same as the last
+  beat's or not) and each long note add their log-likelihood to each hypothesis of the bar's
+  first beat; the first note heard starts ahead (a pickup of a beat next). The bar moves when
+  another hypothesis leads by `harmonic_margin` nats, unless the accents have settled it
+  (`accent_settled`).
 * **Confidence**: the share of recent onsets on the grid, less the filter's mean innovation;
   `locked` from `lock_confidence` up. A player who stops: after `hold_beats` beats with no
   onset the tracker is `holding`: the estimate stays as it was (a follower keeps the last
@@ -104,7 +106,8 @@ class BeatTracker:
                  drift_jerks: tuple = (3.0, 100.0, 3000.0), switch_prob: float = 0.05,
                  curve_ahead_beats: float = 1.0, level_window_s: float = 16.0,
                  level_accent: float = 2.5, long_accent: float = 0.5,
-                 parity_margin: float = 1.0, level_alike: float = 0.7, level_fill: float = 0.6):
+                 harmonic_margin: float = 2.5, accent_settled: float = 0.3,
+                 level_alike: float = 0.7, level_fill: float = 0.6):
         self.sr = float(sample_rate)
         self.prior_bpm = float(prior_bpm)
         self.beats_per_bar = max(int(beats_per_bar), 1)
@@ -128,7 +131,8 @@ class BeatTracker:
         self.level_accent, self.level_alike = float(level_accent), float(level_alike)
         self.level_fill = float(level_fill)
         self.long_accent = float(long_accent)
-        self.parity_margin = float(parity_margin)
+        self.harmonic_margin = float(harmonic_margin)
+        self.accent_settled = float(accent_settled)
         self._level_u = 0.0                      # the beat the level was last checked at
         self._level_votes = 0
         self._group: Onset | None = None
@@ -153,7 +157,22 @@ class BeatTracker:
         self.downbeat = 0                        # tracker beats u with u % bpb == this: the one
         self._bins = np.zeros(self.beats_per_bar)
         self._bins_u = 0.0                       # the beat the bins were last decayed to
-        self._long = np.zeros(self.beats_per_bar)  # long notes begun on each place in the bar
+        # harmonic rhythm (a chorale's bar): the log-likelihood of each place being the one,
+        # from where the bass sounds again (rarely across a bar line: 5 % of Bach's chorales'
+        # downbeats, 15 % of third beats, 22-23 % of the others) and where notes of two beats
+        # start (28 % of the ones, 16 % of third beats, 2 % and none of the others); a place
+        # other than the first note heard starts behind (a pickup of a beat least)
+        bpb = self.beats_per_bar
+        if bpb == 4:
+            self._repeat_rates = (0.052, 0.234, 0.147, 0.217)
+            self._long_rates = (0.28, 0.017, 0.163, 0.005)
+        else:
+            self._repeat_rates = (0.052,) + (0.2,) * (bpb - 1)
+            self._long_rates = (0.28,) + (0.03,) * (bpb - 1)
+        self._hr_prior = tuple(0.0 if i == 0 else -1.0 if i == 1 else -2.0
+                               for i in range(bpb))
+        self._hr = np.array(self._hr_prior)
+        self._bass: tuple[float, int] | None = None   # the last on-beat onset's beat, its bass
         self.generation = 0
         self.now = -math.inf                     # the latest time advanced to (samples)
         self.last_onset: float | None = None
@@ -199,10 +218,9 @@ class BeatTracker:
             # in 16 %, on the others almost never), the note's share of its chord's
             self._add_downbeat(onset.beat, self.long_accent * (min(dur, 3.0) - 1.0)
                                / onset.notes, decay=False)
-        if dur >= 1.5 and onset.beat == int(onset.beat) and not onset.long:
-            onset.long = True
-            self._long[int(onset.beat) % self.beats_per_bar] += 1.0
-            self._pick_parity()
+        if dur >= 1.9 and onset.beat == int(onset.beat) and not onset.long:
+            onset.long = True                    # a note of two beats: mostly on the one
+            self._harmonic(int(onset.beat) % self.beats_per_bar, self._long_rates)
 
     def advance(self, sample: float) -> None:
         """Time has come to `sample`: a chord whose window has passed is complete."""
@@ -323,6 +341,17 @@ class BeatTracker:
             self._observe(n, g.sample, (1.0 if n == int(n) else 0.6) * min(g.notes, 4))
             if n == int(n):
                 self._add_downbeat(n, g.accent)
+                # the bass sounding now (the lowest note held, stale ones aside) against the
+                # last beat's: the same bass again is a weak beat's sign
+                fresh = g.sample - 4.0 * self.fit[2]
+                bass = min((p for p, o in self._open.items() if o.sample >= fresh),
+                           default=g.low)
+                if self._bass is not None and self._bass[0] == n - 1:
+                    same = bass == self._bass[1]
+                    rates = self._repeat_rates if same else [1.0 - r for r in
+                                                             self._repeat_rates]
+                    self._harmonic(int(n) % self.beats_per_bar, rates)
+                self._bass = (n, bass)
                 self._check_level(n)
         else:
             self._hits.append(False)
@@ -423,17 +452,14 @@ class BeatTracker:
         self._hits = deque((True,) * min(len(recent), 8), maxlen=self._hits.maxlen)
         self._bins[:] = 0.0
         self._bins_u = 0.0
-        self._long[:] = 0.0
+        self._hr = np.array(self._hr_prior)
+        self._bass = None
         self.downbeat = 0
         self._bins[0] = self.first_prior
         for o, n in recent:
             if n == int(n):
                 self._add_downbeat(n, o.accent, pick=False)
-        for o, n in assigned:                     # the long notes heard, at their new places
-            if o.long and n == int(n):
-                self._long[int(n) % self.beats_per_bar] += 1.0
         self._pick_downbeat()
-        self._pick_parity()
         self._level_u = max(n for _, n in assigned)
         self._level_votes = 0
         self.generation += 1
@@ -504,14 +530,14 @@ class BeatTracker:
             renumber = lambda b: (b - d) / 2.0      # noqa: E731
         else:
             renumber = lambda b: 2.0 * (b - d)      # noqa: E731
-        assigned = []
+        assigned = [(o, renumber(o.beat)) for o in self._heard if o.beat is not None]
+        assigned = [(o, nb) for o, nb in assigned if nb == round(2.0 * nb) / 2.0]
+        start = self.onsets[0].sample
+        if len({nb for o, nb in assigned if nb == int(nb) and o.sample >= start}) < 3:
+            self._level_votes = 0                    # too little on the new grid: keep it
+            return
         for o in self._heard:
-            if o.beat is None:
-                continue
-            nb = renumber(o.beat)
             o.beat = None
-            if nb == round(2.0 * nb) / 2.0:
-                assigned.append((o, nb))
         self.counters["level_changes"] += 1
         self._adopt(assigned)
 
@@ -590,28 +616,21 @@ class BeatTracker:
         if pick:
             self._pick_downbeat()
 
-    def _pick_parity(self) -> None:
-        """Harmonic rhythm, for music whose beats are all alike in loudness (a chorale): long
-        notes (1.5 beats or more) start on the strong beats, the one and the third in 4/4,
-        almost never on the others. When `parity_margin` more of them, and twice as many,
-        start on the other beats than on the bar's strong ones, the bar moves by a beat: to
-        the beat after the current one (a pickup of a beat, the most common), unless another
-        place of that parity has two more of them."""
-        bpb, L, cur = self.beats_per_bar, self._long, self.downbeat
-        if bpb % 2:
-            return
-        on = float(sum(L[i] for i in range(bpb) if i % 2 == cur % 2))
-        off = float(L.sum()) - on
-        if off < on + self.parity_margin or off < 2.0 * on:
-            return
-        # the first place after the current one (a pickup of a beat), unless another of its
-        # parity has two more long notes
-        best = (cur + 1) % bpb
-        best = max((i for i in range(bpb) if i % 2 != cur % 2),
-                   key=lambda i: (L[i] - (0.0 if i == best else 2.0), -((i - cur) % bpb)))
-        self.downbeat = best
-        self.counters["downbeat_changes"] += 1
-        self.generation += 1
+    def _harmonic(self, place: int, rates) -> None:
+        """One harmonic-rhythm observation at `place` in the bar, whose chance at each place
+        counted from the one is `rates`: each hypothesis of the bar's first beat gains its
+        log-likelihood; the bar moves when another hypothesis leads the current one by
+        `harmonic_margin` (nats), if the accents have not settled it (their confidence under
+        `accent_settled`): hysteresis both ways."""
+        bpb = self.beats_per_bar
+        for d in range(bpb):
+            self._hr[d] += math.log(rates[(place - d) % bpb])
+        best = int(np.argmax(self._hr))
+        if best != self.downbeat and self._hr[best] - self._hr[self.downbeat] \
+                >= self.harmonic_margin and self.downbeat_confidence < self.accent_settled:
+            self.downbeat = best
+            self.counters["downbeat_changes"] += 1
+            self.generation += 1
 
     def _pick_downbeat(self) -> None:
         """Move the bar's phase to the place that outscores the current one by the margin and
