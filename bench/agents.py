@@ -15,10 +15,14 @@ after a substituted chord: memory_form_*, memory_substitution_*).
 
 With --follow: the band following the player's own timing (config [sync] source = "player";
 tests/playerkit.py's humanised player, ±10 ms jitter): the player beat it comes in on at 96
-and 140 BPM (config at 120), the band's beat error against the player's true beats from two
-bars in (median, 90th percentile, max ms) at steady tempi, under ±5 BPM drifts and on a Bach
-chorale played with a drift (needs music21), and the cost of the tracker per note and of the
-follower's once-a-beat decision (µs).
+and 140 BPM (config at 120), the band's beat error from two bars in (median, 90th percentile,
+max ms) against the player's intended beats (before their jitter: `err_ms`) and against their
+onsets as played (`onset_err_ms`) at steady tempi, under ±5 BPM drifts and on a Bach chorale
+played with a drift (needs music21); the tempo octave (players at 170, 200, 60 and in running
+eighths at 84 against a config of 120: the tempo heard after eight bars, and the level changes
+it took); chorales by ear (needs music21): the share of their bar lines, from the fifth, that
+are the tracker's (six chorales at three tempi, and 37 of the corpus at 92 BPM); and the cost of the tracker per note and of the follower's once-a-beat
+decision (µs).
 
     python bench/agents.py [--json] [--listen] [--follow] [--memory]
 """
@@ -155,16 +159,17 @@ def answer_ms() -> float:
 
 def follow_figures() -> dict:
     """The --follow figures (module docstring)."""
-    from tests.playerkit import (SR, LiveSim, beat_errors_ms, follow_config, note_events,
-                                 player, ramp, sine)
+    from tests.playerkit import (SR, LiveSim, beat_errors_ms, follow_config, heard_beats,
+                                 note_events, player, ramp, sine)
     from engine.listen.tempo import BeatTracker
     from engine.rt.events import K_NOTE_ON
     root = Path(__file__).resolve().parent.parent
     out: dict = {}
 
     def run(notes, beats, pickup=0):
-        """(entry beat, errors from two bars in, bars aligned, decision times) of one player;
-        `beats[k]` the player's beat k counted from their first note (a pickup included)."""
+        """(entry beat, errors from two bars in, bars aligned, decision times, errors against
+        the onsets as played) of one player; `beats[k]` the player's beat k counted from
+        their first note (a pickup included)."""
         sim = LiveSim(follow_config(root, 120.0), note_events(notes))
         times = []
         update = sim.follower.update
@@ -183,7 +188,10 @@ def follow_figures() -> dict:
         errs = [(k, b, e) for k, b, e in beat_errors_ms(clock, beats)
                 if k >= 8 + pickup and beats[k] <= notes[-1][0]]
         aligned = all((b - (k - pickup)) % 4 == 0 for k, b, _ in errs)
-        return k_in - pickup, [abs(e) for _, _, e in errs], aligned, times
+        played = heard_beats(notes, beats)
+        heard = [abs(clock.sample_at(b) - played[k] * SR) * 1000.0 / SR for k, b, _ in errs
+                 if played[k] is not None]
+        return k_in - pickup, [abs(e) for _, _, e in errs], aligned, times, heard
 
     def figures(tag, runs):
         errs = sorted(e for r in runs for e in r[1])
@@ -191,6 +199,10 @@ def follow_figures() -> dict:
         out[f"follow_{tag}_err_ms_median"] = round(statistics.median(errs), 2)
         out[f"follow_{tag}_err_ms_p90"] = round(errs[int(0.9 * (len(errs) - 1))], 2)
         out[f"follow_{tag}_err_ms_max"] = round(errs[-1], 2)
+        heard = sorted(e for r in runs for e in r[4])
+        out[f"follow_{tag}_onset_err_ms_median"] = round(statistics.median(heard), 2)
+        out[f"follow_{tag}_onset_err_ms_p90"] = round(heard[int(0.9 * (len(heard) - 1))], 2)
+        out[f"follow_{tag}_onset_err_ms_max"] = round(heard[-1], 2)
         out[f"follow_{tag}_bars_aligned"] = all(r[2] for r in runs)
         decide.extend(t for r in runs for t in r[3])
 
@@ -227,6 +239,43 @@ def follow_figures() -> dict:
                           for p in n.pitches]
         notes.sort()
         figures("chorale_bwv66.6_92to97bpm", [run(notes, beats, pickup)])
+    except ImportError:
+        pass
+    # the tempo octave: the tempo heard after eight bars (three players each)
+    for tag, bpm, offbeats in (("170", 170.0, 0.3), ("200", 200.0, 0.3), ("60", 60.0, 0.3),
+                               ("84_eighths", 84.0, 0.9)):
+        heard_bpm, changes = [], 0
+        for seed in (1, 2, 3):
+            notes, beats = player(lambda t: bpm, 12, seed=seed, offbeats=offbeats)
+            t = BeatTracker(SR, prior_bpm=120.0)
+            for sample, kind, pitch, vel in note_events(notes):
+                if sample >= beats[32] * SR:
+                    break
+                t.note_on(sample, pitch, vel) if kind == K_NOTE_ON else t.note_off(sample, pitch)
+            heard_bpm.append(round(t.bpm, 1))
+            changes += t.counters["level_changes"]
+        out[f"follow_octave_{tag}_config120_bpm_heard"] = heard_bpm
+        out[f"follow_octave_{tag}_level_changes"] = changes
+    try:
+        from tests.test_follow import CHORALES, chorale_bars
+        bars = [ok for name in CHORALES for bpm in (66.0, 92.0, 120.0)
+                for ok in chorale_bars(name, bpm)]
+        out["follow_chorale_bars_share"] = round(sum(bars) / len(bars), 3)
+        out["follow_chorale_bars_n"] = len(bars)
+        # a wider set: every third of the corpus's first 120 chorales, in 4/4, at 92 BPM
+        from music21 import corpus
+        names = sorted({str(p).split("/bach/")[-1].rsplit(".", 1)[0]
+                        for p in corpus.getComposer("bach") if "bwv" in str(p)})
+        bars, n = [], 0
+        for name in names[:120:3]:
+            try:
+                got = chorale_bars("bach/" + name, 92.0)
+            except Exception:  # noqa: BLE001 - not in 4/4, or not heard at its tempo
+                continue
+            bars += got
+            n += bool(got)
+        out["follow_chorale_wide_chorales"] = n
+        out["follow_chorale_wide_bars_share"] = round(sum(bars) / max(len(bars), 1), 3)
     except ImportError:
         pass
     # the tracker's cost per note (note-on and note-off), over a long humanised performance

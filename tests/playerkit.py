@@ -32,11 +32,13 @@ def time_of(beats: list[float], pos: float) -> float:
 
 
 def player(bpm_at, bars: int, seed: int = 1, t0: float = 0.5, jitter_s: float = 0.010,
-           beats_per_bar: int = 4, pickup_beats: int = 0, accent: bool = True):
+           beats_per_bar: int = 4, pickup_beats: int = 0, accent: bool = True,
+           offbeats: float = 0.3):
     """(notes, beat times): notes as (on s, off s, pitch, velocity 0..1) sorted by onset, and
     the true time of every beat (beat 0 the first downbeat, after `pickup_beats` of pickup,
     so the first note falls on beat -pickup_beats). `accent`: the bar starts louder, chorded
-    and low; False: every beat alike (a single mid-register note each)."""
+    and low; False: every beat alike (a single mid-register note each). `offbeats`: the share
+    of beats followed by an off-beat eighth (0.9: a player in running eighths)."""
     rng = random.Random(seed)
     total = bars * beats_per_bar + pickup_beats + 2
     beats = beat_times(bpm_at, total, t0)
@@ -67,11 +69,34 @@ def player(bpm_at, bars: int, seed: int = 1, t0: float = 0.5, jitter_s: float = 
                     add(pos, 0.9, p, 0.6)
             else:
                 add(pos, 0.45, triad[rng.randrange(3)] + 12, rng.uniform(0.55, 0.7))
-            if rng.random() < 0.3:               # a syncopated off-beat eighth
+            if rng.random() < offbeats:          # a syncopated off-beat eighth
                 add(pos + 0.5, 0.4, triad[rng.randrange(3)] + 12, rng.uniform(0.5, 0.65))
     notes.sort()
     # beat 0 of the list is the first downbeat
     return notes, beats[pickup_beats:]
+
+
+def chorale(name: str, bpm_at, seed: int = 1, jitter_s: float = 0.010, t0: float = 0.5):
+    """A music21 corpus chorale (all its voices) as the player at tempo `bpm_at(t)`, every
+    note-on ±jitter_s: (notes as `player`'s, the true time of every quarter from the score's
+    start (its pickup included), the pickup in quarters, the bar in quarters)."""
+    import numpy as np
+    from music21 import corpus
+    score = corpus.parse(name)
+    ts = score.recurse().getElementsByClass("TimeSignature").first()
+    bar = float(ts.barDuration.quarterLength) if ts else 4.0
+    pickup = float(score.parts[0].getElementsByClass("Measure")[0].duration.quarterLength) % bar
+    rng = np.random.default_rng(seed)
+    beats = beat_times(bpm_at, int(score.highestTime) + 4, t0)
+    notes = []
+    for part in score.parts:
+        for n in part.flatten().notes:
+            pos, dur = float(n.offset), float(n.quarterLength)
+            on = time_of(beats, pos) + rng.uniform(-jitter_s, jitter_s)
+            for p in n.pitches:
+                notes.append((on, time_of(beats, pos + dur) - 0.02, p.midi, 0.7))
+    notes.sort()
+    return notes, beats, pickup, bar
 
 
 def ramp(bpm0: float, bpm1: float, t_start: float, t_end: float):
@@ -178,6 +203,21 @@ def beat_errors_ms(clock, beats: list[float], sr: int = SR) -> list[tuple[int, i
         s = round(t * sr)
         B = round(clock.beat_at(s))
         out.append((k, B, (clock.sample_at(B) - s) * 1000.0 / sr))
+    return out
+
+
+def heard_beats(notes, beats: list[float], window_s: float = 0.03) -> list[float | None]:
+    """The player's beats as heard: the mean time of the note-ons within `window_s` of each
+    intended beat (`beats`, s), None where the beat was left out."""
+    ons = sorted(n[0] for n in notes)
+    out = []
+    for t in beats:
+        i = bisect.bisect_left(ons, t - window_s)
+        near = []
+        while i < len(ons) and ons[i] <= t + window_s:
+            near.append(ons[i])
+            i += 1
+        out.append(sum(near) / len(near) if near else None)
     return out
 
 

@@ -22,8 +22,8 @@ from engine.control.sync import PlayerFollower, sync_from_config
 from engine.listen.tempo import BeatTracker
 from engine.parts import DRUMS
 from engine.rt.events import K_NOTE_OFF, K_NOTE_ON
-from tests.playerkit import (SR, LiveSim, beat_errors_ms, follow_config, note_events, player,
-                             ramp, sine)
+from tests.playerkit import (SR, LiveSim, beat_errors_ms, chorale, follow_config,
+                             heard_beats, note_events, player, ramp, sine, time_of)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,20 +180,61 @@ DRIFTS = {"ramp up": ramp(100.0, 105.0, 6.0, 26.0), "ramp down": ramp(100.0, 95.
 @pytest.mark.parametrize("drift", list(DRIFTS))
 def test_the_band_follows_a_player_who_drifts(at_root, drift):
     """±5 BPM (a ramp over 20 s either way after two bars steady, a sine of 64 s from the
-    first note), three players each: two bars in, the band's beats are the player's: half of
-    them within 6 ms, nine in ten within 13 ms (the player's own jitter is ±10 ms; the worst
-    are the beat it comes in on and the turns of the drift), none off by 40 ms, its bars on
-    theirs, never lost."""
-    pooled = []
+    first note), three players each: two bars in, the band's beats are the player's intended
+    beats (before their ±10 ms jitter): half within 5 ms, nine in ten within 12 ms, none off
+    by 25 ms (the limit: each beat is decided 1.4 beats ahead from jittered onsets); against
+    the onsets as played (the jitter included) a little further; its bars on theirs, never
+    lost."""
+    pooled, heard = [], []
     for seed in (5, 6, 7):
         notes, beats = player(DRIFTS[drift], 16, seed=seed)
         sim = follow(notes)
         errors = after(beat_errors_ms(sim.session.clock, beats), 8, notes[-1][0], beats)
         assert all((b - k) % 4 == 0 for k, b, _ in errors)
         assert sim.follower.tracker.counters["switches"] == 0
+        assert sim.follower.tracker.counters["level_changes"] == 0
         pooled += errors
+        played = heard_beats(notes, beats)
+        heard += [(k, b, (sim.session.clock.sample_at(b) - played[k] * SR) * 1000.0 / SR)
+                  for k, b, _ in errors if played[k] is not None]
     med, p90, worst = stats(pooled)
-    assert med <= 6.0 and p90 <= 13.0 and worst <= 40.0, (med, p90, worst)
+    assert med <= 5.0 and p90 <= 12.0 and worst <= 25.0, (med, p90, worst)
+    med, p90, worst = stats(heard)
+    assert med <= 7.0 and p90 <= 16.0 and worst <= 30.0, (med, p90, worst)
+
+
+@pytest.mark.parametrize("bpm, mostly_eighths", [(170.0, False), (60.0, False), (84.0, True),
+                                                 (200.0, False)])
+def test_the_tempo_octave_comes_from_the_playing(bpm, mostly_eighths):
+    """Config at 120: a player at 170 or 200 (heard at first, maybe, at half speed), at 60
+    (at first maybe at 120) or at 84 in running eighths with the bar's chords (not 168): the
+    bars' accents settle the level (a half bar that sounds like a bar: twice too slow; every
+    other bar without its accent: twice too fast) within eight bars (three bars heard at
+    the level, two votes in a row), and the bar is right."""
+    for seed in (1, 2, 3):
+        notes, beats = player(lambda t: bpm, 16, seed=seed,
+                              offbeats=0.9 if mostly_eighths else 0.3)
+        t = BeatTracker(SR, prior_bpm=120.0)
+        feed(t, notes, until_s=beats[32])
+        assert abs(t.bpm - bpm) < 0.02 * bpm, (seed, t.bpm)
+        feed(t, [n for n in notes if n[0] >= beats[32] - 0.02])
+        assert abs(t.bpm - bpm) < 0.02 * bpm and t.counters["level_changes"] <= 1
+        x = t.beat_at(beats[-3] * SR)
+        assert abs(x - round(x)) * 60.0 / bpm < 0.012 and round(x) % 4 == (len(beats) - 3) % 4
+
+
+def test_the_band_plays_at_170_when_the_config_says_120(at_root):
+    """A player the tracker first hears at 85 (this seed): the band follows at 85 (on every
+    other beat of theirs, on their bars), then the level moves and the band realigns once
+    onto their beats at 170, on their bars."""
+    notes, beats = player(lambda t: 170.0, 16, seed=3)
+    sim = follow(notes)
+    f = sim.follower
+    assert f.tracker.counters["level_changes"] == 1 and f.counters["realigns"] == 1
+    assert abs(sim.session.clock.bpm - 170.0) < 0.03 * 170.0
+    errors = after(beat_errors_ms(sim.session.clock, beats), 40, notes[-1][0], beats)
+    assert all((b - k) % 4 == 0 for k, b, _ in errors)
+    assert stats(errors)[1] <= 12.0
 
 
 def test_the_downbeat_comes_from_the_accents_after_a_pickup(at_root):
@@ -253,28 +294,56 @@ def test_a_bach_chorale_played_with_a_tempo_drift(at_root):
     """bwv66.6, all four voices as the player (their pickup too), 92 -> 97 BPM over its first
     half, every note ±10 ms: the band follows the beat."""
     pytest.importorskip("music21")
-    from music21 import corpus
-    from tests.playerkit import beat_times, time_of
-    score = corpus.parse("bach/bwv66.6")
-    pickup = float(score.parts[0].getElementsByClass("Measure")[0].duration.quarterLength) % 4
-    rng = np.random.default_rng(66)
-    drift = ramp(92.0, 97.0, 6.0, 18.0)
-    beats = beat_times(drift, int(score.highestTime) + 4, 0.5)
-    notes = []
-    for part in score.parts:
-        for n in part.flatten().notes:
-            pos, dur = float(n.offset), float(n.quarterLength)
-            on = time_of(beats, pos) + rng.uniform(-0.01, 0.01)
-            for p in getattr(n, "pitches", ()):
-                notes.append((on, time_of(beats, pos + dur) - 0.02, p.midi, 0.7))
-    notes.sort()
+    notes, beats, pickup, _ = chorale("bach/bwv66.6", ramp(92.0, 97.0, 6.0, 18.0), seed=66)
     sim = follow(notes)
-    true_beats = [b for b in beats]                 # beat 0: the score's start (the pickup)
-    errors = after(beat_errors_ms(sim.session.clock, true_beats), 8 + round(pickup),
-                   notes[-1][0], true_beats)
+    errors = after(beat_errors_ms(sim.session.clock, beats), 8 + round(pickup),
+                   notes[-1][0], beats)              # beat 0: the score's start (the pickup)
     med, p90, worst = stats(errors)
     assert med <= 6.0 and p90 <= 12.0, (med, p90, worst)
     assert sim.follower.tracker.counters["switches"] == 0
+
+
+#: four-four chorales, three with a pickup of a beat (bwv1.6, bwv2.6, bwv66.6)
+CHORALES = ("bach/bwv1.6", "bach/bwv2.6", "bach/bwv66.6", "bach/bwv10.7", "bach/bwv40.8",
+            "bach/bwv26.6")
+
+
+def chorale_bars(name: str, bpm: float) -> list[bool]:
+    """From the score's fifth bar line on: is each one a bar line of the tracker's, as known
+    0.4 s before it (the tracker fed the chorale's notes up to then)?"""
+    notes, beats, pickup, bar = chorale(name, lambda t: bpm)
+    assert bar == 4.0
+    t = BeatTracker(SR, prior_bpm=1.1 * bpm)      # the band set near the chorale's tempo
+    events, i, out = note_events(notes), 0, []
+    q = pickup
+    while q < len(beats) - 6 and time_of(beats, q) < notes[-1][0]:
+        cut = (time_of(beats, q) - 0.4) * SR
+        while i < len(events) and events[i][0] < cut:
+            sample, kind, pitch, vel = events[i]
+            i += 1
+            t.note_on(sample, pitch, vel) if kind == K_NOTE_ON else t.note_off(sample, pitch)
+        t.advance(cut)
+        if q >= pickup + 16:
+            out.append(round(t.beat_at(time_of(beats, q) * SR)) % 4 == 0)
+        q += 4
+    assert abs(t.bpm - bpm) < 0.02 * bpm
+    return out
+
+
+def test_chorale_bars_by_ear_from_their_harmonic_rhythm():
+    """No accents to hear the one by (every note at one velocity, a chord on every beat): the
+    bass seldom sounds again across a bar line and long notes mostly start on the one, so a
+    pickup is corrected once enough of that has been heard. Six chorales at 66, 92 and 120
+    BPM (the band's tempo set near theirs: with nothing but even chords, 66 against a config
+    of 120 is heard at 132): the share of their bar lines (from the fifth) that are the
+    tracker's (measured 0.82; before, 0.50: the three with a pickup a beat off)."""
+    pytest.importorskip("music21")
+    pooled = []
+    for name in CHORALES:
+        for bpm in (66.0, 92.0, 120.0):
+            pooled += chorale_bars(name, bpm)
+    assert len(pooled) >= 150 and sum(pooled) / len(pooled) >= 0.75, sum(pooled) / len(pooled)
+    assert all(chorale_bars("bach/bwv1.6", 92.0)[-6:])          # its pickup corrected
 
 
 # ---- config, CLI ---------------------------------------------------------------------------------

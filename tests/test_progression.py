@@ -181,6 +181,23 @@ def test_a_chorus_sharing_a_change_with_the_verse_is_learned_and_told_apart():
                    for b in range(int(start) + 12, int(start) + 16))
 
 
+@pytest.mark.parametrize("verse,chorus", [(EIGHT, ["C", "G", "Am", "F"]),
+                                          (BLUES, ["F#m", "D", "A", "E"])])
+def test_a_new_section_made_of_the_loops_chords_is_still_learned(verse, chorus):
+    # the chorus is a fragment of the verse (C G Am F), or shares most of its chords (the
+    # blues' D A E): the band may take the verse back on a fragment for a while, but the
+    # chorus heard twice becomes a loop of its own, and the verse is recognised after it
+    changes, starts, end = song([(verse, 2), (chorus, 2), (verse, 1)], start_beat=0)
+    m = ProgressionMemory(4)
+    answered = feed(m, changes, end)
+    assert m.locks == 2
+    assert [c.name for _, c in [x for x in m.library if x.name == "B"][0].changes()] == chorus
+    assert m.events[-1][1:] == ("return", "A")
+    wrong = [b for b in range(int(starts[2]), int(end))
+             if answered[b] is not None and answered[b].name != expected(changes, b)]
+    assert len(wrong) <= 4, wrong
+
+
 def test_a_substituted_chord_keeps_the_loop():
     # round 3 plays Dm for a bar instead of F: the band lets go (within 1.5 beats), follows
     # the Dm, and is back on the loop at its next change without learning anything again

@@ -124,6 +124,7 @@ class PhaseLock:
         self._last_beat = -1
         self._last_ext = 0.0
         self.stopped = False                  # after stop(): silent until start()
+        self.reaim = False                    # re-aim a realigning stretch each beat (_reaim)
         self._restart = False
 
     # -- transport ---------------------------------------------------------------------------
@@ -155,8 +156,10 @@ class PhaseLock:
         session, clock = self.session, self.session.clock
         b = int(session.scheduler.cursor) + 1          # where Session.set_tempo acts
         if self.until is not None:
-            if b < self.until:
-                return                                 # the realigning stretch runs
+            if b < self.until:                         # the realigning stretch runs
+                if self.reaim:                         # (re-aimed with the latest estimate)
+                    self._reaim(b, ext_beat, ext_bpm, tempo_at)
+                return
             self.until = None
         s_b = clock.sample_at(Fraction(b))
         x_b = ext_beat(s_b + self.latency)
@@ -193,6 +196,37 @@ class PhaseLock:
             return
         self._set(target)
         self._last_beat, self._last_ext = b, ext_bpm
+
+    def _reaim(self, b: int, ext_beat, ext_bpm: float, tempo_at) -> None:
+        """While the band is silent on its way to the bar line `until`: the rest of the
+        stretch, from band beat b on, at the tempo that lands `until` on its external beat as
+        the external beat line now stands (it was planned from an estimate a bar or more
+        older; a tempo that changes meanwhile would otherwise leave the band's first beat
+        off). Once a beat, within 0.5..2 times the external tempo. Used by the player
+        follower (`reaim`), whose estimate is young when the band comes in; a clock's is not."""
+        if b == self._last_beat:
+            return
+        sr = self.session.sample_rate
+        s_b = self.session.clock.sample_at(Fraction(b))
+        x_b = ext_beat(s_b + self.latency)
+        target = self.until - self.offset              # the external beat `until` lands on
+        if target <= x_b:
+            return
+        spb = 60.0 * sr / ext_bpm
+        s = s_b + (target - x_b) * spb                 # where ext_beat reaches target (secant)
+        for _ in range(3):
+            x = ext_beat(s + self.latency)
+            if abs(x - target) < 1e-6:
+                break
+            s += (target - x) * (60.0 * sr / (tempo_at(s + self.latency) if tempo_at
+                                              else ext_bpm))
+        if s <= s_b:
+            return
+        bpm = (self.until - b) * 60.0 * sr / (s - s_b)
+        bpm = min(max(bpm, ext_bpm / 2.0, MIN_BPM), ext_bpm * 2.0, MAX_BPM)
+        self._last_beat = b
+        if abs(bpm - self.session.clock.bpm) >= self.min_change:
+            self._set(bpm)
 
     def _set(self, bpm: float) -> None:
         self.session.set_tempo(bpm)
@@ -592,6 +626,7 @@ class PlayerFollower:
                                    chord_window_ms=chord_window_ms, hold_beats=hold_beats)
         self.lock = PhaseLock(session, log=log, **lock)
         self.lock.quantum = clock.beats_per_bar
+        self.lock.reaim = True               # the ear's estimate firms up while it comes in
         self.lock.stop()                     # the band listens first
         self._pending: list[tuple[int, int, int, float]] = []   # (sample, kind, note, velocity)
         self._fed = -math.inf                # notes before this sample are with the tracker

@@ -40,9 +40,11 @@ How it listens (`ProgressionMemory`):
   the last (one change where the part begins on a downbeat at the top of the loop's round: the
   player going back to a section), agrees at every slot, and fits one loop at one place only,
   locks that loop there at once: a return to the top of a verse is recognised a bar and a beat
-  after it, and the band lands on its next change. A loop recognised that is left before it
-  has been played a whole round was a false hope: letting it go, the memory learns from where
-  the player first strayed, so a new section that begins like an old one is still learned.
+  after it, and the band lands on its next change. Until a loop recognised (or come back to
+  after a departure) has been played a whole round, what was heard since the player strayed
+  may still be another loop: another return is recognised over it, a new loop heard twice is
+  learned over it, and letting it go the memory learns from where the player first strayed. So
+  a new section that begins like an old one, or is made of its chords, is still learned.
 
 What the band reads (``loop_at(beat)``): the loop in force at a beat, or None where the band
 follows. A lock or a departure is put in force from ``effective_beat`` (the first whole beat the
@@ -79,6 +81,12 @@ _DIMINISHED = frozenset({"dim", "m7b5", "dim7"})
 def _letters(i: int) -> str:
     """A library loop's name: A..Z, then A2..Z2, ..."""
     return chr(ord("A") + i % 26) + (str(i // 26 + 1) if i >= 26 else "")
+
+
+def _same(a: "Loop", b: "Loop") -> bool:
+    """The same loop, maybe heard from another point of its round."""
+    x, y = a.classes(), b.classes()
+    return len(x) == len(y) and any(y[d:] + y[:d] == x for d in range(len(x)))
 
 
 def chord_class(chord: Chord) -> tuple[int, str]:
@@ -272,17 +280,28 @@ class ProgressionMemory:
                 if self._judge(k):
                     self._depart(done, horizon)
                     break
-        if self.loop is None or self._resume is not None:
+        if self.loop is None or self._resume is not None or self._trial(done):
             known = self.recognise(done)
-            if known is not None:
+            if known is not None and (self.loop is None or
+                                      known.classes() != self.loop.classes()):
                 self.returns += 1
                 self._lock(known, done, horizon, "return")
-        if self.loop is None:
-            loop = self.learn(done)
-            if loop is not None:
+        if self.loop is None or self._trial(done):
+            # (a loop recognised on a fragment of a new section: the section, once heard
+            # twice, is learned all the same)
+            loop = self.learn(done, None if self.loop is None else self._left)
+            if loop is not None and (self.loop is None or not _same(loop, self.loop)):
                 self.locks += 1
                 self._lock(self._remember(loop), done, horizon, "lock")
         self._prune(done)
+
+    def _trial(self, done: int) -> bool:
+        """The loop locked has not yet been played a whole round since it was recognised or
+        the player came back to it after a departure: what was heard since `_left` may still
+        turn out to be another loop (recognised, or learned once heard twice)."""
+        if self.loop is None or self._left is None:
+            return False
+        return done - self._clean_from < len(self.loop.chords)
 
     def recognise(self, done: int) -> Loop | None:
         """A loop of the library the latest slots (since the player left the loop, or since
@@ -292,7 +311,7 @@ class ProgressionMemory:
         heard; one change is enough where the part begins on a downbeat at the top of the
         loop's round (the player going back to a section). A longer part is tried while several
         loops or places fit it, or the one that fits has too few changes."""
-        lo = self._left if self._resume is not None else self.since
+        lo = self._left if self.loop is not None else self.since
         if not self.library or lo is None or done - lo < 2 * SLOTS_PER_BEAT:
             return None
         classes = [None if (c := self.heard_at(k)) is None else chord_class(c)
@@ -348,7 +367,7 @@ class ProgressionMemory:
 
     def _lock(self, loop: Loop, done: int, horizon: Fraction, how: str) -> None:
         if how == "return":
-            self._left = self._left if self._resume is not None else self.since
+            self._left = self._left if self.loop is not None else self.since
         else:
             self._left = None
         self.loop = loop
@@ -366,11 +385,8 @@ class ProgressionMemory:
         """Put a loop just learned in the library: under the name of the one it is (the same
         chords, heard from another place in the round), else under a new letter, forgetting the
         least recently played loop when the library is full. Returns it named."""
-        table = loop.classes()
-        n = len(table)
         for i, known in enumerate(self.library):
-            other = known.classes()
-            if len(other) == n and any(other[d:] + other[:d] == table for d in range(n)):
+            if _same(loop, known):
                 named = Loop(loop.bars, loop.chords, loop.start, loop.confidence, loop.rounds,
                              known.name)
                 self.library[i] = named
@@ -440,11 +456,12 @@ class ProgressionMemory:
                 return k
         return slot
 
-    def learn(self, done: int) -> Loop | None:
-        """The loop the slots heard from `since` up to `done` (exclusive) repeat, or None."""
-        if self.since is None:
+    def learn(self, done: int, start: int | None = None) -> Loop | None:
+        """The loop the slots heard from `start` (default `since`) up to `done` (exclusive)
+        repeat, or None."""
+        start = self.since if start is None else start
+        if start is None:
             return None
-        start = self.since
         n = done - start
         bar = self.beats_per_bar * SLOTS_PER_BEAT
         classes = [None if (c := self.heard_at(k)) is None else chord_class(c)
