@@ -210,7 +210,7 @@ class BassAgent(Agent):
     def walk(self, info: BarInfo) -> list[Note]:
         """The jazz walking bass (see `_walk_pitches`); a two-feel below intensity 0.3 in
         4/4."""
-        seed, bar, bpb = info.seed, info.bar, info.beats_per_bar
+        seed, bar = info.seed, info.bar
         level = 0.74 + 0.28 * info.intensity
         if info.busy < 0.3 and info.beats == 4:
             line = _walk_two_feel(info)
