@@ -62,7 +62,11 @@ def test_jack_native_with_the_lookahead_limiter_adds_exactly_its_lookahead(jack_
 def test_portaudio_asap_plays_every_note_after_it_was_sent(jack_server):
     r = lk.retry(lk.portaudio_rtmidi, "asap", notes=20)
     assert r.missing == 0
-    assert r.latencies.min() > 0          # causal: never before the note was sent
+    # causal: never before the cycle that carried the note. rtmidi's JACK backend hands a
+    # message over when its cycle is handled, not at the message's own frame; on a busy host
+    # PortAudio's callback for that same cycle may run after it, so ASAP plays the note from
+    # the cycle's first frame, up to one period before the message's own frame
+    assert r.latencies.min() > -r.period
 
 
 def test_portaudio_fixed_mode_plays_every_note_no_earlier_than_promised(jack_server):
