@@ -40,6 +40,7 @@ def _overrides(args) -> dict:
     put("band", "tempo_bpm", args.tempo)
     put("band", "seed", args.seed)
     put("band", "style", args.style)
+    put("band", "meter", args.meter)
     put("midi", "latency_mode", args.latency_mode)
     if getattr(args, "arp", None) is not None:
         put("arp", "on", True)
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--tempo", type=float, help="BPM")
     common.add_argument("--seed", type=int)
     common.add_argument("--style")
+    common.add_argument("--meter", help="time signature to jam in: 4/4, 3/4, 6/8, 12/8, 5/4...")
     common.add_argument("--latency-mode", choices=("asap", "fixed"))
     sub.add_parser("devices", parents=[common], help="list audio outputs and MIDI inputs")
     sub.add_parser("units", parents=[common],

@@ -41,6 +41,16 @@ class ScheduleField(Field):
         return value
 
 
+class MeterField(Field):
+    """A time signature the band plays in without a score ("6/8", "3/4", "12/8"; "": the 4ths
+    of [band] beats_per_bar): a whole number of quarter-note beats a bar, 2 to 12."""
+
+    def check(self, value):
+        from engine.meter import parse_jam_meter
+        parse_jam_meter(value)
+        return value
+
+
 class PartRoute(Field):
     """A part's MIDI out route: {} (not routed) or { channel = 1..16, internal = true|false }."""
 
@@ -99,6 +109,8 @@ SCHEMA: Schema = {
     "band": {
         "tempo_bpm": Field(112.0, "tempo", lo=20.0, hi=400.0),
         "beats_per_bar": Field(4, "meter numerator (quarter-note beats)", lo=2, hi=12),
+        "meter": MeterField("", "a time signature instead (\"6/8\": two dotted-quarter pulses "
+                            "a bar, \"12/8\", \"3/4\"); empty: beats_per_bar/4"),
         "swing": Field(0.0, "0 straight .. 0.5 hard swing of the off-beat eighths",
                        lo=0.0, hi=0.5),
         "style": Field("rock", "drum and bass style", choices=tuple(STYLES)),

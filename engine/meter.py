@@ -21,7 +21,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 __all__ = ["Meter", "MeterSegment", "meter_of", "pulses_for", "step_source",
-           "check_signature", "MAX_BAR_BEATS"]
+           "check_signature", "parse_jam_meter", "MAX_BAR_BEATS"]
 
 #: the longest bar a meter may have (quarter-note beats)
 MAX_BAR_BEATS = 16
@@ -42,6 +42,23 @@ def check_signature(numerator: int, denominator: int) -> Fraction:
         raise ValueError(f"time signature {numerator}/{denominator}: a bar of {length} beats "
                          f"is longer than {MAX_BAR_BEATS}")
     return length
+
+
+def parse_jam_meter(value) -> tuple[int, int] | None:
+    """A jam's time signature (`[band] meter`) as (numerator, denominator), None for ""; ValueError saying why not."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a time signature like \"6/8\", got {value!r}")
+    if not value.strip():
+        return None
+    num, sep, den = value.strip().partition("/")
+    if not sep or not num.strip().isdigit() or not den.strip().isdigit():
+        raise ValueError(f"must be a time signature like \"6/8\" or \"3/4\", got {value!r}")
+    n, d = int(num), int(den)
+    length = check_signature(n, d)
+    if length.denominator != 1 or not 2 <= length <= 12:
+        raise ValueError(f"{value}: a bar must be 2 to 12 whole quarter-note beats to jam in "
+                         f"(this one is {length}); a MIDI file's own meters may be any")
+    return n, d
 
 
 @lru_cache(maxsize=256)

@@ -21,7 +21,7 @@ import numpy as np
 
 from engine.agents.arrangement import Band, DemoSong
 from engine.agents.base import MEMORY, LiveContext
-from engine.harmony import detect_chord
+from engine.harmony import LiveHarmony, detect_chord
 from engine.agents.bass import BassAgent
 from engine.agents.chords import ChordAgent
 from engine.agents.drums import DrumAgent
@@ -34,6 +34,7 @@ from engine.agents.steer import (AGENT_PARTS, PLAYING, STEER_PARAMS, SteeredBand
 from engine.control import midi_out
 from engine.control.clock import Clock
 from engine.listen.key import KeyTracker
+from engine.meter import Meter, check_signature, parse_jam_meter
 from engine.listen.progression import ProgressionMemory
 from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
@@ -226,6 +227,9 @@ class Session:
         seed, style = band_cfg["seed"], band_cfg["style"]
         self.demo = demo
         base = {"/band/style": style, "/band/groove": band_cfg["groove"]}
+        # a jam's time signature ([band] meter, e.g. 6/8), else beats_per_bar quarter notes
+        signature = None if demo else parse_jam_meter(band_cfg.get("meter", ""))
+        bpb = int(check_signature(*signature)) if signature else band_cfg["beats_per_bar"]
         if demo:
             song = DemoSong(style, tempo_bpm=band_cfg["tempo_bpm"])
             self.song = song
@@ -241,9 +245,9 @@ class Session:
             base.update({f"/{part}/agent/on": float(band_cfg[part]) for part in AGENT_PARTS})
             base[ANSWER] = float(band_cfg["answer"])
             base[MEMORY] = float(band_cfg["memory"])
-            self.ctx = LiveContext(seed=seed, beats_per_bar=band_cfg["beats_per_bar"],
-                                   style=style, answer=CallResponse(),
-                                   memory=ProgressionMemory(band_cfg["beats_per_bar"]))
+            self.ctx = LiveContext(seed=seed, beats_per_bar=bpb, style=style,
+                                   harmony=LiveHarmony(beats_per_bar=bpb),
+                                   answer=CallResponse(), memory=ProgressionMemory(bpb))
             self.length_s = None
         arp_cfg = cfg.get("arp", {})
         base.update({f"/arp/{k}": float(v) if isinstance(v, bool) else v
@@ -251,8 +255,9 @@ class Session:
         self.arp_channel = int(arp_cfg.get("channel", 0))    # 0: every MIDI channel
         self.steer = Steering(base)
         self.ctx.steer = self.steer
-        self.clock = Clock(self.sample_rate, band_cfg["tempo_bpm"], band_cfg["beats_per_bar"],
-                           band_cfg["swing"])
+        self.clock = Clock(self.sample_rate, band_cfg["tempo_bpm"], bpb, band_cfg["swing"])
+        if signature:
+            self.clock.meter = self.ctx.meter = Meter.constant(*signature)
         self.recorder = Recorder()
         # live-coded patterns on parts (Session.play), over the band, under /transport/playing
         self.patterns = PatternParts(self.band)
