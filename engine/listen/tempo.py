@@ -106,7 +106,7 @@ class BeatTracker:
                  drift_jerks: tuple = (3.0, 100.0, 3000.0), switch_prob: float = 0.05,
                  curve_ahead_beats: float = 1.0, level_window_s: float = 16.0,
                  level_accent: float = 2.5, long_accent: float = 0.5,
-                 harmonic_margin: float = 2.5, accent_settled: float = 0.3,
+                 harmonic_margin: float = 1.5, accent_settled: float = 0.3,
                  level_alike: float = 0.7, level_fill: float = 0.6):
         self.sr = float(sample_rate)
         self.prior_bpm = float(prior_bpm)
