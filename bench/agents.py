@@ -9,7 +9,9 @@ update. With --memory: the progression memory (engine.listen.progression) on the
 for a 4-bar loop (one and two chords a bar), an 8-bar loop and a 12-bar blues, the rounds the
 player plays before the band locks onto the loop, and the share of changes where the bass's
 note is a tone of the player's chord, in the first two rounds (following only) and after them,
-with the memory on and off.
+with the memory on and off; and a song form with returns to loops learned before (bars to lock
+again, beats to let go at each section change, the bass at the changes after each return and
+after a substituted chord: memory_form_*, memory_substitution_*).
 
 With --follow: the band following the player's own timing (config [sync] source = "player";
 tests/playerkit.py's humanised player, ±10 ms jitter): the player beat it comes in on at 96
@@ -89,6 +91,52 @@ def memory_figures() -> dict:
                 out[f"memory_{name}_rounds_to_lock"] = None if first is None else \
                     round(float((first - 4) / (bars * 4)), 2)
                 out[f"memory_{name}_confidence"] = m.loop.confidence if m.loop else 0.0
+    out.update(memory_form_figures())
+    return out
+
+
+def memory_form_figures() -> dict:
+    """A song form played by a human player (each chord up to 60 ms early or late, its notes
+    rolled 12 ms apart): verse x2, chorus x2, verse, chorus, verse, then the verse with a
+    substituted chord in one round. The bars the band takes to lock again on each return to
+    a loop it knows, the beats from a section change to the band letting go of the loop, and
+    the share of changes where the bass plays a tone of the player's chord from the second bar
+    after each return (and after the substitution), memory on and off."""
+    from engine.config import load_config
+    from tests.progressionkit import hits_at_changes, human, jam, loop_changes, rate, song
+    root = Path(__file__).resolve().parent.parent
+    verse, chorus = ["Am", "F", "C", "G"], ["Dm", "G", "C", "E7"]
+    changes, starts, _ = song([(verse, 2), (chorus, 2), (verse, 1), (chorus, 1), (verse, 1)])
+    sub = loop_changes(verse, 4, 4)
+    sub[9] = (sub[9][0], "Dm")
+    out = {}
+    for on in (True, False):
+        tag = "on" if on else "off"
+        cfg = load_config(str(root / "config.toml"), environ={})
+        s, bass = jam(cfg, changes, memory=on, early_s=human(11), spread_s=0.012)
+        hits = []
+        for i, start in enumerate(starts[2:], 2):
+            end = starts[i + 1] if i + 1 < len(starts) else None
+            hits += hits_at_changes(s, bass, changes, first_beat=start + 8, last_beat=end)
+        out[f"memory_form_{tag}_hit_after_return"] = round(rate(hits), 3)
+        m = s.ctx.memory
+        if on:
+            first = m.first_lock
+            out["memory_form_rounds_to_first_lock"] = round(float((first - 4) / 16), 2)
+            back = [b for b, kind, _ in m.events if kind == "return"]
+            out["memory_form_bars_to_relock"] = [float((b - a) / 4)
+                                                 for a, b in zip(starts[2:], back)]
+            gone = [b for b, kind, _ in m.events if kind == "depart"]
+            out["memory_form_beats_to_let_go"] = [float(b - a)
+                                                  for a, b in zip(starts[1:], gone)]
+            out["memory_form_locks_returns_departures"] = [m.locks, m.returns, m.departures]
+        cfg = load_config(str(root / "config.toml"), environ={})
+        s, bass = jam(cfg, sub, memory=on, early_s=human(3), spread_s=0.012)
+        after = hits_at_changes(s, bass, sub, first_beat=sub[9][0] + 4)
+        out[f"memory_substitution_{tag}_hit_after"] = round(rate(after), 3)
+        if on:
+            out["memory_substitution_kept_lock"] = s.ctx.memory.substitutions == 1 and \
+                s.ctx.memory.locks == 1
     return out
 
 

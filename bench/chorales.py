@@ -5,6 +5,10 @@ extra).
   (`bandmate render --midi`, every agent on): the player's onsets on the band's sixteenth grid,
   the bass's onsets on a pitch class the player sounds at that moment, the band's notes (drums
   aside) in the file's key (and in the key or doubling the player).
+- meter: chorales whose meter changes (4/4 to 3/4 or 3/2) played as the player: the share of
+  music21's measures that start one of the band's bars (engine.meter: the file's time
+  signatures read as a meter map; a measure shorter than its meter that no time signature
+  marks cannot be known from the MIDI file).
 - pickup: how often the file's first downbeat is found (music21's first measure as reference).
 - key: key-finding accuracy over every chorale, per profile (engine.listen.key). The reference
   key is the score's key signature, its mode decided by the final bass note: the major tonic of
@@ -26,6 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.listen.key import PROFILES, Key, find_key  # noqa: E402
+
+#: chorales whose meter changes (music21's corpus)
+METER_SET = ("bach/bwv27.6", "bach/bwv171.6", "bach/bwv304")
 
 #: (chorale, tempo BPM): a minor one, a major one, one in A major, at various tempos
 FOLLOW_SET = (("bach/bwv66.6", 96), ("bach/bwv269", 66), ("bach/bwv3.6", 132),
@@ -172,6 +179,34 @@ def band_and_player(session, score) -> list:
     return out
 
 
+def meter_follow(name: str, tempo_bpm: float = 96) -> dict:
+    """Chorale `name` (its meter changes) as the player: the meters read from its MIDI file,
+    and the share of music21's measures (after the first) that start a bar of the band."""
+    from engine.config import load_config
+    from engine.control.session import Session
+    from engine.listen.metrics import on_grid
+    from engine.listen.score import Score
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        mid = Path(tmp) / "chorale.mid"
+        m21 = export_chorale(name, tempo_bpm, mid)
+        score = Score.read(mid)
+    cfg = load_config(root / "config.toml", {"band": {"seed": 1}}, environ={})
+    session = Session(cfg, 48000, root=root)
+    session.follow_score(score)
+    meter = session.clock.meter
+    offsets = [Fraction(m.offset).limit_denominator(64)
+               for m in m21.parts[0].getElementsByClass("Measure") if m.offset > 0]
+    on_bar = sum(meter.bar_start(meter.bar_at(b)) == b
+                 for b in map(score.session_beat, offsets))
+    played = band_and_player(session, score)
+    return {"chorale": name, "meters": " ".join(f"{n}/{d}@{float(b):g}"
+                                                for b, n, d in score.meters),
+            "measures_on_band_bars": round(on_bar / max(len(offsets), 1), 4),
+            "player_on_grid": round(on_grid([n.start_s for n in played if n.part == "keys"],
+                                            session.clock), 4)}
+
+
 def pickup_accuracy(limit: int | None = None) -> dict:
     """How often Score finds music21's pickup, over the corpus's chorales exported to MIDI."""
     from music21 import corpus
@@ -200,7 +235,8 @@ def main() -> int:
     ap.add_argument("--render", action="store_true", help="through the audio render")
     ap.add_argument("--no-key", action="store_true", help="skip the corpus-wide figures")
     args = ap.parse_args()
-    out: dict = {"follow": [follow(n, t, args.render) for n, t in FOLLOW_SET]}
+    out: dict = {"follow": [follow(n, t, args.render) for n, t in FOLLOW_SET]
+                 + [meter_follow(n) for n in METER_SET]}
     if not args.no_key:
         out.update(key_accuracy())
         out.update(pickup_accuracy())

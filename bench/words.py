@@ -16,7 +16,10 @@ how many paraphrases outside the vocabulary land with and without the embedding 
 - paraphrases: words outside the vocabulary (evaluate.PARAPHRASES); landed = mapped onto an
   intended headword, hit = that headword's feature moved the right way on the analog base,
   for all of them and for the held-out ones (evaluate.HELD_OUT, never tuned on). Without the
-  model nothing lands (the words are reported as not understood).
+  model nothing lands (the words are reported as not understood). With it, also the words
+  not about timbre that map (evaluate.NOT_TIMBRE: must be none) and the everyday words that
+  do (evaluate.EVERYDAY: reported). `context` says whether the contextual vectors
+  (engine/words/model/context.npz) are there.
 
     python bench/words.py [--json] [--engines analog,fm] [--skip-audio]
 """
@@ -105,9 +108,11 @@ def words(engines, bases) -> dict:
 
 def paraphrases(skip_audio: bool) -> dict:
     from engine.words import embed
-    from engine.words.evaluate import HELD_OUT, PARAPHRASES, paraphrase_hits
+    from engine.words.evaluate import EVERYDAY, HELD_OUT, NOT_TIMBRE, PARAPHRASES, \
+        paraphrase_hits
     from engine.words.vocab import vocabulary
-    out = {"count": len(PARAPHRASES), "held_out": len(HELD_OUT), "model": embed.available()}
+    out = {"count": len(PARAPHRASES), "held_out": len(HELD_OUT), "model": embed.available(),
+           "context": embed.available() and embed.CONTEXT.is_file()}
     runs = [("without_model", None)]
     if embed.available():
         runs.append(("with_model", embed.similar))
@@ -130,6 +135,10 @@ def paraphrases(skip_audio: bool) -> dict:
                     "held_out_hit_rate": rate(held, "hit"),
                     "not_landed": [r["word"] for r in rows if not r["landed"]],
                     "mapped": {r["word"]: r["mapped"] for r in rows}}
+        if similar is not None:
+            out[key]["not_timbre_mapped"] = [w for w in NOT_TIMBRE if similar(w)]
+            out[key]["everyday_mapped"] = {w: [h for h, _ in similar(w)] for w in EVERYDAY
+                                           if similar(w)}
     return out
 
 

@@ -227,8 +227,12 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
             session.follow_score(score)
         except (OSError, ValueError) as exc:
             raise UserError(str(exc)) from exc
+        for warning in score.meter_warnings:
+            _say(warning)
         _say(f"{midi}: {score.beats_per_bar} beats a bar, {score.tempos[0][1]:g} BPM"
              + (f" ({len(score.tempos)} tempos)" if len(score.tempos) > 1 else "")
+             + (", meters " + " ".join(f"{n}/{d}" for _, n, d in score.meters)
+                if len(score.meters) > 1 else "")
              + (f", a {score.pickup_beats}-beat pickup" if score.pickup_beats else "")
              + (f", {score.key}" if score.key else ""))
         if seconds is None:
@@ -543,7 +547,8 @@ def live_command(session, text: str) -> str:
     live-coded pattern on a part from the next bar ("pattern bass c2 ~ [eb2 g2] <bb1 f2>";
     docs/patterns.md), `pattern PART off` gives the part back to its agent; `do WORDS` is a
     band command in words ("do drop the drums for 4 bars", "do go to chorus";
-    engine.agents.commands). Returns the reply."""
+    engine.agents.commands); `memory` shows what the progression memory has learned. Returns the
+    reply."""
     words = text.split()
     if not words:
         return ""
@@ -576,6 +581,8 @@ def live_command(session, text: str) -> str:
             return f"tap: {bpm:.1f} BPM" if bpm is not None else "tap: keep tapping"
         if words[0] == "arp":
             return arp_command(session, words[1:])
+        if words[0] == "memory" and len(words) == 1:
+            return memory_view(session)
         if words[0] == "set" and len(words) == 3:
             return f"{words[1]} = {session.set(words[1], _number_or_word(words[2])):g}"
         if words[0] == "edit" and len(words) >= 3:
@@ -589,7 +596,7 @@ def live_command(session, text: str) -> str:
             text = text.split(None, 2)[2].strip().strip("\"'")
             off = text == "off"
             at = session.play(words[1], None if off else text)
-            bar = int(at // session.clock.beats_per_bar) + 1
+            bar = session.clock.bar_at(at) + 1
             return f"{words[1]}: " + ("back to its agent" if off else f"playing {text}") + \
                 f" from bar {bar}"
         if words[0] == "undo" and len(words) == 2:
@@ -610,7 +617,24 @@ def live_command(session, text: str) -> str:
     return ("commands: learn ADDRESS | learn (cancel) | set ADDRESS VALUE | scene NAME [FADE_S]"
             " | scenes | save NAME | tap | tap BPM | edit PART WORDS | undo PART | prompt TEXT"
             " | pattern PART MINI-NOTATION | pattern PART off"
-            " | arp [on|off] [MODE] [RATE] [OCTAVES] [latch|unlatch] | do WORDS")
+            " | arp [on|off] [MODE] [RATE] [OCTAVES] [latch|unlatch] | do WORDS | memory")
+
+
+def memory_view(session) -> str:
+    """`memory`: the progression memory's status, the loops it has learned (the one played now
+    marked) and how often the player left and came back (engine.control.remote.memory_state)."""
+    from engine.control.remote import memory_state
+    state = memory_state(session)
+    if state is None:
+        return "memory: none in this session"
+    lines = [f"memory: {state['status']}" + (", locked" if state["locked"] else "")]
+    for name, _, text in state["library"]:
+        lines.append(f"{'>' if name == state['name'] else ' '} {name}  {text}")
+    n = state["departures"]
+    lines.append(f"{n} departure{'s' * (n != 1)} ({state['substitutions']} substitution"
+                 f"{'s' * (state['substitutions'] != 1)}), {state['returns']} return"
+                 f"{'s' * (state['returns'] != 1)}")
+    return "\n".join(lines)
 
 
 def arp_command(session, words: list[str]) -> str:

@@ -284,6 +284,10 @@ SCHEMA: Schema = {
         "clock": Field(False, "send MIDI clock (24 ppqn), Start, Stop, Song Position"),
         "drum_gate_ms": Field(50.0, "length of the drums' notes on MIDI out (they have no "
                               "note-off of their own)", lo=1.0, hi=1000.0),
+        "thru": Field(False, "MIDI thru: echo the player's notes, controls and pitch bend to "
+                      "MIDI out (controls the MIDI mapping binds excepted)"),
+        "thru_channel": Field(0, "MIDI thru's channel: 0 each message on its own, 1..16 all "
+                              "on that one", lo=0, hi=16),
     } | {
         part: PartRoute({}, f"play {part} on MIDI out: {{ channel = 1..16, internal = "
                         "true|false }} (internal = false: its own instrument is silent)")

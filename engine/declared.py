@@ -155,6 +155,57 @@ def check_value(p, key, value, where: str) -> float:
     return float(value)
 
 
+NOT_SPECIAL = object()   # check_unit_table's `special` answers it for a key it does not check
+
+
+def check_unit_table(spec, where: str, instrument: bool, special=None) -> dict:
+    """One unit table ({unit = "eq", ...its parameters}) checked, choice words turned into
+    their numbers; ValueError messages start with `where` ("[2]" in a chain, "" alone).
+
+    `instrument`: whether the unit must be an instrument (a part's voice) or an effect.
+    `special(unit, key, value, where)` checks a key that is not a parameter (a chain op's `name`,
+    an instrument's data) and returns its value, or `NOT_SPECIAL` when the key is not one."""
+    if not isinstance(spec, dict) or "unit" not in spec:
+        raise ValueError(f"{where}: must be a table with a `unit` key, got {spec!r}")
+    try:
+        u = unit(spec["unit"])
+    except ValueError as exc:
+        raise ValueError(f"{where}.unit: {exc}") from None
+    is_instrument = bool(getattr(u, "INSTRUMENT", False))
+    if instrument and not is_instrument:
+        raise ValueError(f"{where}.unit: {u.NAME} is not an instrument")
+    if not instrument and (is_instrument or u.NAME == "strip"):
+        raise ValueError(f"{where}.unit: {u.NAME} is not an effect")
+    params = {p.name: p for p in u.PARAMS}
+    done = {"unit": u.NAME}
+    for key, value in spec.items():
+        if key == "unit":
+            continue
+        checked = NOT_SPECIAL if special is None else special(u, key, value, where)
+        if checked is not NOT_SPECIAL:
+            done[key] = checked
+            continue
+        if key not in params:
+            raise ValueError(f"{where}.{key}: {u.NAME} has no such parameter; it has "
+                             f"{', '.join(params)}")
+        done[key] = check_value(params[key], key, value, f"{where}.")
+    return done
+
+
+def _chain_op_key(u, key, value, where):
+    """A chain op's keys that are not parameters: `name` (its address) and `sidechain`."""
+    if key == "name":
+        if not isinstance(value, str) or not value.isidentifier():
+            raise ValueError(f"{where}.name: must be a word (letters, digits, _), got {value!r}")
+        return value
+    if key == "sidechain":
+        if value not in PART_INDEX:
+            raise ValueError(f"{where}.sidechain: must be a part ({', '.join(PARTS)}), "
+                             f"got {value!r}")
+        return value
+    return NOT_SPECIAL
+
+
 def check_chain(specs) -> list[dict]:
     """An insert chain (a patch's, a part's, the master's) with every value checked and choice
     words turned into their numbers (ValueError naming the entry and key)."""
@@ -162,36 +213,5 @@ def check_chain(specs) -> list[dict]:
         raise ValueError(f"must be a list of unit tables, got {specs!r}")
     if len(specs) > MAX_OPS // 4:
         raise ValueError(f"at most {MAX_OPS // 4} units in a chain, got {len(specs)}")
-    out = []
-    for i, spec in enumerate(specs):
-        if not isinstance(spec, dict) or "unit" not in spec:
-            raise ValueError(f"[{i}]: must be a table with a `unit` key, got {spec!r}")
-        try:
-            u = unit(spec["unit"])
-        except ValueError as exc:
-            raise ValueError(f"[{i}].unit: {exc}") from None
-        if getattr(u, "INSTRUMENT", False) or u.NAME == "strip":
-            raise ValueError(f"[{i}].unit: {u.NAME} is not an effect")
-        params = {p.name: p for p in u.PARAMS}
-        done = {"unit": u.NAME}
-        for key, value in spec.items():
-            if key == "unit":
-                continue
-            if key == "name":
-                if not isinstance(value, str) or not value.isidentifier():
-                    raise ValueError(f"[{i}].name: must be a word (letters, digits, _), got "
-                                     f"{value!r}")
-                done[key] = value
-                continue
-            if key == "sidechain":
-                if value not in PART_INDEX:
-                    raise ValueError(f"[{i}].sidechain: must be a part ({', '.join(PARTS)}), "
-                                     f"got {value!r}")
-                done[key] = value
-                continue
-            if key not in params:
-                raise ValueError(f"[{i}].{key}: {u.NAME} has no such parameter; it has "
-                                 f"{', '.join(params)}")
-            done[key] = check_value(params[key], key, value, f"[{i}].")
-        out.append(done)
-    return out
+    return [check_unit_table(spec, f"[{i}]", instrument=False, special=_chain_op_key)
+            for i, spec in enumerate(specs)]

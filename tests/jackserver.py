@@ -48,6 +48,14 @@ class JackServer:
             return "(no jackd log)"
         return f"jackd log {self.log_path} (last {chars} chars):\n{text[-chars:]}"
 
+    def xruns(self) -> int:
+        """How many xruns jackd has reported so far (a line each in its log): a test compares
+        the count before and after a span to tell the host's lost cycles from its own faults."""
+        try:
+            return self.log_path.read_text(errors="replace").count("XRun")
+        except OSError:
+            return 0
+
     def start(self) -> "JackServer":
         jackd = shutil.which("jackd")
         if jackd is None:

@@ -37,6 +37,27 @@ def loop_changes(chords: list[str], beats_each: float, rounds: int,
     return out
 
 
+def song(form: list[tuple[list[str], int]], beats_each: float = 4,
+         start_beat: float = 4) -> tuple[list[tuple[Fraction, str]], list[Fraction], Fraction]:
+    """A song form: each (chords, rounds) section one after the other. Returns its changes,
+    the beat each section starts on, and the beat it ends on."""
+    changes, starts, b = [], [], Fraction(start_beat)
+    for chords, rounds in form:
+        starts.append(b)
+        changes += loop_changes(chords, beats_each, rounds, start_beat=b)
+        b += Fraction(beats_each) * len(chords) * rounds
+    return changes, starts, b
+
+
+def human(seed: int, count: int = 512, most_s: float = 0.06):
+    """A human player's timing: the i-th chord `human(seed)(i)` seconds early (negative:
+    late), uniform within +-`most_s`, seeded."""
+    import random
+    rng = random.Random(seed)
+    offsets = [rng.uniform(-most_s, most_s) for _ in range(count)]
+    return offsets.__getitem__
+
+
 def jam(cfg, changes: list[tuple[Fraction, str | None]], end_beat: Fraction | None = None,
         memory: bool = True, seed: int = 1, voice=voicing, early_s=None, spread_s: float = 0.0):
     """A Session (no audio) hearing the player hold each chord of `changes` ((beat, name);

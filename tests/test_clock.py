@@ -122,13 +122,15 @@ def test_sixteenths_over_an_hour_at_137():
 # ---- tempo changes ----------------------------------------------------------------------------
 
 def piecewise_sample(beat, changes, sr):
-    """Independent tempo-map integral: changes = [(start_beat, bpm), ...] sorted, first at 0."""
+    """Independent tempo-map integral: changes = [(start_beat, bpm), ...] sorted, first at 0.
+    Each change starts on a whole sample, the floor of where the tempo before it puts its
+    beat (the clock's rule: segment starts stay integers however many changes come)."""
     beat = F(beat)
     pos = F(0)
     for i, (b0, bpm) in enumerate(changes):
         b1 = changes[i + 1][0] if i + 1 < len(changes) else None
         if b1 is not None and beat >= b1:
-            pos += (F(b1) - F(b0)) * 60 * sr / F(bpm)
+            pos = F(math.floor(pos + (F(b1) - F(b0)) * 60 * sr / F(bpm)))
         else:
             pos += (beat - F(b0)) * 60 * sr / F(bpm)
             break
@@ -279,3 +281,53 @@ def test_sample_at_is_the_floor_of_the_exact_position_across_tempo_changes():
             beat = F(rng.randrange(0, 4000), rng.choice([1, 2, 3, 4, 7, 12, 96]))
             assert c.sample_at(beat) == math.floor(c._sample_exact(beat)), (sr, beat)
         assert c.sample_at(5) == math.floor(c._sample_exact(F(5)))
+
+
+def test_segment_starts_are_whole_samples_after_an_odd_tempo():
+    """A change at a beat the old tempo puts between two samples starts on the earlier one,
+    so that beat's sample does not move, and the new tempo counts from there."""
+    sr = 44100
+    c = Clock(sr, F(937, 10))
+    exact = F(3) * 60 * sr / F(937, 10)           # 8,470.8... samples
+    assert exact.denominator != 1
+    c.set_tempo(120, F(3))
+    assert c.segments[-1].sample == math.floor(exact)
+    assert c.sample_at(F(3)) == math.floor(exact)
+    assert c.sample_at(F(4)) == math.floor(exact) + 22050
+    assert c.beat_at(math.floor(exact)) == 3
+    assert c.beat_at(math.floor(exact) - 1) < 3
+
+
+def test_ten_thousand_sensor_tempo_changes_keep_the_map_small_and_consistent():
+    """An installation's sensors change the tempo endlessly (97.3, 101.7, ...): segment
+    starts stay whole samples (denominator 1) and tempos keep denominators <= 1000, so the
+    numbers' size is bounded by the run's length, not by the number of changes; samples grow
+    with beats, and each beat lands on the sample whose beat span contains it (within one
+    sample of the beat times)."""
+    import random
+    rng = random.Random(97)
+    sr = 48000
+    c = Clock(sr, 97.3)
+    beat = 0
+    for _ in range(10_000):
+        beat += rng.randint(1, 3)
+        c.set_tempo(round(rng.uniform(40.0, 300.0), rng.choice([1, 2, 3, 5])), F(beat))
+    assert len(c.segments) == 10_001
+    assert max(s.sample.denominator for s in c.segments) == 1
+    assert max(s.bpm.denominator for s in c.segments) <= 1000
+    last = c.segments[-1].sample
+    assert last.numerator.bit_length() <= (beat * 60 * sr // 40).bit_length()
+    starts = [s.sample for s in c.segments]
+    assert all(a < b for a, b in zip(starts, starts[1:]))
+    beats = sorted({F(rng.randrange(0, 12 * beat), 12) for _ in range(2000)}
+                   | {F(s.beat) for s in c.segments[::100]} | {F(beat + 7, 3)})
+    samples = [c.sample_at(b) for b in beats]
+    assert all(a <= b for a, b in zip(samples, samples[1:]))
+    for b, s in zip(beats, samples):
+        assert c.beat_at(s) <= b < c.beat_at(s + 1), b          # within one sample
+        assert s == math.floor(c._sample_exact(b))
+    ticks = [rng.randrange(0, int(last) + sr) for _ in range(1000)]
+    got = [c.beat_at(t) for t in sorted(ticks)]
+    assert all(a <= b for a, b in zip(got, got[1:]))
+    for t, b in zip(sorted(ticks), got):
+        assert c.sample_at(b) == t                              # round trip

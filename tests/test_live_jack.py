@@ -62,7 +62,11 @@ def test_jack_native_with_the_lookahead_limiter_adds_exactly_its_lookahead(jack_
 def test_portaudio_asap_plays_every_note_after_it_was_sent(jack_server):
     r = lk.retry(lk.portaudio_rtmidi, "asap", notes=20)
     assert r.missing == 0
-    assert r.latencies.min() > 0          # causal: never before the note was sent
+    # causal: never before the cycle that carried the note. rtmidi's JACK backend hands a
+    # message over when its cycle is handled, not at the message's own frame; on a busy host
+    # PortAudio's callback for that same cycle may run after it, so ASAP plays the note from
+    # the cycle's first frame, up to one period before the message's own frame
+    assert r.latencies.min() > -r.period
 
 
 def test_portaudio_fixed_mode_plays_every_note_no_earlier_than_promised(jack_server):
@@ -76,10 +80,11 @@ def test_portaudio_fixed_mode_plays_every_note_no_earlier_than_promised(jack_ser
 
 def test_live_jack_run_is_bit_identical_to_the_offline_render(jack_server):
     """The demo, scheduled live by a control thread and rendered by the JACK callback in real
-    time, equals the offline render sample for sample (on a span the host did not disturb)."""
+    time, equals the offline render sample for sample (on the span after the last cycle the
+    host made the server miss, at least 0.8 s; else it is measured again)."""
     warm_up(("jack",))
     cfg = load_config("config.toml")
-    seconds = 2.5
+    seconds = 3.0
     offline = Session(cfg, 48000, demo=True)
     ref = OfflineDriver(offline.state, 256, offline.scheduler.advance).render(int(seconds * 48000))
     lk.retry(_live_run_matches, cfg, ref, seconds, attempts=4)
@@ -228,15 +233,20 @@ def _live_run_matches(cfg, ref, seconds):
             finally:
                 stop.set()
                 th.join(timeout=10)
-            start, rec = rig.recording(since_frame=since)
+            # the span since the last cycle the host made the server miss: the callback's
+            # frame offset (frame_of) is the one in force since then
+            start, rec = rig.segments(since_frame=since)[-1]
     finally:
         client.close()
     if live.state.counters()["late_events"]:
         raise lk.RigGap("the control thread was starved: late events")
+    if len(rec) < 0.8 * 48000:
+        raise lk.RigGap(f"the host made the server miss a cycle: only {len(rec)} samples "
+                        "recorded without a gap at the end")
     # engine sample 0 is rendered at frame_of(0); the rig adds its loop delay, if any
     first = start - client.frame_of(0) - rig.loop_frames()
     n = min(len(rec), len(ref) - first)
-    assert n > 1.5 * 48000 and np.abs(ref[first:first + n]).max() > 0.05
+    assert n >= 0.8 * 48000 and np.abs(ref[first:first + n]).max() > 0.05
     assert np.array_equal(rec[:n], ref[first:first + n])
 
 

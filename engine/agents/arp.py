@@ -53,6 +53,7 @@ from heapq import merge
 from typing import Any, Callable
 
 from engine.harmony import Chord
+from engine.meter import meter_of
 from engine.parts import PARTS
 from engine.patterns.event import Note, note_sort_key
 from engine.patterns.rand import unit
@@ -253,13 +254,13 @@ class Arpeggiator:
         st = self.steer
         if end <= begin or (not st.changed(ON) and st.base[ON] < 0.5):
             return []
-        bpb = int(ctx.beats_per_bar)
+        meter = meter_of(ctx)
         out: list[Note] = []
         chords: dict[int, Chord] = {}
-        bar = max(0, math.floor(begin / bpb))
-        while bar * bpb < end:
-            b0 = Fraction(bar * bpb)
-            b1 = b0 + bpb
+        bar = max(0, meter.bar_at(begin))
+        while meter.bar_start(bar) < end:
+            b0 = meter.bar_start(bar)
+            b1 = b0 + meter.bar_length(bar)
             step = RATE_BEATS[RATES[int(st.at(RATE, b0))]]
             by_bar = RETRIGGERS[int(st.at(RETRIGGER, b0))] == "bar"
             origin = b0 if by_bar else self._since(RATE, b0)

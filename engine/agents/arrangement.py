@@ -17,9 +17,9 @@ from heapq import merge
 from typing import Any
 
 from engine.harmony import DEFAULT_PROGRESSION, Chord, Progression
+from engine.meter import Meter, meter_of
 from engine.parts import DRUM_NOTES, PARTS
 from engine.patterns.event import Note, note_sort_key
-from engine.patterns.pattern import bars_in
 
 from .base import STYLE_TEMPO_BPM, STYLES, Agent, Context, StaticContext, cues_at
 from .bass import BassAgent
@@ -161,18 +161,20 @@ class ArrangedContext:
     beats_per_bar: int = field(init=False)
     style: str = field(init=False)
     steer: Any = field(init=False)
+    meter: Meter = field(init=False)
 
     def __post_init__(self) -> None:
         self.seed = self.ctx.seed
         self.beats_per_bar = self.ctx.beats_per_bar
         self.style = self.ctx.style
         self.steer = getattr(self.ctx, "steer", None)
+        self.meter = meter_of(self.ctx)
 
     def chord_at(self, beat: Fraction) -> Chord:
         return self.ctx.chord_at(beat)
 
     def intensity_at(self, beat: Fraction) -> float:
-        return self.arrangement.intensity(int(beat // self.beats_per_bar))
+        return self.arrangement.intensity(self.meter.bar_at(beat))
 
     def cues_at(self, bar: int) -> frozenset[str]:
         f = getattr(self.arrangement, "cues_at", None)
@@ -230,8 +232,8 @@ class Band:
             lists = [a.query(begin, end, ctx) for a in self.agents]
         else:
             ctx = ArrangedContext(ctx, arr)
-            bpb = Fraction(ctx.beats_per_bar)
-            bars = bars_in(max(begin, Fraction(0)), end, bpb)
+            meter = ctx.meter
+            bars = meter.bars_in(max(begin, Fraction(0)), end)
             active = {b: arr.parts_active(b) for b in bars}
             wanted = set().union(*active.values())
             mask_fn = getattr(arr, "drum_notes", None)
@@ -243,7 +245,7 @@ class Band:
                 notes = a.query(begin, end, ctx)
                 lists.append([
                     n for n in notes
-                    if a.part in active[b := int(n.begin // bpb)]
+                    if a.part in active[b := meter.bar_at(n.begin)]
                     and (a.part != "drums" or masks[b] is None or n.note in masks[b])
                 ])
         if len(lists) == 1:

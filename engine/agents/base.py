@@ -5,8 +5,10 @@ How an agent stays pure and cheap:
 
 * ``agent.query(begin, end, ctx)`` renders whole bars through a `BarPattern` and returns the
   notes with onsets in ``[begin, end)``.
-* A bar is rendered from a `BarInfo` only: the agent's seed, the bar index, the meter, the
-  style, the intensity at the bar's downbeat (quantised to 0.05), the chord in force on each beat
+* A bar is rendered from a `BarInfo` only: the agent's seed, the bar index, the meter (the
+  bar's start, length and pulses, from the context's `engine.meter.Meter`: a score's meter
+  changes give bars of 3/4, 6/8, 5/4... on the file's bar lines), the style, the intensity
+  at the bar's downbeat (quantised to 0.05), the chord in force on each beat
   (and the next downbeat, for approach notes), and the cues. `BarInfo` is hashable and is the
   cache key, so a rendered bar is reused until something it depends on changes (e.g. the player
   puts down a new chord that takes effect inside that bar) and then re-rendered.
@@ -24,6 +26,7 @@ from the next beat on (the conductor's `LiveHarmony` quantises changes to beats 
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,6 +34,7 @@ from fractions import Fraction
 from typing import Any, Protocol, runtime_checkable
 
 from engine.harmony import DEFAULT_PROGRESSION, Chord, LiveHarmony, Progression
+from engine.meter import Meter, meter_of
 from engine.parts import PARTS
 from engine.patterns.event import Note
 from engine.patterns.pattern import BarPattern
@@ -71,7 +75,9 @@ class Context(Protocol):
     """What agents read at query time (the conductor implements it; see `LiveContext`).
 
     ``seed``: the session's seed. ``beats_per_bar``: the meter's numerator (quarter-note beats per
-    bar). ``style``: one of `STYLES`. ``chord_at(beat)``: the harmony in force at that beat.
+    bar); optionally ``meter``, an `engine.meter.Meter` (None or absent: the constant meter of
+    ``beats_per_bar``), which then numbers the bars. ``style``: one of `STYLES`.
+    ``chord_at(beat)``: the harmony in force at that beat.
     ``intensity_at(beat)``: 0..1, how busy and loud the band plays.
 
     Optionally ``cues_at(bar) -> frozenset[str]`` (see `CUES`); a context without it has none.
@@ -103,10 +109,11 @@ def energise(intensity: float, amount: float) -> float:
     return intensity * 2.0 * amount
 
 
-def _progression_chord(progression: Progression, beat: Fraction, beats_per_bar: int,
+def _progression_chord(progression: Progression, beat: Fraction, meter: Meter,
                        steer: Any) -> Chord:
-    """The progression's chord at `beat`, in the key /band/key has in force then."""
-    chord = progression.chord_at(int(beat // beats_per_bar))
+    """The progression's chord at `beat` (a chord a bar of `meter`), in the key /band/key
+    has in force then."""
+    chord = progression.chord_at(meter.bar_at(beat))
     if steer is None:
         return chord
     shift = steer.key_shift(beat, progression.chords[0].root)
@@ -131,15 +138,16 @@ class StaticContext:
     intensity: float | Callable[[int], float] = 0.7
     cues: Mapping[int, frozenset[str] | set[str] | str] = field(default_factory=dict)
     steer: Any = None   # an engine.agents.steer.Steering, or None
+    meter: Meter | None = None   # None: the constant meter of beats_per_bar
 
     def chord_at(self, beat: Fraction) -> Chord:
         if self.chord is not None:
             return self.chord
-        return _progression_chord(self.progression, beat, self.beats_per_bar, self.steer)
+        return _progression_chord(self.progression, beat, meter_of(self), self.steer)
 
     def intensity_at(self, beat: Fraction) -> float:
         if callable(self.intensity):
-            return float(self.intensity(int(beat // self.beats_per_bar)))
+            return float(self.intensity(meter_of(self).bar_at(beat)))
         return float(self.intensity)
 
     def cues_at(self, bar: int) -> frozenset[str]:
@@ -172,6 +180,7 @@ class LiveContext:
     keys: tuple = ()    # (beat, Key) changes of key known ahead (a score); before them, `key`
     answer: Any = None  # an engine.agents.answer.CallResponse (call and response), or None
     memory: Any = None  # an engine.listen.progression.ProgressionMemory (/band/memory), or None
+    meter: Meter | None = None   # None: the constant meter of beats_per_bar (a score's map)
 
     def __post_init__(self) -> None:
         if self.harmony.beats_per_bar != self.beats_per_bar:
@@ -189,8 +198,7 @@ class LiveContext:
         chord = self.harmony.player_chord_at(beat)
         if chord is not None:
             return chord
-        chord = _progression_chord(self.harmony.progression, beat, self.beats_per_bar,
-                                   self.steer)
+        chord = _progression_chord(self.harmony.progression, beat, meter_of(self), self.steer)
         key = self.key_at(beat) if self.keys else None
         if key is None or (self.steer is not None and self.steer.changed("/band/key")):
             return chord
@@ -244,6 +252,12 @@ class BarInfo:
     scale: tuple[int, ...] = ()  # the key's pitch classes (empty: no key known)
     feel: str = "normal"     # steering /band/feel: normal | half | double (drums and bass)
     groove: float = 1.0      # /band/groove: how much of the style's groove template is applied
+    # the meter (engine.meter): the bar's first beat, its length in quarter-note beats and its
+    # pulses in sixteenths (None/empty: bar * beats_per_bar, beats_per_bar, quarter pulses);
+    # beats_per_bar is then the beats the bar starts a chord on (its length rounded up)
+    first_beat: Fraction | None = None
+    length: Fraction | None = None
+    pulses: tuple[int, ...] = ()
 
     @property
     def busy(self) -> float:
@@ -254,12 +268,24 @@ class BarInfo:
     @property
     def start(self) -> Fraction:
         """The bar's first beat."""
+        if self.first_beat is not None:
+            return self.first_beat
         return Fraction(self.bar * self.beats_per_bar)
+
+    @property
+    def beats(self) -> Fraction:
+        """The bar's length in quarter-note beats."""
+        return Fraction(self.beats_per_bar) if self.length is None else self.length
 
     @property
     def steps(self) -> int:
         """Sixteenth-note steps in the bar."""
-        return 4 * self.beats_per_bar
+        return int(4 * self.beats)
+
+    @property
+    def beat_pulses(self) -> tuple[int, ...]:
+        """The bar's pulses (beats) in sixteenths: (4, 4, 4) in 3/4, (6, 6) in 6/8."""
+        return self.pulses or (4,) * self.beats_per_bar
 
     def at(self, step: int | Fraction) -> Fraction:
         """The beat of sixteenth ``step`` of this bar (steps may be fractions)."""
@@ -310,8 +336,10 @@ class Agent:
         return self.pattern.bar(bar, ctx)
 
     def bar_info(self, bar: int, ctx: Context) -> BarInfo:
-        bpb = int(ctx.beats_per_bar)
-        start = bar * bpb
+        meter = meter_of(ctx)
+        start = meter.bar_start(bar)
+        length = meter.bar_length(bar)
+        bpb = math.ceil(length)
         style = self.style or ctx.style
         steer = getattr(ctx, "steer", None)
         intensity = ctx.intensity_at(Fraction(start))
@@ -324,9 +352,10 @@ class Agent:
             on, density, octave = steer.agent(self.part, Fraction(start))
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; one of {STYLES}")
-        chords = tuple(ctx.chord_at(Fraction(start + i)) for i in range(bpb + 1))
-        first = max(0, self.lookback_from(bar, bpb))
-        lookback = tuple(ctx.chord_at(Fraction(b)) for b in range(first, start))
+        chords = tuple(ctx.chord_at(start + i) for i in range(bpb)) \
+            + (ctx.chord_at(start + length),)
+        first = max(Fraction(0), self.lookback_from(bar, meter))
+        lookback = tuple(ctx.chord_at(first + k) for k in range(math.ceil(start - first)))
         # Chord equality ignores the slash bass, so the cache key carries it separately
         basses = tuple(c.bass for c in chords)
         key_at = getattr(ctx, "key_at", None)
@@ -348,19 +377,22 @@ class Agent:
             scale=tuple(sorted(key.scale)) if key is not None else (),
             feel=feel,
             groove=groove,
+            first_beat=start,
+            length=length,
+            pulses=meter.pulses(bar),
         )
 
-    def lookback_from(self, bar: int, beats_per_bar: int) -> int:
+    def lookback_from(self, bar: int, meter: Meter) -> Fraction:
         """The first beat of earlier harmony that `render` needs (in `BarInfo.lookback`, one
         chord per beat up to the bar); the default, the bar's own first beat, needs none."""
-        return bar * beats_per_bar
+        return meter.bar_start(bar)
 
     def _render_bar(self, bar: int, ctx: Context) -> list[Note]:
         info = self.bar_info(bar, ctx)
         if not info.on:
             return []
         notes = apply_groove(self.render(info), info.style, info.groove, info.start,
-                             info.beats_per_bar)
+                             info.beat_pulses)
         if info.octave:
             shift = 12 * info.octave
             notes = [replace(n, note=min(127, max(0, n.note + shift))) for n in notes]

@@ -102,14 +102,14 @@ class BassAgent(Agent):
         """The bar's rhythm/role figure (before approach notes), fitted to the meter; in half
         or double time (/band/feel) the 4/4 figure in that feel, as the drums play it."""
         if info.feel == "normal":
-            return self._figure(info.style, info.bar, info.seed, info.beats_per_bar)
-        return fit_meter(feel_pattern(self._figure(info.style, info.bar, info.seed, 4),
-                                      info.feel), info.beats_per_bar)
+            return self._figure(info.style, info.bar, info.seed, info.beat_pulses)
+        return fit_meter(feel_pattern(self._figure(info.style, info.bar, info.seed,
+                                                   (4, 4, 4, 4)), info.feel), info.beat_pulses)
 
-    def _figure(self, style: str, bar: int, seed: int, beats_per_bar: int) -> str:
-        n = 4 * beats_per_bar
+    def _figure(self, style: str, bar: int, seed: int, pulses: tuple[int, ...]) -> str:
+        n = sum(pulses)
         if style in ("rock", "house"):
-            kicks = set(kick_steps(style, bar, beats_per_bar, seed))
+            kicks = set(kick_steps(style, bar, pulses, seed))
             fig = []
             for s in range(n):
                 if s in kicks:
@@ -126,7 +126,7 @@ class BassAgent(Agent):
         pick = 0
         if bar % 2 == 1:
             pick = int(unit(seed, "bass", "figure", bar // 4) * len(figures))
-        return fit_meter(figures[pick], beats_per_bar)
+        return fit_meter(figures[pick], pulses)
 
     def render(self, info: BarInfo) -> list[Note]:
         seed, bar, i, n = info.seed, info.bar, info.intensity, info.steps
@@ -134,7 +134,7 @@ class BassAgent(Agent):
 
         if "ending" in info.cues:
             c = info.chords[0]
-            return [Note(info.start, Fraction(info.beats_per_bar), "bass",
+            return [Note(info.start, info.beats, "bass",
                          root_pitch(c.root), round(min(1.0, 0.9 * level + 0.1), 3))]
         if info.style == "jazz" and "build" not in info.cues:
             return self.walk(info)
@@ -168,12 +168,13 @@ class BassAgent(Agent):
         p_app = 0.6 + 0.4 * i
         # a chord on every beat (a chorale read from its score) leaves no room for approaches
         for j in (changes if len(changes) < 3 else ()):
-            step = 4 * j - approach_gap
+            at = 4 * j if j < info.beats_per_bar else n      # the next downbeat: the bar's end
+            step = at - approach_gap
             if step <= 0 or "build" in info.cues:
                 continue
             if unit(seed, "bass", bar, "app?", j) >= p_app:
                 continue
-            for s in [s for s in onsets if step <= s < 4 * j]:
+            for s in [s for s in onsets if step <= s < at]:
                 del onsets[s]
             approaches[step] = self._approach(seed, info.chords[j - 1], info.chords[j], bar, j,
                                               info.scale)
@@ -209,15 +210,15 @@ class BassAgent(Agent):
     def walk(self, info: BarInfo) -> list[Note]:
         """The jazz walking bass (see `_walk_pitches`); a two-feel below intensity 0.3 in
         4/4."""
-        seed, bar, bpb = info.seed, info.bar, info.beats_per_bar
+        seed, bar = info.seed, info.bar
         level = 0.74 + 0.28 * info.intensity
-        if info.busy < 0.3 and bpb == 4:
+        if info.busy < 0.3 and info.beats == 4:
             line = _walk_two_feel(info)
         else:
             line = list(enumerate(_walk_pitches(info)))
         out = []
         for k, (j, p) in enumerate(line):
-            nxt = line[k + 1][0] if k + 1 < len(line) else bpb
+            nxt = line[k + 1][0] if k + 1 < len(line) else info.beats
             dur = Fraction(nxt - j) - Fraction(1, 16)
             v = (0.8 if j == 0 else 0.74) * level \
                 + (unit(seed, "bass-vel", bar, 4 * j) - 0.5) * 0.06

@@ -19,6 +19,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from engine.harmony import QUALITIES, Chord
+from engine.meter import Meter
 from engine.patterns.event import Note
 from engine.patterns.rand import unit
 
@@ -179,8 +180,8 @@ class ChordAgent(Agent):
     name = "chords"
     part = "chords"
 
-    def lookback_from(self, bar: int, beats_per_bar: int) -> int:
-        return (bar - bar % PHRASE_BARS) * beats_per_bar
+    def lookback_from(self, bar: int, meter: Meter) -> Fraction:
+        return meter.bar_start(bar - bar % PHRASE_BARS)
 
     @staticmethod
     def pcs(info: BarInfo, chord: Chord) -> tuple[int, ...]:
@@ -204,7 +205,7 @@ class ChordAgent(Agent):
             end_k = voiced[j + 1][0] if j + 1 < len(voiced) else len(beats)
             if end_k <= offset:
                 continue
-            segs.append((4 * max(0, k - offset), 4 * (end_k - offset), v))
+            segs.append((4 * max(0, k - offset), min(info.steps, 4 * (end_k - offset)), v))
         return segs
 
     def render(self, info: BarInfo) -> list[Note]:
@@ -215,7 +216,7 @@ class ChordAgent(Agent):
 
         if "ending" in info.cues:
             v = segs[0][2]
-            dur = Fraction(2 * info.beats_per_bar)
+            dur = 2 * info.beats
             return [Note(info.start, dur, "chords", p, round(0.62 * level, 3)) for p in v]
 
         busy = info.busy              # intensity pushed by the agent's density
@@ -225,7 +226,7 @@ class ChordAgent(Agent):
         elif busy < 0.35:
             attacks = []
         else:
-            fig = self.figure(info.style, seed, bar, info.beats_per_bar)
+            fig = self.figure(info.style, seed, bar, info.beat_pulses)
             attacks = [s for s, ch in enumerate(fig) if ch != "."]
             push = [s for s, ch in enumerate(fig) if ch == "a"]
             if self.anticipated(info):    # the last bar's "and" of 4 already played this chord
@@ -234,7 +235,7 @@ class ChordAgent(Agent):
                 attacks = sorted(set(attacks) | {
                     s for s in range(0, n, 2)
                     if unit(seed, "chords", "dense", bar, s) < 1.2 * (info.density - 0.5)})
-        pad = busy < 0.35 or max_dur >= Fraction(info.beats_per_bar)
+        pad = busy < 0.35 or max_dur >= info.beats
         antic = None   # (step, voicing): the next bar's chord pushed onto the "and" of 4
         if not pad and push and self.anticipates(info):
             antic = (push[-1], voice_lead_pcs(segs[-1][2], self.pcs(info, info.next_chord)))
@@ -274,15 +275,16 @@ class ChordAgent(Agent):
         return out
 
     @staticmethod
-    def figure(style: str, seed: int, bar: int, beats_per_bar: int) -> str:
-        """The bar's comping figure (index 0 the main one; see `_FIGURES`)."""
+    def figure(style: str, seed: int, bar: int, pulses: tuple[int, ...]) -> str:
+        """The bar's comping figure (index 0 the main one; see `_FIGURES`) fitted to a bar of
+        ``pulses`` (`BarInfo.beat_pulses`)."""
         figures = _FIGURES[style]
         pick = 0
         if style in _TWO_BAR:
             pick = bar % len(figures)
         elif bar % 2 == 1:
             pick = int(unit(seed, "chords", "figure", bar // 4) * len(figures))
-        return fit_meter(figures[pick], beats_per_bar)
+        return fit_meter(figures[pick], pulses)
 
     def anticipates(self, info: BarInfo) -> bool:
         """Whether this bar ends by pushing the next bar's chord ('a' in the figure): only
@@ -291,11 +293,11 @@ class ChordAgent(Agent):
         bpb = info.beats_per_bar
         return (info.bar % PHRASE_BARS == 1
                 and info.chords[bpb] != info.chords[bpb - 1]
-                and "a" in self.figure(info.style, info.seed, info.bar, bpb))
+                and "a" in self.figure(info.style, info.seed, info.bar, info.beat_pulses))
 
     def anticipated(self, info: BarInfo) -> bool:
-        """Whether the bar before pushed this bar's first chord (so its downbeat is tied)."""
-        bpb = info.beats_per_bar
+        """Whether the bar before pushed this bar's first chord (so its downbeat is tied; its
+        figure fitted to this bar's pulses: the push on the last pulse is kept by any)."""
         return (info.bar % PHRASE_BARS == 2 and len(info.lookback) >= 1
                 and info.lookback[-1] != info.chords[0]
-                and "a" in self.figure(info.style, info.seed, info.bar - 1, bpb))
+                and "a" in self.figure(info.style, info.seed, info.bar - 1, info.beat_pulses))

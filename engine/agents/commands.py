@@ -254,8 +254,7 @@ def _landing(session) -> int:
     """The bar a jump, fill or ending lands on: the first bar line with FILL_ROOM_BEATS of
     the bar before it not yet scheduled."""
     clock = session.clock
-    return int(clock.next_bar(session.scheduler.cursor + FILL_ROOM_BEATS)
-               // clock.beats_per_bar)
+    return clock.bar_at(clock.next_bar(session.scheduler.cursor + FILL_ROOM_BEATS))
 
 
 def _progression_minor(session) -> bool:
@@ -271,9 +270,8 @@ def do(session, text: str) -> str:
     the words are not understood or a command cannot apply (no form to go to, ...)."""
     commands = parse(text)
     clock = session.clock
-    bpb = clock.beats_per_bar
     start = clock.next_bar(session.scheduler.cursor)      # the next bar not yet scheduled
-    first_bar = int(start // bpb)
+    first_bar = clock.bar_at(start)
     # check what needs the session before changing anything
     for c in commands:
         if c.action and c.action.startswith("go "):
@@ -296,11 +294,12 @@ def do(session, text: str) -> str:
                 raise CommandError(f"{c.what}: {str(exc).strip(chr(39))}") from None
     said = []
     for c in commands:
-        said.append(_apply(session, c, start, first_bar, bpb))
+        said.append(_apply(session, c, start, first_bar))
     return "; ".join(said)
 
 
-def _apply(session, c: Command, start: Fraction, first_bar: int, bpb: int) -> str:
+def _apply(session, c: Command, start: Fraction, first_bar: int) -> str:
+    meter = session.clock.meter
     clock = session.clock
     if c.action == "fill":
         bar = _landing(session) - 1
@@ -313,7 +312,7 @@ def _apply(session, c: Command, start: Fraction, first_bar: int, bpb: int) -> st
         else:
             session.ctx.cue(bar, "ending")
             for p in AGENT_PARTS:
-                session.set(f"/{p}/agent/on", "off", beat=Fraction((bar + 1) * bpb))
+                session.set(f"/{p}/agent/on", "off", beat=meter.bar_start(bar + 1))
         return f"ending on bar {bar + 1}"
     if c.action and c.action.startswith("go "):
         words = c.action.split()
@@ -347,7 +346,7 @@ def _apply(session, c: Command, start: Fraction, first_bar: int, bpb: int) -> st
         done.append(ch.address)
     out = f"from bar {first_bar + 1}: {c.what}"
     if c.bars is not None:
-        back = start + c.bars * bpb
+        back = meter.bar_start(first_bar + c.bars)
         for ch in changes:
             session.set(ch.address, before[ch.address], beat=back)
         out += f"; back at bar {first_bar + c.bars + 1}"

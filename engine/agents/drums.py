@@ -13,8 +13,11 @@ Every probabilistic hit compares a fixed draw ``unit(seed, "drums", bar, instrum
 step)`` against a threshold that rises with intensity, so more intensity only ever adds hits
 (and a rendered bar never reshuffles when intensity moves).
 
-Other meters (beats_per_bar != 4) reuse the 4/4 beats: the first beat, then beats 2 and 3
-alternately, then the last beat (3/4 plays beats 1, 2, 4 of the 4/4 pattern).
+Other meters reuse the 4/4 beats pulse by pulse (`engine.meter.step_source`): the first pulse
+plays beat 1, then beats 2 and 3 alternately, then the last pulse beat 4 (3/4 plays beats 1, 2,
+4 of the 4/4 pattern, 5/4 beats 1, 2, 3, 2, 4). A dotted-quarter pulse (6/8, 9/8, 12/8, the
+three-eighth group of 5/8 or 7/8) plays its beat's downbeat and off-beat eighth on its three
+eighths: 6/8 is two pulses, the kick on 1 and the backbeat on 4, the hats on every eighth.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import accumulate
 
+from engine.meter import step_source
 from engine.parts import DRUM_NOTES
 from engine.patterns.event import Note
 from engine.patterns.pattern import euclid
@@ -226,16 +231,12 @@ def _step(at: Fraction) -> int | Fraction:
     return int(at) if at.denominator == 1 else at
 
 
-def fit_meter(pattern16: str, beats_per_bar: int) -> str:
-    """The 4/4 step pattern adapted to ``beats_per_bar`` beats (see module doc)."""
-    if beats_per_bar == 4:
+def fit_meter(pattern16: str, pulses: tuple[int, ...]) -> str:
+    """The 4/4 step pattern adapted to a bar of ``pulses`` (sixteenths each; see module doc
+    and `BarInfo.beat_pulses`)."""
+    if pulses == (4, 4, 4, 4):
         return pattern16
-    if beats_per_bar == 1:
-        beats = [0]
-    else:
-        middle = [1 + (j % 2) for j in range(beats_per_bar - 2)]
-        beats = [0] + middle + [3]
-    return "".join(pattern16[4 * b:4 * b + 4] for b in beats)
+    return "".join(pattern16[step_source(pulses, s)] for s in range(sum(pulses)))
 
 
 def feel_pattern(pattern16: str, feel: str) -> str:
@@ -260,11 +261,12 @@ def _kick_pattern(style: DrumStyle, seed: int, bar: int) -> str:
     return options[int(unit(seed, "drums", "kickvar", bar // 4) * len(options))]
 
 
-def kick_steps(style_name: str, bar: int, beats_per_bar: int = 4, seed: int = 0,
+def kick_steps(style_name: str, bar: int, pulses: tuple[int, ...] = (4, 4, 4, 4), seed: int = 0,
                feel: str = "normal") -> tuple[int, ...]:
-    """The steps where the kick always plays ('X'/'x') in ``bar``: the bass locks to these."""
+    """The steps where the kick always plays ('X'/'x') in ``bar`` (of ``pulses``): the bass
+    locks to these."""
     pat = fit_meter(feel_pattern(_kick_pattern(DRUM_STYLES[style_name], seed, bar), feel),
-                    beats_per_bar)
+                    pulses)
     return tuple(s for s, ch in enumerate(pat) if ch in "Xx")
 
 
@@ -321,8 +323,9 @@ class DrumAgent(Agent):
         if fill == "build":
             fill_from = 0
         elif fill is not None:
-            fill = fill[-int(n_steps / fill_unit):]  # a bar of 1/4 is shorter than the fill
-            fill_from = n_steps - len(fill) * fill_unit
+            room = int(n_steps / fill_unit)     # a short bar (1/4, 3/16) is shorter than the fill
+            fill = fill[-room:] if room else None
+            fill_from = n_steps - len(fill) * fill_unit if fill else n_steps
 
         kick_main = _kick_pattern(style, seed, bar)
         first_kick = True
@@ -331,7 +334,7 @@ class DrumAgent(Agent):
                 continue
             if inst == "kick" and first_kick:
                 pat, first_kick = kick_main, False
-            pat = fit_meter(feel_pattern(pat, info.feel), info.beats_per_bar)
+            pat = fit_meter(feel_pattern(pat, info.feel), info.beat_pulses)
             for s in range(min(math.ceil(fill_from), len(pat))):
                 ch = pat[s]
                 if ch == ".":
@@ -384,11 +387,12 @@ class DrumAgent(Agent):
         seed, bar, i = info.seed, info.bar, info.intensity
         feel = dict(style.feel_ms)
         level = 0.72 + 0.3 * i
+        beats = set(accumulate(info.beat_pulses, initial=0))
         out = []
         for (s, inst), v in hits.items():
             note = DRUM_NOTES[inst]
-            if s % 4 == 0 and v > 0.5:
-                v *= 1.04  # beats a touch stronger than the offbeats
+            if s in beats and v > 0.5:
+                v *= 1.04  # the pulses (beats) a touch stronger than the offbeats
             key = s if isinstance(s, int) else str(s)   # a fill's triplet or 32nd step
             v = v * level + (unit(seed, "drums-vel", bar, key, note) - 0.5) * 0.1
             vel = round(min(1.0, max(0.05, v)), 3)

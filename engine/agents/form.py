@@ -32,7 +32,6 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -474,10 +473,10 @@ class FormRunner:
 
     def before_query(self, end_sample: int) -> None:
         clock, s = self.session.clock, self.session
-        bpb = clock.beats_per_bar
+        meter = clock.meter
         while True:
             b = self.next_bar
-            t = clock.sample_at(Fraction(b * bpb))
+            t = clock.sample_at(meter.bar_start(b))
             if t >= end_sample:
                 return
             self.next_bar += 1
@@ -489,7 +488,7 @@ class FormRunner:
                 if self.on_section is not None and name is not None:
                     self.on_section(b, name)
             if self.play.riser_into(b + 1) and self.riser_addresses:
-                end = clock.sample_at(Fraction((b + 1) * bpb))
+                end = clock.sample_at(meter.bar_start(b + 1))
                 fade_s = max(0.0, (end - t) / s.sample_rate - 0.03)
                 back = {}
                 for address in self.riser_addresses:

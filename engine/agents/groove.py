@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from engine.meter import step_source
 from engine.patterns.event import Note
 
 __all__ = ["Groove", "GROOVES", "apply_groove", "swing_beat", "MAX_GROOVE_NUDGE_S"]
@@ -79,27 +80,32 @@ GROOVES: dict[str, Groove] = {
 }
 
 
-def swing_beat(t: Fraction, shift: Fraction) -> Fraction:
-    """``t`` (beats) moved by ``shift`` if it is an off-beat eighth (beat + 1/2)."""
-    return t + shift if shift and t % 1 == HALF else t
-
-
-def _fit16(s: int, beats_per_bar: int) -> int:
-    """The 4/4 step a step of another meter plays (see engine.agents.drums.fit_meter)."""
-    if beats_per_bar == 4:
-        return s
-    b, k = divmod(s, 4)
-    if b == 0:
-        return k
-    if b == beats_per_bar - 1:
-        return 12 + k
-    return 4 * (1 + (b - 1) % 2) + k
+def swing_beat(t: Fraction, shift: Fraction, start: Fraction = Fraction(0),
+               pulses: tuple[int, ...] = (4, 4, 4, 4)) -> Fraction:
+    """``t`` (beats) moved by ``shift`` if it is an off-beat eighth: the middle of a quarter
+    pulse of the bar starting at ``start`` (of ``pulses`` sixteenths; after the bar, of the
+    quarters going on from its end). The eighths of a dotted-quarter pulse (6/8) are not
+    swung."""
+    if not shift:
+        return t
+    pos = (t - start) * 4
+    if pos.denominator != 1:
+        return t
+    p, total = int(pos), sum(pulses)
+    if 0 <= p < total:
+        for length in pulses:
+            if p < length:
+                return t + shift if length == 4 and p == 2 else t
+            p -= length
+    return t + shift if (p - total) % 4 == 2 else t
 
 
 def apply_groove(notes: list[Note], style: str, amount: float, start: Fraction,
-                 beats_per_bar: int) -> list[Note]:
-    """``notes`` of a bar starting at beat ``start`` played with ``style``'s groove at
-    ``amount`` (0..1). Pure: the same notes and amount give the same result."""
+                 pulses: tuple[int, ...]) -> list[Note]:
+    """``notes`` of a bar starting at beat ``start`` (its ``pulses`` in sixteenths, see
+    engine.meter: a step of another meter takes the accent of the 4/4 step it plays) played
+    with ``style``'s groove at ``amount`` (0..1). Pure: the same notes and amount give the
+    same result."""
     groove = GROOVES.get(style)
     if groove is None or amount <= 0.0 or not notes:
         return notes
@@ -111,10 +117,11 @@ def apply_groove(notes: list[Note], style: str, amount: float, start: Fraction,
         vel, nudge = n.velocity, n.nudge_s
         if pos.denominator == 1:
             s = int(pos)
-            vel *= 1.0 + float(a) * (groove.accent[_fit16(s, beats_per_bar) % 16] - 1.0)
-            nudge += float(a) * groove.timing_ms[s % 4] / 1000.0
-        begin = swing_beat(n.begin, shift)
-        end = swing_beat(n.end, shift)
+            src = step_source(pulses, s) if 0 <= s < sum(pulses) else s
+            vel *= 1.0 + float(a) * (groove.accent[src % 16] - 1.0)
+            nudge += float(a) * groove.timing_ms[src % 4] / 1000.0
+        begin = swing_beat(n.begin, shift, start, pulses)
+        end = swing_beat(n.end, shift, start, pulses)
         dur = max(end - begin, Fraction(1, 32))
         vel = round(min(1.0, max(0.05, vel)), 3)
         nudge = round(max(-MAX_GROOVE_NUDGE_S, min(MAX_GROOVE_NUDGE_S, nudge)), 4) + 0.0

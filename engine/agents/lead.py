@@ -151,11 +151,10 @@ class LeadAgent(Agent):
     def render(self, info: BarInfo) -> list[Note]:
         seed, bar, i = info.seed, info.bar, info.intensity
         style = info.style
-        bpb = info.beats_per_bar
         if "ending" in info.cues:
             c = info.chords[0]
             p = _chord_tones_near(c, 72, (c.root,))
-            return [Note(info.start, Fraction(2 * bpb), "lead", p, round(0.55 + 0.2 * i, 3))]
+            return [Note(info.start, 2 * info.beats, "lead", p, round(0.55 + 0.2 * i, 3))]
         if "build" in info.cues:
             return self._build(info)
 

@@ -1,25 +1,40 @@
 """Musical time ↔ sample time, exactly (control side).
 
 Beats are `fractions.Fraction` quarter notes from the session start; sample times are
-integers. The tempo map is a list of segments, each starting at an exact beat and an exact
-(rational) sample position, so converting never accumulates float error: after an hour of
-music at any tempo the grid still lands on the same samples as a direct computation.
+integers. The tempo map is a list of segments, each starting at an exact beat and an integer
+sample, with an exact tempo (a fraction with a denominator of at most 1000), so converting never
+accumulates float error: after an hour of music at any tempo the grid still lands on the same
+samples as a direct computation.
 A tempo change starts a new segment at a future beat (by default the next beat), so the past
-is never rescaled and no scheduled event moves.
+is never rescaled and no scheduled event moves. Its start is the sample the old tempo puts
+that beat on (`sample_at`: the floor of the exact position), not the exact rational position:
+the map after it is at most one sample earlier than an unrounded one, and the numbers stay
+small however many changes come (an installation's sensors changing the tempo to 97.3, 101.7,
+... for days would otherwise grow each start's denominator without bound). The bars are the
+clock's `meter` (engine.meter.Meter: constant, or a score's meter changes, known ahead).
 """
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from fractions import Fraction
+
+from engine.meter import Meter
 
 
 @dataclass(frozen=True, slots=True)
 class Segment:
     beat: Fraction      # first beat of the segment
-    sample: Fraction    # exact (rational) sample time of that beat
+    sample: Fraction    # sample time of that beat (an integer: see the module docstring)
     bpm: Fraction
+
+
+def _beat_of(seg: Segment) -> Fraction:
+    return seg.beat
+
+
+def _sample_of(seg: Segment) -> Fraction:
+    return seg.sample
 
 
 class Clock:
@@ -30,7 +45,7 @@ class Clock:
         if sample_rate <= 0:
             raise ValueError("sample_rate must be positive")
         self.sample_rate = int(sample_rate)
-        self.beats_per_bar = int(beats_per_bar)
+        self.meter = Meter.constant(int(beats_per_bar))
         self.swing = float(swing)       # swing before the first change (`set_swing`)
         self.swing_unit = Fraction(swing_unit)
         self._swing_beats: list[Fraction] = []     # swing changes: beats and amounts
@@ -50,12 +65,13 @@ class Clock:
         return float(self.segments[-1].bpm)
 
     def set_tempo(self, bpm: float, at_beat: Fraction) -> None:
-        """Change tempo from `at_beat` on (which must not precede the last change)."""
+        """Change tempo from `at_beat` on (which must not precede the last change); the new
+        segment starts on the sample the tempo so far puts `at_beat` on."""
         at_beat = Fraction(at_beat)
         last = self.segments[-1]
         if at_beat < last.beat:
             raise ValueError("a tempo change cannot rewrite the past")
-        sample = self._sample_exact(at_beat)
+        sample = Fraction(self.sample_at(at_beat))
         if at_beat == last.beat:
             self.segments[-1] = Segment(at_beat, sample, self._bpm(bpm))
         else:
@@ -76,10 +92,10 @@ class Clock:
         return k + max(i, 0)
 
     def _segment_for_beat(self, beat: Fraction) -> Segment:
-        for seg in reversed(self.segments):
-            if beat >= seg.beat:
-                return seg
-        return self.segments[0]
+        segs = self.segments
+        if beat >= segs[-1].beat:       # the usual case: now and what is being scheduled
+            return segs[-1]
+        return segs[max(bisect_right(segs, beat, key=_beat_of) - 1, 0)]
 
     def _sample_exact(self, beat: Fraction) -> Fraction:
         seg = self._segment_for_beat(beat)
@@ -104,11 +120,9 @@ class Clock:
     def beat_at(self, sample: int) -> Fraction:
         """The exact beat at integer sample time `sample`."""
         sample = Fraction(sample)
-        seg = self.segments[0]
-        for s in reversed(self.segments):
-            if sample >= s.sample:
-                seg = s
-                break
+        segs = self.segments
+        seg = segs[-1] if sample >= segs[-1].sample else \
+            segs[max(bisect_right(segs, sample, key=_sample_of) - 1, 0)]
         return seg.beat + (sample - seg.sample) * seg.bpm / (60 * self.sample_rate)
 
     def seconds_per_beat(self, beat: Fraction) -> float:
@@ -153,6 +167,15 @@ class Clock:
             return beat + Fraction(swing).limit_denominator(1000) * half
         return beat
 
+    @property
+    def beats_per_bar(self) -> int:
+        """Beats in a bar of the meter before any change (the whole meter when constant)."""
+        return self.meter.beats_per_bar
+
     def next_bar(self, beat: Fraction) -> Fraction:
-        bars = math.ceil(Fraction(beat) / self.beats_per_bar)
-        return Fraction(bars * self.beats_per_bar)
+        """The first bar line of the meter at or after `beat`."""
+        return self.meter.next_bar_line(Fraction(beat))
+
+    def bar_at(self, beat: Fraction) -> int:
+        """The bar (from 0) in which `beat` falls."""
+        return self.meter.bar_at(Fraction(beat))

@@ -33,6 +33,7 @@ import importlib
 import numpy as np
 
 from engine.declared import check_chain  # noqa: F401 - where patches and config find it
+from engine.declared import NOT_SPECIAL, check_unit_table
 from engine.declared import check_value as _check_value
 from engine.parts import PART_INDEX, PARTS
 from engine.rt import layout as L
@@ -74,32 +75,20 @@ def load_data(unit, values) -> dict:
     return out
 
 
+def _instrument_data(unit, key, value, where):
+    """An instrument's data keys (not numbers: the sampler's `samples`), loaded to check them."""
+    if key not in getattr(unit, "DATA", {}):
+        return NOT_SPECIAL
+    try:
+        load_data(unit, {key: value})
+    except ValueError as exc:
+        raise ValueError(f"{where}.{key}: {exc}") from None
+    return value
+
+
 def check_instrument(spec) -> dict:
     """An instrument unit's table ({unit = "wavetable", ...its parameters}), checked."""
-    if not isinstance(spec, dict) or "unit" not in spec:
-        raise ValueError(f": must be a table with a `unit` key, got {spec!r}")
-    try:
-        unit = _unit(spec["unit"])
-    except ValueError as exc:
-        raise ValueError(f".unit: {exc}") from None
-    if not getattr(unit, "INSTRUMENT", False):
-        raise ValueError(f".unit: {unit.NAME} is not an instrument")
-    params = {p.name: p for p in unit.PARAMS}
-    done = {"unit": unit.NAME}
-    for key, value in spec.items():
-        if key == "unit":
-            continue
-        if key in getattr(unit, "DATA", {}):       # data, not a number: loaded to check it
-            try:
-                load_data(unit, {key: value})
-            except ValueError as exc:
-                raise ValueError(f".{key}: {exc}") from None
-            done[key] = value
-            continue
-        if key not in params:
-            raise ValueError(f".{key}: {unit.NAME} has no such parameter")
-        done[key] = _check_value(params[key], key, value, ".")
-    return done
+    return check_unit_table(spec, "", instrument=True, special=_instrument_data)
 
 
 def check_mix(mix, sends) -> dict:

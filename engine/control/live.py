@@ -73,6 +73,7 @@ class LiveRun:
         live = LiveInput(self.session.state, mode, fixed_latency_ms, on_note=on_note,
                          on_gone=on_gone, log=self.log, on_realtime=on_realtime)
         live.divert, live.on_arp = self.session.arp_takes, on_arp
+        live.thru = getattr(self.session.midi_out, "thru", None)    # config [midi_out] thru
         if mapping is not None:
             from engine.control.mapping import Mapper, load_mapper
             from engine.tomldata import DataError
@@ -150,7 +151,7 @@ class LiveRun:
             cond = self.session.conductor
             chord = cond.chord.name if cond is not None and cond.chord is not None else "-"
             beat = self.session.clock.beat_at(state.sample_time)
-            bar = int(beat // self.session.clock.beats_per_bar) + 1
+            bar = self.session.clock.bar_at(beat) + 1
             sync = f"  {self.sync.status()}" if self.sync is not None else ""
             memory = getattr(self.session.ctx, "memory", None)
             if memory is not None:      # the progression memory: its loop, or learning / off

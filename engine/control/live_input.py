@@ -101,6 +101,9 @@ class LiveInput:
         self.divert: Callable[[int], bool] | None = None
         self.on_arp: Callable[[int, int, float, int, int], None] | None = None
         self._diverted: set[tuple[int, int, int]] = set()   # (source, channel, note) keys
+        # MIDI thru (engine.control.midi_out.Thru, config [midi_out] thru): the player's
+        # messages echoed to MIDI out, the mapper's controls excepted; None: off
+        self.thru = None
 
     def _audio_clock(self) -> float | None:
         anchor = self.state.sample_clock()
@@ -131,6 +134,10 @@ class LiveInput:
         return float(round(timeline.place(at, now)) + self.offset)
 
     def feed(self, msg: mido.Message, source: int, at: float | None = None) -> None:
+        if self.thru is not None and not (
+                msg.type == "control_change" and self.mapper is not None
+                and self.mapper.binds_cc(msg.channel + 1, msg.control)):
+            self.thru.feed(msg.bytes(), source)
         if self.mapper is not None:
             self._feed_mapped(msg, source, at)
             return
@@ -234,6 +241,8 @@ class LiveInput:
             self._diverted = {k for k in self._diverted if k[0] != source}
             self.state.push_midi(ASAP, K_SOURCE_GONE, -1, 0.0, 0.0, float(source))
             self.timelines.pop(source, None)
+        if self.thru is not None:
+            self.thru.release(source)
         if self.on_gone is not None:
             self.on_gone(source)
         self._log(f"MIDI source {source} gone: its notes released")

@@ -46,7 +46,11 @@ program changes do, and which part each key plays:
 
 Zones that overlap are layers; a zone with only `part` and `channel` routes a channel. Notes no
 zone takes go to `default_part`; sustain, mod wheel, bend and aftertouch go to every part the
-channel's zones name. A mapped note (a [[note]]) is a control, not played.
+channel's zones name. A mapped note (a [[note]]) is a control, not played. A bound CC is the
+mapping's alone: CC 1, 64, 120 and 123 lose their built-in action (mod wheel, sustain, all notes
+off) on the binding's channels, on every input path: the mapper writes its bound controls into
+the engine's ctl (C_CC_MAPPED) whenever it takes a mapping, and the JACK callback, which
+applies those CCs itself, skips them there (`binds_cc`; MIDI thru does not echo them either).
 
 Checked on load against the session's addresses: an unknown address, a min/max outside the
 parameter's range, a bad CC number... raise DataError("mappings/x.toml:12: [[cc]] #2 address:
@@ -80,6 +84,7 @@ from engine.parts import PART_INDEX, PARTS
 from engine.rt.events import (
     K_AFTERTOUCH, K_ALL_NOTES_OFF, K_MOD_WHEEL, K_NOTE_OFF, K_NOTE_ON, K_PITCH_BEND, K_SUSTAIN,
 )
+from engine.rt.layout import C_CC_MAPPED
 from engine.rt.param import Param
 from engine.tomldata import DataError, parse
 from engine.tomldata import leading_comments as _header
@@ -632,6 +637,24 @@ def patch_finder(session, mapping_path: Path | None) -> Callable[[str], Path | N
 Event = tuple  # (kind, part index, a, b)
 
 
+_WORD = (1 << 64) - 1
+
+
+def _signed64(word: int) -> int:
+    return word - (1 << 64) if word >> 63 else word
+
+
+def _bound_controls(by_key: dict) -> list[int]:
+    """Per MIDI channel (0..15), a 128-bit mask of the control changes a mapping's tables
+    take for themselves (channel 0 bindings: every channel)."""
+    masks = [0] * 16
+    for kind, number, channel in by_key:
+        if kind in ("cc", "cc-lsb") and 0 <= number <= 127:
+            for ch in range(16) if channel == 0 else (channel - 1,):
+                masks[ch] |= 1 << number
+    return masks
+
+
 class Mapper:
     """Applies a Mapping to a live input's messages (see the module's docstring).
 
@@ -698,6 +721,18 @@ class Mapper:
         self._tables = (by_key, programs, scenes, parts_of_channel, zones, default,
                         any(b.kind == "nrpn" for b in mapping.bindings))
         self._mapping = mapping
+        self._bound = _bound_controls(by_key)
+        state = getattr(self.session, "state", None)
+        if state is not None:       # the JACK callback leaves these controls to us
+            words = [_signed64((self._bound[ch] >> (64 * k)) & _WORD)
+                     for ch in range(16) for k in (0, 1)]
+            state.ctl[C_CC_MAPPED:C_CC_MAPPED + 32] = words
+
+    def binds_cc(self, channel: int, control: int) -> bool:
+        """Whether the mapping takes control change `control` on MIDI `channel` (1..16) for
+        itself (a binding, or a 14-bit binding's LSB): then no built-in action (CC 1 mod
+        wheel, 64 sustain, 120/123 all notes off) happens and MIDI thru does not echo it."""
+        return bool(self._bound[channel - 1] >> control & 1)
 
     # -- logging ------------------------------------------------------------------------------
     def _error(self, text: str) -> None:

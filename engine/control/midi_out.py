@@ -21,6 +21,15 @@ generation) handed to a sink:
     next JACK period: up to one period);
   * `CaptureSink`: keeps the messages (tests, and offline runs that want the list).
 
+MIDI thru (config [midi_out] thru): the player's notes, aftertouch, controls and pitch bend
+are echoed to the same port (on their own channel, or all on `thru_channel`), except the
+controls the MIDI mapping binds (those are bandmate's; mapping.Mapper.binds_cc). On the
+JACK-native driver the callback itself echoes them, each at its frame offset one period
+later (engine.rt.callbacks); elsewhere `Thru.feed` sends them through the sink at once (the
+rtmidi sender: as soon as Python reads them). Either way the notes and sustain it leaves
+sounding are tracked and ended by a panic, a stop (`cut_all`), the end, or their source going
+away.
+
 No stuck notes: every note sent is tracked until its note-off's time. `cut` (the session's
 release_all and panic, a re-route, the end) drops that part's messages still queued (a new
 generation: the engine and the sender skip older ones) and sends at once a note-off for every
@@ -41,6 +50,7 @@ from engine.rt.events import (
     A, ASAP, B, C, EVENT_WIDTH, K_MIDI_OUT, K_MIDI_OUT_CUT, K_NOTE_OFF, K_NOTE_ON, KIND, PART,
     TIME,
 )
+from engine.rt import layout as L
 from engine.rt.layout import NPARTS
 
 CLOCK_PART = -1
@@ -85,9 +95,10 @@ def routes_from_config(section: dict) -> dict[int, Route]:
 
 
 def wanted(cfg: dict) -> bool:
-    """Whether config [midi_out] asks for a MIDI out port (a part routed, or the clock)."""
+    """Whether config [midi_out] asks for a MIDI out port (a part routed, the clock, thru)."""
     section = cfg.get("midi_out", {})
-    return bool(section.get("clock")) or bool(routes_from_config(section))
+    return bool(section.get("clock")) or bool(section.get("thru")) or \
+        bool(routes_from_config(section))
 
 
 class CaptureSink:
@@ -125,6 +136,15 @@ class EngineSink:
     def __init__(self, state):
         self.state = state
 
+    def thru(self, channel: int | None) -> None:
+        """MIDI thru in the JACK callback: off (None), each message on its own channel (0),
+        or all on `channel` (1..16)."""
+        self.state.ctl[L.C_THRU] = 0 if channel is None else (17 if channel == 0 else channel)
+
+    def release_thru(self) -> None:
+        """Ask the callback to end every note (and the sustain) thru left sounding."""
+        self.state.ctl[L.C_THRU_REQ] += 1
+
     def send(self, rows: np.ndarray) -> None:
         from engine.control.state import QueueFull
         if self.state.push_sched_rows(rows) != len(rows):
@@ -141,8 +161,10 @@ class MidiOut:
     (`attach`); until then messages are tracked and dropped."""
 
     def __init__(self, clock, sample_rate: int, routes: dict[int, Route], clock_out: bool = False,
-                 drum_gate_ms: float = 50.0, lookahead: int = 0, sink=None, now=None):
+                 drum_gate_ms: float = 50.0, lookahead: int = 0, sink=None, now=None,
+                 thru: "Thru | None" = None):
         self.clock = clock
+        self.thru = thru                     # MIDI thru (config [midi_out] thru), or None
         self.sample_rate = int(sample_rate)
         self.routes = dict(routes)
         self.clock_out = clock_out
@@ -165,11 +187,14 @@ class MidiOut:
         if not wanted(cfg):
             return None
         section = cfg["midi_out"]
+        thru = Thru(section["thru_channel"]) if section["thru"] else None
         return cls(clock, sample_rate, routes_from_config(section), section["clock"],
-                   section["drum_gate_ms"], lookahead, now=now)
+                   section["drum_gate_ms"], lookahead, now=now, thru=thru)
 
     def attach(self, sink) -> None:
         self.sink = sink
+        if self.thru is not None:
+            self.thru.attach(sink)
 
     # ---- the band's notes ------------------------------------------------------------------
     def route_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -236,10 +261,13 @@ class MidiOut:
         self._send(out)
 
     def cut_all(self, at: int | None = None) -> None:
-        """Every routed part (the session's release_all and panic: at once)."""
+        """Every routed part (the session's release_all and panic: at once), and every note
+        MIDI thru left sounding (at once)."""
         for part in range(NPARTS):
             if self._channels[part] or part in self.routes:
                 self.cut(part, at)
+        if self.thru is not None:
+            self.thru.release()
 
     def reroute(self, part: str | int, route: Route | None) -> None:
         """Play `part` on another channel, or internally only (None): its notes on the old
@@ -312,6 +340,86 @@ class MidiOut:
         first = max(self._tick, -(-horizon.numerator // horizon.denominator))
         self._tick = -(-first // step) * step
         self._position = self._tick
+
+
+_THRU_TYPES = {0x80, 0x90, 0xA0, 0xB0, 0xD0, 0xE0}
+"""What thru echoes: notes, aftertouch, controls, pitch bend (not program change: bandmate's
+own patch control)."""
+
+
+class Thru:
+    """MIDI thru (see the module docstring). `channel`: 0 each message on its own channel,
+    1..16 all on that one. `feed` from the MIDI reader thread, `release` from any thread."""
+
+    def __init__(self, channel: int = 0):
+        if not 0 <= int(channel) <= 16:
+            raise ValueError(f"thru channel {channel} is outside 0..16")
+        self.channel = int(channel)
+        self.sink = None
+        self._native = False        # the JACK callback echoes (EngineSink): feed does nothing
+        self._lock = threading.Lock()
+        self._held: dict[int, set] = {}     # source -> {(channel 0..15, note)} sounding
+        self._pedal: dict[int, set] = {}    # source -> {channel 0..15} with sustain down
+        self.sent = 0
+
+    def attach(self, sink) -> None:
+        self.sink = sink
+        native = getattr(sink, "thru", None)
+        self._native = native is not None
+        if native is not None:
+            native(self.channel)
+
+    def feed(self, data, source: int) -> None:
+        """Echo one complete message `data` (bytes) of `source` (anything else is ignored)."""
+        if self.sink is None or self._native or len(data) < 2:
+            return
+        status = int(data[0])
+        hi = status & 0xF0
+        if hi not in _THRU_TYPES or len(data) < (3 if hi != 0xD0 else 2):
+            return
+        ch = status & 0x0F if self.channel == 0 else self.channel - 1
+        d1, d2 = int(data[1]) & 0x7F, int(data[2]) & 0x7F if len(data) > 2 else 0
+        with self._lock:
+            held = self._held.setdefault(source, set())
+            if hi == 0x90 and d2 > 0:
+                held.add((ch, d1))
+            elif hi in (0x80, 0x90):
+                held.discard((ch, d1))
+            elif hi == 0xB0 and d1 == 64:
+                pedal = self._pedal.setdefault(source, set())
+                if d2 >= 64:
+                    pedal.add(ch)
+                else:
+                    pedal.discard(ch)
+            elif hi == 0xB0 and d1 in (120, 123):
+                held -= {k for k in held if k[0] == ch}
+            self._send([pack(hi | ch, d1, d2)])
+
+    def release(self, source: int | None = None) -> None:
+        """End what thru left sounding (of `source`, None: of every source): sustain up, then
+        a note-off for each held note. On the JACK callback's thru: it does so itself."""
+        native = getattr(self.sink, "release_thru", None)
+        if native is not None:
+            native()
+            return
+        with self._lock:
+            sources = list(self._held.keys() | self._pedal.keys()) if source is None \
+                else [source]
+            msgs = []
+            for src in sources:
+                msgs += [pack(0xB0 | ch, 64, 0) for ch in sorted(self._pedal.pop(src, ()))]
+                msgs += [pack(0x80 | ch, note) for ch, note in sorted(self._held.pop(src, ()))]
+            self._send(msgs)
+
+    def _send(self, msgs: list[int]) -> None:
+        """(under the lock) Rows for the sink, at once (ASAP), in this order."""
+        if not msgs or self.sink is None:
+            return
+        rows = np.zeros((len(msgs), EVENT_WIDTH))
+        rows[:, TIME], rows[:, KIND], rows[:, PART] = ASAP, K_MIDI_OUT, CLOCK_PART
+        rows[:, B] = msgs
+        self.sink.send(rows)
+        self.sent += len(msgs)
 
 
 def transport(midi_out: MidiOut | None, playing: bool, beat: Fraction, sample: int,

@@ -34,9 +34,12 @@ Topics, under `prefix` (default `bandmate`); CLIENT is the publisher's MQTT clie
     bandmate/state/position      {"bar": 12, "beat": 3}
     bandmate/state/chord         "Am7" (retained)
     bandmate/state/section       the song form's section playing, e.g. "chorus" (retained)
-    bandmate/state/memory        the progression memory: {"status": "loop 4b 100%" |
-                                 "learning" | "listening" | "off", "loop": "4 bars: Am@0 F@4
-                                 C@8 G@12" or ""} (retained)
+    bandmate/state/memory        the progression memory: {"status": "loop A 4b 100%" |
+                                 "learning" | "listening" | "off", "locked": true, "name":
+                                 "A", "bars": 4, "changes": [[0.0, "Am"], [4.0, "F"], ...],
+                                 "loop": "4 bars: Am@0 F@4 C@8 G@12" or "", "library":
+                                 [["A", 4, "4 bars: ..."], ...], "locks", "returns",
+                                 "departures", "substitutions": counts} (retained)
     bandmate/state/levels        {"peak_db": [l, r], "parts": {"keys": dB, ...}} (since the last)
     bandmate/state/engine        the audio thread's counters (xruns, late_events, ...)
     bandmate/state/bridge        this bridge's counters (messages, applied, errors, ...)
@@ -70,7 +73,7 @@ import aiomqtt
 
 from engine.control.remote import (
     REASON_MAX, WORD_COMMANDS, CommandError, Remote, TimedCap, TokenBucket, is_number,
-    now_sample, short,
+    memory_state, now_sample, short,
 )
 from engine.control.session import TEMPO_ADDRESS
 from engine.parts import PARTS
@@ -565,16 +568,13 @@ class MqttBridge:
         runner = getattr(s, "form_runner", None)
         if runner is not None and runner.section is not None:
             put(self.topic("state", "section"), runner.section, True)
-        memory = getattr(s.ctx, "memory", None)
+        memory = memory_state(s)
         if memory is not None:
-            on = s.value("/band/memory") >= 0.5
-            put(self.topic("state", "memory"),
-                {"status": memory.status() if on else "off",
-                 "loop": memory.loop.describe() if on and memory.loop is not None else ""}, True)
+            put(self.topic("state", "memory"), memory, True)
         beat = s.clock.beat_at(s.state.sample_time)
-        bpb = s.clock.beats_per_bar
+        bar = s.clock.bar_at(beat)
         put(self.topic("state", "position"),
-            {"bar": int(beat // bpb) + 1, "beat": int(beat % bpb) + 1}, False)
+            {"bar": bar + 1, "beat": int(beat - s.clock.meter.bar_start(bar)) + 1}, False)
         put(self.topic("state", "levels"), self._levels(), False)
         put(self.topic("state", "engine"), s.state.counters(), False)
         put(self.topic("state", "bridge"), dict(self.counters, last_error=self.last_error),

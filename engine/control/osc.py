@@ -12,6 +12,11 @@ client (config `[osc]`; off by default):
     /bandmate/get ADDRESS...             replies the value on the address itself
                                          (`/bass/synth/cutoff_hz 800.0`, `.../norm 0.5`);
                                          `/bandmate/tempo` is one too
+    /bandmate/memory                     replies what the progression memory has learned:
+                                         `/bandmate/memory STATUS LOCKED NAME BARS DEPARTURES
+                                         SUBSTITUTIONS RETURNS LIBRARY_SIZE LOOP [BEAT CHORD]...`
+                                         (remote.memory_args); subscribe to /bandmate/memory to
+                                         have it pushed whenever it changes
     /bandmate/subscribe ADDRESS...       replies now and whenever the value changes (polled
     /bandmate/unsubscribe [ADDRESS...]   `poll_hz` times a second); none: every subscription
     /bandmate/addresses [PREFIX]         replies `/bandmate/addresses CHUNK CHUNKS ADDRESS...`
@@ -67,7 +72,7 @@ from pythonosc.parsing import osc_types
 
 from engine.control.remote import (
     QUEUE_HEADROOM, REASON_MAX, WORD_COMMANDS, CommandError, Remote, TimedCap, TokenBucket,
-    now_sample, short as _short, to_unit,
+    memory_args, memory_state, now_sample, short as _short, to_unit,
 )
 from engine.control.session import TAP_ADDRESS, TEMPO_ADDRESS
 from engine.control.state import QueueFull
@@ -77,6 +82,7 @@ from engine.rt.param import Param
 __all__ = ["ERROR_REPLIES_PER_S", "OSC_SOURCE", "QUEUE_HEADROOM", "OscError", "OscServer",
            "server_from_config", "to_unit", "wall_minus_monotonic"]
 
+MEMORY = "/bandmate/memory"     # the progression memory's state (a query, or subscribed)
 OSC_SOURCE = 100_000            # the source id of notes played over OSC (controllers.base ids)
 ERROR_REPLIES_PER_S = 200.0     # error replies (a burst of as many); the rest only counted
 MAX_SUBSCRIPTIONS = 1024
@@ -136,7 +142,7 @@ class OscServer:
                          "socket_errors": 0, "internal_errors": 0}
         self.last_error = ""
         self.last_time: float = ASAP        # the sample time of the last timed set or note
-        self.subscriptions: dict[tuple, dict[str, float | None]] = {}
+        self.subscriptions: dict[tuple, dict[str, list | None]] = {}
         self.remote = Remote(session, OSC_SOURCE)
         self.held = self.remote.held                # (part, note) sounding from OSC
         self._timed = TimedCap(MAX_TIMED_PENDING)   # timed events not yet due
@@ -148,7 +154,7 @@ class OscServer:
             "/bandmate/addresses": self._cmd_addresses, "/bandmate/info": self._cmd_info,
             TEMPO: self._cmd_tempo, "/bandmate/note": self._cmd_note,
             "/bandmate/release": self._cmd_release, "/bandmate/panic": self._cmd_panic,
-            "/bandmate/scene": self._cmd_scene,
+            "/bandmate/scene": self._cmd_scene, MEMORY: self._cmd_memory,
             TAP_ADDRESS: self._cmd_tap,
         }
         for name in WORD_COMMANDS:
@@ -332,12 +338,24 @@ class OscServer:
         if not args or not all(isinstance(a, str) for a in args):
             raise OscError("takes one or more addresses (strings)")
         for a in args:
-            self.param(a[:-5] if a.endswith("/norm") else a)   # every one must exist
+            if a != MEMORY:
+                self.param(a[:-5] if a.endswith("/norm") else a)   # every one must exist
         return args
+
+    def _current(self, address: str) -> list:
+        """What a get or a subscription sends on `address`: its value, or the memory's state."""
+        if address == MEMORY:
+            return memory_args(memory_state(self.session))
+        return [float(self.value(address))]
 
     def _cmd_get(self, args, tag, addr):
         for a in self._addresses(args):
-            self.reply(addr, a, self.value(a))
+            self._send(self._dest(addr), a, self._current(a))
+
+    def _cmd_memory(self, args, tag, addr):
+        if args:
+            raise OscError("takes no arguments")
+        self._send(self._dest(addr), MEMORY, self._current(MEMORY))
 
     def _cmd_subscribe(self, args, tag, addr):
         subs = self.subscriptions.setdefault(self._dest(addr), {})
@@ -367,14 +385,14 @@ class OscServer:
         for dest, subs in list(self.subscriptions.items()):
             for a, last in list(subs.items()):
                 try:
-                    v = self.value(a)
+                    v = self._current(a)
                 except OscError as exc:          # gone with a new graph
                     subs.pop(a, None)
                     self._error(dest, a, f"unsubscribed: {exc}", direct=True)
                     continue
                 if last is None or v != last:
                     subs[a] = v
-                    self._send(dest, a, [float(v)])
+                    self._send(dest, a, v)
             if not subs:
                 self.subscriptions.pop(dest, None)
 
@@ -481,9 +499,6 @@ class OscServer:
     def _dest(self, addr) -> tuple:
         host, port = addr[0], addr[1]
         return (host, self.reply_port or port)
-
-    def reply(self, addr, address: str, value: float) -> None:
-        self._send(self._dest(addr), address, [float(value)])
 
     def _send(self, dest, address: str, args: list) -> None:
         if self.transport is None:

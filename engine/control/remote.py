@@ -115,6 +115,33 @@ def now_sample(session, clock) -> int:
     return round(sample + (time.monotonic_ns() - ns) * 1e-9 * session.sample_rate)
 
 
+def memory_state(session) -> dict | None:
+    """What the progression memory has learned (engine.listen.progression
+    `ProgressionMemory.state`: status, locked, the loop's name, bars and changes, the library,
+    departures...), status "off" and not locked while /band/memory is off; None for a session
+    without one. What MQTT, OSC and the console publish."""
+    memory = getattr(session.ctx, "memory", None)
+    if memory is None:
+        return None
+    state = memory.state()
+    if session.value("/band/memory") < 0.5:
+        state.update(status="off", locked=False)
+    return state
+
+
+def memory_args(state: dict | None) -> list:
+    """`memory_state` as OSC arguments: STATUS LOCKED(0/1) NAME BARS DEPARTURES SUBSTITUTIONS
+    RETURNS LIBRARY_SIZE LOOP_TEXT, then BEAT CHORD for each change of the loop."""
+    if state is None:
+        return ["none", 0, "", 0, 0, 0, 0, 0, ""]
+    out = [state["status"], int(state["locked"]), state["name"], state["bars"],
+           state["departures"], state["substitutions"], state["returns"],
+           len(state["library"]), state["loop"]]
+    for beat, chord in state["changes"]:
+        out += [float(beat), chord]
+    return out
+
+
 class Remote:
     """One network control's view of `session`; its notes carry the source id `source`
     (controllers.base ids), so they can all be released when it goes (`release_held`)."""

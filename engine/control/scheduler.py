@@ -89,8 +89,9 @@ class Scheduler:
         if horizon <= self.cursor:
             return 0
         if self.reach_bars > 0:
-            horizon = self.clock.next_bar(horizon) + (self.reach_bars - 1) * \
-                self.clock.beats_per_bar
+            meter = self.clock.meter
+            horizon = meter.bar_start(meter.bar_at(self.clock.next_bar(horizon))
+                                      + self.reach_bars - 1)
             # integer s: beat_at(s) > cursor exactly when s > floor(sample of the cursor)
             segs = self.clock.segments       # (a tempo change makes a new last segment)
             self._due = (self.clock.sample_at(horizon), len(segs), segs[-1])

@@ -432,7 +432,7 @@ def status_line(run, watchdog: AudioWatchdog, scenes: SceneScheduler | None,
     session = run.session
     c = session.state.counters()
     up = int(time.monotonic() - started)
-    bar = int(session.clock.beat_at(session.state.sample_time) // session.clock.beats_per_bar)
+    bar = session.clock.bar_at(session.clock.beat_at(session.state.sample_time))
     driver_xruns = getattr(run.stream, "xruns", None)
     scene = scenes.scene if scenes is not None and scenes.scene else "-"
     return (f"status: up {up // 3600}h{up % 3600 // 60:02d}m, bar {bar + 1}, "

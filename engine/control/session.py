@@ -490,13 +490,15 @@ class Session:
         start_v = self.value(address)
         if address in STEER_PARAMS:
             self._glides.pop(address, None)
-            bpb = self.clock.beats_per_bar
+            meter = self.clock.meter
             first = self.clock.next_bar(self._horizon(time) if beat is None
                                         else max(beat, self.scheduler.cursor))
-            bars = max(1, math.ceil(fade_s * self.clock.bpm / 60.0 / bpb))
+            bar0 = meter.bar_at(first)
+            bars = max(1, math.ceil(fade_s * self.clock.bpm / 60.0
+                                    / float(meter.bar_length(bar0))))
             for k in range(1, bars + 1):
                 self.steer.set(address, start_v + (target - start_v) * k / bars,
-                               first + (k - 1) * bpb)
+                               meter.bar_start(bar0 + k - 1))
             return target
         t0 = self.state.sample_time if time == ASAP else int(time)
         step = max(1, round(GLIDE_STEP_S * self.sample_rate))
@@ -529,8 +531,9 @@ class Session:
     def follow_score(self, score) -> None:
         """Play in a score's time and read its harmony ahead (a MIDI file played as the
         player, engine.listen.score.Score); call it before the first query. The clock takes
-        the file's tempo map and meter (the file's first downbeat on a bar line, a pickup
-        before it), the band the harmony of every beat before it sounds and the file's key.
+        the file's tempo map and meter map (the file's first downbeat on a bar line, a pickup
+        before it; every meter change on the file's bar lines), the band the harmony of every
+        beat before it sounds and the file's key.
         The player's notes still set the band's intensity, not its chords."""
         if self.conductor is None:
             raise ValueError("the demo follows no one: a score needs a jam session")
@@ -539,10 +542,11 @@ class Session:
         bpb = score.beats_per_bar
         tempos = score.tempo_map()
         clock = self.clock
-        clock.beats_per_bar = bpb
+        clock.meter = score.meter
         for beat, bpm in tempos:         # the first replaces the configured tempo at beat 0
             clock.set_tempo(bpm, beat)
         self.ctx.beats_per_bar = bpb
+        self.ctx.meter = score.meter
         self.ctx.harmony.beats_per_bar = bpb
         self.ctx.harmony.load(score.harmony())
         self.ctx.key = score.key
@@ -571,8 +575,8 @@ class Session:
         self.ctx.harmony.progression = self.form.progression
         self.form_runner = FormRunner(self.form, self, on_section)
         if not form.loop:           # the ending bar and its ring
-            self.length_s = float(self.clock.sample_at(Fraction(
-                (form.length_bars + 2) * self.clock.beats_per_bar))) / self.sample_rate
+            self.length_s = float(self.clock.sample_at(self.clock.meter.bar_start(
+                form.length_bars + 2))) / self.sample_rate
 
     def _glide(self, end: int) -> None:
         """Push every glide step due before sample `end` (the scheduler calls it on each
@@ -698,10 +702,10 @@ class Session:
         else:
             if isinstance(bar, bool) or not isinstance(bar, int):
                 raise TypeError(f"bar must be a whole number, got {bar!r}")
-            at = Fraction(bar * self.clock.beats_per_bar)
+            at = self.clock.meter.bar_start(bar)
             if at < first:
                 raise ValueError(f"bar {bar} is already scheduled: the first bar free is "
-                                 f"{int(first // self.clock.beats_per_bar)}")
+                                 f"{self.clock.bar_at(first)}")
         if part not in PARTS:
             raise ValueError(f"no part {part!r}; parts: {', '.join(PARTS)}")
         pat = None if pattern is None else as_pattern(pattern)

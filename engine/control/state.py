@@ -48,6 +48,7 @@ class EngineState:
             L.S_QOUT: np.zeros((L.QCAP, EVENT_WIDTH)),
             L.S_QOUT_IDX: np.zeros(16, np.int64),
             L.S_MOUT: np.zeros((L.MOUT_CAP, 2)),
+            L.S_THRU: np.zeros((L.THRU_CAP, 2), np.int64),
         } | {L.bank_slot(b, g): np.zeros((1, 8) if g == L.G_PROG else 1, L.SLOT_DTYPES[
             L.bank_slot(b, g)]) for b in range(L.N_BANKS) for g in range(L.BANK_STRIDE)}
         assert set(a) == set(range(L.N_SLOTS))

@@ -1,10 +1,13 @@
 """A MIDI file read as a score (control side): when the player's part comes from a file, the
 band knows all of it ahead, as an accompanist reading the score does.
 
-`Score.read(path)` gives the file's tempo map (every set_tempo, in quarter-note beats), its meter
-(the first time_signature), where its first downbeat falls (a pickup/anacrusis is found from
-the music, since a MIDI file does not say), its key (found from the notes, engine.listen.key;
-and, for a piece that modulates, the key of each bar: `keys`) and the harmony of every beat.
+`Score.read(path)` gives the file's tempo map (every set_tempo, in quarter-note beats), its
+meter map (every time_signature: `meter`, an engine.meter.Meter in session beats, so the band's
+bars fall on the file's bar lines through 4/4, 3/4, 6/8...; a time signature that is no meter
+is skipped with a message in `meter_warnings`), where its first downbeat falls (a
+pickup/anacrusis is found from the music, since a MIDI file does not say), its key (found from
+the notes, engine.listen.key; and, for a piece that modulates, the key of each bar: `keys`)
+and the harmony of every beat.
 
 Session time: the file's first downbeat is the start of one of the band's bars; a pickup of p
 beats starts p beats before a bar line (`offset_beats`: session beat = file beat + offset). A file that opens
@@ -20,6 +23,7 @@ import mido
 from controllers.midifile import DEFAULT_TEMPO_US, _load
 from engine.harmony import Chord
 from engine.listen.key import Key, find_key, histogram, key_scores
+from engine.meter import Meter, check_signature
 
 __all__ = ["Score", "ScoreNote", "find_pickup", "beat_chord"]
 
@@ -91,7 +95,8 @@ class Score:
     def __init__(self, path, ticks_per_beat: int, tempos: list[tuple[Fraction, float]],
                  beats_per_bar: int, notes: list[ScoreNote], key: Key | None,
                  signature: Key | None, messages: list[tuple[Fraction, mido.Message]],
-                 end_beat: Fraction):
+                 end_beat: Fraction, meters: list[tuple[Fraction, int, int]] = (),
+                 meter_warnings: list[str] = ()):
         self.path = path
         self.ticks_per_beat = ticks_per_beat
         self.tempos = tempos                   # [(file beat, bpm)], the first at beat 0
@@ -101,11 +106,25 @@ class Score:
         self.signature = signature            # the file's key_signature, if any
         self.messages = messages               # (file beat, channel message), time order
         self.end_beat = end_beat
+        # (file beat, numerator, denominator) of every time signature read, the first at 0
+        self.meters = list(meters) or [(Fraction(0), 4, 4)]
+        self.meter_warnings = list(meter_warnings)
         # a file that opens with silence starts on a bar line (a sequencer's export: a pickup
-        # is preceded by rests); one whose music starts at once may open with a pickup
+        # is preceded by rests); one whose music starts at once may open with a pickup. The
+        # pickup is looked for in the first meter's music; a file whose meter changes inside
+        # its first bar wrote its pickup as a short bar of its own.
+        change = self.meters[1][0] if len(self.meters) > 1 else None
+        first = [n for n in notes if change is None or n.beat < change]
         starts_silent = bool(notes) and notes[0].beat >= Fraction(1, 4)
-        self.pickup_beats = Fraction(0) if starts_silent else find_pickup(notes, beats_per_bar)
+        short_first_bar = change is not None and \
+            change < Fraction(4 * self.meters[0][1], self.meters[0][2])
+        self.pickup_beats = Fraction(0) if starts_silent or short_first_bar \
+            else find_pickup(first, beats_per_bar)
         self.offset_beats = (-self.pickup_beats) % beats_per_bar
+        #: the meter map in session beats: the band's bars on the file's bar lines
+        self.meter = Meter.from_changes(
+            [(Fraction(0), self.meters[0][1], self.meters[0][2])]
+            + [(self.session_beat(b), n, d) for b, n, d in self.meters[1:]])
 
     @classmethod
     def read(cls, path) -> Score:
@@ -115,7 +134,8 @@ class Score:
         mid, _ = _load(path)
         tpb = mid.ticks_per_beat
         tempos: dict[Fraction, float] = {Fraction(0): 60e6 / DEFAULT_TEMPO_US}
-        meter: tuple[int, int] | None = None
+        signatures: dict[Fraction, tuple[int, int]] = {}
+        warnings: list[str] = []
         key_name = None
         messages: list[tuple[Fraction, mido.Message]] = []
         open_notes: dict[tuple[int, int], list[tuple[Fraction, int]]] = {}
@@ -127,8 +147,15 @@ class Score:
             beat = Fraction(tick, tpb)
             if msg.type == "set_tempo":
                 tempos[beat] = 60e6 / msg.tempo
-            elif msg.type == "time_signature" and meter is None:
-                meter = (msg.numerator, msg.denominator)
+            elif msg.type == "time_signature":
+                try:
+                    check_signature(msg.numerator, msg.denominator)
+                except ValueError as e:
+                    warnings.append(f"{path}: beat {float(beat):g}: {e}; the meter before "
+                                    "it stays")
+                else:
+                    # a change is put on the sixteenth grid (a bar's length is on it)
+                    signatures[Fraction(round(beat * 4), 4)] = (msg.numerator, msg.denominator)
             elif msg.type == "key_signature" and key_name is None:
                 key_name = msg.key
             if msg.type in accept:
@@ -147,7 +174,13 @@ class Score:
         notes.sort(key=lambda n: (n.beat, n.note))
         if notes:
             end = max(n.beat + n.dur for n in notes)
-        num, den = meter or (4, 4)
+        meters = [(b, n, d) for b, (n, d) in sorted(signatures.items())]
+        if not meters or meters[0][0] > 0:
+            meters.insert(0, (Fraction(0), 4, 4))          # MIDI's meter before any is 4/4
+        # the same meter again is no change (an export restates it at each track's or
+        # repeat's start, not always on a bar line)
+        meters = [m for k, m in enumerate(meters) if k == 0 or m[1:] != meters[k - 1][1:]]
+        num, den = meters[0][1:]
         quarters = Fraction(4 * num, den)
         # a meter of a fractional number of quarters (3/8, 5/8) counts two of its bars as one
         bpb = int(quarters if quarters.denominator == 1 else 2 * quarters)
@@ -161,7 +194,7 @@ class Score:
         # the key heard in the notes (a key signature does not tell a modal chorale's mode)
         key = find_key((n.note, float(n.dur)) for n in notes) or signature
         return cls(path, tpb, sorted(tempos.items()), bpb, notes, key, signature, messages,
-                   end)
+                   end, meters, warnings)
 
     # ---- session time -----------------------------------------------------------------------
     def session_beat(self, file_beat: Fraction) -> Fraction:
@@ -195,12 +228,13 @@ class Score:
         ``margin`` (a modulation, not a passing secondary dominant)."""
         if self.key is None:
             return []
-        bpb = self.beats_per_bar
-        bars = int(-(-self.session_end // bpb))
+        bpb, meter = self.beats_per_bar, self.meter
+        bars = meter.bar_at(self.session_end) + (meter.next_bar_line(self.session_end)
+                                                  != self.session_end)
         out = [(Fraction(0), self.key)]
         current = self.key
         for bar in range(bars):
-            lo = Fraction(bar * bpb) - self.offset_beats - Fraction(window_bars * bpb, 2)
+            lo = meter.bar_start(bar) - self.offset_beats - Fraction(window_bars * bpb, 2)
             hi = lo + window_bars * bpb
             h = histogram((n.note, float(min(n.beat + n.dur, hi) - max(n.beat, lo)))
                           for n in self.notes if n.beat < hi and n.beat + n.dur > lo)
@@ -210,7 +244,7 @@ class Score:
             best = max(scores, key=lambda k: (scores[k], -k.tonic, k.mode == "major"))
             if best != current and scores[best] >= scores[current] + margin:
                 current = best
-                out.append((Fraction(bar * bpb), best))
+                out.append((meter.bar_start(bar), best))
         return out
 
     # ---- harmony ------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ from fractions import Fraction
 from heapq import merge
 from typing import Any
 
+from engine.meter import meter_of
+
 from .event import DRUM_NOTE_SET, MAX_NUDGE_S, Note, note_sort_key
 from .rand import mix, unit
 
@@ -643,8 +645,9 @@ def euclid_steps(
 class BarPattern(Pattern):
     """A pattern generated one bar at a time by a pure ``render(bar, ctx) -> list[Note]``.
 
-    ``render`` must return the notes whose onsets lie in that bar (beats ``bar * beats_per_bar``
-    up to the next bar) and must depend only on ``bar`` and on what ``key(bar, ctx)`` captures
+    ``render`` must return the notes whose onsets lie in that bar (from its first beat up to
+    the next bar's, as the context's meter has them: `engine.meter.meter_of`) and must
+    depend only on ``bar`` and on what ``key(bar, ctx)`` captures
     from the context (for an agent: its seed, the style, the chords and intensity in force...).
     Rendered bars are kept in a small LRU cache keyed by ``(bar, key(bar, ctx))``, so a query for
     a 100 ms window is a couple of dictionary look-ups and bisects. Not thread-safe: use one
@@ -673,14 +676,14 @@ class BarPattern(Pattern):
         return list(self._bar(bar, ctx)[0])
 
     def _bar(self, bar: int, ctx: Any) -> tuple[list[Note], list[Fraction]]:
-        k = (bar, ctx.beats_per_bar, self._key(bar, ctx))
+        meter = meter_of(ctx)
+        start = meter.bar_start(bar)
+        stop = start + meter.bar_length(bar)
+        k = (bar, start, stop, self._key(bar, ctx))
         hit = self._cache.get(k)
         if hit is not None:
             self._cache.move_to_end(k)
             return hit
-        bar_len = Fraction(ctx.beats_per_bar)
-        start = bar * bar_len
-        stop = start + bar_len
         notes = sorted(self._render(bar, ctx), key=note_sort_key)
         for n in notes:
             if not start <= n.begin < stop:
@@ -696,8 +699,7 @@ class BarPattern(Pattern):
 
     def _query_bars(self, begin: Fraction, end: Fraction, ctx: Any) -> list[Note]:
         begin = max(begin, ZERO)
-        bar_len = Fraction(ctx.beats_per_bar)
-        bars = bars_in(begin, end, bar_len)
+        bars = meter_of(ctx).bars_in(begin, end)
         out: list[Note] = []
         for bar in bars:
             notes, begins = self._bar(bar, ctx)

@@ -22,12 +22,14 @@ changes.
 """
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Callable
 from fractions import Fraction
 from heapq import merge
 from typing import Any
 
+from engine.meter import meter_of
 from engine.parts import PARTS
 
 from .event import Note, note_sort_key
@@ -134,15 +136,17 @@ def _harmony_key(bar: int, ctx: Any) -> tuple:
     chord_at = getattr(ctx, "chord_at", None)
     if chord_at is None:
         return ()
-    start = bar * int(ctx.beats_per_bar)
-    return tuple(chord_at(Fraction(start + i)) for i in range(int(ctx.beats_per_bar)))
+    meter = meter_of(ctx)
+    start = meter.bar_start(bar)
+    return tuple(chord_at(start + i) for i in range(math.ceil(meter.bar_length(bar))))
 
 
 def _by_bar(pattern: Pattern) -> BarPattern:
     """``pattern`` rendered a bar at a time, cached (see the module's docstring)."""
 
     def render(bar: int, ctx: Any) -> list[Note]:
-        length = Fraction(ctx.beats_per_bar)
-        return pattern.query(bar * length, (bar + 1) * length, ctx)
+        meter = meter_of(ctx)
+        start = meter.bar_start(bar)
+        return pattern.query(start, start + meter.bar_length(bar), ctx)
 
     return BarPattern(render, _harmony_key, cache_size=16)

@@ -40,7 +40,10 @@ N_BANKS = 2
 S_MOUT = S_BANK0 + N_BANKS * BANK_STRIDE   # float64[MOUT_CAP, 2]  MIDI out of the callback so
 #   far (sample time, packed message: engine.rt.events K_MIDI_OUT), C_MOUT_COUNT rows; the JACK
 #   callback empties it each period into its midi_out port
-N_SLOTS = S_MOUT + 1
+S_THRU = S_MOUT + 1        # int64[THRU_CAP, 2]  MIDI thru of this JACK period (frame offset,
+#   packed message), C_THRU_COUNT rows: the player's messages the JACK callback echoes to its
+#   midi_out port (merged with S_MOUT's rows in time order), written and emptied by it
+N_SLOTS = S_THRU + 1
 
 _BANK_DTYPES = (np.int64, np.float64, np.float64, np.int64)
 SLOT_DTYPES = {
@@ -48,7 +51,7 @@ SLOT_DTYPES = {
     S_QMIDI_IDX: np.int64, S_PENDING: np.float64, S_GLOBAL: np.float64,
     S_MASTER_STATE: np.float64,
     S_MASTER_PARAMS: np.float64, S_BUS: np.float64, S_METER: np.float64, S_CBTIME: np.int64,
-    S_QOUT: np.float64, S_QOUT_IDX: np.int64, S_MOUT: np.float64,
+    S_QOUT: np.float64, S_QOUT_IDX: np.int64, S_MOUT: np.float64, S_THRU: np.int64,
 } | {S_BANK0 + b * BANK_STRIDE + k: _BANK_DTYPES[k] for b in range(N_BANKS) for k in range(4)}
 
 
@@ -64,6 +67,7 @@ MAXBLOCK = 4096      # largest block a driver may ask for
 CBTIME_CAP = 8192    # callback timing ring
 MAX_OPS = 256        # unit instances in one program
 MOUT_CAP = 1024      # MIDI out messages in one callback
+THRU_CAP = 512       # MIDI thru messages in one JACK period
 
 # ---- ctl: int64 counters and clock ------------------------------------------------------
 C_SAMPLE_TIME = 0     # absolute sample time of the next block's first sample
@@ -104,7 +108,19 @@ C_MOUT_DROPPED = 67   # MIDI out messages with no room (S_MOUT full, or the JACK
 C_MOUT_SENT = 68      # MIDI out messages written to the driver's port
 C_MOUT_GEN = 70       # NPARTS + 1 entries: per part (and last: the clock), the oldest generation
                       #   of K_MIDI_OUT rows still sent (K_MIDI_OUT_CUT raises it)
-CTL_SIZE = 80
+C_CC_MAPPED = 80      # 32 entries, bit cc % 64 of entry 2 * channel + cc // 64 (channel 0..15):
+                      #   the MIDI mapping binds that control (engine.control.mapping), so the
+                      #   JACK callback neither applies its own action (CC 1, 64, 120, 123) nor
+                      #   echoes it thru; the mapper alone acts on it. Set by the control side.
+C_THRU = 112          # MIDI thru in the JACK callback: 0 off, 1..16 every message to that
+                      #   channel, 17 each message on its own channel (set by the control side)
+C_THRU_COUNT = 113    # rows in S_THRU
+C_THRU_REQ = 114      # control side: thru releases asked (a panic, a stop), counted up
+C_THRU_DONE = 115     # JACK callback: the thru releases answered
+C_THRU_PENDING = 116  # JACK callback: 1 while the thru notes sounding are still to be ended
+C_THRU_PEDAL = 117    # bit c: sustain down was echoed on MIDI channel c (0..15)
+C_THRU_HELD = 120     # 32 entries, as C_CC_MAPPED for notes: thru notes sounding
+CTL_SIZE = 152
 
 # ---- parts ------------------------------------------------------------------------------
 NPARTS = 5            # keys, bass, chords, lead, drums (engine.parts); each plays an instrument
