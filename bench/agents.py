@@ -21,8 +21,9 @@ onsets as played (`onset_err_ms`) at steady tempi, under ±5 BPM drifts and on a
 played with a drift (needs music21); the tempo octave (players at 170, 200, 60 and in running
 eighths at 84 against a config of 120: the tempo heard after eight bars, and the level changes
 it took); chorales by ear (needs music21): the share of their bar lines, from the fifth, that
-are the tracker's (six chorales at three tempi, and 37 of the corpus at 92 BPM); and the cost of the tracker per note and of the follower's once-a-beat
-decision (µs).
+are the tracker's (six chorales at three tempi, and 37 of the corpus at 92 BPM, with the times
+the bar moved, each a realignment of the band); and the cost of the tracker per note and of
+the follower's once-a-beat decision (µs).
 
     python bench/agents.py [--json] [--listen] [--follow] [--memory]
 """
@@ -258,6 +259,13 @@ def follow_figures() -> dict:
         out[f"follow_octave_{tag}_level_changes"] = changes
     try:
         from tests.test_follow import CHORALES, chorale_bars
+        made: list = []                          # the trackers chorale_bars makes
+        init = BeatTracker.__init__
+
+        def kept(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            made.append(self)
+        BeatTracker.__init__ = kept
         bars = [ok for name in CHORALES for bpm in (66.0, 92.0, 120.0)
                 for ok in chorale_bars(name, bpm)]
         out["follow_chorale_bars_share"] = round(sum(bars) / len(bars), 3)
@@ -266,16 +274,20 @@ def follow_figures() -> dict:
         from music21 import corpus
         names = sorted({str(p).split("/bach/")[-1].rsplit(".", 1)[0]
                         for p in corpus.getComposer("bach") if "bwv" in str(p)})
-        bars, n = [], 0
+        bars, n, changes = [], 0, 0
         for name in names[:120:3]:
+            made.clear()
             try:
                 got = chorale_bars("bach/" + name, 92.0)
             except Exception:  # noqa: BLE001 - not in 4/4, or not heard at its tempo
                 continue
             bars += got
             n += bool(got)
+            changes += made[-1].counters["downbeat_changes"] if got else 0
+        BeatTracker.__init__ = init
         out["follow_chorale_wide_chorales"] = n
         out["follow_chorale_wide_bars_share"] = round(sum(bars) / max(len(bars), 1), 3)
+        out["follow_chorale_wide_downbeat_changes_per_chorale"] = round(changes / max(n, 1), 2)
     except ImportError:
         pass
     # the tracker's cost per note (note-on and note-off), over a long humanised performance

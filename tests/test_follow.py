@@ -336,13 +336,13 @@ def test_chorale_bars_by_ear_from_their_harmonic_rhythm():
     pickup is corrected once enough of that has been heard. Six chorales at 66, 92 and 120
     BPM (the band's tempo set near theirs: with nothing but even chords, 66 against a config
     of 120 is heard at 132): the share of their bar lines (from the fifth) that are the
-    tracker's (measured 0.82; before, 0.50: the three with a pickup a beat off)."""
+    tracker's (measured 0.88; before, 0.50: the three with a pickup a beat off)."""
     pytest.importorskip("music21")
     pooled = []
     for name in CHORALES:
         for bpm in (66.0, 92.0, 120.0):
             pooled += chorale_bars(name, bpm)
-    assert len(pooled) >= 150 and sum(pooled) / len(pooled) >= 0.75, sum(pooled) / len(pooled)
+    assert len(pooled) >= 150 and sum(pooled) / len(pooled) >= 0.8, sum(pooled) / len(pooled)
     assert all(chorale_bars("bach/bwv1.6", 92.0)[-6:])          # its pickup corrected
 
 

@@ -106,7 +106,7 @@ class BeatTracker:
                  drift_jerks: tuple = (3.0, 100.0, 3000.0), switch_prob: float = 0.05,
                  curve_ahead_beats: float = 1.0, level_window_s: float = 16.0,
                  level_accent: float = 2.5, long_accent: float = 0.5,
-                 harmonic_margin: float = 2.5, accent_settled: float = 0.3,
+                 harmonic_margin: float = 1.5, accent_settled: float = 0.3,
                  level_alike: float = 0.7, level_fill: float = 0.6):
         self.sr = float(sample_rate)
         self.prior_bpm = float(prior_bpm)
@@ -146,8 +146,11 @@ class BeatTracker:
         self.jerks = tuple(float(j) for j in drift_jerks)
         self.drift0 = 0.002
         k = len(self.jerks)                      # the models' switching: rare, either way
-        self._switch = np.full((k, k), switch_prob / max(k - 1, 1)) \
-            + np.eye(k) * (1.0 - switch_prob - switch_prob / max(k - 1, 1))
+        if k < 1:
+            raise ValueError("drift_jerks: at least one model")
+        self._switch = np.eye(k) if k == 1 else \
+            np.full((k, k), switch_prob / (k - 1)) + np.eye(k) * (1.0 - switch_prob
+                                                                 - switch_prob / (k - 1))
         self._jerks = np.array(self.jerks)
         self._xs = np.tile(self._x, (k, 1))
         self._Ps = np.tile(self._P, (k, 1, 1))
