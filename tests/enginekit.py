@@ -168,3 +168,24 @@ class SentRows:
         if part is None:
             return r
         return r[r[:, 2] == (PART_INDEX[part] if isinstance(part, str) else part)]
+
+
+def write_midi(path, events, notes, ticks_per_beat: int = 480):
+    """A one-track MIDI file from absolute-tick meta `events` [(tick, message)] and `notes`
+    [(start tick, end tick, pitch)] (a note-off one tick before its end, sorted with the
+    note-offs first at a tick, so repeated notes never overlap). Returns `path`."""
+    import mido
+    events = list(events)
+    for start, end, n in notes:
+        events.append((int(start), mido.Message("note_on", note=n, velocity=80)))
+        events.append((int(end) - 1, mido.Message("note_off", note=n)))
+    events.sort(key=lambda e: (e[0], e[1].type != "note_off"))
+    track, last = mido.MidiTrack(), 0
+    for tick, msg in events:
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    mid = mido.MidiFile(ticks_per_beat=ticks_per_beat)
+    mid.tracks.append(track)
+    mid.save(path)
+    return path
+

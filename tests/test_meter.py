@@ -15,6 +15,7 @@ from engine.listen.metrics import on_grid
 from engine.listen.score import Score
 from engine.meter import Meter, pulses_for, step_source
 from engine.parts import DRUM_NOTES
+from tests.enginekit import write_midi
 
 ROOT = Path(__file__).resolve().parent.parent
 F = Fraction
@@ -57,17 +58,8 @@ def _meter_file(path, changes=CHANGES, pickup=0, tempo_bpm=100, extra_meta=()):
     if pickup:        # the pickup's time signature is the first bar's, at tick 0
         events = [(0 if isinstance(m, mido.MetaMessage) and m.type == "time_signature"
                    and tick == pickup * tpb else tick, m) for tick, m in events]
-    for start, dur, n in notes:
-        events.append((int(start * tpb), mido.Message("note_on", note=n, velocity=80)))
-        events.append((int((start + dur) * tpb) - 1, mido.Message("note_off", note=n)))
-    events.sort(key=lambda e: (e[0], e[1].type != "note_off"))
-    track, last = mido.MidiTrack(), 0
-    for tick, msg in events:
-        track.append(msg.copy(time=tick - last))
-        last = tick
-    mid = mido.MidiFile(ticks_per_beat=tpb)
-    mid.tracks.append(track)
-    mid.save(path)
+    write_midi(path, events, [(start * tpb, (start + dur) * tpb, n) for start, dur, n in notes],
+               tpb)
     return lines, lengths
 
 

@@ -13,6 +13,7 @@ from engine.control.session import Session
 from engine.harmony import Chord
 from engine.listen.metrics import on_grid
 from engine.listen.score import Score, beat_chord
+from tests.enginekit import write_midi
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,18 +39,8 @@ def _file(path, meter=(3, 4), tempos=((0, 90), (12, 60)), pickup=1, bars=6, key=
         for beat in range(bpb):
             for n in chord[1:]:
                 notes.append((start + beat, 1, n))
-    for start, dur, n in notes:
-        events.append((start * tpb, mido.Message("note_on", note=n, velocity=80)))
-        events.append(((start + dur) * tpb - 1, mido.Message("note_off", note=n)))
-    events.sort(key=lambda e: (e[0], e[1].type != "note_off"))
-    track, last = mido.MidiTrack(), 0
-    for tick, msg in events:
-        track.append(msg.copy(time=tick - last))
-        last = tick
-    mid = mido.MidiFile(ticks_per_beat=tpb)
-    mid.tracks.append(track)
-    mid.save(path)
-    return path
+    return write_midi(path, events,
+                      [(start * tpb, (start + dur) * tpb, n) for start, dur, n in notes], tpb)
 
 
 def _session(**band):
