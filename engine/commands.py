@@ -204,6 +204,9 @@ def _render(cfg: dict, demo: bool, seconds: float | None, output: str | None,
     warm_up(say=_say)
     session = Session(cfg, sr, demo=demo)
     _prompt(session, prompt)
+    if cfg["band"]["meter"] and (demo or (midi and cfg["sync"]["source"] != "player")):
+        _say(f"meter {cfg['band']['meter']}: not used; "
+             + ("the demo has its own 4/4" if demo else "the file's own meters are played"))
     if form and demo:
         raise UserError("--form: the demo has its own form")
     _form(session, form)
