@@ -34,7 +34,7 @@ from engine.agents.steer import (AGENT_PARTS, PLAYING, STEER_PARAMS, SteeredBand
 from engine.control import midi_out
 from engine.control.clock import Clock
 from engine.listen.key import KeyTracker
-from engine.meter import Meter, check_signature, parse_jam_meter
+from engine.meter import Meter, parse_jam_meter
 from engine.listen.progression import ProgressionMemory
 from engine.control.scheduler import Played, Scheduler
 from engine.control.state import EngineState, QueueFull
@@ -229,7 +229,8 @@ class Session:
         base = {"/band/style": style, "/band/groove": band_cfg["groove"]}
         # a jam's time signature ([band] meter, e.g. 6/8), else beats_per_bar quarter notes
         signature = None if demo else parse_jam_meter(band_cfg.get("meter", ""))
-        bpb = int(check_signature(*signature)) if signature else band_cfg["beats_per_bar"]
+        meter = Meter.constant(*signature) if signature else None
+        bpb = meter.beats_per_bar if meter else band_cfg["beats_per_bar"]
         if demo:
             song = DemoSong(style, tempo_bpm=band_cfg["tempo_bpm"])
             self.song = song
@@ -256,8 +257,8 @@ class Session:
         self.steer = Steering(base)
         self.ctx.steer = self.steer
         self.clock = Clock(self.sample_rate, band_cfg["tempo_bpm"], bpb, band_cfg["swing"])
-        if signature:
-            self.clock.meter = self.ctx.meter = Meter.constant(*signature)
+        if meter:
+            self.clock.meter = self.ctx.meter = meter
         self.recorder = Recorder()
         # live-coded patterns on parts (Session.play), over the band, under /transport/playing
         self.patterns = PatternParts(self.band)
